@@ -1,0 +1,197 @@
+"""The programme file (TOML): categories, deadlines, reminder ladder, district contacts.
+
+The default file reproduces the district's letter 1509/PGDĐT-TCCB. A bad file stops start-up with the
+field named (``ProgrammeError``), because a wrong deadline silently chasing 40 principals is worse than no
+bot at all.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date, datetime, time, timedelta
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.clock import UTC
+
+
+class ProgrammeError(Exception):
+    pass
+
+
+def parse_vn_date(value: object) -> date:
+    """dd/mm/yyyy (as people write it) or a TOML date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.strptime(value.strip(), "%d/%m/%Y").date()
+        except ValueError:
+            raise ValueError(f"ngày không hợp lệ '{value}' (cần dd/mm/yyyy)") from None
+    raise ValueError("cần một ngày dd/mm/yyyy")
+
+
+def _parse_hhmm(value: str) -> time:
+    try:
+        return datetime.strptime(value.strip(), "%H:%M").time()
+    except ValueError:
+        raise ValueError(f"giờ không hợp lệ '{value}' (cần HH:MM)") from None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProgrammeInfo(_Strict):
+    name: str = Field(min_length=1)
+    letter: str = ""
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"múi giờ không tồn tại: {v}") from None
+        return v
+
+
+class CategoryDef(_Strict):
+    code: str = Field(pattern=r"^[a-z_]+$")
+    label_vi: str = Field(min_length=1)
+    label_en: str = Field(min_length=1)
+    covered: bool = True
+    reason_required: bool = False
+
+
+class Deadlines(_Strict):
+    needs_report: date
+    handover_update_days: int = Field(default=1, ge=0, le=60)
+    handover_update_grace_hours: int = Field(default=0, ge=0, le=24 * 30)
+    devices_waiting_days: int = Field(default=7, ge=1, le=365)
+    pending_review_days: int = Field(default=2, ge=1, le=60)
+
+    @field_validator("needs_report", mode="before")
+    @classmethod
+    def _date(cls, v: object) -> date:
+        return parse_vn_date(v)
+
+
+class Reminders(_Strict):
+    needs_report_days_before: list[int] = [3, 1, 0]
+    morning: time = time(7, 0)
+    quiet_start: time = time(21, 0)
+    quiet_end: time = time(6, 30)
+    sweep_minutes: int = Field(default=5, ge=1, le=24 * 60)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_quiet(cls, data: dict) -> dict:
+        if isinstance(data, dict) and "quiet_hours" in data:
+            data = dict(data)
+            raw = str(data.pop("quiet_hours"))
+            start, sep, end = raw.partition("-")
+            if not sep:
+                raise ValueError(f"quiet_hours: cần dạng HH:MM-HH:MM, nhận '{raw}'")
+            data["quiet_start"], data["quiet_end"] = _parse_hhmm(start), _parse_hhmm(end)
+        if isinstance(data, dict) and isinstance(data.get("morning"), str):
+            data = dict(data)
+            data["morning"] = _parse_hhmm(data["morning"])
+        return data
+
+    @field_validator("needs_report_days_before")
+    @classmethod
+    def _ladder(cls, v: list[int]) -> list[int]:
+        if any(d < 0 or d > 60 for d in v):
+            raise ValueError("số ngày nhắc trước phải từ 0 đến 60")
+        return sorted(set(v), reverse=True)
+
+
+class PhotoRules(_Strict):
+    max_side: int = Field(default=1600, ge=320, le=8000)
+    capture_max_days_before: int = Field(default=7, ge=0, le=365)
+    near_duplicate_bits: int = Field(default=10, ge=0, le=32)
+
+
+class Contact(_Strict):
+    district_code: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    phone: str
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str) -> str:
+        from storage.phones import normalize_phone  # local import: storage depends on nothing here
+
+        normalize_phone(v)  # raises ValueError with a Vietnamese reason
+        return v
+
+    @property
+    def phone_e164(self) -> str:
+        from storage.phones import normalize_phone
+
+        return normalize_phone(self.phone)
+
+
+class Programme(_Strict):
+    programme: ProgrammeInfo
+    categories: list[CategoryDef] = Field(min_length=1)
+    deadlines: Deadlines
+    reminders: Reminders = Reminders()
+    photos: PhotoRules = PhotoRules()
+    contacts: list[Contact] = Field(min_length=1)
+
+    @field_validator("categories")
+    @classmethod
+    def _unique_codes(cls, v: list[CategoryDef]) -> list[CategoryDef]:
+        codes = [c.code for c in v]
+        if len(codes) != len(set(codes)):
+            raise ValueError("mã đối tượng bị trùng")
+        return v
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.programme.timezone)
+
+    def category(self, code: str) -> CategoryDef | None:
+        return next((c for c in self.categories if c.code == code), None)
+
+    def contact_for(self, district_code: str) -> Contact | None:
+        return next((c for c in self.contacts if c.district_code == district_code), self.contacts[0])
+
+    @property
+    def needs_report_due(self) -> datetime:
+        """End of the deadline day, local time, as UTC."""
+        end = datetime.combine(self.deadlines.needs_report + timedelta(days=1), time.min, tzinfo=self.tz)
+        return end.astimezone(UTC)
+
+    def handover_update_due(self, handed_over_on: date) -> datetime:
+        """End of the day ``handover_update_days`` after the handover, local time, as UTC."""
+        day = handed_over_on + timedelta(days=self.deadlines.handover_update_days + 1)
+        return datetime.combine(day, time.min, tzinfo=self.tz).astimezone(UTC)
+
+
+def load_programme(path: Path) -> Programme:
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProgrammeError(f"Không tìm thấy tệp chương trình: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProgrammeError(f"Tệp chương trình {path} sai cú pháp TOML: {exc}") from None
+    try:
+        return Programme.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "(gốc)"
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        raise ProgrammeError(f"Tệp chương trình {path}: trường '{where}' sai: {msg}") from None
