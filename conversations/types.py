@@ -89,6 +89,7 @@ class Outgoing:
     document: Path | None = None  # an export
     document_name: str | None = None
     chat_id: str | None = None  # None: reply to the incoming chat
+    channel: str | None = None  # with chat_id: the channel of that chat; None: the incoming channel
     typing: bool = False  # show "typing..." before a slow step
 
 
