@@ -1,0 +1,123 @@
+"""Console channel: the same conversations in a terminal, for trying the bot without any account.
+
+`fieldbot chat --phone 0901000001` talks as the roster person with that phone. Options print numbered and
+are answered by number or text; `/anh PATH` sends a photo; `/thoat` (or Ctrl-D) leaves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+from bot.app import build_app
+from bot.clock import Clock, SystemClock
+from bot.settings import Settings
+from conversations.types import Incoming, Option, Outgoing, PhotoInput, plain_text
+
+CHANNEL = "console"
+PHOTO_COMMAND = "/anh"
+QUIT = ("/thoat", "/exit", "/quit")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "chat", help="trò chuyện với bot trong cửa sổ dòng lệnh (chat in the terminal)",
+        description="Đóng vai người có số điện thoại PHONE trong danh sách. Gõ số để chọn; "
+        "/anh ĐƯỜNG_DẪN để gửi ảnh; /thoat để thoát.",
+    )
+    p.add_argument("--phone", required=True, help="số điện thoại trong danh sách (roster phone)")
+    p.set_defaults(func=cmd_chat)
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.cli import CliError
+
+    app = build_app(settings)
+    engine = app.conversation_engine()
+    try:
+        staff = engine.link_directly(channel=CHANNEL, external_id=f"console:{args.phone}", chat_id="console",
+                                     phone=args.phone)
+    except LookupError as exc:
+        raise CliError(str(exc)) from None
+    print(f"Xin chào {staff.full_name}! Gõ /menu để bắt đầu, /thoat để thoát.")
+    lines = _stdin_lines()
+    asyncio.run(ConsoleChannel(engine.handle, user_id=f"console:{args.phone}", clock=app.clock,
+                               media_dir=app.media_dir).run(lines, sys.stdout, first="/menu"))
+    return 0
+
+
+def _stdin_lines() -> Iterable[str]:
+    while True:
+        try:
+            yield input("› ")
+        except EOFError:
+            return
+
+
+class ConsoleChannel:
+    def __init__(self, handle, *, user_id: str, clock: Clock | None = None, media_dir: Path | None = None) -> None:
+        self.handle = handle
+        self.user_id = user_id
+        self.clock = clock or SystemClock()
+        self.media_dir = media_dir or Path(".")
+        self.options: list[Option] = []
+        self._ids = itertools.count(1)
+
+    def incoming(self, line: str) -> Incoming | str:
+        """The Incoming for a typed line, or an error string to print."""
+        base = dict(channel=CHANNEL, user_id=self.user_id, chat_id="console", received_at=self.clock.now(),
+                    message_id=f"{self.user_id}:{self.clock.now().timestamp()}:{next(self._ids)}")
+        text = line.strip()
+        if text.lower().startswith(PHOTO_COMMAND + " ") or text.lower() == PHOTO_COMMAND:
+            path = Path(text[len(PHOTO_COMMAND):].strip()).expanduser()
+            if not path.is_file():
+                return f"Không tìm thấy tệp ảnh: {path}"
+            data = path.read_bytes()
+
+            async def fetch() -> bytes:
+                return data
+
+            return Incoming(**base, photo=PhotoInput(fetch=fetch, file_name=path.name, size=len(data),
+                                                     as_document=True))
+        if text.isdigit() and self.options and 1 <= int(text) <= len(self.options):
+            return Incoming(**base, choice=self.options[int(text) - 1].key)
+        return Incoming(**base, text=text)
+
+    def render(self, out: Outgoing, stream: TextIO) -> None:
+        if out.chat_id and out.chat_id != "console":
+            return  # a notification to someone else: not shown in this terminal
+        if out.text:
+            stream.write(plain_text(out.text) + "\n")
+        if out.photo is not None:
+            target = self.media_dir / "console" / f"anh-{next(self._ids)}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(out.photo.read_bytes() if isinstance(out.photo, Path) else out.photo)
+            stream.write(f"[ảnh: {target}]\n")
+        if out.document is not None:
+            stream.write(f"[tệp: {out.document}]\n")
+        if out.options:
+            self.options = list(out.options)
+            for i, opt in enumerate(out.options, start=1):
+                stream.write(f"  {i}. {opt.label}\n")
+        if out.request_contact:
+            stream.write("(Gõ số điện thoại của bạn)\n")
+
+    async def run(self, lines: Iterable[str], stream: TextIO, *, first: str | None = None) -> None:
+        source = itertools.chain([first] if first else [], lines)
+        for line in source:
+            if line.strip().lower() in QUIT:
+                break
+            if not line.strip():
+                continue
+            incoming = self.incoming(line)
+            if isinstance(incoming, str):
+                stream.write(incoming + "\n")
+                continue
+            for out in await self.handle(incoming):
+                self.render(out, stream)
+            stream.flush()

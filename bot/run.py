@@ -1,0 +1,132 @@
+"""`fieldbot run`: serve every configured channel and run the scheduler until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+
+from bot.app import App, build_app
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NO_CHANNEL = (
+    "Chưa cấu hình kênh nào. Đặt FIELDBOT_TELEGRAM_TOKEN (mã bot từ @BotFather) và/hoặc FIELDBOT_ZALO_TOKEN "
+    "trong môi trường hoặc tệp .env rồi chạy lại; hoặc thử ngay trong cửa sổ dòng lệnh: "
+    "fieldbot chat --phone <số điện thoại trong danh sách>"
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="chạy bot: Telegram, Zalo và bộ nhắc việc (run the bot)")
+    p.add_argument("--no-scheduler", action="store_true",
+                   help="không chạy nhắc việc trong tiến trình này (another process sweeps)")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.cli import CliError
+
+    if settings.telegram_token is None and settings.zalo_token is None:
+        raise CliError(NO_CHANNEL)
+    app = build_app(settings)
+    asyncio.run(serve(app, scheduler=not args.no_scheduler))
+    return 0
+
+
+async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    settings = app.settings
+    engine = app.conversation_engine()
+    senders: dict = {}
+    cleanups = []
+    tasks: list[asyncio.Task] = []
+
+    async def cross_channel(channel: str, chat_id: str, out) -> None:
+        sender = senders.get(channel)
+        if sender is None:
+            log.warning("no %s channel in this process: a notification was not delivered", channel)
+            return
+        try:
+            await sender.send(chat_id, out)
+        except Exception as exc:  # a notification must never break the sender's own reply
+            log.warning("notification over %s failed: %s", channel, exc)
+
+    if settings.telegram_token is not None:
+        application = await _start_telegram(app, engine, cross_channel)
+        from bot.telegram_sender import TelegramSender
+
+        senders["telegram"] = TelegramSender(application.bot)
+        cleanups.append(lambda: _stop_telegram(application))
+    if settings.zalo_token is not None:
+        from bot.zalo import run_zalo
+        from bot.zalo.sender import ZaloSender
+
+        senders["zalo"] = ZaloSender.from_settings(settings)
+        tasks.append(asyncio.create_task(run_zalo(settings=settings, engine=engine, stop=stop), name="zalo"))
+    if scheduler:
+        from scheduler.service import build_scheduler
+
+        sched = build_scheduler(db=app.db, programme=app.programme, clock=app.clock, senders=senders,
+                                mailer=app.mailer(), holder=f"{socket.gethostname()}:{os.getpid()}")
+        await sched.start()
+        cleanups.append(sched.shutdown)
+    log.info("fieldbot is running (channels: %s)", ", ".join(sorted(senders)) or "-")
+    try:
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t is not waiter and t.exception() is not None:
+                log.error("channel task %s failed", t.get_name(), exc_info=t.exception())
+    finally:
+        stop.set()
+        for cleanup in reversed(cleanups):
+            try:
+                await cleanup()
+            except Exception:
+                log.exception("error during shutdown")
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("fieldbot stopped")
+
+
+async def _start_telegram(app: App, engine, cross_channel):
+    from bot.telegram import build_application
+
+    settings = app.settings
+    application = build_application(
+        token=settings.telegram_token.get_secret_value(),
+        api_url=settings.telegram_api_url,
+        handle=engine.handle,
+        clock=app.clock,
+        cross_channel=cross_channel,
+    )
+    await application.initialize()
+    if application.post_init:
+        await application.post_init(application)
+    await application.start()
+    if settings.telegram_webhook_url:
+        host, _, port = settings.telegram_webhook_listen.rpartition(":")
+        secret = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else None
+        await application.updater.start_webhook(
+            listen=host or "127.0.0.1", port=int(port), url_path="telegram",
+            webhook_url=settings.telegram_webhook_url, secret_token=secret, drop_pending_updates=False,
+        )
+    else:
+        await application.updater.start_polling(poll_interval=0.0, timeout=25, drop_pending_updates=False)
+    return application
+
+
+async def _stop_telegram(application) -> None:
+    if application.updater.running:
+        await application.updater.stop()
+    await application.stop()
+    await application.shutdown()

@@ -1,0 +1,323 @@
+"""Telegram channel: python-telegram-bot updates -> ``Incoming``; ``Outgoing`` -> Bot API calls.
+
+This module knows Telegram and nothing about forms: the conversation engine decides what to say, this
+decides how it looks (inline keyboards, the contact button, 4,096-character pages, HTML parse mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timezone
+from pathlib import Path
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.constants import ChatAction, MessageLimit, ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.clock import Clock, SystemClock
+from conversations.types import Contact, Incoming, Outgoing, PhotoInput
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+IMAGE_MIME_PREFIX = "image/"
+CAPTION_LIMIT = MessageLimit.CAPTION_LENGTH
+TEXT_LIMIT = MessageLimit.MAX_TEXT_LENGTH
+CONTACT_BUTTON = "📱 Chia sẻ số điện thoại"
+
+Handle = Callable[[Incoming], Awaitable[list[Outgoing]]]
+CrossChannelSend = Callable[[str, str, Outgoing], Awaitable[None]]  # (channel, chat_id, message)
+
+
+# --- update -> Incoming ------------------------------------------------------------------------------------
+
+
+def incoming_from_update(update: Update, *, clock: Clock) -> Incoming | None:
+    """The engine's view of an update; None for updates the bot ignores (edits, channel posts ...)."""
+    now = clock.now()
+    if update.callback_query is not None:
+        cq = update.callback_query
+        chat = cq.message.chat if cq.message is not None else None
+        return Incoming(
+            channel=CHANNEL,
+            user_id=str(cq.from_user.id),
+            chat_id=str(chat.id if chat else cq.from_user.id),
+            received_at=now,
+            message_id=f"cb:{cq.id}",
+            choice=cq.data or "",
+            display_name=cq.from_user.full_name,
+            language=cq.from_user.language_code,
+        )
+    msg = update.message
+    if msg is None or msg.from_user is None:
+        return None
+    if msg.chat.type != "private":
+        return None  # children's data is never discussed in group chats
+    base = dict(
+        channel=CHANNEL,
+        user_id=str(msg.from_user.id),
+        chat_id=str(msg.chat.id),
+        received_at=now,
+        message_id=f"{msg.chat.id}:{msg.message_id}",
+        display_name=msg.from_user.full_name,
+        language=msg.from_user.language_code,
+    )
+    if msg.contact is not None:
+        c = msg.contact
+        return Incoming(
+            **base,
+            contact=Contact(phone=c.phone_number, user_id=str(c.user_id) if c.user_id else None,
+                            first_name=c.first_name or ""),
+        )
+    if msg.photo:
+        largest = msg.photo[-1]  # Telegram lists sizes smallest first
+        return Incoming(**base, text=msg.caption, photo=_photo_input(msg, largest.file_id, largest.file_size,
+                                                                     mime="image/jpeg", name=None, doc=False))
+    if msg.document is not None:
+        doc = msg.document
+        return Incoming(**base, text=msg.caption, photo=_photo_input(
+            msg, doc.file_id, doc.file_size, mime=doc.mime_type, name=doc.file_name, doc=True))
+    if msg.text is not None:
+        return Incoming(**base, text=msg.text)
+    return Incoming(**base, unsupported=True)
+
+
+def _photo_input(msg: Message, file_id: str, size: int | None, *, mime: str | None, name: str | None,
+                 doc: bool) -> PhotoInput:
+    bot = msg.get_bot()
+
+    async def fetch() -> bytes:
+        tg_file = await bot.get_file(file_id)
+        return bytes(await tg_file.download_as_bytearray())
+
+    return PhotoInput(fetch=fetch, file_name=name, mime_type=mime, size=size, as_document=doc,
+                      platform_file_id=file_id)
+
+
+# --- Outgoing -> Bot API -------------------------------------------------------------------------------------
+
+
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Pages under ``limit``, cut at line breaks where possible so no tag or word is split."""
+    if len(text) <= limit:
+        return [text]
+    pages: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:  # a single monster line: cut at a space
+            cut = line.rfind(" ", 0, limit)
+            cut = cut if cut > limit // 2 else limit
+            if current:
+                pages.append(current)
+                current = ""
+            pages.append(line[:cut])
+            line = line[cut:].lstrip()
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            pages.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        pages.append(current)
+    return pages
+
+
+def keyboard_for(out: Outgoing):
+    if out.options:
+        cols = max(1, out.columns)
+        rows = [
+            [InlineKeyboardButton(o.label[:64], callback_data=o.key) for o in out.options[i:i + cols]]
+            for i in range(0, len(out.options), cols)
+        ]
+        return InlineKeyboardMarkup(rows)
+    if out.request_contact:
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton(CONTACT_BUTTON, request_contact=True)]], resize_keyboard=True, one_time_keyboard=True
+        )
+    if out.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
+
+
+async def send_outgoing(bot, chat_id: str | int, out: Outgoing) -> None:
+    """Send one Outgoing; the keyboard goes on the last page so buttons sit under the question."""
+    markup = keyboard_for(out)
+    text = out.text or ""
+    if out.photo is not None:
+        photo = out.photo.read_bytes() if isinstance(out.photo, Path) else out.photo
+        caption = text if len(text) <= CAPTION_LIMIT else None
+        await bot.send_photo(chat_id, photo=photo, caption=caption, parse_mode=ParseMode.HTML,
+                             reply_markup=markup if caption is not None else None)
+        if caption is not None:
+            return
+    if out.document is not None:
+        caption = text if len(text) <= CAPTION_LIMIT else None
+        with open(out.document, "rb") as fh:
+            await bot.send_document(chat_id, document=fh, filename=out.document_name or out.document.name,
+                                    caption=caption, parse_mode=ParseMode.HTML,
+                                    reply_markup=markup if caption is not None else None)
+        if caption is not None:
+            return
+    if not text:
+        return
+    pages = split_text(text)
+    for i, page in enumerate(pages):
+        last = i == len(pages) - 1
+        await bot.send_message(chat_id, page, parse_mode=ParseMode.HTML, reply_markup=markup if last else None,
+                               disable_web_page_preview=True)
+
+
+# --- the application ------------------------------------------------------------------------------------------
+
+
+class TelegramChannel:
+    """Handlers that feed the engine and render its answers."""
+
+    def __init__(self, handle: Handle, *, clock: Clock | None = None,
+                 cross_channel: CrossChannelSend | None = None) -> None:
+        self.handle = handle
+        self.clock = clock or SystemClock()
+        self.cross_channel = cross_channel
+
+    async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        started = time.perf_counter()
+        incoming = incoming_from_update(update, clock=self.clock)
+        if incoming is None:
+            return
+        if update.callback_query is not None:
+            await self._acknowledge_tap(update)
+        if incoming.photo is not None or incoming.command in ("tonghop", "xuatfile"):
+            # A photo or a report takes a moment: show "typing..." so nobody taps twice.
+            context.application.create_task(
+                context.bot.send_chat_action(incoming.chat_id, ChatAction.TYPING), update=update
+            )
+        replies = await self.handle(incoming)
+        for out in replies:
+            await self._deliver(context.bot, incoming, out)
+        log.info(
+            "update handled channel=telegram user=%s kind=%s replies=%d ms=%.1f",
+            incoming.user_id, _kind(incoming), len(replies), (time.perf_counter() - started) * 1000,
+        )
+
+    async def _acknowledge_tap(self, update: Update) -> None:
+        cq = update.callback_query
+        try:
+            await cq.answer()
+            # Show what was chosen and take the buttons away, so an old keyboard cannot be tapped twice.
+            if cq.message is not None and isinstance(cq.message, Message) and cq.message.reply_markup:
+                label = next((b.text for row in cq.message.reply_markup.inline_keyboard for b in row
+                              if b.callback_data == cq.data), None)
+                if label:
+                    await cq.edit_message_reply_markup(reply_markup=None)
+        except BadRequest as exc:  # message too old to edit, query expired: harmless
+            log.debug("tap acknowledgement skipped: %s", exc)
+
+    async def _deliver(self, bot, incoming: Incoming, out: Outgoing) -> None:
+        channel = out.channel or incoming.channel
+        chat_id = out.chat_id or incoming.chat_id
+        if channel != CHANNEL:
+            if self.cross_channel is not None:
+                await self.cross_channel(channel, chat_id, out)
+            return
+        try:
+            await send_outgoing(bot, chat_id, out)
+        except TelegramError as exc:
+            if out.chat_id and out.chat_id != incoming.chat_id:
+                # A notification to someone else must not break the sender's reply.
+                log.warning("notification to another chat failed: %s", exc)
+                return
+            raise
+
+
+def _kind(incoming: Incoming) -> str:
+    if incoming.command:
+        return f"/{incoming.command}"
+    if incoming.choice is not None:
+        return "tap"
+    if incoming.photo is not None:
+        return "photo"
+    if incoming.contact is not None:
+        return "contact"
+    return "unsupported" if incoming.unsupported else "text"
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            await context.bot.send_message(
+                update.effective_chat.id,
+                "Xin lỗi, hệ thống đang gặp sự cố nên chưa xử lý được tin nhắn này. "
+                "Thông tin bạn đã nhập vẫn được giữ; vui lòng thử lại sau ít phút.",
+            )
+        except TelegramError:
+            pass
+
+
+def register_handlers(application: Application, channel: TelegramChannel) -> None:
+    """The one place that decides which updates reach the engine."""
+    application.add_handler(CallbackQueryHandler(channel.on_update))
+    application.add_handler(MessageHandler(filters.ChatType.PRIVATE & ~filters.UpdateType.EDITED, channel.on_update))
+    application.add_error_handler(on_error)
+
+
+async def set_commands(application: Application) -> None:
+    from conversations.menu import COMMANDS
+
+    await application.bot.set_my_commands([BotCommand(cmd, desc("vi")) for cmd, desc in COMMANDS])
+    await application.bot.set_my_commands(
+        [BotCommand(cmd, desc("en")) for cmd, desc in COMMANDS], language_code="en"
+    )
+
+
+def build_application(
+    *,
+    token: str,
+    api_url: str,
+    handle: Handle,
+    clock: Clock | None = None,
+    cross_channel: CrossChannelSend | None = None,
+    rate_limit: bool = True,
+    request=None,
+    set_my_commands: bool = True,
+) -> Application:
+    builder: ApplicationBuilder = (
+        Application.builder()
+        .token(token)
+        .base_url(f"{api_url}/bot")
+        .base_file_url(f"{api_url}/file/bot")
+    )
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    else:
+        builder = builder.connect_timeout(10).read_timeout(20).write_timeout(30).pool_timeout(10)
+    if rate_limit:
+        # Overall 30/s and retries on 429 for replies; reminders have their own per-chat limiter.
+        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    if set_my_commands:
+        builder = builder.post_init(set_commands)
+    application = builder.build()
+    register_handlers(application, TelegramChannel(handle, clock=clock, cross_channel=cross_channel))
+    return application
