@@ -210,9 +210,10 @@ class TelegramChannel:
             await self._acknowledge_tap(update)
         if incoming.photo is not None or incoming.command in ("tonghop", "xuatfile"):
             # A photo or a report takes a moment: show "typing..." so nobody taps twice.
-            context.application.create_task(
-                context.bot.send_chat_action(incoming.chat_id, ChatAction.TYPING), update=update
-            )
+            try:
+                await context.bot.send_chat_action(incoming.chat_id, ChatAction.TYPING)
+            except TelegramError as exc:
+                log.debug("typing action failed: %s", exc)
         replies = await self.handle(incoming)
         for out in replies:
             await self._deliver(context.bot, incoming, out)
