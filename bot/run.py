@@ -33,6 +33,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.telegram_token is None and settings.zalo_token is None:
         raise CliError(NO_CHANNEL)
+    if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
+        # Without the secret anyone who finds the URL could post fake updates as any teacher.
+        raise CliError("FIELDBOT_TELEGRAM_WEBHOOK_URL cần có FIELDBOT_TELEGRAM_WEBHOOK_SECRET (webhook needs a secret)")
     app = build_app(settings)
     asyncio.run(serve(app, scheduler=not args.no_scheduler))
     return 0
