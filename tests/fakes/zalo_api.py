@@ -1,0 +1,319 @@
+"""A fake Zalo Bot API server on 127.0.0.1 (port 0) for adapter tests: real HTTP, the platform's shapes.
+
+What it copies from the platform (issue 7): ``/bot<TOKEN>/<method>`` with JSON or query parameters;
+``{"ok": true, "result": ...}`` / ``{"ok": false, "error_code", "description"}`` envelopes; ``getUpdates``
+hands out ONE update per call (no update id, no offset) and long-polls up to ``timeout`` seconds, ending an
+empty poll with error 408; ``getUpdates`` refused while a webhook is set; ``sendMessage`` refuses texts over
+2,000 characters; ``sendPhoto`` takes a URL only and fetches it, like the platform does; "user uploaded"
+images are served by this server under ``/files/<name>``; ``setWebhook`` wants public HTTPS and an 8–256
+character secret.
+
+Fault injection: ``fail_next(method, status=429|500|..., count=1)`` and ``delay(method, seconds)``.
+Tests await what the bot sent with ``wait_sent``: no sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, ClientTimeout, web
+
+TOKEN = "2718281828:fake-zalo-Tok3n_abcdefXYZ"
+TEXT_LIMIT = 2000
+BOT_INFO = {"id": "8213377402459061357", "account_name": "bot.fieldbot", "account_type": "BASIC",
+            "can_join_groups": False, "display_name": "Fieldbot Sóng và máy tính"}
+
+_DESCRIPTIONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden: the user has blocked the bot",
+                 404: "Not Found", 408: "Request timeout", 409: "Conflict: webhook is active",
+                 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+                 503: "Service Unavailable"}
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    photo_bytes: bytes | None = None  # what sendPhoto fetched from the URL it was given
+
+
+@dataclass
+class _Fault:
+    status: int
+    retry_after: float | None = None
+
+
+@dataclass
+class FakeZaloApi:
+    token: str = TOKEN
+    max_poll_wait: float = 5.0  # caps the client's long-poll timeout so a test never hangs
+    calls: list[Call] = field(default_factory=list)
+    sent: list[Call] = field(default_factory=list)  # successful sendMessage / sendPhoto, in order
+    webhook: dict[str, Any] = field(default_factory=lambda: {"url": "", "secret_token": None})
+
+    def __post_init__(self) -> None:
+        self._updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._faults: dict[str, deque[_Fault]] = {}
+        self._delays: dict[str, tuple[float, int | None]] = {}
+        self._files: dict[str, tuple[bytes, str]] = {}
+        self._changed = asyncio.Condition()
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+        self.file_downloads = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> FakeZaloApi:
+        app = web.Application()
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_get("/files/{name}", self._file)
+        # Cancel the handler when the client goes away, so an abandoned long poll puts nothing in limbo.
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeZaloApi:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def api_url(self) -> str:
+        """What the bot is configured with (``FIELDBOT_ZALO_API_URL``)."""
+        return self.base_url
+
+    # --- what users do -------------------------------------------------------------------------------------
+
+    def message(self, *, user_id: str = "u-lan", chat_id: str | None = None, message_id: str | None = None,
+                date_ms: int = 1637110800000, chat_type: str = "PRIVATE", display_name: str = "Cô Lan",
+                **content: Any) -> dict[str, Any]:
+        return {
+            "from": {"id": user_id, "display_name": display_name, "is_bot": False},
+            "chat": {"id": chat_id or user_id, "chat_type": chat_type},
+            "message_id": message_id or secrets.token_hex(10),
+            "date": date_ms,
+            **content,
+        }
+
+    def text_update(self, text: str, **kw: Any) -> dict[str, Any]:
+        return {"event_name": "message.text.received", "message": self.message(text=text, **kw)}
+
+    def image_update(self, photo_url: str, *, caption: str | None = None, key: str = "photo_url",
+                     **kw: Any) -> dict[str, Any]:
+        content: dict[str, Any] = {key: photo_url}
+        if caption is not None:
+            content["caption"] = caption
+        return {"event_name": "message.image.received", "message": self.message(**content, **kw)}
+
+    def sticker_update(self, **kw: Any) -> dict[str, Any]:
+        return {"event_name": "message.sticker.received",
+                "message": self.message(sticker="c3ae8d2b6a4b4a0f", url="https://zalo.example/st.png", **kw)}
+
+    def unsupported_update(self, **kw: Any) -> dict[str, Any]:
+        return {"event_name": "message.unsupported.received", "message": self.message(**kw)}
+
+    def push(self, update: dict[str, Any]) -> dict[str, Any]:
+        self._updates.put_nowait(update)
+        return update
+
+    def add_image(self, data: bytes, *, content_type: str = "image/jpeg") -> str:
+        """A "user uploaded" image; returns the URL the platform would put in the update."""
+        name = secrets.token_hex(8) + (".jpg" if content_type == "image/jpeg" else ".png")
+        self._files[name] = (data, content_type)
+        return f"{self.base_url}/files/{name}"
+
+    def pending_updates(self) -> int:
+        return self._updates.qsize()
+
+    # --- faults -------------------------------------------------------------------------------------------
+
+    def fail_next(self, method: str, *, status: int = 500, count: int = 1, retry_after: float | None = None) -> None:
+        queue = self._faults.setdefault(method, deque())
+        queue.extend(_Fault(status, retry_after) for _ in range(count))
+
+    def delay(self, method: str, seconds: float, *, count: int | None = None) -> None:
+        """Answer ``method`` after ``seconds``: the next ``count`` calls, or all of them when None."""
+        self._delays[method] = (seconds, count)
+
+    # --- what the bot did ----------------------------------------------------------------------------------
+
+    def texts(self, chat_id: str | None = None) -> list[str]:
+        """Texts and captions sent, in order, optionally to one chat."""
+        out = []
+        for call in self.sent:
+            if chat_id is not None and call.params.get("chat_id") != chat_id:
+                continue
+            text = call.params.get("text") if call.method == "sendMessage" else call.params.get("caption")
+            if text:
+                out.append(text)
+        return out
+
+    def method_calls(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    async def wait_sent(self, count: int, *, timeout: float = 5.0) -> list[Call]:
+        """Until at least ``count`` messages were sent in total; raises TimeoutError otherwise."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.sent) >= count), timeout)
+        return list(self.sent)
+
+    async def wait_calls(self, method: str, count: int, *, timeout: float = 5.0) -> list[Call]:
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: len(self.method_calls(method)) >= count), timeout)
+        return self.method_calls(method)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # --- the HTTP side ---------------------------------------------------------------------------------------
+
+    async def _file(self, request: web.Request) -> web.Response:
+        item = self._files.get(request.match_info["name"])
+        if item is None:
+            return web.Response(status=404)
+        self.file_downloads += 1
+        return web.Response(body=item[0], content_type=item[1])
+
+    async def _api(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return _error(401)
+        method = request.match_info["method"]
+        params: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            try:
+                body = await request.json()
+            except ValueError:
+                return _error(400, "body is not JSON")
+            if isinstance(body, dict):
+                params.update(body)
+        call = Call(method, params)
+        self.calls.append(call)
+        try:
+            if method in self._delays:
+                seconds, left = self._delays[method]
+                if left is not None:
+                    if left <= 1:
+                        del self._delays[method]
+                    else:
+                        self._delays[method] = (seconds, left - 1)
+                await asyncio.sleep(seconds)  # the server being slow; the client's timeout is what is tested
+            faults = self._faults.get(method)
+            if faults:
+                fault = faults.popleft()
+                return _error(fault.status, retry_after=fault.retry_after)
+            handler = getattr(self, "_m_" + method, None)
+            if handler is None:
+                return _error(404)
+            return await handler(call)
+        finally:
+            await self._notify()
+
+    async def _m_getMe(self, call: Call) -> web.Response:
+        return _ok(BOT_INFO)
+
+    async def _m_getUpdates(self, call: Call) -> web.Response:
+        if self.webhook["url"]:
+            return _error(409)
+        wait = min(float(call.params.get("timeout", 30)), self.max_poll_wait)
+        try:
+            update = await asyncio.wait_for(self._updates.get(), wait)
+        except TimeoutError:
+            return _error(408)
+        return _ok(update)
+
+    async def _m_setWebhook(self, call: Call) -> web.Response:
+        url = str(call.params.get("url") or "")
+        secret = str(call.params.get("secret_token") or "")
+        if not url.startswith("https://"):
+            return _error(400, "url must be a public HTTPS URL")
+        if not 8 <= len(secret) <= 256:
+            return _error(400, "secret_token must be 8-256 characters")
+        self.webhook = {"url": url, "secret_token": secret}
+        return _ok({"url": url, "updated_at": 1637110800000})
+
+    async def _m_deleteWebhook(self, call: Call) -> web.Response:
+        self.webhook = {"url": "", "secret_token": None}
+        return _ok({"url": "", "updated_at": 1637110800000})
+
+    async def _m_getWebhookInfo(self, call: Call) -> web.Response:
+        return _ok({"url": self.webhook["url"], "updated_at": 1637110800000})
+
+    async def _m_sendMessage(self, call: Call) -> web.Response:
+        chat_id, text = call.params.get("chat_id"), call.params.get("text")
+        if not isinstance(chat_id, str) or not chat_id:
+            return _error(400, "chat_id is required")
+        if not isinstance(text, str) or not text:
+            return _error(400, "text is required")
+        if len(text) > TEXT_LIMIT:
+            return _error(400, "text is too long (max 2000 characters)")
+        return await self._sent(call)
+
+    async def _m_sendPhoto(self, call: Call) -> web.Response:
+        chat_id, photo = call.params.get("chat_id"), call.params.get("photo")
+        caption = call.params.get("caption")
+        if not isinstance(chat_id, str) or not chat_id:
+            return _error(400, "chat_id is required")
+        if not isinstance(photo, str) or not photo.startswith(("http://", "https://")):
+            return _error(400, "photo must be a URL")
+        if caption is not None and len(str(caption)) > TEXT_LIMIT:
+            return _error(400, "caption is too long (max 2000 characters)")
+        # The platform downloads the picture from the URL: so does the fake, to prove it is served.
+        try:
+            async with ClientSession(timeout=ClientTimeout(total=5)) as session:
+                async with session.get(photo) as resp:
+                    if resp.status != 200 or not resp.content_type.startswith("image/"):
+                        return _error(400, "photo url is not accessible")
+                    call.photo_bytes = await resp.read()
+        except Exception:
+            return _error(400, "photo url is not accessible")
+        return await self._sent(call)
+
+    async def _m_sendChatAction(self, call: Call) -> web.Response:
+        if call.params.get("action") not in ("typing", "upload_photo"):
+            return _error(400, "unknown action")
+        return _ok(True)
+
+    async def _m_sendSticker(self, call: Call) -> web.Response:
+        return await self._sent(call)
+
+    async def _sent(self, call: Call) -> web.Response:
+        self.sent.append(call)
+        return _ok({"message_id": secrets.token_hex(10), "date": 1637110800000 + next(self._ids)})
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+def _error(status: int, description: str | None = None, *, retry_after: float | None = None) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status,
+                            "description": description or _DESCRIPTIONS.get(status, "Error")}
+    if retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+    return web.json_response(body, status=status)
+
+
+@pytest.fixture
+async def zalo_fake() -> AsyncIterator[FakeZaloApi]:
+    """A running fake platform for one test (import this fixture into the test module)."""
+    async with FakeZaloApi() as fake:
+        yield fake
