@@ -47,6 +47,7 @@ class Call:
 class _Fault:
     status: int
     retry_after: float | None = None
+    chat_id: str | None = None  # only calls to this chat fail
 
 
 @dataclass
@@ -144,9 +145,11 @@ class FakeZaloApi:
 
     # --- faults -------------------------------------------------------------------------------------------
 
-    def fail_next(self, method: str, *, status: int = 500, count: int = 1, retry_after: float | None = None) -> None:
+    def fail_next(self, method: str, *, status: int = 500, count: int = 1, retry_after: float | None = None,
+                  chat_id: str | None = None) -> None:
+        """The next ``count`` calls of ``method`` (to ``chat_id`` only, when given) fail with ``status``."""
         queue = self._faults.setdefault(method, deque())
-        queue.extend(_Fault(status, retry_after) for _ in range(count))
+        queue.extend(_Fault(status, retry_after, chat_id) for _ in range(count))
 
     def delay(self, method: str, seconds: float, *, count: int | None = None) -> None:
         """Answer ``method`` after ``seconds``: the next ``count`` calls, or all of them when None."""
@@ -216,9 +219,10 @@ class FakeZaloApi:
                     else:
                         self._delays[method] = (seconds, left - 1)
                 await asyncio.sleep(seconds)  # the server being slow; the client's timeout is what is tested
-            faults = self._faults.get(method)
-            if faults:
-                fault = faults.popleft()
+            faults = self._faults.get(method) or ()
+            fault = next((f for f in faults if f.chat_id in (None, params.get("chat_id"))), None)
+            if fault is not None:
+                self._faults[method].remove(fault)
                 return _error(fault.status, retry_after=fault.retry_after)
             handler = getattr(self, "_m_" + method, None)
             if handler is None:
