@@ -168,8 +168,14 @@ def _id(value: object) -> str:
 
 def _received_at(date_ms: object, clock: Clock) -> datetime:
     try:
-        return datetime.fromtimestamp(int(date_ms) / 1000, tz=timezone.utc)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError, OSError):
+        value = int(date_ms)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return clock.now()
+    if value < 10**11:  # seconds, not milliseconds: still a usable time
+        value *= 1000
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
         return clock.now()
 
 
