@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import timezone
+import warnings
+from datetime import timedelta
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from telegram import (
@@ -24,7 +25,8 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, MessageLimit, ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.warnings import PTBDeprecationWarning
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -192,14 +194,21 @@ async def send_outgoing(bot, chat_id: str | int, out: Outgoing) -> None:
 # --- the application ------------------------------------------------------------------------------------------
 
 
+REPLY_ATTEMPTS = 4
+REPLY_BACKOFF_S = 0.5
+MAX_RETRY_AFTER_S = 60
+
+
 class TelegramChannel:
     """Handlers that feed the engine and render its answers."""
 
     def __init__(self, handle: Handle, *, clock: Clock | None = None,
-                 cross_channel: CrossChannelSend | None = None) -> None:
+                 cross_channel: CrossChannelSend | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.handle = handle
         self.clock = clock or SystemClock()
         self.cross_channel = cross_channel
+        self.sleep = sleep
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         started = time.perf_counter()
@@ -243,13 +252,39 @@ class TelegramChannel:
                 await self.cross_channel(channel, chat_id, out)
             return
         try:
-            await send_outgoing(bot, chat_id, out)
+            await self._send_with_retries(bot, chat_id, out)
         except TelegramError as exc:
             if out.chat_id and out.chat_id != incoming.chat_id:
                 # A notification to someone else must not break the sender's reply.
                 log.warning("notification to another chat failed: %s", exc)
                 return
             raise
+
+
+    async def _send_with_retries(self, bot, chat_id: str, out: Outgoing) -> None:
+        """The engine has already saved the step, so a reply lost to a 5xx or a timeout would leave the
+        person without their next question: retry with backoff, honouring 429's retry_after."""
+        for attempt in range(1, REPLY_ATTEMPTS + 1):
+            try:
+                await send_outgoing(bot, chat_id, out)
+                return
+            except RetryAfter as exc:
+                if attempt == REPLY_ATTEMPTS:
+                    raise
+                await self.sleep(min(retry_after_seconds(exc), MAX_RETRY_AFTER_S))
+            except NetworkError as exc:  # 5xx, timeouts, connection resets (TimedOut is a NetworkError)
+                if attempt == REPLY_ATTEMPTS:
+                    raise
+                log.warning("reply failed (%s), attempt %d of %d", exc, attempt, REPLY_ATTEMPTS)
+                await self.sleep(REPLY_BACKOFF_S * 2 ** (attempt - 1))
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """PTB 22 is moving retry_after from int to timedelta and warns on access; accept both quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def _kind(incoming: Incoming) -> str:

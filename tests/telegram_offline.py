@@ -23,6 +23,14 @@ class OfflineRequest(BaseRequest):
         self._ids = itertools.count(10_000)
         self.record = True
         self.files: dict[str, bytes] = {}  # file_id -> bytes served by getFile + download
+        self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}  # method -> queued error answers
+
+    def fail(self, method: str, status: int, *, times: int = 1, retry_after: int | None = None,
+             description: str = "Internal Server Error") -> None:
+        body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+        if retry_after is not None:
+            body["parameters"] = {"retry_after": retry_after}
+        self.failures.setdefault(method, []).extend([(status, body)] * times)
 
     @property
     def read_timeout(self) -> float | None:
@@ -41,6 +49,10 @@ class OfflineRequest(BaseRequest):
             return (200, self.files[file_id]) if file_id in self.files else (404, b'{"ok":false,"error_code":404,"description":"Not Found"}')
         name = url.rsplit("/", 1)[-1]
         params = request_data.parameters if request_data is not None else {}
+        if self.failures.get(name):
+            status, body = self.failures[name].pop(0)
+            self.calls.append((f"{name}!{status}", params))
+            return status, json.dumps(body).encode()
         if self.record:
             self.calls.append((name, params))
         return 200, json.dumps({"ok": True, "result": self._result(name, params)}).encode()

@@ -134,3 +134,31 @@ async def test_handler_error_gets_apology_not_trace(tg, caplog) -> None:
     texts = request.texts(42)
     assert texts and "Xin lỗi" in texts[-1] and "exploded" not in texts[-1]
     assert "error while handling an update" in caplog.text
+
+
+@pytest.mark.parametrize(("status", "retry_after"), [(500, None), (502, None), (429, 7)])
+async def test_reply_is_retried_after_5xx_and_429(tg, status, retry_after) -> None:
+    app, request, _, f = await tg(Outgoing(text="Câu hỏi tiếp theo"))
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    app.handlers[0][0].callback.__self__.sleep = fake_sleep
+    request.fail("sendMessage", status, times=2, retry_after=retry_after)
+    await app.process_update(f.text(42, "x"))
+    assert request.texts(42) == ["Câu hỏi tiếp theo"]
+    assert slept == ([7, 7] if retry_after else [0.5, 1.0])
+
+
+async def test_reply_gives_up_after_attempts_and_apologises(tg, caplog) -> None:
+    app, request, _, f = await tg(Outgoing(text="Câu hỏi"))
+
+    async def no_sleep(_s: float) -> None:
+        return None
+
+    app.handlers[0][0].callback.__self__.sleep = no_sleep
+    request.fail("sendMessage", 500, times=4)
+    await app.process_update(f.text(42, "x"))
+    assert "error while handling an update" in caplog.text  # recorded, not silently lost
+    assert request.texts(42) and "Xin lỗi" in request.texts(42)[-1]
