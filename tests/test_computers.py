@@ -1,0 +1,466 @@
+"""storage.computers on SQLite and PostgreSQL: receipts, sponsors, handovers, photo reuse, CSDL confirmation."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from bot.clock import LOCAL_TZ
+from storage import computers as comp
+from storage.computers import ComputersError, NotAllowed
+from storage.db import session_scope
+from storage.models import (
+    AuditEvent,
+    Batch,
+    Device,
+    DeviceType,
+    Flag,
+    FlagKind,
+    Handover,
+    HandoverPhoto,
+    Photo,
+    PhotoKind,
+    ReviewStatus,
+    Source,
+    Sponsor,
+    SponsorKind,
+    Student,
+)
+from storage.photos import PhotoStore
+from tests.photo_factory import encode, phone_jpeg, scene
+
+RECEIVED = date(2021, 11, 15)
+TODAY = date(2021, 11, 17)  # the clock fixture's local date
+
+
+def add_student(engine, world, *, name: str, code: str, school: str = "a", status=ReviewStatus.APPROVED,
+                now: datetime) -> int:
+    school_id = world.school_a if school == "a" else world.school_b
+    teacher = world.teacher_a if school == "a" else world.teacher_b
+    with session_scope(engine) as s:
+        st = Student(
+            school_id=school_id, code=code, full_name=name, birth_date=date(2011, 3, 4), gender="female",
+            class_name="5A1", category="poor", need="device", status=status, registered_by=teacher,
+            created_at=now, updated_at=now,
+        )
+        s.add(st)
+        s.flush()
+        return st.id
+
+
+def add_batch(engine, world, *, quantity: int = 3, serials: list[str] | None = None, school: str = "a",
+              received_on: date = RECEIVED, now: datetime, brand: str = "Dell Latitude 3420") -> int:
+    school_id = world.school_a if school == "a" else world.school_b
+    principal = world.principal_a if school == "a" else world.principal_b
+    with session_scope(engine) as s:
+        batch = comp.record_batch(
+            s, school_id=school_id, by=principal, source=Source.PROGRAMME, sponsor_id=None,
+            received_on=received_on, quantity=quantity, device_type=DeviceType.LAPTOP, brand_model=brand,
+            condition="Mới", serials=serials or [], now=now,
+        )
+        return batch.id
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> PhotoStore:
+    return PhotoStore(tmp_path / "media")
+
+
+def media_files(store: PhotoStore) -> set[str]:
+    return {str(p.relative_to(store.media_dir)) for p in store.media_dir.rglob("*.jpg")}
+
+
+def handover(engine, world, programme, clock, *, student: int, batch: int, photos, serial: str | None = None,
+             by: int | None = None, day: date = TODAY):
+    with session_scope(engine) as s:
+        h, flags = comp.record_handover(
+            s, student_id=student, batch_id=batch, serial=serial, handed_over_on=day,
+            by=by or world.teacher_a, photos=photos, programme=programme, now=clock.now(),
+        )
+        return h, flags
+
+
+# --- batches and sponsors ---------------------------------------------------------------------------------
+
+
+def test_record_batch_with_serials_creates_devices_and_audit(db_engine, world, clock) -> None:
+    bid = add_batch(db_engine, world, quantity=3, serials=["abc-1", "ABC-2", " abc-3 "], now=clock.now())
+    with session_scope(db_engine) as s:
+        batch = s.get(Batch, bid)
+        assert (batch.quantity, batch.handed_over, batch.source) == (3, 0, "programme")
+        assert comp.free_serials(s, batch_id=bid) == ["ABC-1", "ABC-2", "ABC-3"]
+        assert comp.batch_label(batch) == "Lô 15/11/2021 — Dell Latitude 3420 (còn 3/3)"
+        audit = s.scalars(select(AuditEvent).where(AuditEvent.entity == "batch")).one()
+        assert audit.actor_id == world.principal_a and audit.after["serials"] == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code", "needle"),
+    [
+        ({"quantity": 0}, "quantity", "từ 1 đến 10.000"),
+        ({"quantity": -2}, "quantity", "từ 1 đến 10.000"),
+        ({"quantity": 10_001}, "quantity", "từ 1 đến 10.000"),
+        ({"received_on": TODAY + timedelta(days=1)}, "future_date", "18/11/2021"),
+        ({"quantity": 2, "serials": ["S1"]}, "serial_count", "1 số sê-ri"),
+        ({"quantity": 2, "serials": ["S1", "s1"]}, "serial_repeated", "S1"),
+        ({"quantity": 1, "serials": ["S 1"]}, "serial_invalid", "S 1"),
+        ({"brand_model": "   "}, "empty", "hãng và model"),
+    ],
+)
+def test_record_batch_refusals(db_engine, world, clock, kwargs, code, needle) -> None:
+    args = dict(school_id=world.school_a, by=world.principal_a, source=Source.PROGRAMME, sponsor_id=None,
+                received_on=RECEIVED, quantity=2, device_type=DeviceType.LAPTOP, brand_model="Dell",
+                condition="Mới", serials=[], now=clock.now()) | kwargs
+    with pytest.raises(ComputersError) as err, session_scope(db_engine) as s:
+        comp.record_batch(s, **args)
+    assert err.value.code == code and needle in err.value.message_vi
+    with session_scope(db_engine) as s:
+        assert s.scalar(select(func.count()).select_from(Batch)) == 0
+
+
+def test_serial_already_in_database_is_named(db_engine, world, clock) -> None:
+    add_batch(db_engine, world, quantity=2, serials=["SN100", "SN101"], now=clock.now())
+    with pytest.raises(ComputersError) as err, session_scope(db_engine) as s:
+        comp.record_batch(
+            s, school_id=world.school_b, by=world.principal_b, source=Source.PROGRAMME, sponsor_id=None,
+            received_on=RECEIVED, quantity=2, device_type=DeviceType.TABLET, brand_model="Samsung Tab A7",
+            condition="Mới", serials=["SN200", "sn101"], now=clock.now(),
+        )
+    assert err.value.code == "serial_taken"
+    assert "SN101" in err.value.message_vi and "Trường Tiểu học Phú Hòa 1" in err.value.message_vi
+
+
+@pytest.mark.parametrize("who", ["teacher_a", "principal_b", "officer", "inactive_teacher_a"])
+def test_only_the_schools_principal_records_batches(db_engine, world, clock, who) -> None:
+    with pytest.raises(NotAllowed), session_scope(db_engine) as s:
+        comp.record_batch(
+            s, school_id=world.school_a, by=getattr(world, who), source=Source.PROGRAMME, sponsor_id=None,
+            received_on=RECEIVED, quantity=1, device_type=DeviceType.LAPTOP, brand_model="Dell",
+            condition="Mới", serials=[], now=clock.now(),
+        )
+
+
+def test_sponsor_phone_normalised_and_same_name_reused(db_engine, world, clock) -> None:
+    with session_scope(db_engine) as s:
+        sp = comp.record_sponsor(s, school_id=world.school_a, by=world.principal_a, name="Công ty  Viettel",
+                                 kind=SponsorKind.BUSINESS, contact_name="Trần Hùng", contact_phone="0913.860.438",
+                                 now=clock.now())
+        first = sp.id
+        assert (sp.name, sp.contact_phone) == ("Công ty Viettel", "+84913860438")
+    with session_scope(db_engine) as s:
+        again = comp.record_sponsor(s, school_id=world.school_a, by=world.principal_a, name="cong ty viettel",
+                                    kind=SponsorKind.BUSINESS, contact_name=None, contact_phone="0901 000 009",
+                                    now=clock.now())
+        assert again.id == first and again.contact_name == "Trần Hùng" and again.contact_phone == "+84901000009"
+        other = comp.record_sponsor(s, school_id=world.school_b, by=world.principal_b, name="Công ty Viettel",
+                                    kind=SponsorKind.BUSINESS, contact_name=None, contact_phone=None, now=clock.now())
+        assert other.id != first  # each school keeps its own sponsor list
+        batch = comp.record_batch(
+            s, school_id=world.school_a, by=world.principal_a, source=Source.OTHER, sponsor_id=first,
+            received_on=RECEIVED, quantity=5, device_type=DeviceType.DESKTOP, brand_model="HP ProDesk",
+            condition="Đã qua sử dụng - tốt", now=clock.now(),
+        )
+        assert batch.sponsor_id == first
+    with pytest.raises(ComputersError, match="phone"), session_scope(db_engine) as s:
+        comp.record_sponsor(s, school_id=world.school_a, by=world.principal_a, name="Cá nhân X",
+                            kind=SponsorKind.INDIVIDUAL, contact_name="X", contact_phone="12345", now=clock.now())
+    with pytest.raises(NotAllowed), session_scope(db_engine) as s:
+        comp.record_sponsor(s, school_id=world.school_a, by=world.teacher_a, name="Y",
+                            kind=SponsorKind.INDIVIDUAL, contact_name=None, contact_phone=None, now=clock.now())
+    with pytest.raises(NotAllowed), session_scope(db_engine) as s:  # B's principal cannot use A's sponsor
+        comp.record_batch(
+            s, school_id=world.school_b, by=world.principal_b, source=Source.OTHER, sponsor_id=first,
+            received_on=RECEIVED, quantity=1, device_type=DeviceType.DESKTOP, brand_model="HP", condition="Mới",
+            now=clock.now(),
+        )
+    with session_scope(db_engine) as s:
+        assert s.scalar(select(func.count()).select_from(Sponsor)) == 2
+
+
+# --- handovers --------------------------------------------------------------------------------------------
+
+
+def test_handover_recorded_with_due_date_counter_and_photos(db_engine, world, clock, programme, store) -> None:
+    now = clock.now()
+    sid = add_student(db_engine, world, name="Nguyễn Văn An", code="0123456789", now=now)
+    bid = add_batch(db_engine, world, quantity=2, serials=["SN1", "SN2"], now=now)
+    scene_p = store.ingest(phone_jpeg(1, taken=datetime(2021, 11, 17, 7, 30)))
+    minutes_p = store.ingest(phone_jpeg(2))
+    h, flags = handover(db_engine, world, programme, clock, student=sid, batch=bid, serial="sn2",
+                        photos=[(scene_p, PhotoKind.SCENE), (minutes_p, PhotoKind.MINUTES), (scene_p, PhotoKind.SCENE)])
+    assert flags == []
+    with session_scope(db_engine) as s:
+        row = s.get(Handover, h.id)
+        assert row.csdl_due_at == datetime(2021, 11, 19, 0, 0, tzinfo=LOCAL_TZ)  # end of the next local day
+        assert s.get(Batch, bid).handed_over == 1
+        assert comp.free_serials(s, batch_id=bid) == ["SN1"]
+        links = s.execute(select(HandoverPhoto.kind, Photo.sha256).join(Photo)).all()
+        assert sorted(links) == sorted([("scene", scene_p.sha256), ("minutes", minutes_p.sha256)])
+        assert comp.students_to_serve(s, school_id=world.school_a) == []
+
+
+@pytest.mark.parametrize(
+    "case", ["pending", "served", "other_school_batch", "principal_b", "no_serial", "serial_taken",
+             "serial_for_plain_batch", "future", "before_receipt", "no_scene_photo"],
+)
+def test_handover_refusals(db_engine, world, clock, programme, store, case) -> None:
+    now = clock.now()
+    status = ReviewStatus.PENDING if case == "pending" else ReviewStatus.APPROVED
+    sid = add_student(db_engine, world, name="Lê Thị Bình", code="0123456780", status=status, now=now)
+    serial_batch = add_batch(db_engine, world, quantity=2, serials=["X1", "X2"], now=now)
+    plain_batch = add_batch(db_engine, world, quantity=2, now=now, brand="Asus")
+    b_batch = add_batch(db_engine, world, quantity=2, school="b", now=now)
+    photo = store.ingest(phone_jpeg(3))
+    if case in ("served", "serial_taken"):
+        other = add_student(db_engine, world, name="Lê Văn Cường", code="0123456781", now=now)
+        handover(db_engine, world, programme, clock, student=sid if case == "served" else other,
+                 batch=serial_batch, serial="X1", photos=[(store.ingest(phone_jpeg(4)), PhotoKind.SCENE)])
+    args = dict(student=sid, batch=plain_batch, photos=[(photo, PhotoKind.SCENE)])
+    expected: type[Exception] = ComputersError
+    match case:
+        case "other_school_batch":
+            args |= {"batch": b_batch}
+            expected = NotAllowed
+        case "principal_b":
+            args |= {"by": world.principal_b}
+            expected = NotAllowed
+        case "no_serial":
+            args |= {"batch": serial_batch}
+        case "serial_taken" | "served":
+            args |= {"batch": serial_batch, "serial": "X1"}
+        case "serial_for_plain_batch":
+            args |= {"serial": "X9"}
+        case "future":
+            args |= {"day": TODAY + timedelta(days=1)}
+        case "before_receipt":
+            args |= {"day": RECEIVED - timedelta(days=1)}
+        case "no_scene_photo":
+            args |= {"photos": [(photo, PhotoKind.MINUTES)]}
+    with session_scope(db_engine) as s:
+        before = s.scalar(select(func.count()).select_from(Handover))
+    with pytest.raises(expected) as err:
+        handover(db_engine, world, programme, clock, **args)
+    assert err.value.message_vi  # a sentence for the person, whatever the case
+    with session_scope(db_engine) as s:
+        assert s.scalar(select(func.count()).select_from(Handover)) == before
+        assert s.get(Batch, plain_batch).handed_over == 0
+
+
+def test_last_computer_cannot_be_handed_over_twice(db_engine, world, clock, programme, store) -> None:
+    """A stale read of the batch (another session handed over the last computer meanwhile) is stopped by the
+    guarded UPDATE, not by the check that read it."""
+    now = clock.now()
+    s1 = add_student(db_engine, world, name="Phạm Minh Đức", code="0123456782", now=now)
+    s2 = add_student(db_engine, world, name="Phạm Minh Tâm", code="0123456783", now=now)
+    bid = add_batch(db_engine, world, quantity=1, now=now)
+    with Session(db_engine, expire_on_commit=False) as late:
+        assert late.get(Batch, bid).handed_over == 0  # read, and kept in the identity map
+        late.commit()
+        handover(db_engine, world, programme, clock, student=s1, batch=bid,
+                 photos=[(store.ingest(phone_jpeg(5)), PhotoKind.SCENE)])
+        with pytest.raises(ComputersError) as err:
+            comp.record_handover(late, student_id=s2, batch_id=bid, serial=None, handed_over_on=TODAY,
+                                 by=world.teacher_a, photos=[(store.ingest(phone_jpeg(6)), PhotoKind.SCENE)],
+                                 programme=programme, now=now)
+        assert err.value.code == "batch_empty"
+        late.rollback()
+    with session_scope(db_engine) as s:
+        assert s.get(Batch, bid).handed_over == 1
+        assert s.scalar(select(func.count()).select_from(Handover)) == 1
+
+
+# --- photo evidence ---------------------------------------------------------------------------------------
+
+
+def _recompressed_crop(seed: int) -> bytes:
+    """The scene forwarded through another phone: 1% border trimmed, scaled down, re-compressed."""
+    img = scene(seed)
+    w, h = img.size
+    return encode(img.crop((w // 100, h // 100, w - w // 100, h - h // 100)).resize((640, 480)), "JPEG", quality=70)
+
+
+def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, store) -> None:
+    now = clock.now()
+    a1 = add_student(db_engine, world, name="Đỗ Thị Hoa", code="1000000001", now=now)
+    a2 = add_student(db_engine, world, name="Đỗ Thị Huệ", code="1000000002", now=now)
+    a3 = add_student(db_engine, world, name="Đỗ Văn Hùng", code="1000000003", now=now)
+    b1 = add_student(db_engine, world, name="Vũ Thị Lan", code="1000000004", school="b", now=now)
+    bid = add_batch(db_engine, world, quantity=5, now=now)
+    bid_b = add_batch(db_engine, world, quantity=5, school="b", now=now)
+
+    original = store.ingest(phone_jpeg(11))
+    h1, flags = handover(db_engine, world, programme, clock, student=a1, batch=bid, photos=[(original, PhotoKind.SCENE)])
+    assert flags == []
+
+    # The very same picture sent again for another child: one Photo row, two links, both handovers flagged.
+    again = store.ingest(phone_jpeg(11))
+    assert again.sha256 == original.sha256 and not again.is_new
+    h2, flags = handover(db_engine, world, programme, clock, student=a2, batch=bid, photos=[(again, PhotoKind.SCENE)])
+    by_handover = {f.handover_id: f for f in flags}
+    assert set(by_handover) == {h1.id, h2.id}
+    assert all(f.kind == FlagKind.PHOTO_REUSED for f in flags)
+    assert by_handover[h2.id].detail == f"Ảnh này đã dùng cho bàn giao #{h1.id} (học sinh Đỗ Thị Hoa, ngày 17/11/2021)."
+    assert by_handover[h1.id].detail == f"Ảnh này đã dùng cho bàn giao #{h2.id} (học sinh Đỗ Thị Huệ, ngày 17/11/2021)."
+
+    # A cropped, re-compressed copy is a different file but the same scene: a near-duplicate.
+    crop = store.ingest(_recompressed_crop(11))
+    assert crop.sha256 != original.sha256
+    h3, flags = handover(db_engine, world, programme, clock, student=a3, batch=bid, photos=[(crop, PhotoKind.SCENE)])
+    assert {f.kind for f in flags} == {FlagKind.PHOTO_NEAR_DUPLICATE}
+    assert {(f.handover_id, f.related_handover_id) for f in flags} == {
+        (h3.id, h1.id), (h1.id, h3.id), (h3.id, h2.id), (h2.id, h3.id)}
+    assert "gần giống" in flags[0].detail
+
+    # Another school reusing it: flagged on both sides, each principal sees the other side by school only.
+    h4, flags = handover(db_engine, world, programme, clock, student=b1, batch=bid_b, by=world.teacher_b,
+                         photos=[(store.ingest(phone_jpeg(11)), PhotoKind.SCENE)])
+    mine = [f for f in flags if f.handover_id == h4.id]
+    theirs = [f for f in flags if f.handover_id != h4.id]
+    assert {f.school_id for f in theirs} == {world.school_a} and len(theirs) == 3
+    assert all("Trường Tiểu học Phú Hòa 1" in f.detail and "Đỗ" not in f.detail for f in mine)
+    assert all("Trường THCS Chu Văn An" in f.detail and "Vũ" not in f.detail for f in theirs)
+
+    with session_scope(db_engine) as s:
+        assert s.scalar(select(func.count()).select_from(Photo)) == 2
+        assert len(comp.open_flags(s, school_id=world.school_a)) == 2 + 4 + 3
+        assert len(comp.open_flags(s, school_id=world.school_b)) == 3
+
+
+def test_different_photo_not_flagged(db_engine, world, clock, programme, store) -> None:
+    now = clock.now()
+    ids = [add_student(db_engine, world, name=f"Học Sinh Số {n}", code=f"200000000{n}", now=now) for n in range(4)]
+    bid = add_batch(db_engine, world, quantity=4, now=now)
+    for n, sid in enumerate(ids):
+        _, flags = handover(db_engine, world, programme, clock, student=sid, batch=bid,
+                            photos=[(store.ingest(phone_jpeg(100 + n)), PhotoKind.SCENE)])
+        assert flags == []
+
+
+def test_capture_time_flag(db_engine, world, clock, programme, store) -> None:
+    now = clock.now()
+    s1 = add_student(db_engine, world, name="Trịnh Văn Nam", code="3000000001", now=now)
+    s2 = add_student(db_engine, world, name="Trịnh Văn Bắc", code="3000000002", now=now)
+    bid = add_batch(db_engine, world, quantity=2, received_on=date(2021, 10, 1), now=now)
+    old = store.ingest(phone_jpeg(21, taken=datetime(2021, 10, 2, 9, 0)))
+    _, flags = handover(db_engine, world, programme, clock, student=s1, batch=bid, photos=[(old, PhotoKind.SCENE)])
+    assert [f.kind for f in flags] == [FlagKind.CAPTURE_TIME]
+    assert "02/10/2021" in flags[0].detail and "46 ngày" in flags[0].detail
+    recent = store.ingest(phone_jpeg(22, taken=datetime(2021, 11, 12, 9, 0)))  # 5 days before: plausible
+    _, flags = handover(db_engine, world, programme, clock, student=s2, batch=bid, photos=[(recent, PhotoKind.SCENE)])
+    assert flags == []
+
+
+def test_failed_handover_leaves_no_orphan_file(db_engine, world, clock, programme, store, monkeypatch) -> None:
+    """A serial taken by someone else between our check and our insert fails the transaction; the files
+    written for the failed handover go, a file an earlier handover uses stays."""
+    now = clock.now()
+    s1 = add_student(db_engine, world, name="Mai Văn Sơn", code="4000000001", now=now)
+    s2 = add_student(db_engine, world, name="Mai Thị Thủy", code="4000000002", now=now)
+    bid = add_batch(db_engine, world, quantity=2, serials=["Z1", "Z2"], now=now)
+    used = store.ingest(phone_jpeg(31))
+    handover(db_engine, world, programme, clock, student=s1, batch=bid, serial="Z1", photos=[(used, PhotoKind.SCENE)])
+    kept = media_files(store)
+
+    fresh = store.ingest(phone_jpeg(32))
+    reused = store.ingest(phone_jpeg(31))
+    assert fresh.is_new and not reused.is_new and media_files(store) > kept
+    # The form read the free serials before the other handover committed: replay that stale answer.
+    monkeypatch.setattr(comp, "free_serials", lambda session, *, batch_id: ["Z1", "Z2"])
+    with pytest.raises(ComputersError) as err:
+        handover(db_engine, world, programme, clock, student=s2, batch=bid, serial="Z1",
+                 photos=[(fresh, PhotoKind.SCENE), (reused, PhotoKind.MINUTES)])
+    assert err.value.code == "conflict"
+    with session_scope(db_engine) as s:
+        assert comp.discard_unreferenced(s, store=store, photos=[fresh, reused]) == 1
+        assert s.scalar(select(func.count()).select_from(Handover)) == 1
+        assert s.get(Batch, bid).handed_over == 1
+    assert media_files(store) == kept
+
+
+def test_stored_photo_round_trips_through_form_state(store) -> None:
+    p = store.ingest(phone_jpeg(41, taken=datetime(2021, 11, 16, 10, 0), gps=True))
+    back = comp.stored_photo_from_dict(comp.stored_photo_to_dict(p))
+    assert back == p and back.is_new == p.is_new and back.captured_at == p.captured_at and back.had_location
+
+
+# --- students to serve, CSDL confirmation --------------------------------------------------------------------
+
+
+def test_students_to_serve_matches_without_accents_and_by_code(db_engine, world, clock) -> None:
+    now = clock.now()
+    add_student(db_engine, world, name="Nguyễn Đức Anh", code="5000000001", now=now)
+    add_student(db_engine, world, name="Nguyễn Thị Ánh", code="5000000002", now=now)
+    add_student(db_engine, world, name="Nguyễn Văn Chờ", code="5000000003", status=ReviewStatus.PENDING, now=now)
+    add_student(db_engine, world, name="Nguyễn Văn Bê", code="5000000004", school="b", now=now)
+    with session_scope(db_engine) as s:
+        names = lambda q: [st.full_name for st in comp.students_to_serve(s, school_id=world.school_a, query=q)]  # noqa: E731
+        assert names("nguyen") == ["Nguyễn Đức Anh", "Nguyễn Thị Ánh"]
+        assert names("duc anh") == ["Nguyễn Đức Anh"]
+        assert names("THỊ ÁNH") == ["Nguyễn Thị Ánh"]
+        assert names("anh") == ["Nguyễn Đức Anh", "Nguyễn Thị Ánh"]  # accents optional, both ways
+        assert names("50000000") == ["Nguyễn Đức Anh", "Nguyễn Thị Ánh"]
+        assert names("xyz") == []
+
+
+def test_confirm_csdl_only_own_unconfirmed_and_audited(db_engine, world, clock, programme, store) -> None:
+    now = clock.now()
+    bid = add_batch(db_engine, world, quantity=3, received_on=date(2021, 11, 1), now=now)
+    bid_b = add_batch(db_engine, world, quantity=1, school="b", now=now)
+    made = []
+    for n, day in enumerate([date(2021, 11, 16), date(2021, 11, 10), date(2021, 11, 17)]):
+        sid = add_student(db_engine, world, name=f"Hồ Văn {'ABC'[n]}", code=f"600000000{n}", now=now)
+        h, _ = handover(db_engine, world, programme, clock, student=sid, batch=bid, day=day,
+                        photos=[(store.ingest(phone_jpeg(50 + n)), PhotoKind.SCENE)])
+        made.append(h.id)
+    sb = add_student(db_engine, world, name="Vũ Văn Bình", code="6000000009", school="b", now=now)
+    hb, _ = handover(db_engine, world, programme, clock, student=sb, batch=bid_b, by=world.principal_b,
+                     photos=[(store.ingest(phone_jpeg(59)), PhotoKind.SCENE)])
+    with session_scope(db_engine) as s:
+        waiting = comp.handovers_awaiting_csdl(s, school_id=world.school_a)
+        assert [h.id for h in waiting] == [made[1], made[0], made[2]]  # oldest due first
+        with pytest.raises(NotAllowed):
+            comp.confirm_csdl(s, handover_ids=made, by=world.teacher_a, school_id=world.school_a, now=now)
+    with session_scope(db_engine) as s:
+        assert comp.confirm_csdl(s, handover_ids=[made[1], hb.id], by=world.principal_a,
+                                 school_id=world.school_a, now=now) == 1
+    clock.advance(timedelta(hours=1))
+    with session_scope(db_engine) as s:
+        # A stale "confirm all" including the already confirmed one confirms only the rest.
+        assert comp.confirm_csdl(s, handover_ids=made, by=world.principal_a, school_id=world.school_a,
+                                 now=clock.now()) == 2
+        assert comp.handovers_awaiting_csdl(s, school_id=world.school_a) == []
+        assert s.get(Handover, made[1]).csdl_updated_at == now  # not moved by the second confirmation
+        assert s.get(Handover, hb.id).csdl_updated_at is None
+        events = s.scalars(select(AuditEvent).where(AuditEvent.action == "confirm_csdl")).all()
+        assert sorted(e.entity_id for e in events) == sorted(made)
+        assert {e.actor_id for e in events} == {world.principal_a}
+
+
+def test_photos_near_agrees_with_python_on_signed_extremes(db_engine, clock) -> None:
+    """The in-database Hamming distance (bit_count on PostgreSQL, a function on SQLite) must treat the
+    signed int64 column exactly like the 64-bit unsigned hash it stores."""
+    import random
+
+    from storage.photos import hamming
+
+    rnd = random.Random(7)
+    probe = -(1 << 63) + 12345
+    hashes = [-(1 << 63), (1 << 63) - 1, -1, 0, probe, probe ^ 0b1011, probe ^ (1 << 62)]
+    hashes += [rnd.getrandbits(64) - (1 << 63) for _ in range(200)]
+    hashes += [(probe ^ (1 << rnd.randrange(63)) ^ (1 << rnd.randrange(63))) for _ in range(20)]
+    with session_scope(db_engine) as s:
+        s.execute(Photo.__table__.insert(), [
+            {"sha256": f"{i:064x}", "dhash": h, "path": "p", "thumb_path": "t", "width": 1, "height": 1,
+             "size_bytes": 1, "had_location": False, "created_at": clock.now()} for i, h in enumerate(hashes)])
+    with session_scope(db_engine) as s:
+        ids = dict(s.execute(select(Photo.id, Photo.dhash)).all())
+        for threshold in (0, 3, 10):
+            expected = sorted(pid for pid, h in ids.items() if hamming(probe, h) <= threshold)
+            assert sorted(comp.photos_near(s, probe, threshold=threshold)) == expected
+            assert len(expected) >= (1 if threshold == 0 else 2)
