@@ -117,7 +117,7 @@ class Reminders(_Strict):
 class PhotoRules(_Strict):
     max_side: int = Field(default=1600, ge=320, le=8000)
     capture_max_days_before: int = Field(default=7, ge=0, le=365)
-    near_duplicate_bits: int = Field(default=10, ge=0, le=32)
+    near_duplicate_bits: int = Field(default=12, ge=0, le=32)
 
 
 class Contact(_Strict):
