@@ -1,0 +1,67 @@
+"""Reminders and escalations over Zalo: the scheduler's ``ChannelSender`` for people linked on Zalo.
+
+The outbox decides what to send and when to try again; this only says how a failure should be read:
+rate limits, server errors and timeouts are ``RetryLater``; a chat the platform refuses (blocked bot,
+unknown or deleted account) is ``Unreachable``. A rejected token is ``RetryLater`` too: the operator fixes
+the configuration, and the reminders are still owed to the people.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.clock import Clock, SystemClock
+from bot.zalo.adapter import CHANNEL, OptionMemory, send_rendered
+from bot.zalo.api import ZaloApi, ZaloApiError, ZaloRequestError, ZaloTransientError, ZaloUnauthorized
+from bot.zalo.render import PublicMedia, ZaloRenderer
+from conversations.types import Outgoing
+from scheduler.delivery import DeliveryError, RetryLater, Unreachable
+
+log = logging.getLogger(__name__)
+
+# 403 blocked / not allowed, 404 no such user; a 400 only when it is about the chat or the user (a 400 for a
+# bad photo URL is our fault, not the person's).
+UNREACHABLE_CODES = frozenset({403, 404})
+
+
+def _unreachable(exc: ZaloRequestError) -> bool:
+    if exc.error_code in UNREACHABLE_CODES:
+        return True
+    text = exc.description.lower()
+    return exc.error_code == 400 and ("chat" in text or "user" in text)
+
+
+class ZaloSender:
+    channel = CHANNEL
+
+    def __init__(self, *, api: ZaloApi, renderer: ZaloRenderer | None = None,
+                 memory: OptionMemory | None = None) -> None:
+        self.api = api
+        self.renderer = renderer or ZaloRenderer()
+        self.memory = memory  # share the channel's, so "2" answers a reminder's options too
+
+    @classmethod
+    def from_settings(cls, settings, *, clock: Clock | None = None, memory: OptionMemory | None = None) -> ZaloSender:
+        if settings.zalo_token is None:
+            raise ValueError("FIELDBOT_ZALO_TOKEN is not set")
+        api = ZaloApi(token=settings.zalo_token.get_secret_value(), api_url=settings.zalo_api_url)
+        media = PublicMedia.from_settings(settings, clock=clock or SystemClock())
+        return cls(api=api, renderer=ZaloRenderer(media=media, language=settings.language), memory=memory)
+
+    async def send(self, chat_id: str, message: Outgoing) -> None:
+        try:
+            await send_rendered(self.api, self.renderer, chat_id, message, memory=self.memory)
+        except ZaloTransientError as exc:
+            raise RetryLater(str(exc), retry_after=exc.retry_after) from None
+        except ZaloUnauthorized as exc:
+            log.error("zalo token rejected while sending a reminder: %s", exc)
+            raise RetryLater(str(exc)) from None
+        except ZaloRequestError as exc:
+            if _unreachable(exc):
+                raise Unreachable(str(exc)) from None
+            raise DeliveryError(str(exc)) from None
+        except ZaloApiError as exc:  # any other platform answer
+            raise DeliveryError(str(exc)) from None
+
+    async def aclose(self) -> None:
+        await self.api.aclose()

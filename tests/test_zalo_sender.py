@@ -1,0 +1,74 @@
+"""ZaloSender: how a reminder's delivery failure on Zalo is read by the outbox (RetryLater / Unreachable)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from bot.settings import Settings
+from bot.zalo.adapter import OptionMemory
+from bot.zalo.api import ZaloApi
+from bot.zalo.sender import ZaloSender
+from conversations.types import Option, Outgoing
+from scheduler.delivery import ChannelSender, DeliveryError, RetryLater, Unreachable
+from tests.fakes.zalo_api import TOKEN, FakeZaloApi, zalo_fake  # noqa: F401 (fixture)
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+@pytest.fixture
+async def sender(zalo_fake: FakeZaloApi):
+    s = ZaloSender(api=ZaloApi(token=TOKEN, api_url=zalo_fake.api_url, sleep=no_sleep, max_retries=2),
+                   memory=OptionMemory())
+    yield s
+    await s.aclose()
+
+
+async def test_reminder_is_delivered_as_plain_text(zalo_fake: FakeZaloApi, sender: ZaloSender) -> None:
+    assert isinstance(sender, ChannelSender) and sender.channel == "zalo"
+    await sender.send("p1", Outgoing(text="<b>Nhắc việc</b>: còn 3 ngày để nộp báo cáo nhu cầu",
+                                     options=[Option("r:open", "Mở báo cáo")]))
+    assert zalo_fake.texts("p1")[0].startswith("Nhắc việc: còn 3 ngày")
+    assert sender.memory.choice_for("p1", "1") == "r:open"  # shared memory: "1" answers the reminder
+
+
+@pytest.mark.parametrize("status, retry_after, expected", [
+    (429, 120, RetryLater),  # longer than the client waits by itself: the outbox waits
+    (500, None, RetryLater),
+    (503, None, RetryLater),
+    (401, None, RetryLater),  # our token, not the person: the reminder is still owed
+    (403, None, Unreachable),
+    (404, None, Unreachable),
+])
+async def test_failures_map_to_the_delivery_contract(zalo_fake, sender, status, retry_after, expected) -> None:
+    zalo_fake.fail_next("sendMessage", status=status, retry_after=retry_after, count=5)
+    with pytest.raises(expected) as info:
+        await sender.send("p1", Outgoing(text="Nhắc việc"))
+    if retry_after is not None:
+        assert info.value.retry_after == retry_after
+    assert TOKEN not in str(info.value)
+
+
+async def test_a_bad_request_is_not_the_persons_fault(zalo_fake: FakeZaloApi, sender: ZaloSender) -> None:
+    zalo_fake.fail_next("sendMessage", status=400)  # "Bad Request": nothing about the chat
+    with pytest.raises(DeliveryError) as info:
+        await sender.send("p1", Outgoing(text="Nhắc việc"))
+    assert not isinstance(info.value, (RetryLater, Unreachable))
+
+
+async def test_a_refused_chat_is_unreachable(zalo_fake: FakeZaloApi, sender: ZaloSender) -> None:
+    with pytest.raises(Unreachable):
+        await sender.send("", Outgoing(text="Nhắc việc"))  # the platform: 400 "chat_id is required"
+
+
+async def test_from_settings(zalo_fake: FakeZaloApi, tmp_path) -> None:
+    settings = Settings(_env_file=None, zalo_token=SecretStr(TOKEN), zalo_api_url=zalo_fake.api_url,
+                        media_dir=tmp_path)
+    sender = ZaloSender.from_settings(settings)
+    try:
+        await sender.send("p2", Outgoing(text="Bản tin sáng"))
+    finally:
+        await sender.aclose()
+    assert zalo_fake.texts("p2") == ["Bản tin sáng"]
