@@ -1,0 +1,457 @@
+"""The conversation engine: one ``Incoming`` in, the ``Outgoing`` messages to send out.
+
+Per message, in one short transaction (``conversations/state.py`` has the Core fast path):
+
+1. flood control (in memory, before the database is touched);
+2. dedupe: (channel, message id) is recorded in ``processed_message`` — a redelivered update returns [];
+3. who: the chat account's linked person and their form in progress, in one indexed join (unknown account
+   -> linking only; deactivated person -> a polite refusal naming the district contact);
+4. the step: a global command (/huy, /menu, /start, /trogiup), a form or action command, or an answer to
+   the current question (``conversations/runner.py``);
+5. the progress row is upserted (or deleted when the form ends, in the same transaction as the form's
+   record), and notifications for other people are addressed to the chat they last used.
+
+``handle`` never raises for anything a person sends: a bug in a form is logged with its traceback, the
+transaction is rolled back (so the person's progress is exactly as before) and an apology is returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy
+from sqlmodel import Session, select
+
+from bot.clock import Clock
+from bot.programme import Programme
+from conversations import linking
+from conversations.flood import FloodGate, Verdict
+from conversations.forms import registry
+from conversations.forms.base import Action, Done, Form, FormContext, Kind, Person
+from conversations.i18n import LANGUAGES, T
+from conversations.menu import help_message, menu_message
+from conversations.runner import EDIT, FILL, Outcome, Progress, Runner
+from conversations.state import ConvRow, Sender, claim_message, delete_conversation, load_sender, \
+    prune_processed, save_conversation
+from conversations.text import is_word
+from conversations.types import Incoming, Outgoing, esc
+from storage import people
+from storage.models import Staff
+from storage.phones import mask_phone, normalize_phone
+
+if TYPE_CHECKING:
+    from storage.photos import PhotoStore
+
+log = logging.getLogger(__name__)
+
+Mailer = Callable[[str, str, str], Awaitable[None]]
+
+DEDUPE_KEEP = timedelta(days=3)
+PRUNE_EVERY = 1000  # messages between opportunistic prunes of the dedupe table
+MAX_CHAIN = 5  # forms started one after another by Done(next_form=...) within one message
+MAX_PHOTO_BYTES = 20 * 1024 * 1024
+
+APOLOGY = T(
+    vi="Xin lỗi, hệ thống gặp lỗi khi xử lý tin nhắn này. Thông tin bạn đã nhập trước đó vẫn được giữ; "
+       "vui lòng gửi lại câu trả lời hoặc thử lại sau ít phút.",
+    en="Sorry, something went wrong with this message. What you entered before is kept; please send your "
+       "answer again or try again in a few minutes.",
+)
+SLOW_DOWN = T(vi="Bạn gửi nhanh quá, vui lòng chờ khoảng {s} giây rồi gửi tiếp.",
+              en="You are sending too fast; please wait about {s} seconds.")
+CANCELLED = T(vi="Đã hủy «{title}». Không có gì được lưu. Gõ /menu để làm việc khác.",
+              en="Cancelled “{title}”. Nothing was saved. Type /menu for something else.")
+NOTHING_TO_CANCEL = T(vi="Không có việc nào đang làm dở.", en="Nothing to cancel.")
+BUSY = T(vi="Bạn đang điền «{title}». Hãy trả lời câu hỏi dưới đây, hoặc gõ /huy để hủy rồi chọn {cmd}.",
+         en="You are filling in “{title}”. Answer the question below, or type /huy to cancel and then {cmd}.")
+BUSY_ELSEWHERE = T(
+    vi="Bạn đang điền «{title}» trên {channel}. Hãy tiếp tục ở đó, hoặc gõ /huy để hủy.",
+    en="You are filling in “{title}” on {channel}. Continue there, or type /huy to cancel.",
+)
+IN_PROGRESS = T(vi="(Bạn đang điền «{title}».)", en="(You are filling in “{title}”.)")
+UNKNOWN_COMMAND = T(vi="Không có lệnh /{cmd}. Gõ /menu để xem các việc bạn có thể làm.",
+                    en="There is no command /{cmd}. Type /menu to see what you can do.")
+NOT_FOR_ROLE = T(vi="Lệnh /{cmd} không dành cho {role}. Gõ /menu để xem các việc bạn có thể làm.",
+                 en="/{cmd} is not available to a {role}. Type /menu to see what you can do.")
+UNSUPPORTED = T(vi="Bot chưa đọc được loại tin nhắn này (nhãn dán, ghi âm, tệp...). Vui lòng gửi chữ hoặc ảnh.",
+                en="The bot cannot read this kind of message (sticker, voice, file...). Please send text or a photo.")
+STALE_MENU = T(vi="Lựa chọn này đã hết hạn (nút của một tin nhắn cũ).", en="That choice has expired (an old button).")
+NO_PHOTO_WANTED = T(vi="Hiện bạn không điền mục nào cần ảnh. Ảnh bàn giao được gửi trong lệnh /bangiao.",
+                    en="No open form needs a photo right now. Handover photos go with /bangiao.")
+PHOTO_TOO_BIG = T(vi="Ảnh quá lớn (tối đa 20 MB). Vui lòng gửi ảnh nhỏ hơn.",
+                  en="The photo is too large (20 MB at most). Please send a smaller one.")
+PHOTO_FETCH_FAILED = T(vi="Không tải được ảnh từ ứng dụng chat. Vui lòng gửi lại ảnh.",
+                       en="The photo could not be downloaded. Please send it again.")
+FORM_GONE = T(vi="Biểu mẫu bạn đang điền không còn nữa (hệ thống vừa cập nhật). Gõ /menu để bắt đầu lại.",
+              en="The form you were filling in no longer exists (the system was updated). Type /menu to start again.")
+CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "console": "cửa sổ dòng lệnh"}
+CANCEL_WORDS = ("hủy", "huỷ", "huy", "cancel")
+
+
+class _Step:
+    """Everything one message's processing accumulates: the session, rollback hooks, notifications, slow
+    work for after the commit."""
+
+    def __init__(self, engine: ConversationEngine, session: Session, incoming: Incoming, now: datetime) -> None:
+        self.engine = engine
+        self.session = session
+        self.conn = session.connection()
+        self.incoming = incoming
+        self.now = now
+        self.rollback_hooks: list[Callable[[], None]] = []
+        self.contexts: list[FormContext] = []
+        self.after_commit: list[Callable[[], Awaitable[list[Outgoing]]]] = []
+
+    def ctx(self, person: Person, lang: str, values: dict[str, Any]) -> FormContext:
+        e = self.engine
+        ctx = FormContext(session_factory=lambda: self.session, staff=person, programme=e.programme,
+                          clock=e.clock, now=self.now, lang=lang, values=values, photos=e.photos,
+                          media_dir=e.media_dir, channel=self.incoming.channel)
+        ctx.rollback_hooks = self.rollback_hooks
+        self.contexts.append(ctx)
+        return ctx
+
+
+class ConversationEngine:
+    def __init__(
+        self,
+        *,
+        db: sqlalchemy.Engine,
+        programme: Programme,
+        clock: Clock,
+        photos: PhotoStore | None = None,
+        media_dir: Path | None = None,
+        mailer: Mailer | None = None,
+        flood_limit_per_minute: int = 30,
+        default_language: str = "vi",
+    ) -> None:
+        self.db = db
+        self.programme = programme
+        self.clock = clock
+        self.photos = photos
+        self.media_dir = media_dir
+        self.mailer = mailer
+        self.default_language = default_language if default_language in LANGUAGES else "vi"
+        self.flood = FloodGate(limit_per_minute=flood_limit_per_minute)
+        self._since_prune = PRUNE_EVERY  # prune on the first message of a process, then every N
+        registry()  # import every form now: a broken form module fails at start-up, not on a teacher's tap
+
+    # --- public ------------------------------------------------------------------------------------------------
+
+    async def handle(self, incoming: Incoming) -> list[Outgoing]:
+        started = time.perf_counter()
+        now = self.clock.now()
+        verdict = self.flood.check(incoming.channel, incoming.user_id, now)
+        if verdict is Verdict.DROP:
+            return []
+        if verdict is Verdict.WARN:
+            wait = self.flood.wait_seconds(incoming.channel, incoming.user_id, now)
+            return [Outgoing(text=SLOW_DOWN(self.default_language, s=wait))]
+        try:
+            photo: bytes | None = None
+            if incoming.photo is not None:
+                photo_or_error = await self._fetch_photo_if_wanted(incoming)
+                if isinstance(photo_or_error, Outgoing):
+                    return [photo_or_error]
+                photo = photo_or_error
+            replies, after = self._step(incoming, photo, now)
+            for work in after:
+                replies.extend(await work())
+            return replies
+        except Exception:
+            log.exception("conversation step failed channel=%s user=%s", incoming.channel, incoming.user_id)
+            return [Outgoing(text=APOLOGY(self.default_language))]
+        finally:
+            log.debug("engine step channel=%s ms=%.2f", incoming.channel, (time.perf_counter() - started) * 1000)
+
+    def link_directly(self, *, channel: str, external_id: str, chat_id: str, phone: str) -> Staff:
+        """Console channel: the operator picked the roster person, so no code is needed."""
+        try:
+            e164 = normalize_phone(phone)
+        except ValueError as exc:
+            raise LookupError(f"Số điện thoại không hợp lệ: {exc}") from None
+        now = self.clock.now()
+        with Session(self.db, expire_on_commit=False) as session:
+            staff = session.exec(select(Staff).where(Staff.phone == e164)).first()
+            if staff is None:
+                raise LookupError(f"Số {mask_phone(e164)} không có trong danh sách. "
+                                  "Nhập danh sách bằng: fieldbot roster import TỆP")
+            if not staff.active:
+                raise LookupError(f"{staff.full_name} đã ngừng hoạt động trong danh sách.")
+            people.link_identity(session, staff_id=staff.id, channel=channel, external_id=external_id,
+                                 chat_id=chat_id, now=now)
+            session.commit()
+            session.expunge(staff)
+            return staff
+
+    # --- the step --------------------------------------------------------------------------------------------
+
+    async def _fetch_photo_if_wanted(self, incoming: Incoming) -> bytes | Outgoing | None:
+        """Download a photo only when the person's current question asks for one (read-only peek)."""
+        with self.db.connect() as conn:
+            sender = load_sender(conn, channel=incoming.channel, external_id=incoming.user_id)
+        if sender is None or not sender.active or not self._wants_photo(sender, incoming.channel):
+            return None
+        lang = self._lang(sender.person)
+        assert incoming.photo is not None
+        if incoming.photo.size is not None and incoming.photo.size > MAX_PHOTO_BYTES:
+            return Outgoing(text=PHOTO_TOO_BIG(lang))
+        try:
+            data = await incoming.photo.fetch()
+        except Exception as exc:
+            log.warning("photo download failed channel=%s: %s", incoming.channel, exc)
+            return Outgoing(text=PHOTO_FETCH_FAILED(lang))
+        if len(data) > MAX_PHOTO_BYTES:
+            return Outgoing(text=PHOTO_TOO_BIG(lang))
+        return data
+
+    def _wants_photo(self, sender: Sender, channel: str) -> bool:
+        conv = sender.conversation
+        if conv is None or conv.channel != channel:
+            return False
+        form = registry().forms.get(conv.form)
+        if form is None or conv.data.get("m", FILL) not in (FILL, EDIT):
+            return False
+        f = form.field(conv.step)
+        return f is not None and f.kind == Kind.PHOTO
+
+    def _step(self, incoming: Incoming, photo: bytes | None, now: datetime):
+        with Session(self.db, expire_on_commit=False) as session:
+            step = _Step(self, session, incoming, now)
+            try:
+                if incoming.message_id and not claim_message(step.conn, channel=incoming.channel,
+                                                             message_id=incoming.message_id, now=now):
+                    session.rollback()
+                    return [], []
+                self._maybe_prune(step)
+                sender = load_sender(step.conn, channel=incoming.channel, external_id=incoming.user_id)
+                if sender is None:
+                    replies = self._unknown(step)
+                elif not sender.active:
+                    replies = [linking.refusal_for(session, self.programme, sender.person, self._lang(sender.person))]
+                else:
+                    replies = self._linked(step, sender, photo)
+                replies.extend(self._notifications(step))
+                session.commit()
+            except BaseException:
+                session.rollback()
+                for hook in step.rollback_hooks:
+                    try:
+                        hook()
+                    except Exception:
+                        log.exception("rollback hook failed")
+                raise
+        return replies, step.after_commit
+
+    def _maybe_prune(self, step: _Step) -> None:
+        self._since_prune += 1
+        if self._since_prune >= PRUNE_EVERY:
+            self._since_prune = 0
+            removed = prune_processed(step.conn, before=step.now - DEDUPE_KEEP)
+            if removed:
+                log.info("pruned %d processed-message records", removed)
+
+    def _lang(self, person: Person | None) -> str:
+        if person is not None and person.language in LANGUAGES:
+            return person.language
+        return self.default_language
+
+    # --- unknown accounts ---------------------------------------------------------------------------------------
+
+    def _unknown(self, step: _Step) -> list[Outgoing]:
+        result = linking.handle_unknown(step.session, step.incoming, programme=self.programme, now=step.now,
+                                        mailer=self.mailer, lang=self.default_language)
+        step.after_commit.extend(result.after_commit)
+        replies = list(result.messages)
+        if result.linked is not None:
+            person = _person(result.linked)
+            replies.append(menu_message(person, self._lang(person), greeting=True))
+            log.info("account linked channel=%s staff=%s", step.incoming.channel, result.linked.id)
+        return replies
+
+    # --- linked people ------------------------------------------------------------------------------------------
+
+    def _linked(self, step: _Step, sender: Sender, photo: bytes | None) -> list[Outgoing]:
+        incoming, person = step.incoming, sender.person
+        lang = self._lang(person)
+        conv = sender.conversation
+        here = conv if conv is not None and conv.channel == incoming.channel else None
+        text = (incoming.text or "").strip()
+        cmd, args = incoming.command, incoming.command_args
+        if incoming.choice is not None and incoming.choice.startswith("/"):
+            cmd, args = incoming.choice[1:].split(" ", 1)[0].lower(), ""  # a menu button
+
+        if incoming.contact is not None:
+            result = linking.relink_by_contact(step.session, incoming, person, programme=self.programme,
+                                               now=step.now, lang=lang)
+            replies = list(result.messages)
+            if result.linked is not None and result.linked.id != person.id:
+                replies.append(menu_message(_person(result.linked), self._lang(_person(result.linked)),
+                                            greeting=True))
+            return replies
+        if incoming.unsupported:
+            return [Outgoing(text=UNSUPPORTED(lang))] + self._reask(step, person, lang, here)
+        if cmd in ("huy", "cancel") or (cmd is None and incoming.choice is None and is_word(text, *CANCEL_WORDS)):
+            return self._cancel(step, person, lang, conv)
+        if cmd in ("start", "menu"):
+            note = self._busy_note(conv, lang)
+            return [menu_message(person, lang, greeting=cmd == "start", note=note)] + self._reask(step, person, lang, here)
+        if cmd == "trogiup":
+            name, phone = linking.contact_of(step.session, self.programme, person.district_id)
+            return [help_message(person, lang, contact=f"{name} ({phone})")] + self._reask(step, person, lang, here)
+        if cmd is not None:
+            return self._command(step, person, lang, conv, here, cmd, args)
+        if here is not None:
+            return self._answer(step, person, lang, here, photo)
+        if conv is not None:
+            return [Outgoing(text=BUSY_ELSEWHERE(lang, title=self._title(conv.form, lang),
+                                                 channel=CHANNEL_NAMES.get(conv.channel, conv.channel)))]
+        if incoming.choice is not None:
+            return [menu_message(person, lang, note=STALE_MENU(lang))]
+        if incoming.photo is not None:
+            return [menu_message(person, lang, note=NO_PHOTO_WANTED(lang))]
+        return [menu_message(person, lang, greeting=True)]
+
+    def _command(self, step: _Step, person: Person, lang: str, conv: ConvRow | None, here: ConvRow | None,
+                 cmd: str, args: str) -> list[Outgoing]:
+        item = registry().commands.get(cmd)
+        if item is None:
+            return [Outgoing(text=UNKNOWN_COMMAND(lang, cmd=esc(cmd[:32])))] + self._reask(step, person, lang, here)
+        if person.role not in item.roles:
+            from conversations.menu import role_label
+
+            return [Outgoing(text=NOT_FOR_ROLE(lang, cmd=cmd, role=role_label(person.role, lang)))] + \
+                self._reask(step, person, lang, here)
+        if conv is not None:
+            if here is None:
+                return [Outgoing(text=BUSY_ELSEWHERE(lang, title=self._title(conv.form, lang),
+                                                     channel=CHANNEL_NAMES.get(conv.channel, conv.channel)))]
+            note = BUSY(lang, title=self._title(conv.form, lang), cmd=f"/{cmd}")
+            return self._reask(step, person, lang, here, note=note)
+        if isinstance(item, Action):
+            ctx = step.ctx(person, lang, {})
+            done = item.run(ctx)
+            return self._after_done(step, person, lang, done, [], chain=0)
+        return self._start(step, person, lang, item, values=None, pick=False, args=args, chain=0)
+
+    def _start(self, step: _Step, person: Person, lang: str, form: Form, *, values: dict[str, Any] | None,
+               pick: bool, args: str = "", chain: int) -> list[Outgoing]:
+        progress = Progress(form=form.name, values=dict(values or {}))
+        ctx = step.ctx(person, lang, progress.values)
+        if form.start is not None:
+            done = form.start(ctx)
+            if done is not None:
+                return self._after_done(step, person, lang, done, [], chain=chain)
+        runner = Runner(form, ctx, progress)
+        replies: list[Outgoing] = []
+        if form.intro is not None:
+            replies.append(Outgoing(text=form.intro(lang)))
+        outcome = runner.begin(pick=pick)
+        if args and form.args_field and outcome.done is None and progress.step == form.args_field:
+            outcome = runner.answer(_typed(step.incoming, args))
+        return self._conclude(step, person, lang, runner, outcome, replies, chain=chain)
+
+    def _answer(self, step: _Step, person: Person, lang: str, conv: ConvRow, photo: bytes | None) -> list[Outgoing]:
+        runner = self._runner(step, person, lang, conv)
+        if runner is None:
+            delete_conversation(step.conn, staff_id=person.id)
+            return [Outgoing(text=FORM_GONE(lang))]
+        outcome = runner.answer(step.incoming, photo)
+        return self._conclude(step, person, lang, runner, outcome, [], chain=0)
+
+    def _conclude(self, step: _Step, person: Person, lang: str, runner: Runner, outcome: Outcome,
+                  replies: list[Outgoing], *, chain: int) -> list[Outgoing]:
+        replies = replies + outcome.messages
+        if outcome.cancelled:
+            delete_conversation(step.conn, staff_id=person.id)
+            return replies + [Outgoing(text=CANCELLED(lang, title=runner.form.title(lang)))]
+        if outcome.done is not None:
+            delete_conversation(step.conn, staff_id=person.id)
+            return self._after_done(step, person, lang, outcome.done, replies, chain=chain, messages_sent=True)
+        save_conversation(step.conn, staff_id=person.id, channel=step.incoming.channel,
+                          chat_id=step.incoming.chat_id, form=runner.form.name, step=runner.p.step,
+                          data=runner.p.dump(), now=step.now)
+        return replies
+
+    def _after_done(self, step: _Step, person: Person, lang: str, done: Done, replies: list[Outgoing], *,
+                    chain: int, messages_sent: bool = False) -> list[Outgoing]:
+        if not messages_sent:
+            text = done.text(lang)
+            if text:
+                replies = replies + [Outgoing(text=text)]
+            replies = replies + list(done.messages)
+        if done.next_form is None:
+            return replies
+        nxt = registry().forms.get(done.next_form)
+        if nxt is None or chain >= MAX_CHAIN:
+            log.error("form chain stopped at %r (chain %d)", done.next_form, chain)
+            return replies
+        return replies + self._start(step, person, lang, nxt, values=done.next_values, pick=done.next_pick,
+                                     chain=chain + 1)
+
+    def _runner(self, step: _Step, person: Person, lang: str, conv: ConvRow) -> Runner | None:
+        form = registry().forms.get(conv.form)
+        if form is None:
+            return None
+        progress = Progress.load(conv.form, conv.step, conv.data)
+        return Runner(form, step.ctx(person, lang, progress.values), progress)
+
+    def _reask(self, step: _Step, person: Person, lang: str, here: ConvRow | None,
+               note: str | None = None) -> list[Outgoing]:
+        """Ask the current question again (after /menu, /trogiup, a refused command ...)."""
+        if here is None:
+            return [Outgoing(text=note)] if note else []
+        runner = self._runner(step, person, lang, here)
+        if runner is None:
+            return [Outgoing(text=note)] if note else []
+        return [runner.reask(note=note)]
+
+    def _cancel(self, step: _Step, person: Person, lang: str, conv: ConvRow | None) -> list[Outgoing]:
+        if conv is None:
+            return [Outgoing(text=NOTHING_TO_CANCEL(lang), remove_keyboard=True)]
+        delete_conversation(step.conn, staff_id=person.id)
+        return [Outgoing(text=CANCELLED(lang, title=self._title(conv.form, lang)), remove_keyboard=True)]
+
+    def _busy_note(self, conv: ConvRow | None, lang: str) -> str | None:
+        return IN_PROGRESS(lang, title=self._title(conv.form, lang)) if conv is not None else None
+
+    def _title(self, form_name: str, lang: str) -> str:
+        form = registry().forms.get(form_name)
+        return form.title(lang) if form is not None else form_name
+
+    # --- notifications to other people ---------------------------------------------------------------------------
+
+    def _notifications(self, step: _Step) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for ctx in step.contexts:
+            for staff_id, message, values in ctx.notifications:
+                target = people.notification_target(step.session, staff_id=staff_id)
+                if target is None:
+                    log.info("notification skipped: staff %s has no chat account", staff_id)
+                    continue
+                staff = step.session.get(Staff, staff_id)
+                lang = staff.language if staff is not None and staff.language in LANGUAGES else self.default_language
+                if isinstance(message, Outgoing):
+                    msg = Outgoing(text=message.text, options=list(message.options), photo=message.photo,
+                                   document=message.document, document_name=message.document_name)
+                else:
+                    msg = Outgoing(text=message(lang, **values) if isinstance(message, T) else message)
+                msg.chat_id, msg.channel = target.chat_id, target.channel
+                out.append(msg)
+        return out
+
+
+def _person(staff: Staff) -> Person:
+    return Person(id=staff.id, full_name=staff.full_name, role=staff.role, school_id=staff.school_id,
+                  district_id=staff.district_id, language=staff.language or "vi")
+
+
+def _typed(incoming: Incoming, text: str) -> Incoming:
+    """The command's argument, treated as if typed as the answer to the first question."""
+    return Incoming(channel=incoming.channel, user_id=incoming.user_id, chat_id=incoming.chat_id,
+                    received_at=incoming.received_at, text=text)

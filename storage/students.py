@@ -1,0 +1,389 @@
+"""Students in need: registration, review, withdrawal, corrections, the needs report.
+
+Every function takes the acting person (``actor``: a Staff row or the engine's ``Person``, anything with
+``id``, ``role``, ``school_id``, ``district_id``) and refuses with ``NotAllowed`` what their role or school
+does not allow, so the rule "nobody changes another school's data" holds whichever form calls it. Every
+change writes an audit event in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from storage import audit
+from storage.models import Handover, HandoverStatus, ReviewStatus, Role, School, Staff, Student
+from storage.scope import Scope
+
+# Statuses that count as "a student in need" in the needs report and may receive a computer.
+COUNTED_STATUSES = (ReviewStatus.APPROVED, ReviewStatus.WITHDRAWING)
+# Fields a correction (/cuatoi) may change.
+EDITABLE_FIELDS = ("full_name", "birth_date", "class_name", "code", "gender", "category", "hardship_reason",
+                   "need", "guardian_name", "guardian_phone", "note")
+
+
+class Actor(Protocol):
+    id: int
+    role: str
+    school_id: int | None
+    district_id: int
+
+
+class StudentError(Exception):
+    """A refusal with a Vietnamese message for the person (``message_vi``)."""
+
+    def __init__(self, message_vi: str) -> None:
+        super().__init__(message_vi)
+        self.message_vi = message_vi
+
+
+class NotAllowed(StudentError):
+    pass
+
+
+class WrongState(StudentError):
+    pass
+
+
+class DuplicateCode(StudentError):
+    def __init__(self, *, code: str, school_name: str, registered_on: date) -> None:
+        self.code, self.school_name, self.registered_on = code, school_name, registered_on
+        super().__init__(f"Mã định danh {code} đã được đăng ký tại {school_name} ngày "
+                         f"{registered_on.strftime('%d/%m/%Y')}.")
+
+
+class SameNameAndBirth(StudentError):
+    """Same name and birth date already registered in this school: ask the person to confirm first."""
+
+    def __init__(self, existing: Student) -> None:
+        self.existing = existing
+        super().__init__(f"Trường đã có em {existing.full_name}, sinh ngày "
+                         f"{existing.birth_date.strftime('%d/%m/%Y')} (mã {existing.code}).")
+
+
+class AlreadySubmitted(StudentError):
+    pass
+
+
+def _snapshot(student: Student, fields: tuple[str, ...] = EDITABLE_FIELDS + ("status",)) -> dict[str, Any]:
+    return {f: getattr(student, f) for f in fields}
+
+
+def _check_school(actor: Actor, school_id: int) -> None:
+    if actor.role == Role.DISTRICT_OFFICER or actor.school_id != school_id:
+        raise NotAllowed("Bạn không có quyền với hồ sơ của trường khác.")
+
+
+def _local_day(at: datetime | None) -> date:
+    from bot.clock import LOCAL_TZ
+
+    return (at.astimezone(LOCAL_TZ) if at else datetime.now(LOCAL_TZ)).date()
+
+
+def get_student(session: Session, *, actor: Actor, student_id: int) -> Student:
+    """A student the actor may see (their school; a district officer: their district)."""
+    student = session.get(Student, student_id)
+    if student is None:
+        raise NotAllowed("Không tìm thấy hồ sơ này.")
+    school = session.get(School, student.school_id)
+    if school is None or not Scope.for_staff(actor).allows(school):  # type: ignore[arg-type]
+        raise NotAllowed("Không tìm thấy hồ sơ này.")  # same answer: do not confirm it exists elsewhere
+    return student
+
+
+# --- registration ---------------------------------------------------------------------------------------------
+
+
+def find_code_owner(session: Session, *, code: str, exclude_id: int | None = None) -> tuple[Student, School] | None:
+    q = select(Student, School).join(School, School.id == Student.school_id).where(Student.code == code)
+    if exclude_id is not None:
+        q = q.where(Student.id != exclude_id)
+    row = session.exec(q).first()
+    return (row[0], row[1]) if row else None
+
+
+def find_same_name_and_birth(session: Session, *, school_id: int, full_name: str, birth_date: date,
+                             exclude_id: int | None = None) -> Student | None:
+    q = select(Student).where(Student.school_id == school_id, Student.full_name == full_name,
+                              Student.birth_date == birth_date,
+                              Student.status.in_([ReviewStatus.PENDING, *COUNTED_STATUSES]))
+    if exclude_id is not None:
+        q = q.where(Student.id != exclude_id)
+    return session.exec(q).first()
+
+
+def _duplicate_code_error(session: Session, code: str, exclude_id: int | None = None) -> DuplicateCode | None:
+    owner = find_code_owner(session, code=code, exclude_id=exclude_id)
+    if owner is None:
+        return None
+    student, school = owner
+    return DuplicateCode(code=code, school_name=school.name, registered_on=_local_day(student.created_at))
+
+
+def register_student(
+    session: Session, *, actor: Actor, full_name: str, birth_date: date, class_name: str, code: str,
+    gender: str, category: str, need: str, now: datetime, hardship_reason: str | None = None,
+    guardian_name: str | None = None, guardian_phone: str | None = None, note: str | None = None,
+    confirm_same_name: bool = False,
+) -> Student:
+    """A new registration, pending the principal's review (a principal's own registration too: the review is
+    a separate, deliberate step). Late if the school already submitted its needs report."""
+    if actor.role not in (Role.TEACHER, Role.PRINCIPAL) or actor.school_id is None:
+        raise NotAllowed("Chỉ giáo viên và hiệu trưởng mới đăng ký học sinh.")
+    school = session.get(School, actor.school_id)
+    assert school is not None
+    dup = _duplicate_code_error(session, code)
+    if dup is not None:
+        raise dup
+    if not confirm_same_name:
+        same = find_same_name_and_birth(session, school_id=school.id, full_name=full_name, birth_date=birth_date)
+        if same is not None:
+            raise SameNameAndBirth(same)
+    student = Student(
+        school_id=school.id, code=code, full_name=full_name, birth_date=birth_date, gender=gender,
+        class_name=class_name, category=category, hardship_reason=hardship_reason, need=need,
+        guardian_name=guardian_name, guardian_phone=guardian_phone, note=note, status=ReviewStatus.PENDING,
+        late=school.needs_report_submitted_at is not None, registered_by=actor.id, created_at=now, updated_at=now,
+    )
+    try:
+        with session.begin_nested():  # a concurrent registration of the same code: a clear refusal, not a 500
+            session.add(student)
+            session.flush()
+    except IntegrityError:
+        dup = _duplicate_code_error(session, code)
+        if dup is not None:
+            raise dup from None
+        raise
+    audit.record(session, actor_id=actor.id, action="create", entity="student", entity_id=student.id,
+                 before=None, after=_snapshot(student), now=now)
+    return student
+
+
+# --- review ----------------------------------------------------------------------------------------------------
+
+
+def list_pending(session: Session, *, school_id: int, exclude_ids: tuple[int, ...] | list[int] = (),
+                 limit: int | None = None) -> list[Student]:
+    """Registrations waiting for the principal, oldest first."""
+    q = select(Student).where(Student.school_id == school_id, Student.status == ReviewStatus.PENDING)
+    if exclude_ids:
+        q = q.where(Student.id.not_in(list(exclude_ids)))
+    q = q.order_by(Student.created_at, Student.id)
+    if limit is not None:
+        q = q.limit(limit)
+    return list(session.exec(q).all())
+
+
+def count_pending(session: Session, *, school_id: int) -> int:
+    q = select(func.count()).select_from(Student).where(Student.school_id == school_id,
+                                                       Student.status == ReviewStatus.PENDING)
+    return int(session.exec(q).one())
+
+
+def _reviewable(session: Session, actor: Actor, student_id: int) -> Student:
+    if actor.role != Role.PRINCIPAL:
+        raise NotAllowed("Chỉ hiệu trưởng mới duyệt đăng ký.")
+    student = session.get(Student, student_id)
+    if student is None:
+        raise NotAllowed("Không tìm thấy hồ sơ này.")
+    _check_school(actor, student.school_id)
+    return student
+
+
+def approve(session: Session, *, actor: Actor, student_id: int, now: datetime) -> Student:
+    student = _reviewable(session, actor, student_id)
+    if student.status != ReviewStatus.PENDING:
+        raise WrongState("Hồ sơ này đã được xử lý trước đó.")
+    before = _snapshot(student, ("status",))
+    student.status, student.reviewed_by, student.reviewed_at, student.updated_at = (
+        ReviewStatus.APPROVED, actor.id, now, now)
+    session.add(student)
+    session.flush()
+    audit.record(session, actor_id=actor.id, action="approve", entity="student", entity_id=student.id,
+                 before=before, after={"status": student.status}, now=now)
+    return student
+
+
+def reject(session: Session, *, actor: Actor, student_id: int, reason: str, now: datetime) -> Student:
+    student = _reviewable(session, actor, student_id)
+    if student.status != ReviewStatus.PENDING:
+        raise WrongState("Hồ sơ này đã được xử lý trước đó.")
+    if not reason.strip():
+        raise StudentError("Cần ghi lý do từ chối.")
+    before = _snapshot(student, ("status",))
+    student.status, student.reject_reason = ReviewStatus.REJECTED, reason.strip()[:500]
+    student.reviewed_by, student.reviewed_at, student.updated_at = actor.id, now, now
+    session.add(student)
+    session.flush()
+    audit.record(session, actor_id=actor.id, action="reject", entity="student", entity_id=student.id,
+                 before=before, after={"status": student.status, "reason": student.reject_reason}, now=now)
+    return student
+
+
+# --- withdrawal ------------------------------------------------------------------------------------------------
+
+
+def _served(session: Session, student_id: int) -> bool:
+    q = select(Handover.id).where(Handover.student_id == student_id, Handover.status == HandoverStatus.ACTIVE)
+    return session.exec(q).first() is not None
+
+
+def withdraw(session: Session, *, actor: Actor, student_id: int, reason: str | None, now: datetime) -> Student:
+    """Withdraw an entry. Pending: withdrawn at once (its registrant or the principal). Approved: the
+    principal withdraws it; a teacher's withdrawal becomes a request (WITHDRAWING) the principal confirms."""
+    student = session.get(Student, student_id)
+    if student is None:
+        raise NotAllowed("Không tìm thấy hồ sơ này.")
+    _check_school(actor, student.school_id)
+    if actor.role == Role.TEACHER and student.registered_by != actor.id:
+        raise NotAllowed("Bạn chỉ rút được hồ sơ do chính bạn đăng ký.")
+    if _served(session, student.id):
+        raise WrongState("Em này đã được bàn giao máy; không rút hồ sơ được nữa.")
+    before = _snapshot(student, ("status",))
+    if student.status == ReviewStatus.PENDING or (
+            student.status in COUNTED_STATUSES and actor.role == Role.PRINCIPAL):
+        student.status = ReviewStatus.WITHDRAWN
+        action = "withdraw"
+    elif student.status == ReviewStatus.APPROVED:
+        student.status = ReviewStatus.WITHDRAWING
+        action = "withdraw_request"
+    else:
+        raise WrongState("Hồ sơ này không rút được (đã bị từ chối, đã rút hoặc đang chờ rút).")
+    student.updated_at = now
+    session.add(student)
+    session.flush()
+    audit.record(session, actor_id=actor.id, action=action, entity="student", entity_id=student.id,
+                 before=before, after={"status": student.status, "reason": reason}, now=now)
+    return student
+
+
+def list_withdrawal_requests(session: Session, *, school_id: int) -> list[Student]:
+    q = select(Student).where(Student.school_id == school_id, Student.status == ReviewStatus.WITHDRAWING)
+    return list(session.exec(q.order_by(Student.updated_at, Student.id)).all())
+
+
+def decide_withdrawal(session: Session, *, actor: Actor, student_id: int, accept: bool, now: datetime) -> Student:
+    student = _reviewable(session, actor, student_id)
+    if student.status != ReviewStatus.WITHDRAWING:
+        raise WrongState("Hồ sơ này không có yêu cầu rút.")
+    student.status = ReviewStatus.WITHDRAWN if accept else ReviewStatus.APPROVED
+    student.updated_at = now
+    session.add(student)
+    session.flush()
+    audit.record(session, actor_id=actor.id, action="withdraw" if accept else "withdraw_declined",
+                 entity="student", entity_id=student.id, before={"status": ReviewStatus.WITHDRAWING},
+                 after={"status": student.status}, now=now)
+    return student
+
+
+# --- corrections -----------------------------------------------------------------------------------------------
+
+
+def can_edit(actor: Actor, student: Student) -> bool:
+    if actor.role == Role.DISTRICT_OFFICER or actor.school_id != student.school_id:
+        return False
+    if student.status in (ReviewStatus.WITHDRAWN, ReviewStatus.WITHDRAWING):
+        return False
+    return actor.role == Role.PRINCIPAL or student.registered_by == actor.id
+
+
+def update_student_field(session: Session, *, actor: Actor, student_id: int, field: str, value: Any,
+                         now: datetime) -> Student:
+    """Change one field, audited with before and after. A rejected entry that is corrected goes back to the
+    principal (pending)."""
+    if field not in EDITABLE_FIELDS:
+        raise NotAllowed(f"Không sửa được mục {field}.")
+    student = session.get(Student, student_id)
+    if student is None:
+        raise NotAllowed("Không tìm thấy hồ sơ này.")
+    if not can_edit(actor, student):
+        raise NotAllowed("Bạn không có quyền sửa hồ sơ này.")
+    old = getattr(student, field)
+    if old == value:
+        return student
+    if field == "code":
+        dup = _duplicate_code_error(session, value, exclude_id=student.id)
+        if dup is not None:
+            raise dup
+    setattr(student, field, value)
+    after: dict[str, Any] = {field: value}
+    before: dict[str, Any] = {field: old}
+    if student.status == ReviewStatus.REJECTED:
+        before["status"], student.status, after["status"] = student.status, ReviewStatus.PENDING, ReviewStatus.PENDING
+        student.reject_reason = None
+    student.updated_at = now
+    session.add(student)
+    session.flush()
+    audit.record(session, actor_id=actor.id, action="update", entity="student", entity_id=student.id,
+                 before=before, after=after, now=now)
+    return student
+
+
+def recent_by(session: Session, *, staff_id: int, limit: int = 10) -> list[Student]:
+    """A person's own most recent registrations."""
+    q = select(Student).where(Student.registered_by == staff_id)
+    return list(session.exec(q.order_by(Student.created_at.desc(), Student.id.desc()).limit(limit)).all())
+
+
+# --- handover support ---------------------------------------------------------------------------------------------
+
+
+def search_unserved_students(session: Session, *, school_id: int, query: str, limit: int = 8) -> list[Student]:
+    """Approved students of a school without an active handover whose name (accents optional, any word
+    order) or code matches ``query``; an empty query lists them by name."""
+    from conversations.text import fold
+
+    served = select(Handover.student_id).where(Handover.status == HandoverStatus.ACTIVE)
+    q = select(Student).where(Student.school_id == school_id, Student.status == ReviewStatus.APPROVED,
+                              Student.id.not_in(served)).order_by(Student.full_name, Student.id)
+    digits = "".join(ch for ch in query if ch.isdigit())
+    if digits and len(digits) >= 3 and digits == query.strip().replace(" ", ""):
+        q = q.where(Student.code.contains(digits))
+        return list(session.exec(q.limit(limit)).all())
+    words = fold(query).split()
+    out: list[Student] = []
+    for student in session.exec(q).all():
+        name_words = fold(student.full_name).split()
+        if all(any(nw.startswith(w) for nw in name_words) for w in words):
+            out.append(student)
+            if len(out) >= limit:
+                break
+    return out
+
+
+# --- the needs report ---------------------------------------------------------------------------------------------
+
+
+def needs_report_counts(session: Session, *, school_id: int) -> dict[str, Any]:
+    """{"total", "by_category": {category: n}, "by_need": {need: n}, "pending": n} over approved students."""
+    rows = session.exec(select(Student.category, Student.need).where(
+        Student.school_id == school_id, Student.status.in_(list(COUNTED_STATUSES)))).all()
+    by_category = Counter(r[0] for r in rows)
+    by_need = Counter(r[1] for r in rows)
+    return {"total": len(rows), "by_category": dict(by_category), "by_need": dict(by_need),
+            "pending": count_pending(session, school_id=school_id)}
+
+
+def submit_needs_report(session: Session, *, actor: Actor, now: datetime) -> School:
+    if actor.role != Role.PRINCIPAL or actor.school_id is None:
+        raise NotAllowed("Chỉ hiệu trưởng mới chốt báo cáo nhu cầu.")
+    school = session.get(School, actor.school_id)
+    assert school is not None
+    if school.needs_report_submitted_at is not None:
+        raise AlreadySubmitted("Báo cáo nhu cầu của trường đã được chốt trước đó.")
+    school.needs_report_submitted_at, school.needs_report_submitted_by = now, actor.id
+    session.add(school)
+    session.flush()
+    audit.record(session, actor_id=actor.id, action="submit_needs_report", entity="school", entity_id=school.id,
+                 before=None, after=needs_report_counts(session, school_id=school.id), now=now)
+    return school
+
+
+def principals_of(session: Session, *, school_id: int) -> list[Staff]:
+    q = select(Staff).where(Staff.school_id == school_id, Staff.role == Role.PRINCIPAL, Staff.active.is_(True))
+    return list(session.exec(q).all())

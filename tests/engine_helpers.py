@@ -1,0 +1,138 @@
+"""A small driver for engine tests: talk to a ``ConversationEngine`` as one person on one channel.
+
+    eng = make_engine(sqlite_engine, programme, clock)
+    teacher = await Chat.linked(eng, world.phones["teacher_a"])      # already linked (console-style)
+    replies = await teacher.say("/dangky")
+    await teacher.tap("Nam")                # tap the option whose label contains "Nam" (or its key)
+    await teacher.photo(jpeg_bytes)
+    assert "Đã lưu" in teacher.text         # all texts of the last replies, joined, tags stripped
+
+Each message gets a fresh message id (so dedupe does not swallow it) unless one is given; ``resend()``
+delivers the previous message again with the same id.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from bot.clock import FixedClock
+from bot.programme import Programme
+from conversations.engine import ConversationEngine
+from conversations.types import Contact, Incoming, Option, Outgoing, PhotoInput, plain_text
+
+_ids = itertools.count(1)
+
+
+def make_engine(db: Engine, programme: Programme, clock: FixedClock, **kwargs) -> ConversationEngine:
+    return ConversationEngine(db=db, programme=programme, clock=clock, **kwargs)
+
+
+class Chat:
+    def __init__(self, engine: ConversationEngine, user_id: str, channel: str = "telegram",
+                 chat_id: str | None = None) -> None:
+        self.engine = engine
+        self.user_id = str(user_id)
+        self.channel = channel
+        self.chat_id = chat_id or self.user_id
+        self.replies: list[Outgoing] = []
+        self.last: Incoming | None = None
+
+    @classmethod
+    async def linked(cls, engine: ConversationEngine, phone: str, channel: str = "telegram",
+                     user_id: str | None = None) -> Chat:
+        """A person already linked to ``phone`` (uses ``link_directly``, as the console does)."""
+        chat = cls(engine, user_id or f"u{phone[-6:]}", channel)
+        engine.link_directly(channel=channel, external_id=chat.user_id, chat_id=chat.chat_id, phone=phone)
+        return chat
+
+    # --- sending --------------------------------------------------------------------------------------------
+
+    async def send(self, **fields) -> list[Outgoing]:
+        message_id = fields.pop("message_id", None) or f"m{next(_ids)}"
+        incoming = Incoming(channel=self.channel, user_id=self.user_id, chat_id=self.chat_id,
+                            received_at=self.engine.clock.now(), message_id=message_id, **fields)
+        return await self.deliver(incoming)
+
+    async def deliver(self, incoming: Incoming) -> list[Outgoing]:
+        self.last = incoming
+        self.replies = await self.engine.handle(incoming)
+        return self.replies
+
+    async def say(self, text: str) -> list[Outgoing]:
+        return await self.send(text=text)
+
+    async def resend(self) -> list[Outgoing]:
+        """The previous message delivered again (same message id)."""
+        assert self.last is not None
+        return await self.deliver(replace(self.last))
+
+    async def tap(self, label_or_key: str) -> list[Outgoing]:
+        """Tap an option of the latest replies: by exact key, else by a label containing the text."""
+        return await self.send(choice=self.key(label_or_key))
+
+    async def tap_key(self, key: str) -> list[Outgoing]:
+        """Send any callback data, e.g. a stale or forged key."""
+        return await self.send(choice=key)
+
+    async def photo(self, data: bytes, *, mime: str = "image/jpeg", caption: str | None = None) -> list[Outgoing]:
+        async def fetch() -> bytes:
+            return data
+
+        return await self.send(photo=PhotoInput(fetch=fetch, mime_type=mime, size=len(data)), text=caption)
+
+    async def contact(self, phone: str, *, user_id: str | None = "self") -> list[Outgoing]:
+        owner = self.user_id if user_id == "self" else user_id
+        return await self.send(contact=Contact(phone=phone, user_id=owner))
+
+    # --- reading ----------------------------------------------------------------------------------------------
+
+    @property
+    def options(self) -> list[Option]:
+        return [o for out in self.replies if out.chat_id is None for o in out.options]
+
+    @property
+    def labels(self) -> list[str]:
+        return [o.label for o in self.options]
+
+    @property
+    def text(self) -> str:
+        """Texts of the latest replies to this chat (not notifications to others), tags stripped."""
+        return "\n".join(plain_text(o.text) for o in self.replies if o.chat_id is None and o.text)
+
+    @property
+    def notifications(self) -> list[Outgoing]:
+        return [o for o in self.replies if o.chat_id is not None]
+
+    def key(self, label_or_key: str) -> str:
+        opts = self.options
+        for o in opts:
+            if o.key == label_or_key:
+                return o.key
+        matches = [o for o in opts if label_or_key.lower() in o.label.lower()]
+        if not matches:
+            raise AssertionError(f"no option {label_or_key!r} in {[o.label for o in opts]}\n{self.text}")
+        exact = [o for o in matches if o.label.lower() == label_or_key.lower()]
+        return (exact or matches)[0].key
+
+    def has_option(self, label: str) -> bool:
+        return any(label.lower() in o.label.lower() for o in self.options)
+
+
+async def fill(chat: Chat, *answers: str) -> list[Outgoing]:
+    """Answer several questions in a row: 'tap:Label' taps, anything else is typed."""
+    for answer in answers:
+        if answer.startswith("tap:"):
+            await chat.tap(answer[4:])
+        else:
+            await chat.say(answer)
+    return chat.replies
+
+
+def media_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "media"
+    path.mkdir(exist_ok=True)
+    return path
