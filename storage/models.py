@@ -55,6 +55,9 @@ class ReviewStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
+    # A teacher asked to withdraw an approved entry; it still counts as approved until the principal
+    # confirms in /duyet (storage.students.COUNTED_STATUSES).
+    WITHDRAWING = "withdrawing"
 
 
 class Source(StrEnum):
@@ -226,7 +229,16 @@ class Sponsor(SQLModel, table=True):
 class Batch(SQLModel, table=True):
     """Computers a school received at once from one source (lô máy / tiếp nhận)."""
 
-    __table_args__ = (Index("ix_batch_school_received", "school_id", "received_on"),)
+    __table_args__ = (
+        Index("ix_batch_school_received", "school_id", "received_on"),
+        # The sweep's "devices received but not handed over" reads only batches with devices left.
+        Index(
+            "ix_batch_open",
+            "received_on",
+            sqlite_where=text("handed_over < quantity"),
+            postgresql_where=text("handed_over < quantity"),
+        ),
+    )
     id: Optional[int] = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id")
     source: str = Field(max_length=16)  # Source
