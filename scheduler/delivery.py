@@ -12,9 +12,28 @@ A channel sender only says how a failure should be read; the deliverer decides w
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from conversations.types import Outgoing
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot.clock import Clock
+from bot.programme import Programme
+from conversations.i18n import T
+from conversations.types import Outgoing, esc, plain_text
+from scheduler import outbox
+from scheduler.rules import MAX_ITEMS_PER_MESSAGE, RULES_BY_NAME, compose, stage_kind, subject_line
+from storage.db import session_scope
+from storage.models import ChatIdentity, Notification, NotificationStatus, Staff
+from storage.phones import display_phone
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
@@ -41,3 +60,337 @@ class ChannelSender(Protocol):
     async def send(self, chat_id: str, message: Outgoing) -> None:
         """Deliver one message; raises RetryLater / Unreachable / DeliveryError."""
         ...
+
+
+class Mailer(Protocol):
+    async def send(self, to: str, subject: str, body: str) -> None: ...
+
+
+# --- the deliverer ----------------------------------------------------------------------------------------------
+
+CHAT_CHANNELS = ("telegram", "zalo", "console")
+EMAIL = "email"
+NO_CHANNEL = "không có kênh liên lạc: chưa liên kết Telegram/Zalo (hoặc đã chặn bot) và không có email"
+NO_SMTP = "chưa cấu hình SMTP (FIELDBOT_SMTP_URL): không gửi được email"
+
+
+@dataclass
+class GroupOutcome:
+    """What happened to one message (a group of outbox rows for one person, one rule, one stage kind)."""
+
+    recipient: str
+    rule: str
+    stage: str
+    items: int
+    status: str  # sent | retry | failed
+    channels: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class _Attempt:
+    done: set[str]
+    sent: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    blocked: list[int] = field(default_factory=list)  # chat identities that refused: marked blocked
+    retry_after: float | None = None
+
+    def retry_later(self, error: str, retry_after: float | None) -> None:
+        self.errors.append(error)
+        if retry_after is not None:
+            self.retry_after = max(self.retry_after or 0.0, retry_after)
+
+
+@dataclass
+class DeliveryReport:
+    messages: int = 0  # chat messages and e-mails that went out
+    rows_sent: int = 0
+    rows_retrying: int = 0
+    rows_failed: int = 0
+    groups: list[GroupOutcome] = field(default_factory=list)
+    stopped: bool = False  # the lease was lost: another process delivers now
+
+
+class Deliverer:
+    """Drains the outbox: due rows, grouped per person, rule and stage kind, sent on the person's channels.
+
+    Per row, ``channels_done`` records what already went out, so a retry never repeats a channel: when SMTP
+    is down the Telegram copy is still sent once, and the e-mail follows when SMTP is back.
+    """
+
+    def __init__(
+        self,
+        *,
+        db: Engine,
+        programme: Programme,
+        clock: Clock,
+        senders: Mapping[str, ChannelSender],
+        mailer: Mailer | None = None,
+        max_attempts: int = 8,
+        backoff: timedelta = timedelta(minutes=1),
+        max_backoff: timedelta = timedelta(hours=1),
+        batch_size: int = 500,
+        concurrency: int = 16,
+    ) -> None:
+        self.db = db
+        self.programme = programme
+        self.clock = clock
+        self.senders = dict(senders)
+        self.mailer = mailer
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Shutting down: messages not yet started stay pending for the next run (or the other process)."""
+        self._stopping = True
+
+    async def deliver_due(self, *, keep_going: Callable[[], Awaitable[bool]] | None = None,
+                          max_rows: int | None = None) -> DeliveryReport:
+        """Deliver every row due now. ``keep_going`` is asked before each batch (the lease renewal)."""
+        report = DeliveryReport()
+        seen: set[int] = set()
+        while (max_rows is None or len(seen) < max_rows) and not self._stopping:
+            if keep_going is not None and not await keep_going():
+                report.stopped = True
+                break
+            now = self.clock.now()
+            limit = self.batch_size if max_rows is None else min(self.batch_size, max_rows - len(seen))
+            with session_scope(self.db) as session:
+                rows = [r for r in outbox.due_rows(session, now=now, limit=limit) if r.id not in seen]
+                if not rows:
+                    break
+                people, identities = _recipients(session, rows)
+            seen.update(r.id for r in rows)
+            groups = _interleave(_group(rows))
+            semaphore = asyncio.Semaphore(self.concurrency)
+
+            async def run(group: list[Notification]) -> None:
+                async with semaphore:
+                    if self._stopping:
+                        return
+                    outcome = await self._deliver_group(group, people, identities)
+                report.groups.append(outcome)
+
+            await asyncio.gather(*(run(g) for g in groups))
+        for g in report.groups:
+            n = g.items
+            report.messages += len(g.channels)
+            if g.status == "sent":
+                report.rows_sent += n
+            elif g.status == "retry":
+                report.rows_retrying += n
+            else:
+                report.rows_failed += n
+        return report
+
+    async def _deliver_group(self, rows: list[Notification], people: dict[int, Staff],
+                             identities: dict[int, list[ChatIdentity]]) -> GroupOutcome:
+        first = rows[0]
+        person = people.get(first.recipient_id) if first.recipient_id is not None else None
+        lang = (person.language if person else None) or "vi"
+        text = compose(first.rule, first.stage, [r.text for r in rows], lang=lang, programme=self.programme)
+        done = set(filter(None, (first.channels_done or "").split(",")))
+        attempt = _Attempt(done=done)
+
+        # Part 1, the person's chat (or, for someone no chat reaches, their own e-mail from the roster).
+        if first.recipient_id is None:
+            person_part = "n/a"
+        elif done & set(CHAT_CHANNELS) or (first.email is None and EMAIL in done):
+            person_part = "ok"
+        elif person is None or not person.active:
+            attempt.errors.append("người nhận không còn trong danh sách hoặc đã ngừng hoạt động")
+            person_part = "lost"
+        else:
+            person_part = await self._chat(attempt, person, identities.get(person.id, []), Outgoing(text=text))
+            if person_part == "lost" and first.email is None and person.email:
+                person_part = await self._email(attempt, person.email, first, text, lang, len(rows))
+            if person_part == "lost" and not attempt.errors:
+                attempt.errors.append(NO_CHANNEL)
+        # Part 2, the e-mail copy the district contact always gets.
+        if first.email is None or EMAIL in done:
+            email_part = "n/a" if first.email is None else "ok"
+        else:
+            email_part = await self._email(attempt, first.email, first, text, lang, len(rows))
+
+        attempts = first.attempts + 1
+        if "retry" in (person_part, email_part) and attempts < self.max_attempts:
+            status = NotificationStatus.PENDING
+        else:
+            # The district contact who read it by e-mail has it, even if their chat failed.
+            reached = person_part in ("ok", "n/a") or (first.email is not None and email_part == "ok")
+            status = NotificationStatus.SENT if reached and email_part in ("ok", "n/a") else NotificationStatus.FAILED
+        now = self.clock.now()
+        error = "; ".join(dict.fromkeys(attempt.errors)) or None
+        self._record(rows, status=status, attempts=attempts, done=done, error=error, now=now,
+                     retry_after=attempt.retry_after, blocked=attempt.blocked,
+                     tell_district=person_part == "lost" and first.email is None)
+        outcome = GroupOutcome(
+            recipient=person.full_name if person else (first.email or "?"), rule=first.rule, stage=first.stage,
+            items=len(rows), status={"sent": "sent", "pending": "retry", "failed": "failed"}[status],
+            channels=attempt.sent, error=error,
+        )
+        log.info("notification rule=%s stage=%s items=%d recipient=%s channels=%s status=%s%s", first.rule,
+                 first.stage, len(rows), first.recipient_id or "email", ",".join(attempt.sent) or "-",
+                 outcome.status, f" error={error}" if error else "")
+        return outcome
+
+    async def _chat(self, attempt: _Attempt, person: Staff, identities: list[ChatIdentity], message: Outgoing) -> str:
+        """The person's chats, latest linked first: "ok", "retry" (transient: same chat later, no second copy
+        elsewhere) or "lost" (every chat refused or none linked)."""
+        for ident in identities:
+            sender = self.senders.get(ident.channel)
+            if sender is None:
+                attempt.errors.append(f"{ident.channel}: kênh chưa được cấu hình trong tiến trình này")
+                continue
+            try:
+                await sender.send(ident.chat_id, message)
+            except RetryLater as exc:
+                attempt.retry_later(f"{ident.channel}: {exc}", exc.retry_after)
+                return "retry"
+            except Unreachable as exc:
+                attempt.blocked.append(ident.id)
+                attempt.errors.append(f"{ident.channel}: {exc}")
+                continue
+            except DeliveryError as exc:
+                attempt.errors.append(f"{ident.channel}: {exc}")
+                continue
+            except Exception as exc:  # a sender bug must not stop the other messages
+                log.exception("sender %s failed unexpectedly", ident.channel)
+                attempt.retry_later(f"{ident.channel}: {type(exc).__name__}", None)
+                return "retry"
+            attempt.done.add(ident.channel)
+            attempt.sent.append(ident.channel)
+            return "ok"
+        return "lost"
+
+    async def _email(self, attempt: _Attempt, to: str, first: Notification, text: str, lang: str, n: int) -> str:
+        if self.mailer is None:
+            attempt.errors.append(NO_SMTP)
+            return "lost"
+        subject = subject_line(first.rule, first.stage, lang=lang, programme=self.programme, n=n)
+        body = plain_text(text) + SIGNATURE(lang, name=self.programme.programme.name)
+        try:
+            await self.mailer.send(to, subject, body)
+        except RetryLater as exc:
+            attempt.retry_later(f"email: {exc}", exc.retry_after)
+            return "retry"
+        except DeliveryError as exc:
+            attempt.errors.append(f"email: {exc}")
+            return "lost"
+        attempt.done.add(EMAIL)
+        attempt.sent.append(EMAIL)
+        return "ok"
+
+    def _record(self, rows: list[Notification], *, status: str, attempts: int, done: set[str], error: str | None,
+                now: datetime, retry_after: float | None, blocked: list[int], tell_district: bool) -> None:
+        if status == NotificationStatus.PENDING:
+            delay = min(self.backoff * (2 ** (attempts - 1)), self.max_backoff)
+            if retry_after is not None:
+                delay = max(delay, timedelta(seconds=retry_after))
+            next_at = quiet_release(self.programme, now + delay)
+        else:
+            next_at = now  # for failed rows: when it gave up (the digest lists the last 24 hours)
+        ids = [r.id for r in rows]
+        with session_scope(self.db) as session:
+            session.execute(
+                update(Notification).where(Notification.id.in_(ids)).values(
+                    status=status, attempts=attempts, next_attempt_at=next_at,
+                    channels_done=",".join(sorted(done)) or None, last_error=error,
+                    sent_at=now if status == NotificationStatus.SENT else None,
+                )
+            )
+            if blocked:
+                session.execute(update(ChatIdentity).where(ChatIdentity.id.in_(blocked), ChatIdentity.blocked_at.is_(None))
+                                .values(blocked_at=now))
+            if status == NotificationStatus.FAILED and tell_district and rows[0].rule != "undeliverable":
+                _tell_the_district(session, rows, programme=self.programme, now=now, reason=error or NO_CHANNEL)
+
+
+SIGNATURE = T(vi="\n\n—\nfieldbot, chương trình “{name}”. Tin nhắn tự động, vui lòng không trả lời email này.",
+              en="\n\n—\nfieldbot, programme “{name}”. Automatic message, please do not reply to this e-mail.")
+UNDELIVERED = T(
+    vi="• <b>{name}</b> ({role}, {school}, {phone}) chưa nhận được “{what}”: {why}",
+    en="• <b>{name}</b> ({role}, {school}, {phone}) did not get “{what}”: {why}",
+)
+
+
+def _tell_the_district(session: Session, rows: list[Notification], *, programme: Programme, now: datetime,
+                       reason: str) -> None:
+    """A person no channel reaches: the district contact hears about it instead of the reminder vanishing."""
+    from scheduler.context import Candidate, SweepContext
+    from scheduler.rules import ROLE_LABEL, title
+
+    staff = session.get(Staff, rows[0].recipient_id)
+    if staff is None:
+        return
+    ctx = SweepContext(session=session, programme=programme, now=now)
+    contact = ctx.district_contact(staff.district_id)
+    if contact is None or contact.staff_id == staff.id:
+        log.error("notification to staff=%s could not be delivered and nobody else can be told", staff.id)
+        return
+    school = ctx.school(staff.school_id).name if staff.school_id else "-"
+    role = ROLE_LABEL.get(staff.role)
+    lang = contact.language
+    out = []
+    for row in rows:
+        line = UNDELIVERED(lang, name=esc(staff.full_name), role=role(lang) if role else esc(staff.role),
+                           school=esc(school), phone=display_phone(staff.phone), what=title(row.rule, lang),
+                           why=esc(reason[:200]))
+        c = Candidate("undeliverable", f"notification:{row.id}", contact, "late", now, line, escalation=True)
+        out.append(outbox.candidate_row(c, now=now, deliver_at=quiet_release(programme, now)))
+    outbox.insert_ignoring_duplicates(session, out)
+
+
+def quiet_release(programme: Programme, at: datetime) -> datetime:
+    from scheduler.context import SweepContext
+
+    return SweepContext(session=None, programme=programme, now=at).deliver_from(at)  # type: ignore[arg-type]
+
+
+def _recipients(session: Session, rows: list[Notification]) -> tuple[dict[int, Staff], dict[int, list[ChatIdentity]]]:
+    ids = sorted({r.recipient_id for r in rows if r.recipient_id is not None})
+    people: dict[int, Staff] = {}
+    identities: dict[int, list[ChatIdentity]] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        people.update({s.id: s for s in session.execute(select(Staff).where(Staff.id.in_(chunk))).scalars()})
+        for ident in session.execute(
+            select(ChatIdentity).where(ChatIdentity.staff_id.in_(chunk), ChatIdentity.blocked_at.is_(None))
+            .order_by(ChatIdentity.linked_at.desc(), ChatIdentity.id.desc())  # the latest linked chat first
+        ).scalars():
+            identities.setdefault(ident.staff_id, []).append(ident)
+    return people, identities
+
+
+def _group(rows: list[Notification]) -> list[list[Notification]]:
+    """Rows for one person, rule, stage kind and delivery state become one message (at most 40 items)."""
+    groups: dict[tuple, list[Notification]] = {}
+    for r in rows:
+        key = (r.recipient_id, r.email if r.recipient_id is None else r.email or "", r.rule, stage_kind(r.stage),
+               r.channels_done or "", r.attempts)
+        if r.rule not in RULES_BY_NAME:
+            key += (r.stage,)
+        groups.setdefault(key, []).append(r)
+    out = []
+    for g in groups.values():
+        out += [g[i:i + MAX_ITEMS_PER_MESSAGE] for i in range(0, len(g), MAX_ITEMS_PER_MESSAGE)]
+    return out
+
+
+def _interleave(groups: list[list[Notification]]) -> list[list[Notification]]:
+    """Round-robin over recipients, so consecutive messages go to different chats and the 1-per-second-per-chat
+    limit never holds up the others."""
+    by_person: dict[tuple, list[list[Notification]]] = {}
+    for g in groups:
+        by_person.setdefault((g[0].recipient_id, g[0].email), []).append(g)
+    queues = list(by_person.values())
+    out: list[list[Notification]] = []
+    while queues:
+        for q in queues:
+            out.append(q.pop(0))
+        queues = [q for q in queues if q]
+    return out

@@ -1,0 +1,256 @@
+"""What a rule sees (``SweepContext``) and what it produces (``Candidate``).
+
+A rule is a query plus texts: it asks the database what is due or late at ``ctx.now`` and yields one
+candidate per (subject, recipient) for the stage that is current now. The sweep turns candidates into
+outbox rows; the context answers the questions every rule has (who is the principal, who is the district
+contact, when is "tomorrow morning" in the programme's time zone) and caches the answers for one sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from bot.clock import UTC
+from bot.programme import Programme
+from storage.models import ChatIdentity, District, Role, School, Staff
+from storage.phones import display_phone
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A person to notify: a roster member (``staff_id``), and/or an address that always gets an e-mail copy
+    (the district contact)."""
+
+    staff_id: int | None
+    email: str | None = None
+    name: str = ""
+    language: str = "vi"
+
+    @property
+    def key(self) -> str:
+        if self.staff_id is not None:
+            return f"s{self.staff_id}"
+        digest = hashlib.sha1((self.email or "").lower().encode()).hexdigest()[:12]
+        return f"m{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One notification a rule says is due now. ``line`` is this item's text (HTML-lite, user values
+    escaped); the rule's header and footer are added when it is sent, so items of the same rule and stage
+    for the same person go out as one message."""
+
+    rule: str
+    subject: str  # "school:12", "handover:55", "batch:3", "student:9", "district:1"
+    recipient: Recipient
+    stage: str  # "d-3", "remind", "late", "late:2021-11-22", "2021-11-22" ...
+    at: datetime  # when this stage became due (UTC)
+    line: str
+    escalation: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.rule}:{self.subject}:{self.recipient.key}:{self.stage}"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    id: int
+    full_name: str
+    phone: str
+    email: str | None
+    role: str
+    school_id: int | None
+    district_id: int
+    language: str
+    active: bool
+    reachable: bool  # has a chat channel that has not blocked the bot, or an e-mail
+
+    def recipient(self) -> Recipient:
+        return Recipient(staff_id=self.id, name=self.full_name, language=self.language or "vi")
+
+    @property
+    def phone_display(self) -> str:
+        return display_phone(self.phone)
+
+
+@dataclass(frozen=True, slots=True)
+class SchoolInfo:
+    id: int
+    code: str
+    name: str
+    district_id: int
+    needs_report_submitted_at: datetime | None
+
+
+@dataclass
+class SweepContext:
+    session: Session
+    programme: Programme
+    now: datetime
+    _schools: dict[int, SchoolInfo] = field(default_factory=dict)
+    _principals: dict[int, list[Person]] = field(default_factory=dict)
+    _people: dict[int, Person] = field(default_factory=dict)
+    _contacts: dict[int, Recipient | None] = field(default_factory=dict)
+    _districts: dict[int, District] | None = None
+
+    # --- time, in the programme's zone -------------------------------------------------------------------
+
+    @property
+    def tz(self):
+        return self.programme.tz
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(self.tz).date()
+
+    def local_date(self, at: datetime) -> date:
+        return at.astimezone(self.tz).date()
+
+    def at_local(self, day: date, moment: time) -> datetime:
+        return datetime.combine(day, moment, tzinfo=self.tz).astimezone(UTC)
+
+    def morning(self, day: date) -> datetime:
+        """The reminder hour (``[reminders] morning``) of ``day``, as UTC."""
+        return self.at_local(day, self.programme.reminders.morning)
+
+    def first_morning_from(self, at: datetime) -> datetime:
+        """The first reminder hour at or after ``at``: reminders that cross a threshold during a day are
+        collected into that day's (or the next day's) morning message instead of trickling in."""
+        day = self.local_date(at)
+        m = self.morning(day)
+        return m if m >= at else self.morning(day + timedelta(days=1))
+
+    def deliver_from(self, at: datetime) -> datetime:
+        """``at`` moved out of quiet hours: a message due at 23:00 goes out at the end of the quiet time."""
+        r = self.programme.reminders
+        local = at.astimezone(self.tz)
+        t = local.time()
+        start, end = r.quiet_start, r.quiet_end
+        if start == end:
+            return at
+        quiet = (start <= t or t < end) if start > end else (start <= t < end)
+        if not quiet:
+            return at
+        day = local.date() if t < end else local.date() + timedelta(days=1)
+        return self.at_local(day, end)
+
+    # --- schools and people ---------------------------------------------------------------------------
+
+    def districts(self) -> dict[int, District]:
+        if self._districts is None:
+            self._districts = {d.id: d for d in self.session.execute(select(District)).scalars()}
+        return self._districts
+
+    def load_schools(self, ids: Iterable[int]) -> None:
+        missing = {i for i in ids if i not in self._schools}
+        for chunk in _chunks(sorted(missing), 500):
+            rows = self.session.execute(
+                select(School.id, School.code, School.name, School.district_id, School.needs_report_submitted_at)
+                .where(School.id.in_(chunk))
+            ).all()
+            for r in rows:
+                self._schools[r.id] = SchoolInfo(r.id, r.code, r.name, r.district_id, r.needs_report_submitted_at)
+        self._load_principals(missing)
+
+    def school(self, school_id: int) -> SchoolInfo:
+        if school_id not in self._schools:
+            self.load_schools([school_id])
+        return self._schools[school_id]
+
+    def principals(self, school_id: int) -> list[Person]:
+        if school_id not in self._principals:
+            self._load_principals({school_id})
+        return self._principals.get(school_id, [])
+
+    def person(self, staff_id: int) -> Person | None:
+        if staff_id not in self._people:
+            self.load_people([staff_id])
+        return self._people.get(staff_id)
+
+    def load_people(self, ids: Iterable[int]) -> None:
+        missing = sorted({i for i in ids if i not in self._people})
+        for chunk in _chunks(missing, 500):
+            staff = self.session.execute(select(Staff).where(Staff.id.in_(chunk))).scalars().all()
+            self._add_people(staff)
+
+    def _load_principals(self, school_ids: set[int]) -> None:
+        if not school_ids:
+            return
+        for sid in school_ids:
+            self._principals.setdefault(sid, [])
+        for chunk in _chunks(sorted(school_ids), 500):
+            staff = self.session.execute(
+                select(Staff).where(Staff.school_id.in_(chunk), Staff.role == Role.PRINCIPAL, Staff.active)
+                .order_by(Staff.id)
+            ).scalars().all()
+            for p in self._add_people(staff):
+                self._principals[p.school_id].append(p)
+
+    def _add_people(self, staff: list[Staff]) -> list[Person]:
+        if not staff:
+            return []
+        ids = [s.id for s in staff]
+        with_chat = set(self.session.execute(
+            select(ChatIdentity.staff_id).where(ChatIdentity.staff_id.in_(ids), ChatIdentity.blocked_at.is_(None))
+        ).scalars())
+        people = []
+        for s in staff:
+            p = Person(id=s.id, full_name=s.full_name, phone=s.phone, email=s.email, role=s.role,
+                       school_id=s.school_id, district_id=s.district_id, language=s.language or "vi",
+                       active=s.active, reachable=s.id in with_chat or bool(s.email))
+            self._people[s.id] = p
+            if s.active:
+                people.append(p)
+        return people
+
+    def district_contact(self, district_id: int) -> Recipient | None:
+        """Who gets escalations for a district: the programme's named contact for that district (matched to
+        the roster by phone so they also get chat messages, always e-mailed), else the district officer in
+        the roster, else the programme's first contact (by e-mail)."""
+        if district_id in self._contacts:
+            return self._contacts[district_id]
+        district = self.districts().get(district_id)
+        code = district.code if district else None
+        contact = next((c for c in self.programme.contacts if c.district_code == code), None)
+        officers = self.session.execute(
+            select(Staff).where(Staff.district_id == district_id, Staff.role == Role.DISTRICT_OFFICER, Staff.active)
+            .order_by(Staff.id)
+        ).scalars().all()
+        result: Recipient | None
+        if contact is not None:
+            match = next((o for o in officers if o.phone == contact.phone_e164), None)
+            result = Recipient(staff_id=match.id if match else None, email=contact.email, name=contact.name,
+                               language=(match.language if match else None) or "vi")
+        elif officers:
+            o = officers[0]
+            result = Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi")
+        else:
+            c = self.programme.contacts[0]
+            result = Recipient(staff_id=None, email=c.email, name=c.name)
+        if result is not None and result.staff_id is not None:
+            self.load_people([result.staff_id])
+        self._contacts[district_id] = result
+        return result
+
+    def is_contact(self, recipient: Recipient) -> bool:
+        return recipient in self._contacts.values()
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def group_by(items: Iterable, key) -> dict:
+    out: dict = defaultdict(list)
+    for item in items:
+        out[key(item)].append(item)
+    return out

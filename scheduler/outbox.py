@@ -1,0 +1,84 @@
+"""The notification outbox: rows recorded once under their key, read back for delivery.
+
+Exactly once rests on the unique ``notification.key`` (``rule:subject:recipient:stage``): the sweep inserts
+with ``ON CONFLICT (key) DO NOTHING`` in the same transaction that found the candidates, so two sweeps at
+the same moment, or a sweep repeated after a crash, record each notification once; the deliverer only reads
+rows, so a process killed between finding and delivering loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from scheduler.context import Candidate
+from storage.models import Notification, NotificationStatus
+
+CHUNK = 500
+SUPERSEDED = "superseded: no longer due, or replaced by a later stage"
+
+
+def _chunks(items: Sequence, size: int = CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
+    keys = sorted(set(keys))
+    found: set[str] = set()
+    for chunk in _chunks(keys):
+        found.update(session.execute(select(Notification.key).where(Notification.key.in_(chunk))).scalars())
+    return found
+
+
+def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
+    """INSERT ... ON CONFLICT (key) DO NOTHING on SQLite and PostgreSQL; returns how many were new."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    table = Notification.__table__
+    inserted = 0
+    for chunk in _chunks(rows):
+        stmt = module.insert(table).values(chunk).on_conflict_do_nothing(index_elements=["key"])
+        inserted += session.execute(stmt).rowcount or 0
+    return inserted
+
+
+def candidate_row(c: Candidate, *, now: datetime, deliver_at: datetime) -> dict:
+    return dict(
+        key=c.key, rule=c.rule, subject=c.subject, stage=c.stage, recipient_id=c.recipient.staff_id,
+        email=c.recipient.email, text=c.line, status=NotificationStatus.PENDING, attempts=0,
+        next_attempt_at=deliver_at, created_at=now,
+    )
+
+
+def skip_stale(session: Session, *, rules: Iterable[str], current_keys: set[str], dry_run: bool = False) -> list[str]:
+    """Pending rows of ``rules`` that no rule asks for any more (resolved, or superseded by a later stage):
+    marked skipped, so a stale reminder is never sent late. Only pending rows are read: a handful."""
+    rows = session.execute(
+        select(Notification.id, Notification.key)
+        .where(Notification.status == NotificationStatus.PENDING, Notification.rule.in_(list(rules)))
+    ).all()
+    stale = [r for r in rows if r.key not in current_keys]
+    if stale and not dry_run:
+        for chunk in _chunks([r.id for r in stale]):
+            session.execute(
+                update(Notification).where(Notification.id.in_(chunk),
+                                           Notification.status == NotificationStatus.PENDING)
+                .values(status=NotificationStatus.SKIPPED, last_error=SUPERSEDED)
+            )
+    return [r.key for r in stale]
+
+
+def due_rows(session: Session, *, now: datetime, limit: int) -> list[Notification]:
+    return list(session.execute(
+        select(Notification)
+        .where(Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now)
+        .order_by(Notification.next_attempt_at, Notification.id)
+        .limit(limit)
+    ).scalars())

@@ -1,0 +1,479 @@
+"""The deadline rules, as a table: one ``Rule`` per thing the bot chases.
+
+To add a reminder, write a finder (``ctx -> candidates``: a query for what is due at ``ctx.now``, and the
+stage that is current for each subject) and its texts, and add one ``Rule`` to ``RULES``. Nothing else
+changes: the sweep records candidates in the outbox under ``rule:subject:recipient:stage``, and the
+deliverer sends them, putting items of the same rule and stage for the same person into one message with
+the rule's header and footer.
+
+Stages and catch-up: each finder yields only the stage that is current now (the latest whose moment has
+passed). A stage that was never sent because the bot was down is not sent late: it is superseded by the
+current one, and a pending row of an older stage is marked skipped by the sweep.
+
+Defaults come from the programme file (``[deadlines]``, ``[reminders]``):
+
+| rule | subject | reminder | escalation to the district contact |
+|---|---|---|---|
+| needs_report | school | principal, mornings of deadline-3, -1, 0 | listing of late schools the morning after; then per school per day |
+| csdl | handover | principal and recorder, morning of the due day | once, when due + grace has passed |
+| devices_waiting | batch | principal, morning N days after receipt | morning 2N days after receipt |
+| pending_review | student | principal, first morning after N days pending | - |
+| digest | district | - | district contact, every morning |
+| undeliverable | notification | - | when a person has no channel left (written by the deliverer) |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from bot.clock import fmt_date
+from conversations.i18n import T
+from conversations.types import esc
+from scheduler.context import Candidate, Recipient, SweepContext, group_by
+from storage.models import Batch, Handover, HandoverStatus, ReviewStatus, Role, School, Student
+
+Finder = Callable[[SweepContext], Iterable[Candidate]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    title: T  # what the rule is about: e-mail subject, digest listings
+    find: Finder | None  # None: rows written by someone else (the deliverer)
+    headers: Mapping[str, T] = field(default_factory=dict)  # stage kind -> header; {n} = number of items
+    footers: Mapping[str, T] = field(default_factory=dict)
+
+
+def stage_kind(stage: str) -> str:
+    """"remind:3" -> "remind", "late:2021-11-22" -> "late": items of one kind share a message."""
+    return stage.split(":", 1)[0]
+
+
+# --- shared texts ---------------------------------------------------------------------------------------------
+
+ROLE_LABEL = {
+    Role.PRINCIPAL: T(vi="hiệu trưởng", en="principal"),
+    Role.TEACHER: T(vi="giáo viên", en="teacher"),
+    Role.DISTRICT_OFFICER: T(vi="chuyên viên phòng GD&ĐT", en="district officer"),
+}
+DEVICE_LABEL = {
+    "laptop": T(vi="máy tính xách tay", en="laptops"),
+    "desktop": T(vi="máy tính để bàn", en="desktop computers"),
+    "tablet": T(vi="máy tính bảng", en="tablets"),
+}
+PRINCIPAL_IS = T(vi="HT {name}, {phone}", en="principal {name}, {phone}")
+NO_PRINCIPAL = T(vi="trường chưa có hiệu trưởng trong danh sách nhân sự",
+                 en="the school has no principal in the roster")
+UNREACHABLE_NOTE = T(vi=" (chưa liên kết Telegram/Zalo và không có email: nhắc việc không đến được)",
+                     en=" (no Telegram/Zalo linked and no e-mail: reminders cannot reach them)")
+NO_PRINCIPAL_PREFIX = T(vi="(Trường chưa có hiệu trưởng trong danh sách nên nhắc việc gửi tới phòng GD&ĐT) ",
+                        en="(The school has no principal in the roster, so this reminder goes to the district) ")
+
+
+def principal_text(ctx: SweepContext, school_id: int, lang: str) -> str:
+    """Who to call about a school: the principal's name and phone, and whether the bot can reach them."""
+    principals = ctx.principals(school_id)
+    if not principals:
+        return NO_PRINCIPAL(lang)
+    parts = []
+    for p in principals:
+        text = PRINCIPAL_IS(lang, name=esc(p.full_name), phone=p.phone_display)
+        parts.append(text + ("" if p.reachable else UNREACHABLE_NOTE(lang)))
+    return "; ".join(parts)
+
+
+def school_recipients(ctx: SweepContext, school_id: int) -> tuple[list[Recipient], bool]:
+    """The principals of a school; when it has none, the district contact (flag True), so nothing vanishes."""
+    principals = ctx.principals(school_id)
+    if principals:
+        return [p.recipient() for p in principals], False
+    contact = ctx.district_contact(ctx.school(school_id).district_id)
+    return ([contact] if contact else []), True
+
+
+def _current(stages: list[tuple[str, datetime]], now: datetime) -> tuple[str, datetime] | None:
+    """The latest stage whose moment has passed (stages sorted by moment)."""
+    current = None
+    for name, at in stages:
+        if at <= now:
+            current = (name, at)
+    return current
+
+
+# --- needs report (báo cáo nhu cầu) -------------------------------------------------------------------------
+
+NEEDS_REMIND = T(
+    vi="<b>{school}</b> chưa chốt báo cáo nhu cầu. Hạn chót: hết ngày {deadline} ({left}). "
+       "Đã đăng ký {total} học sinh, {pending} hồ sơ đang chờ duyệt.",
+    en="<b>{school}</b> has not submitted its needs report. Deadline: end of {deadline} ({left}). "
+       "{total} students registered, {pending} waiting for review.",
+)
+LEFT_TODAY = T(vi="hôm nay là ngày cuối", en="today is the last day")
+LEFT_DAYS = T(vi="còn {n} ngày", en="{n} days left")
+NEEDS_LATE_LIST = T(
+    vi="Hạn chót hết ngày {deadline}; {n} trường chưa chốt báo cáo nhu cầu:",
+    en="Deadline was the end of {deadline}; {n} schools have not submitted their needs report:",
+)
+NEEDS_LATE_ITEM = T(vi="• <b>{school}</b> — {principal}", en="• <b>{school}</b> — {principal}")
+NEEDS_LATE_DAY = T(
+    vi="• <b>{school}</b> chưa chốt báo cáo nhu cầu, trễ {days} ngày (hạn hết ngày {deadline}) — {principal}",
+    en="• <b>{school}</b> has not submitted its needs report, {days} days late (deadline {deadline}) — {principal}",
+)
+
+
+def needs_stages(ctx: SweepContext) -> list[tuple[str, datetime]]:
+    deadline = ctx.programme.deadlines.needs_report
+    stages = [(f"remind:{n}", ctx.morning(deadline - timedelta(days=n)))
+              for n in ctx.programme.reminders.needs_report_days_before]
+    stages.append(("late", ctx.morning(deadline + timedelta(days=1))))
+    day = deadline + timedelta(days=2)
+    while ctx.morning(day) <= ctx.now:
+        stages.append((f"late:{day.isoformat()}", ctx.morning(day)))
+        day += timedelta(days=1)
+    return sorted(stages, key=lambda s: s[1])
+
+
+def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
+    current = _current(needs_stages(ctx), ctx.now)
+    if current is None:
+        return []
+    stage, at = current
+    rows = ctx.session.execute(
+        select(School.id).where(School.active, School.needs_report_submitted_at.is_(None)).order_by(School.id)
+    ).scalars().all()
+    if not rows:
+        return []
+    ctx.load_schools(rows)
+    deadline = fmt_date(ctx.programme.deadlines.needs_report)
+    out: list[Candidate] = []
+    if stage.startswith("remind:"):
+        days_left = int(stage.split(":")[1])
+        counts = _registration_counts(ctx, rows)
+        for sid in rows:
+            recipients, no_principal = school_recipients(ctx, sid)
+            total, pending = counts.get(sid, (0, 0))
+            for r in recipients:
+                left = LEFT_TODAY(r.language) if days_left == 0 else LEFT_DAYS(r.language, n=days_left)
+                line = NEEDS_REMIND(r.language, school=esc(ctx.school(sid).name), deadline=deadline, left=left,
+                                    total=total, pending=pending)
+                if no_principal:
+                    line = NO_PRINCIPAL_PREFIX(r.language) + line
+                out.append(Candidate("needs_report", f"school:{sid}", r, stage, at, line))
+        return out
+    by_district = group_by(rows, lambda sid: ctx.school(sid).district_id)
+    for district_id, sids in sorted(by_district.items()):
+        contact = ctx.district_contact(district_id)
+        if contact is None:
+            continue
+        lang = contact.language
+        if stage == "late":
+            lines = [NEEDS_LATE_LIST(lang, deadline=deadline, n=len(sids))]
+            lines += [NEEDS_LATE_ITEM(lang, school=esc(ctx.school(s).name), principal=principal_text(ctx, s, lang))
+                      for s in sids]
+            out.append(Candidate("needs_report", f"district:{district_id}", contact, stage, at, "\n".join(lines),
+                                 escalation=True))
+            continue
+        days_late = (ctx.local_date(at) - ctx.programme.deadlines.needs_report).days
+        for s in sids:
+            line = NEEDS_LATE_DAY(lang, school=esc(ctx.school(s).name), days=days_late, deadline=deadline,
+                                  principal=principal_text(ctx, s, lang))
+            out.append(Candidate("needs_report", f"school:{s}", contact, stage, at, line, escalation=True))
+    return out
+
+
+# Registrations that count towards a school's needs: all but rejected and withdrawn ones (an approved entry
+# whose withdrawal waits for the principal still counts).
+COUNTED = tuple(s for s in ReviewStatus if s not in (ReviewStatus.REJECTED, ReviewStatus.WITHDRAWN))
+
+
+def _registration_counts(ctx: SweepContext, school_ids: list[int]) -> dict[int, tuple[int, int]]:
+    counted = COUNTED
+    rows = ctx.session.execute(
+        select(Student.school_id, Student.status, func.count())
+        .where(Student.school_id.in_(school_ids), Student.status.in_(counted))
+        .group_by(Student.school_id, Student.status)
+    ).all()
+    out: dict[int, tuple[int, int]] = {}
+    for sid, status, n in rows:
+        total, pending = out.get(sid, (0, 0))
+        out[sid] = (total + n, pending + (n if status == ReviewStatus.PENDING else 0))
+    return out
+
+
+# --- sector-database update (cập nhật CSDL ngành) ----------------------------------------------------------
+
+CSDL_REMIND = T(
+    vi="• {school}: <b>{student}</b> (lớp {class_name}), bàn giao {handed}, hạn cập nhật hết ngày {due}",
+    en="• {school}: <b>{student}</b> (class {class_name}), handed over {handed}, update due by end of {due}",
+)
+CSDL_LATE = T(
+    vi="• <b>{school}</b>: {student} (lớp {class_name}), bàn giao {handed}, quá hạn từ hết ngày {due} — {principal}",
+    en="• <b>{school}</b>: {student} (class {class_name}), handed over {handed}, late since end of {due} — {principal}",
+)
+
+
+def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
+    """Handovers not confirmed "Đã cập nhật CSDL ngành". The query is the partial index's own predicate
+    (ix_handover_csdl_open), so it reads only open handovers due within a day, whatever the table size."""
+    grace = timedelta(hours=ctx.programme.deadlines.handover_update_grace_hours)
+    horizon = ctx.now + timedelta(days=1)  # a reminder's moment is the morning of the due day: < 24 h before
+    rows = ctx.session.execute(
+        select(Handover.id, Handover.school_id, Handover.recorded_by, Handover.handed_over_on, Handover.csdl_due_at,
+               Student.full_name, Student.class_name)
+        .join(Student, Student.id == Handover.student_id)
+        .where(Handover.csdl_updated_at.is_(None), Handover.status == HandoverStatus.ACTIVE,
+               Handover.csdl_due_at <= horizon)
+        .order_by(Handover.csdl_due_at, Handover.id)
+    ).all()
+    if not rows:
+        return []
+    ctx.load_schools({r.school_id for r in rows})
+    ctx.load_people({r.recorded_by for r in rows})
+    out: list[Candidate] = []
+    for r in rows:
+        due_day = ctx.local_date(r.csdl_due_at - timedelta(microseconds=1))  # the last day that counts
+        school = ctx.school(r.school_id)
+        values = dict(school=esc(school.name), student=esc(r.full_name), class_name=esc(r.class_name),
+                      handed=fmt_date(r.handed_over_on), due=fmt_date(due_day))
+        late_at = r.csdl_due_at + grace
+        if ctx.now >= late_at:
+            contact = ctx.district_contact(school.district_id)
+            if contact is not None:
+                line = CSDL_LATE(contact.language, principal=principal_text(ctx, r.school_id, contact.language),
+                                 **values)
+                out.append(Candidate("csdl", f"handover:{r.id}", contact, "late", late_at, line, escalation=True))
+            continue
+        remind_at = ctx.morning(due_day)
+        if ctx.now < remind_at:
+            continue
+        recipients, no_principal = school_recipients(ctx, r.school_id)
+        recorder = ctx.person(r.recorded_by)
+        if recorder is not None and recorder.active and recorder.role != Role.PRINCIPAL:
+            recipients.append(recorder.recipient())
+        for rec in recipients:
+            line = CSDL_REMIND(rec.language, **values)
+            if no_principal and rec.staff_id != r.recorded_by:
+                line = NO_PRINCIPAL_PREFIX(rec.language) + line
+            out.append(Candidate("csdl", f"handover:{r.id}", rec, "remind", remind_at, line))
+    return out
+
+
+# --- devices received but not handed over (máy chưa bàn giao) -------------------------------------------------
+
+DEVICES_REMIND = T(
+    vi="• {school}: lô {quantity} {device} ({model}) nhận ngày {received}: còn <b>{left}</b> máy chưa bàn giao "
+       "sau {days} ngày",
+    en="• {school}: batch of {quantity} {device} ({model}) received {received}: <b>{left}</b> not handed over "
+       "after {days} days",
+)
+DEVICES_LATE = T(
+    vi="• <b>{school}</b>: lô {quantity} {device} ({model}) nhận ngày {received}, còn {left} máy chưa bàn giao "
+       "sau {days} ngày — {principal}",
+    en="• <b>{school}</b>: batch of {quantity} {device} ({model}) received {received}, {left} not handed over "
+       "after {days} days — {principal}",
+)
+
+
+def find_devices_waiting(ctx: SweepContext) -> Iterable[Candidate]:
+    n = ctx.programme.deadlines.devices_waiting_days
+    # The reminder goes out the morning N days after receipt: by today's morning, received_on <= today - N.
+    latest = ctx.today - timedelta(days=n)
+    rows = ctx.session.execute(
+        select(Batch.id, Batch.school_id, Batch.received_on, Batch.quantity, Batch.handed_over, Batch.device_type,
+               Batch.brand_model)
+        .where(Batch.handed_over < Batch.quantity, Batch.received_on <= latest)
+        .order_by(Batch.received_on, Batch.id)
+    ).all()
+    if not rows:
+        return []
+    ctx.load_schools({r.school_id for r in rows})
+    out: list[Candidate] = []
+    for r in rows:
+        school = ctx.school(r.school_id)
+        remind_at = ctx.morning(r.received_on + timedelta(days=n))
+        late_at = ctx.morning(r.received_on + timedelta(days=2 * n))
+        if ctx.now < remind_at:
+            continue
+        escalate = ctx.now >= late_at
+        waited = (ctx.today - r.received_on).days
+        if escalate:
+            contact = ctx.district_contact(school.district_id)
+            recipients, no_principal = ([contact] if contact else []), False
+        else:
+            recipients, no_principal = school_recipients(ctx, r.school_id)
+        for rec in recipients:
+            lang = rec.language
+            values = dict(school=esc(school.name), quantity=r.quantity, model=esc(r.brand_model),
+                          device=DEVICE_LABEL.get(r.device_type, T(vi=r.device_type, en=r.device_type))(lang),
+                          received=fmt_date(r.received_on), left=r.quantity - r.handed_over, days=waited)
+            if escalate:
+                line = DEVICES_LATE(lang, principal=principal_text(ctx, r.school_id, lang), **values)
+                out.append(Candidate("devices_waiting", f"batch:{r.id}", rec, "late", late_at, line, escalation=True))
+            else:
+                line = (NO_PRINCIPAL_PREFIX(lang) if no_principal else "") + DEVICES_REMIND(lang, **values)
+                out.append(Candidate("devices_waiting", f"batch:{r.id}", rec, "remind", remind_at, line))
+    return out
+
+
+# --- registrations waiting for the principal (hồ sơ chờ duyệt) ------------------------------------------------
+
+REVIEW_REMIND = T(
+    vi="• {school}: <b>{student}</b> (lớp {class_name}), đăng ký ngày {created}",
+    en="• {school}: <b>{student}</b> (class {class_name}), registered {created}",
+)
+
+
+def find_pending_review(ctx: SweepContext) -> Iterable[Candidate]:
+    n = timedelta(days=ctx.programme.deadlines.pending_review_days)
+    rows = ctx.session.execute(
+        select(Student.id, Student.school_id, Student.full_name, Student.class_name, Student.created_at)
+        .where(Student.status == ReviewStatus.PENDING, Student.created_at <= ctx.now - n)
+        .order_by(Student.created_at, Student.id)
+    ).all()
+    if not rows:
+        return []
+    ctx.load_schools({r.school_id for r in rows})
+    out: list[Candidate] = []
+    for r in rows:
+        at = ctx.first_morning_from(r.created_at + n)
+        if ctx.now < at:
+            continue
+        recipients, no_principal = school_recipients(ctx, r.school_id)
+        for rec in recipients:
+            line = REVIEW_REMIND(rec.language, school=esc(ctx.school(r.school_id).name), student=esc(r.full_name),
+                                 class_name=esc(r.class_name), created=fmt_date(ctx.local_date(r.created_at)))
+            if no_principal:
+                line = NO_PRINCIPAL_PREFIX(rec.language) + line
+            out.append(Candidate("pending_review", f"student:{r.id}", rec, "remind", at, line))
+    return out
+
+
+# --- the table ------------------------------------------------------------------------------------------------
+
+
+def _find_digest(ctx: SweepContext) -> Iterable[Candidate]:
+    from scheduler.digest import find_digest  # the digest is long; it lives in its own module
+
+    return find_digest(ctx)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        name="needs_report",
+        title=T(vi="Báo cáo nhu cầu", en="Needs report"),
+        find=find_needs_report,
+        headers={
+            "remind": T(vi="⏰ <b>Nhắc việc: chốt báo cáo nhu cầu</b>", en="⏰ <b>Reminder: submit the needs report</b>"),
+            "late": T(vi="⚠️ <b>Báo cáo vượt cấp: trường chưa chốt báo cáo nhu cầu</b>",
+                      en="⚠️ <b>Escalation: schools without a needs report</b>"),
+        },
+        footers={
+            "remind": T(vi="Gõ /duyet để duyệt hồ sơ đang chờ, rồi /chotbaocao để chốt báo cáo.",
+                        en="Type /duyet to review waiting registrations, then /chotbaocao to submit the report."),
+            "late": T(vi="Gõ /tonghop để xem số liệu từng trường.", en="Type /tonghop for each school's figures."),
+        },
+    ),
+    Rule(
+        name="csdl",
+        title=T(vi="Cập nhật CSDL ngành", en="Sector-database update"),
+        find=find_csdl,
+        headers={
+            "remind": T(vi="⏰ <b>Nhắc việc: {n} bàn giao cần cập nhật CSDL ngành</b> (hạn {update_days} ngày sau bàn giao)",
+                        en="⏰ <b>Reminder: {n} handovers to enter in the sector database</b> (due {update_days} day(s) after handover)"),
+            "late": T(vi="⚠️ <b>Báo cáo vượt cấp: {n} bàn giao quá hạn cập nhật CSDL ngành</b>",
+                      en="⚠️ <b>Escalation: {n} handovers not entered in the sector database on time</b>"),
+        },
+        footers={
+            "remind": T(vi="Nhập vào CSDL ngành (csdl.moet.gov.vn), rồi hiệu trưởng gõ /duyet và chọn "
+                           "“Đã cập nhật CSDL ngành” để xác nhận.",
+                        en="Enter them at csdl.moet.gov.vn, then the principal types /duyet and taps "
+                           "“Đã cập nhật CSDL ngành” to confirm."),
+            "late": T(vi="Theo Công văn {letter}: cập nhật muộn nhất {update_days} ngày sau bàn giao.",
+                      en="Letter {letter}: update at the latest {update_days} day(s) after the handover."),
+        },
+    ),
+    Rule(
+        name="devices_waiting",
+        title=T(vi="Máy chưa bàn giao", en="Computers not handed over"),
+        find=find_devices_waiting,
+        headers={
+            "remind": T(vi="💻 <b>Nhắc việc: máy đã nhận nhưng chưa bàn giao</b>",
+                        en="💻 <b>Reminder: computers received but not handed over</b>"),
+            "late": T(vi="⚠️ <b>Báo cáo vượt cấp: máy chưa bàn giao sau {waiting_days2} ngày</b>",
+                      en="⚠️ <b>Escalation: computers not handed over after {waiting_days2} days</b>"),
+        },
+        footers={
+            "remind": T(vi="Gõ /bangiao để ghi nhận bàn giao cho học sinh.",
+                        en="Type /bangiao to record a handover to a student."),
+            "late": T(vi="Gõ /tonghop để xem số liệu từng trường.", en="Type /tonghop for each school's figures."),
+        },
+    ),
+    Rule(
+        name="pending_review",
+        title=T(vi="Hồ sơ chờ duyệt", en="Registrations waiting for review"),
+        find=find_pending_review,
+        headers={
+            "remind": T(vi="📝 <b>Nhắc việc: {n} hồ sơ đăng ký chờ duyệt quá {review_days} ngày</b>",
+                        en="📝 <b>Reminder: {n} registrations waiting more than {review_days} days</b>"),
+        },
+        footers={"remind": T(vi="Gõ /duyet để duyệt.", en="Type /duyet to review them.")},
+    ),
+    Rule(
+        name="digest",
+        title=T(vi="Bản tin hằng ngày", en="Daily digest"),
+        find=_find_digest,
+        footers={"day": T(vi="Gõ /tonghop để xem tổng hợp, /xuatfile để xuất tệp Excel.",
+                          en="Type /tonghop for the summary, /xuatfile for the spreadsheet.")},
+    ),
+    Rule(
+        name="undeliverable",
+        title=T(vi="Không gửi được thông báo", en="Notifications not delivered"),
+        find=None,
+        headers={"late": T(vi="⚠️ <b>Không gửi được {n} thông báo</b>: người nhận không còn kênh liên lạc nào",
+                           en="⚠️ <b>{n} notifications could not be delivered</b>: the person has no channel left")},
+        footers={"late": T(vi="Hãy nhắc họ mở bot và chia sẻ số điện thoại để liên kết, hoặc bổ sung email "
+                              "trong danh sách nhân sự.",
+                           en="Ask them to open the bot and share their phone number, or add an e-mail to the roster.")},
+    ),
+)
+RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
+MAX_ITEMS_PER_MESSAGE = 40
+
+
+def compose(rule_name: str, stage: str, lines: list[str], *, lang: str, programme) -> str:
+    """One message from the items of one rule and stage kind: header, items, footer."""
+    rule = RULES_BY_NAME.get(rule_name)
+    kind = stage_kind(stage)
+    d = programme.deadlines
+    values = dict(n=len(lines), review_days=d.pending_review_days, waiting_days=d.devices_waiting_days,
+                  waiting_days2=2 * d.devices_waiting_days, update_days=d.handover_update_days,
+                  letter=programme.programme.letter)
+    parts = []
+    if rule is not None and kind in rule.headers:
+        parts.append(rule.headers[kind](lang, **values))
+    parts.append("\n".join(lines))
+    if rule is not None and kind in rule.footers:
+        parts.append(rule.footers[kind](lang, **values))
+    return "\n\n".join(p for p in parts if p)
+
+
+def title(rule_name: str, lang: str = "vi") -> str:
+    rule = RULES_BY_NAME.get(rule_name)
+    return rule.title(lang) if rule else rule_name
+
+
+def subject_line(rule_name: str, stage: str, *, lang: str, programme, n: int) -> str:
+    """E-mail subject: the programme's name and the message's header, as plain text."""
+    from conversations.types import plain_text
+
+    rule = RULES_BY_NAME.get(rule_name)
+    kind = stage_kind(stage)
+    if rule is not None and kind in rule.headers:
+        text = plain_text(compose(rule_name, stage, [""] * n, lang=lang, programme=programme).split("\n")[0])
+    else:
+        text = title(rule_name, lang)
+    return f"[{programme.programme.name}] {text.strip()}"

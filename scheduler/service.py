@@ -1,0 +1,136 @@
+"""The scheduler inside `fieldbot run`: APScheduler triggers, the database decides.
+
+Three jobs on an ``AsyncIOScheduler`` in the programme's time zone:
+
+- ``sweep`` every ``[reminders] sweep_minutes``, and once right at start (the catch-up after downtime);
+- ``morning`` at ``[reminders] morning`` (07:00): the same cycle, so the digest and the morning reminders
+  go out on the minute instead of up to one interval late;
+- ``deliver`` every 30 seconds: retries and messages held by quiet hours go out without waiting for a sweep.
+
+Each cycle first takes (or renews) the sweeper lease: with two processes on one database, only the holder
+sweeps and delivers; the other stays idle and takes over when the lease expires. APScheduler only says
+*when* to look; *what* is due comes from the database at ``clock.now()``, so a missed or doubled trigger
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine
+
+from bot.clock import Clock
+from bot.programme import Programme
+from scheduler import lease
+from scheduler.delivery import ChannelSender, Deliverer, DeliveryReport, Mailer
+from scheduler.sweep import SweepResult, sweep
+
+log = logging.getLogger(__name__)
+
+DELIVER_EVERY = timedelta(seconds=30)
+
+
+@dataclass
+class CycleReport:
+    sweep: SweepResult | None
+    delivery: DeliveryReport
+
+
+class SchedulerService:
+    def __init__(
+        self,
+        *,
+        db: Engine,
+        programme: Programme,
+        clock: Clock,
+        senders: Mapping[str, ChannelSender],
+        mailer: Mailer | None,
+        holder: str,
+        lease_clock: Clock | None = None,
+        lease_ttl: timedelta = timedelta(minutes=2),
+        deliver_every: timedelta = DELIVER_EVERY,
+        deliverer: Deliverer | None = None,
+    ) -> None:
+        self.db = db
+        self.programme = programme
+        self.clock = clock
+        self.lease_clock = lease_clock or clock  # `fieldbot sweep --now` passes the real clock here
+        self.holder = holder
+        self.lease_ttl = lease_ttl
+        self.deliver_every = deliver_every
+        self.deliverer = deliverer or Deliverer(db=db, programme=programme, clock=clock, senders=senders,
+                                                mailer=mailer)
+        self._lock = asyncio.Lock()
+        self._scheduler: AsyncIOScheduler | None = None
+
+    # --- one cycle ----------------------------------------------------------------------------------------------
+
+    async def hold_lease(self) -> bool:
+        return await asyncio.to_thread(lease.try_acquire, self.db, holder=self.holder, now=self.lease_clock.now(),
+                                       ttl=self.lease_ttl)
+
+    async def run_cycle(self, *, do_sweep: bool = True) -> CycleReport | None:
+        """Sweep (optional) and deliver, if this process holds the lease; None when another one does."""
+        async with self._lock:
+            if not await self.hold_lease():
+                log.debug("another process holds the sweeper lease; idle")
+                return None
+            result = None
+            if do_sweep:
+                # The sweep is synchronous database work: off the event loop, so chats stay responsive.
+                result = await asyncio.to_thread(sweep, self.db, programme=self.programme, now=self.clock.now())
+            delivery = await self.deliverer.deliver_due(keep_going=self.hold_lease)
+            if delivery.groups:
+                log.info("delivered messages=%d sent=%d retrying=%d failed=%d", delivery.messages,
+                         delivery.rows_sent, delivery.rows_retrying, delivery.rows_failed)
+            return CycleReport(sweep=result, delivery=delivery)
+
+    async def _job(self, do_sweep: bool) -> None:
+        try:
+            await self.run_cycle(do_sweep=do_sweep)
+        except Exception:  # the next trigger tries again; nothing is lost, the outbox is in the database
+            log.exception("scheduler cycle failed")
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        r = self.programme.reminders
+        tz = self.programme.tz
+        sched = AsyncIOScheduler(timezone=tz)
+        common = dict(max_instances=1, coalesce=True, misfire_grace_time=60)
+        sched.add_job(self._job, IntervalTrigger(minutes=r.sweep_minutes, timezone=tz), args=[True], id="sweep",
+                      next_run_time=self.clock.now().astimezone(tz), **common)  # catch-up sweep at start
+        sched.add_job(self._job, CronTrigger(hour=r.morning.hour, minute=r.morning.minute, timezone=tz),
+                      args=[True], id="morning", **common)
+        sched.add_job(self._job, IntervalTrigger(seconds=int(self.deliver_every.total_seconds()), timezone=tz),
+                      args=[False], id="deliver", **common)
+        sched.start()
+        self._scheduler = sched
+        log.info("scheduler started: sweep every %d min, morning %s, quiet %s-%s, holder %s", r.sweep_minutes,
+                 r.morning.strftime("%H:%M"), r.quiet_start.strftime("%H:%M"), r.quiet_end.strftime("%H:%M"),
+                 self.holder)
+
+    async def shutdown(self) -> None:
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+        self.deliverer.stop()
+        async with self._lock:  # let a cycle in progress finish its current message
+            await asyncio.to_thread(lease.release, self.db, holder=self.holder)
+
+    @property
+    def jobs(self) -> list:
+        return self._scheduler.get_jobs() if self._scheduler else []
+
+
+def build_scheduler(*, db: Engine, programme: Programme, clock: Clock, senders: dict[str, ChannelSender],
+                    mailer: Mailer | None, holder: str) -> SchedulerService:
+    """What `fieldbot run` starts: ``await s.start()`` ... ``await s.shutdown()``."""
+    return SchedulerService(db=db, programme=programme, clock=clock, senders=senders, mailer=mailer, holder=holder)
