@@ -45,7 +45,7 @@ class Chat:
     async def linked(cls, engine: ConversationEngine, phone: str, channel: str = "telegram",
                      user_id: str | None = None) -> Chat:
         """A person already linked to ``phone`` (uses ``link_directly``, as the console does)."""
-        chat = cls(engine, user_id or f"u{phone[-6:]}", channel)
+        chat = cls(engine, user_id or f"{channel}-{phone.lstrip('+')}", channel)
         engine.link_directly(channel=channel, external_id=chat.user_id, chat_id=chat.chat_id, phone=phone)
         return chat
 

@@ -15,6 +15,13 @@ from conversations.forms.base import Action, Form
 
 MODULES: tuple[str, ...] = (
     "conversations.forms.register",
+    "conversations.forms.review",
+    "conversations.forms.report",
+    "conversations.forms.mine",
+    "conversations.forms.stats",
+    "conversations.forms.computers",
+    "conversations.forms.handover",
+    "conversations.forms.csdl",
     "conversations.linking",
 )
 
