@@ -82,10 +82,10 @@ class Invalid(Exception):
     escape user values with ``esc``). ``field``: from ``on_complete``, the field to ask again."""
 
     def __init__(self, message: T | str, *, field: str | None = None, **values: object) -> None:
-        super().__init__(message.vi if isinstance(message, T) else message)
         self.message = message
         self.field = field
         self.values = values
+        super().__init__(self.text("vi"))
 
     def text(self, lang: str) -> str:
         if isinstance(self.message, T):
