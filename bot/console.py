@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import logging
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -38,6 +39,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.cli import CliError
 
     app = build_app(settings)
+    if settings.log_level == "INFO":
+        logging.getLogger().setLevel(logging.WARNING)  # the terminal is the chat: keep log lines out of it
     engine = app.conversation_engine()
     try:
         staff = engine.link_directly(channel=CHANNEL, external_id=f"console:{args.phone}", chat_id="console",
@@ -101,7 +104,6 @@ class ConsoleChannel:
         if out.document is not None:
             stream.write(f"[tệp: {out.document}]\n")
         if out.options:
-            self.options = list(out.options)
             for i, opt in enumerate(out.options, start=1):
                 stream.write(f"  {i}. {opt.label}\n")
         if out.request_contact:
@@ -118,6 +120,9 @@ class ConsoleChannel:
             if isinstance(incoming, str):
                 stream.write(incoming + "\n")
                 continue
-            for out in await self.handle(incoming):
+            replies = await self.handle(incoming)
+            # Numbers answer the options on screen now; after a question without options they are text.
+            self.options = next((list(o.options) for o in reversed(replies) if o.options and not o.chat_id), [])
+            for out in replies:
                 self.render(out, stream)
             stream.flush()

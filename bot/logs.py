@@ -48,3 +48,4 @@ def setup_logging(level: str = "INFO") -> None:
     # httpx logs each request at INFO: noise for an operator, and every Bot API URL carries the token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
