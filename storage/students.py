@@ -109,12 +109,16 @@ def find_code_owner(session: Session, *, code: str, exclude_id: int | None = Non
 
 def find_same_name_and_birth(session: Session, *, school_id: int, full_name: str, birth_date: date,
                              exclude_id: int | None = None) -> Student | None:
-    q = select(Student).where(Student.school_id == school_id, Student.full_name == full_name,
-                              Student.birth_date == birth_date,
+    """Same birth date and the same name once accents are set aside ("Le Thi Hoa" typed without a Vietnamese
+    keyboard is still "Lê Thị Hoa")."""
+    from conversations.text import fold
+
+    q = select(Student).where(Student.school_id == school_id, Student.birth_date == birth_date,
                               Student.status.in_([ReviewStatus.PENDING, *COUNTED_STATUSES]))
     if exclude_id is not None:
         q = q.where(Student.id != exclude_id)
-    return session.exec(q).first()
+    wanted = fold(full_name)
+    return next((st for st in session.exec(q.order_by(Student.id)).all() if fold(st.full_name) == wanted), None)
 
 
 def _duplicate_code_error(session: Session, code: str, exclude_id: int | None = None) -> DuplicateCode | None:
