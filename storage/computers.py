@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,9 +26,10 @@ from sqlmodel import Session
 from bot.clock import LOCAL_TZ, fmt_date
 from bot.programme import Programme
 from conversations.i18n import T
+from storage import audit
 from storage.models import (
-    AuditEvent,
     Batch,
+    Conversation,
     Device,
     DeviceType,
     Flag,
@@ -86,6 +87,12 @@ class ComputersError(Exception):
 
 class NotAllowed(ComputersError):
     """The person's role or school does not allow this."""
+
+
+class Conflict(ComputersError):
+    """Someone else wrote the same computer or photo at the same moment. Unlike the other refusals this one
+    comes from the database after writing, so the caller's transaction is spoiled and must be rolled back;
+    the person can simply try again (the checks then refuse with a precise reason)."""
 
 
 # --- texts of the refusals (kept beside the rules that raise them) ----------------------------------------
@@ -206,6 +213,12 @@ def parse_serials(text: str) -> list[str]:
     return serials
 
 
+def check_serial_count(serials: Sequence[str], quantity: int) -> None:
+    """No serials, or exactly one per computer."""
+    if serials and len(serials) != quantity:
+        raise ComputersError("serial_count", _SERIAL_COUNT, count=len(serials), quantity=quantity)
+
+
 def check_quantity(value: int) -> int:
     if not 1 <= value <= MAX_QUANTITY:
         raise ComputersError("quantity", _QUANTITY, max=f"{MAX_QUANTITY:,}".replace(",", "."), value=value)
@@ -259,9 +272,8 @@ def _audit(
     session: Session, *, actor_id: int | None, action: str, entity: str, entity_id: int | None,
     before: dict | None, after: dict | None, now: datetime,
 ) -> None:
-    session.add(AuditEvent(
-        at=now, actor_id=actor_id, action=action, entity=entity, entity_id=entity_id, before=before, after=after,
-    ))
+    audit.record(session, actor_id=actor_id, action=action, entity=entity, entity_id=entity_id, before=before,
+                 after=after, now=now)
 
 
 # --- sponsors and batches ---------------------------------------------------------------------------------
@@ -355,8 +367,7 @@ def record_batch(
     if not condition:
         raise ComputersError("empty", _EMPTY, what="tình trạng máy", what_en="the condition")
     serials = parse_serials("\n".join(serials)) if serials else []
-    if serials and len(serials) != quantity:
-        raise ComputersError("serial_count", _SERIAL_COUNT, count=len(serials), quantity=quantity)
+    check_serial_count(serials, quantity)
     check_serials_free(session, serials)
     if sponsor_id is not None:
         sponsor = session.get(Sponsor, sponsor_id)
@@ -412,8 +423,8 @@ def _active_handover_of(session: Session, student_id: int) -> Handover | None:
 
 
 def students_to_serve(session: Session, *, school_id: int, query: str = "", limit: int = 8) -> list[Student]:
-    """Approved students of the school without an active handover whose name (accents optional) contains
-    every typed word, or whose code starts with the typed digits. A school has at most a few hundred
+    """Approved students of the school without an active handover whose name (accents optional) has a word
+    starting with each typed word, or whose code starts with the typed digits. A school has at most a few hundred
     students in need, so matching happens in Python, where accent folding works the same on both databases."""
     served = select(Handover.student_id).where(Handover.status == HandoverStatus.ACTIVE)
     students = session.scalars(
@@ -426,7 +437,12 @@ def students_to_serve(session: Session, *, school_id: int, query: str = "", limi
     if q.isdigit():
         return [s for s in students if s.code.startswith(q)][:limit]
     words = fold(q).split()
-    return [s for s in students if all(w in fold(s.full_name) for w in words)][:limit]
+
+    def matches(name: str) -> bool:  # every typed word starts a word of the name: "an" finds An, not Văn
+        parts = fold(name).split()
+        return all(any(p.startswith(w) for p in parts) for w in words)
+
+    return [s for s in students if matches(s.full_name)][:limit]
 
 
 # --- handovers --------------------------------------------------------------------------------------------
@@ -484,9 +500,14 @@ def record_handover(
         if not serial:
             raise ComputersError("serial_needed", _SERIAL_NEEDED)
         serial = serial.strip().upper()
-        if serial not in free_serials(session, batch_id=batch.id):
+        # Lock the machine's row first (PostgreSQL): a concurrent handover of the same serial waits here, and
+        # the check below, a new statement, then sees its commit and refuses with a precise reason.
+        device_id = session.scalar(
+            select(Device.id).where(Device.batch_id == batch.id, Device.serial == serial).with_for_update()
+        )
+        held = device_id is not None and session.scalar(select(exists().where(Handover.device_id == device_id)))
+        if device_id is None or held:
             raise ComputersError("serial_not_free", _SERIAL_NOT_FREE, serial=serial)
-        device_id = session.scalar(select(Device.id).where(Device.batch_id == batch.id, Device.serial == serial))
     elif serial:
         raise ComputersError("serial_not_in_batch", _SERIAL_NOT_IN_BATCH)
 
@@ -517,11 +538,10 @@ def record_handover(
     session.add(handover)
     try:
         session.flush()
+        # Unique keys that a concurrent writer can beat us to: handover.device_id, photo.sha256.
+        linked_photos = _attach_photos(session, handover=handover, photos=photos, by=by, now=now)
     except IntegrityError:
-        # The device was taken between our check and this insert (handover.device_id is unique).
-        raise ComputersError("conflict", _CONFLICT) from None
-
-    linked_photos = _attach_photos(session, handover=handover, photos=photos, by=by, now=now)
+        raise Conflict("conflict", _CONFLICT) from None
     flags = _reuse_flags(session, handover=handover, student=student, linked=linked_photos,
                          threshold=programme.photos.near_duplicate_bits, now=now)
     for photo, _kind in linked_photos:
@@ -665,6 +685,47 @@ def discard_unreferenced(session: Session, *, store: PhotoStore, photos: Iterabl
             store.discard(photo)
             gone += 1
     return gone
+
+
+def _sha256s_in(data: Any) -> Iterator[str]:
+    """Every photo a form in progress remembers (answers, and photos collected in the current step)."""
+    if isinstance(data, dict):
+        sha = data.get("sha256")
+        if isinstance(sha, str):
+            yield sha
+        for value in data.values():
+            yield from _sha256s_in(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from _sha256s_in(value)
+
+
+def discard_orphan_files(session: Session, *, store: PhotoStore, older_than: datetime) -> int:
+    """Delete photo files that nothing uses: no Photo row and no form in progress names them.
+
+    They come from handovers cancelled (/huy) after their photos were sent. Files modified after
+    ``older_than`` are left alone, so a photo whose step has not committed yet is never taken from under it
+    (the handover form touches a re-sent existing file for the same reason). Returns the number of photos
+    removed (a photo and its thumbnail count once). Run it from a periodic sweep.
+    """
+    used = set(session.scalars(select(Photo.sha256)))
+    for data in session.scalars(select(Conversation.data)):
+        used.update(_sha256s_in(data))
+    cutoff = older_than.timestamp()
+    removed: set[str] = set()
+    for sub in ("photos", "thumbs"):
+        for path in (store.media_dir / sub).glob("*/*.jpg"):
+            sha = path.stem
+            if sha in used:
+                continue
+            try:
+                if path.stat().st_mtime >= cutoff:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.add(sha)
+    return len(removed)
 
 
 def stored_photo_to_dict(photo: StoredPhoto) -> dict[str, Any]:

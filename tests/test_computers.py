@@ -356,9 +356,9 @@ def test_capture_time_flag(db_engine, world, clock, programme, store) -> None:
     assert flags == []
 
 
-def test_failed_handover_leaves_no_orphan_file(db_engine, world, clock, programme, store, monkeypatch) -> None:
-    """A serial taken by someone else between our check and our insert fails the transaction; the files
-    written for the failed handover go, a file an earlier handover uses stays."""
+def test_failed_handover_leaves_no_orphan_file(db_engine, world, clock, programme, store) -> None:
+    """The handover is recorded but its transaction fails afterwards (here: the end of the form cannot be
+    saved): the files written for it go, the file an earlier handover uses stays."""
     now = clock.now()
     s1 = add_student(db_engine, world, name="Mai Văn Sơn", code="4000000001", now=now)
     s2 = add_student(db_engine, world, name="Mai Thị Thủy", code="4000000002", now=now)
@@ -370,17 +370,46 @@ def test_failed_handover_leaves_no_orphan_file(db_engine, world, clock, programm
     fresh = store.ingest(phone_jpeg(32))
     reused = store.ingest(phone_jpeg(31))
     assert fresh.is_new and not reused.is_new and media_files(store) > kept
-    # The form read the free serials before the other handover committed: replay that stale answer.
-    monkeypatch.setattr(comp, "free_serials", lambda session, *, batch_id: ["Z1", "Z2"])
-    with pytest.raises(ComputersError) as err:
-        handover(db_engine, world, programme, clock, student=s2, batch=bid, serial="Z1",
-                 photos=[(fresh, PhotoKind.SCENE), (reused, PhotoKind.MINUTES)])
-    assert err.value.code == "conflict"
+    with pytest.raises(RuntimeError), session_scope(db_engine) as s:
+        comp.record_handover(s, student_id=s2, batch_id=bid, serial="Z2", handed_over_on=TODAY, by=world.teacher_a,
+                             photos=[(fresh, PhotoKind.SCENE), (reused, PhotoKind.MINUTES)], programme=programme,
+                             now=now)
+        raise RuntimeError("the form's end could not be saved")
     with session_scope(db_engine) as s:
         assert comp.discard_unreferenced(s, store=store, photos=[fresh, reused]) == 1
         assert s.scalar(select(func.count()).select_from(Handover)) == 1
-        assert s.get(Batch, bid).handed_over == 1
+        assert s.get(Batch, bid).handed_over == 1 and comp.free_serials(s, batch_id=bid) == ["Z2"]
     assert media_files(store) == kept
+
+
+def test_orphan_files_of_cancelled_forms_are_swept(db_engine, world, clock, programme, store) -> None:
+    """Photos sent in a handover that was then cancelled: no row and no form names them. Files of committed
+    photos, of forms still in progress, and recent files stay."""
+    import os
+
+    from storage.models import Conversation
+
+    now = clock.now()
+    sid = add_student(db_engine, world, name="Lò Văn Páo", code="4100000001", now=now)
+    bid = add_batch(db_engine, world, quantity=1, now=now)
+    committed = store.ingest(phone_jpeg(61))
+    handover(db_engine, world, programme, clock, student=sid, batch=bid, photos=[(committed, PhotoKind.SCENE)])
+    in_form = store.ingest(phone_jpeg(62))
+    cancelled = store.ingest(phone_jpeg(63))
+    recent = store.ingest(phone_jpeg(64))
+    with session_scope(db_engine) as s:
+        s.add(Conversation(staff_id=world.teacher_a2, channel="telegram", chat_id="1", form="bangiao", step="photos",
+                           data={"v": {"student": sid}, "s": [comp.stored_photo_to_dict(in_form)]},
+                           started_at=now, updated_at=now))
+    old = (now - timedelta(hours=3)).timestamp()
+    for p in (committed, in_form, cancelled):
+        for rel in (p.path, p.thumb_path):
+            os.utime(store.open_path(rel), (old, old))
+    with session_scope(db_engine) as s:
+        assert comp.discard_orphan_files(s, store=store, older_than=now - timedelta(hours=1)) == 1
+    left = media_files(store)
+    assert cancelled.path not in left and cancelled.thumb_path not in left
+    assert {committed.path, in_form.path, recent.path, committed.thumb_path} <= left
 
 
 def test_stored_photo_round_trips_through_form_state(store) -> None:
@@ -397,15 +426,18 @@ def test_students_to_serve_matches_without_accents_and_by_code(db_engine, world,
     add_student(db_engine, world, name="Nguyễn Đức Anh", code="5000000001", now=now)
     add_student(db_engine, world, name="Nguyễn Thị Ánh", code="5000000002", now=now)
     add_student(db_engine, world, name="Nguyễn Văn Chờ", code="5000000003", status=ReviewStatus.PENDING, now=now)
+    add_student(db_engine, world, name="Lê Văn Toàn", code="5000000005", now=now)
     add_student(db_engine, world, name="Nguyễn Văn Bê", code="5000000004", school="b", now=now)
     with session_scope(db_engine) as s:
         names = lambda q: [st.full_name for st in comp.students_to_serve(s, school_id=world.school_a, query=q)]  # noqa: E731
         assert names("nguyen") == ["Nguyễn Đức Anh", "Nguyễn Thị Ánh"]
+        assert names("van") == ["Lê Văn Toàn"]
         assert names("duc anh") == ["Nguyễn Đức Anh"]
         assert names("THỊ ÁNH") == ["Nguyễn Thị Ánh"]
         assert names("anh") == ["Nguyễn Đức Anh", "Nguyễn Thị Ánh"]  # accents optional, both ways
-        assert names("50000000") == ["Nguyễn Đức Anh", "Nguyễn Thị Ánh"]
+        assert names("50000000") == ["Lê Văn Toàn", "Nguyễn Đức Anh", "Nguyễn Thị Ánh"]
         assert names("xyz") == []
+        assert names("an") == ["Nguyễn Đức Anh", "Nguyễn Thị Ánh"]  # word starts: not the "an" inside Văn
 
 
 def test_confirm_csdl_only_own_unconfirmed_and_audited(db_engine, world, clock, programme, store) -> None:
