@@ -94,18 +94,35 @@ CANCEL_WORDS = ("hủy", "huỷ", "huy", "cancel")
 
 
 class _Step:
-    """Everything one message's processing accumulates: the session, rollback hooks, notifications, slow
-    work for after the commit."""
+    """Everything one message's processing accumulates: its connection and transaction, an ORM session made
+    only if a form needs one, rollback hooks, notifications, slow work for after the commit."""
 
-    def __init__(self, engine: ConversationEngine, session: Session, incoming: Incoming, now: datetime) -> None:
+    def __init__(self, engine: ConversationEngine, conn: sqlalchemy.Connection, incoming: Incoming,
+                 now: datetime) -> None:
         self.engine = engine
-        self.session = session
-        self.conn = session.connection()
+        self.conn = conn
         self.incoming = incoming
         self.now = now
+        self._session: Session | None = None
         self.rollback_hooks: list[Callable[[], None]] = []
         self.contexts: list[FormContext] = []
         self.after_commit: list[Callable[[], Awaitable[list[Outgoing]]]] = []
+
+    @property
+    def session(self) -> Session:
+        """An ORM session on the step's own connection and transaction: flushes land in the same commit as
+        the dedupe record and the form state (it never commits or closes that transaction itself)."""
+        if self._session is None:
+            self._session = Session(bind=self.conn, expire_on_commit=False)
+        return self._session
+
+    def flush(self) -> None:
+        if self._session is not None:
+            self._session.flush()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
 
     def ctx(self, person: Person, lang: str, values: dict[str, Any]) -> FormContext:
         e = self.engine
@@ -221,31 +238,36 @@ class ConversationEngine:
         return f is not None and f.kind == Kind.PHOTO
 
     def _step(self, incoming: Incoming, photo: bytes | None, now: datetime):
-        with Session(self.db, expire_on_commit=False) as session:
-            step = _Step(self, session, incoming, now)
+        with self.db.connect() as conn:
+            step = _Step(self, conn, incoming, now)
+            trans = conn.begin()
             try:
-                if incoming.message_id and not claim_message(step.conn, channel=incoming.channel,
+                if incoming.message_id and not claim_message(conn, channel=incoming.channel,
                                                              message_id=incoming.message_id, now=now):
-                    session.rollback()
+                    trans.rollback()
                     return [], []
                 self._maybe_prune(step)
-                sender = load_sender(step.conn, channel=incoming.channel, external_id=incoming.user_id)
+                sender = load_sender(conn, channel=incoming.channel, external_id=incoming.user_id)
                 if sender is None:
                     replies = self._unknown(step)
                 elif not sender.active:
-                    replies = [linking.refusal_for(session, self.programme, sender.person, self._lang(sender.person))]
+                    replies = [linking.refusal_for(step.session, self.programme, sender.person,
+                                                   self._lang(sender.person))]
                 else:
                     replies = self._linked(step, sender, photo)
                 replies.extend(self._notifications(step))
-                session.commit()
+                step.flush()
+                trans.commit()
             except BaseException:
-                session.rollback()
+                trans.rollback()
                 for hook in step.rollback_hooks:
                     try:
                         hook()
                     except Exception:
                         log.exception("rollback hook failed")
                 raise
+            finally:
+                step.close()
         return replies, step.after_commit
 
     def _maybe_prune(self, step: _Step) -> None:

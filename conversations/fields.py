@@ -159,7 +159,7 @@ def parse_phone(text: str, _ctx: FormContext | None = None) -> str:
 def int_parser(*, minimum: int = 1, maximum: int = 10_000) -> Callable[[str, FormContext], int]:
     def parse(text: str, _ctx: FormContext | None = None) -> int:
         raw = re.sub(r"[\s.,]", "", text or "")
-        if not re.fullmatch(r"[+-]?\d+", raw):
+        if not re.fullmatch(r"[+-]?[0-9]+", raw):
             raise Invalid(T(vi="Vui lòng gõ một số nguyên, ví dụ: 10.", en="Please type a whole number, e.g. 10."))
         n = int(raw)
         if n < minimum:

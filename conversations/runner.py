@@ -189,7 +189,7 @@ class Runner:
             return self._take(f, [None, _ctl("done")])
         parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p]
         choice_opts = [o for o in self.p.opts if not _is_ctl(o[1])]
-        if parts and all(p.isdigit() and 1 <= int(p) <= len(choice_opts) for p in parts):
+        if parts and all(p.isascii() and p.isdigit() and 1 <= int(p) <= len(choice_opts) for p in parts):
             chosen = [choice_opts[int(p) - 1] for p in parts]
             values = list(dict.fromkeys(o[1] for o in chosen))
             label = ", ".join(o[0] for o in chosen)

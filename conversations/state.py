@@ -16,16 +16,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from conversations.forms.base import Person
-from storage.models import ChatIdentity, Conversation, ProcessedMessage, Staff
+from storage.models import ChatIdentity, Conversation, ProcessedMessage, School, Staff
 
 _ident = ChatIdentity.__table__
 _staff = Staff.__table__
 _conv = Conversation.__table__
 _processed = ProcessedMessage.__table__
+_school = School.__table__
 
 
 @dataclass(slots=True)
@@ -44,40 +45,77 @@ class Sender:
     conversation: ConvRow | None
 
 
-def _insert(conn: Connection, table):
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+def _dialect(conn: Connection):
+    return postgresql if conn.dialect.name == "postgresql" else sqlite
+
+
+# Statements are built once per dialect and executed with parameters, so SQLAlchemy's compiled cache is hit
+# on every message (building an INSERT .. ON CONFLICT with literal values costs more than running it).
+_CLAIM: dict[str, Any] = {}
+_UPSERT: dict[str, Any] = {}
+
+
+def _claim_stmt(conn: Connection):
+    name = conn.dialect.name
+    if name not in _CLAIM:
+        ins = _dialect(conn).insert(_processed).values(
+            channel=bindparam("channel"), message_id=bindparam("message_id"), processed_at=bindparam("at"))
+        _CLAIM[name] = ins.on_conflict_do_nothing(index_elements=["channel", "message_id"])
+    return _CLAIM[name]
+
+
+def _upsert_stmt(conn: Connection):
+    name = conn.dialect.name
+    if name not in _UPSERT:
+        ins = _dialect(conn).insert(_conv).values(
+            staff_id=bindparam("staff_id"), channel=bindparam("channel"), chat_id=bindparam("chat_id"),
+            form=bindparam("form"), step=bindparam("step"), data=bindparam("data", type_=_conv.c.data.type),
+            started_at=bindparam("now", type_=_conv.c.started_at.type),
+            updated_at=bindparam("now2", type_=_conv.c.updated_at.type))
+        ex = ins.excluded
+        _UPSERT[name] = ins.on_conflict_do_update(
+            index_elements=["staff_id"],
+            set_={"channel": ex.channel, "chat_id": ex.chat_id, "form": ex.form, "step": ex.step, "data": ex.data,
+                  "updated_at": ex.updated_at},
+        )
+    return _UPSERT[name]
 
 
 def claim_message(conn: Connection, *, channel: str, message_id: str, now: datetime) -> bool:
     """Record the platform message; False if it was already processed (a redelivery)."""
-    stmt = _insert(conn, _processed).values(channel=channel, message_id=message_id[:128], processed_at=now)
-    result = conn.execute(stmt.on_conflict_do_nothing(index_elements=["channel", "message_id"]))
+    result = conn.execute(_claim_stmt(conn), {"channel": channel, "message_id": message_id[:128], "at": now})
     return result.rowcount == 1
 
 
+_PRUNE = delete(_processed).where(_processed.c.processed_at < bindparam("before"))
+
+
 def prune_processed(conn: Connection, *, before: datetime) -> int:
-    return conn.execute(delete(_processed).where(_processed.c.processed_at < before)).rowcount
+    return conn.execute(_PRUNE, {"before": before}).rowcount
 
 
 _SENDER = (
     select(
         _staff.c.id, _staff.c.full_name, _staff.c.role, _staff.c.school_id, _staff.c.district_id,
-        _staff.c.language, _staff.c.active,
+        _staff.c.language, _staff.c.active, _school.c.level,
         _conv.c.channel, _conv.c.chat_id, _conv.c.form, _conv.c.step, _conv.c.data,
     )
-    .select_from(_ident.join(_staff, _staff.c.id == _ident.c.staff_id).outerjoin(_conv, _conv.c.staff_id == _staff.c.id))
+    .select_from(
+        _ident.join(_staff, _staff.c.id == _ident.c.staff_id)
+        .outerjoin(_school, _school.c.id == _staff.c.school_id)
+        .outerjoin(_conv, _conv.c.staff_id == _staff.c.id)
+    )
+    .where(_ident.c.channel == bindparam("channel"), _ident.c.external_id == bindparam("external_id"))
 )
 
 
 def load_sender(conn: Connection, *, channel: str, external_id: str) -> Sender | None:
     """The linked person behind a chat account with their form in progress, or None for an unknown account."""
-    row = conn.execute(
-        _SENDER.where(_ident.c.channel == channel, _ident.c.external_id == external_id)
-    ).first()
+    row = conn.execute(_SENDER, {"channel": channel, "external_id": external_id}).first()
     if row is None:
         return None
     person = Person(id=row.id, full_name=row.full_name, role=row.role, school_id=row.school_id,
-                    district_id=row.district_id, language=row.language or "vi")
+                    district_id=row.district_id, language=row.language or "vi", school_level=row.level)
     conv = None
     if row.form is not None:
         conv = ConvRow(channel=row.channel, chat_id=row.chat_id, form=row.form, step=row.step,
@@ -88,18 +126,15 @@ def load_sender(conn: Connection, *, channel: str, external_id: str) -> Sender |
 def save_conversation(conn: Connection, *, staff_id: int, channel: str, chat_id: str, form: str, step: str,
                       data: dict[str, Any], now: datetime) -> None:
     """Upsert the person's one form in progress (one statement on both databases)."""
-    stmt = _insert(conn, _conv).values(staff_id=staff_id, channel=channel, chat_id=chat_id, form=form,
-                                       step=step[:64], data=data, started_at=now, updated_at=now)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["staff_id"],
-        set_={"channel": channel, "chat_id": chat_id, "form": form, "step": step[:64], "data": data,
-              "updated_at": now},
-    )
-    conn.execute(stmt)
+    conn.execute(_upsert_stmt(conn), {"staff_id": staff_id, "channel": channel, "chat_id": chat_id, "form": form,
+                                      "step": step[:64], "data": data, "now": now, "now2": now})
+
+
+_DELETE_CONV = delete(_conv).where(_conv.c.staff_id == bindparam("staff_id"))
 
 
 def delete_conversation(conn: Connection, *, staff_id: int) -> None:
-    conn.execute(delete(_conv).where(_conv.c.staff_id == staff_id))
+    conn.execute(_DELETE_CONV, {"staff_id": staff_id})
 
 
 # --- JSON for form values: dates survive the round trip -------------------------------------------------

@@ -11,11 +11,13 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(r"[^\w\s/]", re.UNICODE)
 
 
+@lru_cache(maxsize=8192)  # labels and control words are folded on every message: keep them folded
 def fold(text: str) -> str:
     """Lower case, no accents (đ -> d), no punctuation or emoji, single spaces: the form used to compare."""
     text = unicodedata.normalize("NFD", text.strip().lower()).replace("đ", "d")
@@ -52,7 +54,7 @@ def match_label(typed: str, labels: Sequence[str], *, by_number: bool = True) ->
     contains the typed text. Several labels at the same level -> ambiguous.
     """
     raw = typed.strip().rstrip(".)")
-    if by_number and raw.isdigit():
+    if by_number and raw.isascii() and raw.isdigit():
         n = int(raw)
         return Match((n - 1,)) if 1 <= n <= len(labels) else Match(())
     q = fold(typed)

@@ -113,12 +113,15 @@ def find_same_name_and_birth(session: Session, *, school_id: int, full_name: str
     keyboard is still "Lê Thị Hoa")."""
     from conversations.text import fold
 
-    q = select(Student).where(Student.school_id == school_id, Student.birth_date == birth_date,
-                              Student.status.in_([ReviewStatus.PENDING, *COUNTED_STATUSES]))
+    # Columns, not entities: this runs while a teacher types, and usually finds nothing.
+    q = select(Student.id, Student.full_name).where(
+        Student.school_id == school_id, Student.birth_date == birth_date,
+        Student.status.in_([ReviewStatus.PENDING, *COUNTED_STATUSES]))
     if exclude_id is not None:
         q = q.where(Student.id != exclude_id)
     wanted = fold(full_name)
-    return next((st for st in session.exec(q.order_by(Student.id)).all() if fold(st.full_name) == wanted), None)
+    match = next((sid for sid, name in session.execute(q.order_by(Student.id)).all() if fold(name) == wanted), None)
+    return session.get(Student, match) if match is not None else None
 
 
 def _duplicate_code_error(session: Session, code: str, exclude_id: int | None = None) -> DuplicateCode | None:

@@ -145,6 +145,7 @@ class Person:
     school_id: int | None
     district_id: int
     language: str = "vi"
+    school_level: str | None = None  # TH / THCS, read with the person on the fast path
 
 
 Prompt = T | Callable[["FormContext"], str]
@@ -295,6 +296,8 @@ class FormContext:
         """TH / THCS of the person's school (None for a district officer)."""
         if self.staff.school_id is None:
             return None
+        if self.staff.school_level is not None:
+            return self.staff.school_level
         from storage.models import School
 
         school = self.session.get(School, self.staff.school_id)

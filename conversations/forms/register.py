@@ -62,11 +62,20 @@ def _parse_code(text: str, ctx: FormContext) -> str:
 
 
 def _same_name_and_birth(ctx: FormContext) -> Student | None:
+    sid = ctx.values.get("_same_as")
+    return ctx.session.get(Student, int(sid)) if sid else None
+
+
+def _check_same(ctx: FormContext, _value: object) -> None:
+    """After the name or the birth date: look for the same pupil in the school once, and remember the answer
+    (the confirmation question's condition reads it, so no query runs on later steps)."""
     name, birth = ctx.values.get("full_name"), ctx.values.get("birth_date")
-    if not name or not birth or ctx.staff.school_id is None:
-        return None
-    return students.find_same_name_and_birth(ctx.session, school_id=ctx.staff.school_id, full_name=name,
-                                             birth_date=birth, exclude_id=ctx.values.get("student_id"))
+    same = None
+    if name and birth and ctx.staff.school_id is not None:
+        same = students.find_same_name_and_birth(ctx.session, school_id=ctx.staff.school_id, full_name=name,
+                                                 birth_date=birth, exclude_id=ctx.values.get("student_id"))
+    ctx.values["_same_as"] = same.id if same is not None else None
+    return None
 
 
 def _dup_prompt(ctx: FormContext) -> str:
@@ -90,12 +99,12 @@ def _dup_answer(ctx: FormContext, value: bool) -> Done | None:
 # --- fields --------------------------------------------------------------------------------------------------------
 
 F_NAME = text_field("full_name", T(vi="Họ và tên học sinh? (ví dụ: Nguyễn Văn An)", en="Pupil's full name? (e.g. Nguyễn Văn An)"),
-                    T(vi="Họ tên", en="Name"), parse=parse_person_name)
+                    T(vi="Họ tên", en="Name"), parse=parse_person_name, after=_check_same)
 F_BIRTH = date_field("birth_date", T(vi="Ngày sinh của em? (ngày/tháng/năm, ví dụ 05/09/2012)",
                                      en="Date of birth? (day/month/year, e.g. 05/09/2012)"),
-                     T(vi="Ngày sinh", en="Date of birth"), parse=parse_birth_date)
+                     T(vi="Ngày sinh", en="Date of birth"), parse=parse_birth_date, after=_check_same)
 F_DUP = confirm_field("dup_ok", _dup_prompt, T(vi="Xác nhận trùng tên", en="Same-name confirmation"),
-                      when=lambda ctx: ctx.values.get("dup_ok") is True or _same_name_and_birth(ctx) is not None,
+                      when=lambda ctx: ctx.values.get("_same_as") is not None,
                       after=_dup_answer, yes=T(vi="Đúng, là em khác", en="Yes, a different pupil"),
                       no=T(vi="Không, dừng lại", en="No, stop"))
 F_CLASS = text_field("class_name", T(vi="Lớp? (ví dụ: 6A1, 3/2, 5B)", en="Class? (e.g. 6A1, 3/2, 5B)"),
@@ -149,8 +158,9 @@ def _save(ctx: FormContext) -> Done:
         )
     except students.DuplicateCode as exc:
         raise Invalid(exc.message_vi, field="code") from None
-    except students.SameNameAndBirth:
+    except students.SameNameAndBirth as exc:
         v.pop("dup_ok", None)
+        v["_same_as"] = exc.existing.id
         raise Invalid(T(vi="Trường vừa có một đăng ký trùng họ tên và ngày sinh; vui lòng xác nhận.",
                         en="A registration with the same name and birth date exists; please confirm."),
                       field="dup_ok") from None
