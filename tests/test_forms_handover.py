@@ -297,3 +297,34 @@ async def test_no_orphan_file_when_a_photo_step_fails_or_the_form_is_cancelled(t
         assert comp.discard_orphan_files(s, store=store, older_than=clock.now() - timedelta(hours=1)) == 1
         assert s.scalar(select(func.count()).select_from(Photo)) == 0
     assert _files(store) == set()
+
+
+async def test_two_handovers_with_one_photo_on_both_databases(db_engine, world, programme, clock, tmp_path) -> None:
+    """The whole form on SQLite and PostgreSQL: two handovers of one batch, the second reusing the photo."""
+    store = PhotoStore(tmp_path / "media")
+    now = clock.now()
+    with session_scope(db_engine) as s:
+        for name, code in (("Nguyễn Văn An", "0300000001"), ("Trần Thị Ánh", "0300000002")):
+            s.add(Student(school_id=world.school_a, code=code, full_name=name, birth_date=date(2011, 1, 2),
+                          gender="male", class_name="5A1", category="poor", need="device",
+                          status=ReviewStatus.APPROVED, registered_by=world.teacher_a, created_at=now, updated_at=now))
+        comp.record_batch(s, school_id=world.school_a, by=world.principal_a, source=Source.PROGRAMME, sponsor_id=None,
+                          received_on=RECEIVED, quantity=2, device_type=DeviceType.LAPTOP, brand_model="HP ProBook 440",
+                          condition="Mới", serials=["H1", "H2"], now=now)
+    eng = make_engine(db_engine, programme, clock, photos=store)
+    teacher = await Chat.linked(eng, world.phones["teacher_a"])
+    await Chat.linked(eng, world.phones["principal_a"])
+    evidence = phone_jpeg(71)
+    for student, serial in (("Nguyễn Văn An", "H1"), ("Trần Thị Ánh", "H2")):
+        await fill(teacher, "/bangiao", student.split()[-1], f"tap:{student}", "tap:HP", f"tap:{serial}", "tap:Hôm nay")
+        await teacher.photo(evidence)
+        await fill(teacher, "tap:Xong", "tap:Bỏ qua", "tap:Lưu")
+        assert f"(sê-ri {serial})" in teacher.text
+    first, second = _handovers(db_engine)
+    assert f"Ảnh này đã dùng cho bàn giao #{first.id}" in teacher.text and len(teacher.notifications) == 2
+    with Session(db_engine) as s:
+        assert s.scalar(select(func.count()).select_from(Photo)) == 1
+        assert {f.handover_id for f in s.scalars(select(Flag))} == {first.id, second.id}
+    assert len(_files(store)) == 2
+    await teacher.say("/bangiao")
+    assert "chưa có học sinh nào" in teacher.text
