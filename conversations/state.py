@@ -60,7 +60,10 @@ def _claim_stmt(conn: Connection):
     if name not in _CLAIM:
         ins = _dialect(conn).insert(_processed).values(
             channel=bindparam("channel"), message_id=bindparam("message_id"), processed_at=bindparam("at"))
-        _CLAIM[name] = ins.on_conflict_do_nothing(index_elements=["channel", "message_id"])
+        # preserve_rowcount: SQLAlchemy reports -1 for an INSERT's rowcount on psycopg unless asked to keep it
+        # (without it every message on PostgreSQL looked like a redelivery and was silently dropped).
+        _CLAIM[name] = ins.on_conflict_do_nothing(index_elements=["channel", "message_id"]).execution_options(
+            preserve_rowcount=True)
     return _CLAIM[name]
 
 

@@ -312,3 +312,21 @@ async def test_messages_without_id_are_not_deduped(eng, teacher) -> None:
         replies = await teacher.deliver(Incoming(channel="telegram", user_id=teacher.user_id, chat_id=teacher.chat_id,
                                                  received_at=eng.clock.now(), text="/menu"))
         assert replies
+
+
+# --- the same fast path on PostgreSQL ----------------------------------------------------------------------------
+
+
+async def test_fast_path_on_both_databases(db_engine, world, programme, clock) -> None:
+    """Dedupe, durable state, resume on a new engine and the form's record, on SQLite and PostgreSQL."""
+    eng = make_engine(db_engine, programme, clock)
+    teacher = await Chat.linked(eng, world.phones["teacher_a"])
+    await teacher.send(text="/dangky", message_id="pg-1")
+    assert "Họ và tên" in teacher.text
+    assert await teacher.resend() == []
+    await fill(teacher, "Nguyễn Văn An", "05/09/2012", "3/2")
+    again = Chat(make_engine(db_engine, programme, clock), teacher.user_id)
+    await fill(again, "0123456789", "tap:Nam", "tap:Hộ nghèo", "tap:Máy tính", "tap:Bỏ qua", "tap:Bỏ qua",
+               "tap:Bỏ qua", "tap:Lưu")
+    assert "Đã lưu" in again.text
+    assert _count(db_engine, Student) == 1 and _conv(db_engine, world.teacher_a) is None
