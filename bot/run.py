@@ -36,6 +36,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
         # Without the secret anyone who finds the URL could post fake updates as any teacher.
         raise CliError("FIELDBOT_TELEGRAM_WEBHOOK_URL cần có FIELDBOT_TELEGRAM_WEBHOOK_SECRET (webhook needs a secret)")
+    if settings.zalo_token is not None:
+        from bot.zalo.webhook import ZaloConfigError, validate_webhook
+
+        secret = settings.zalo_webhook_secret.get_secret_value() if settings.zalo_webhook_secret else None
+        try:
+            validate_webhook(settings.zalo_webhook_url, secret)
+        except ZaloConfigError as exc:
+            raise CliError(str(exc)) from None
     app = build_app(settings)
     asyncio.run(serve(app, scheduler=not args.no_scheduler))
     return 0
@@ -70,10 +78,13 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
         cleanups.append(lambda: _stop_telegram(application))
     if settings.zalo_token is not None:
         from bot.zalo import run_zalo
+        from bot.zalo.adapter import OptionMemory
         from bot.zalo.sender import ZaloSender
 
-        senders["zalo"] = ZaloSender.from_settings(settings)
-        tasks.append(asyncio.create_task(run_zalo(settings=settings, engine=engine, stop=stop), name="zalo"))
+        memory = OptionMemory()  # shared, so "2" typed in answer to a reminder's options is understood
+        senders["zalo"] = ZaloSender.from_settings(settings, clock=app.clock, memory=memory)
+        tasks.append(asyncio.create_task(run_zalo(settings=settings, engine=engine, stop=stop, clock=app.clock,
+                                                  cross_channel=cross_channel, memory=memory), name="zalo"))
     if scheduler:
         from scheduler.service import build_scheduler
 
