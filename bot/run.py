@@ -83,6 +83,7 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
 
         memory = OptionMemory()  # shared, so "2" typed in answer to a reminder's options is understood
         senders["zalo"] = ZaloSender.from_settings(settings, clock=app.clock, memory=memory)
+        cleanups.append(senders["zalo"].aclose)
         tasks.append(asyncio.create_task(run_zalo(settings=settings, engine=engine, stop=stop, clock=app.clock,
                                                   cross_channel=cross_channel, memory=memory), name="zalo"))
     if scheduler:
