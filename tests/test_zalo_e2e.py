@@ -349,3 +349,25 @@ async def test_reminder_reaches_a_principal_linked_only_on_zalo(zalo_fake, db_en
     assert "Trần Thị Bích" in text and "Lê Văn Cường" in text and "<b>" not in text
     [row] = [r for r in rows(db_engine, rule="csdl") if r.recipient_id == world.principal_a][:1]
     assert (row.status, row.channels_done) == (NotificationStatus.SENT, "zalo")
+
+
+# --- fieldbot run ---------------------------------------------------------------------------------------------
+
+
+async def test_fieldbot_run_serves_zalo_and_stops_on_signal(zalo_fake, tmp_path) -> None:
+    from bot.app import build_app
+    from bot.run import serve
+
+    settings = Settings(_env_file=None, zalo_token=SecretStr(TOKEN), zalo_api_url=zalo_fake.api_url,
+                        database_url=f"sqlite:///{tmp_path / 'run.db'}", media_dir=tmp_path / "media")
+    app = build_app(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, scheduler=False, stop=stop))
+    try:
+        zalo_fake.push(zalo_fake.text_update("xin chào", user_id="z-new"))
+        await zalo_fake.wait_sent(1)
+        assert "gõ số điện thoại" in zalo_fake.texts("z-new")[0].lower()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    app.db.dispose()
