@@ -256,6 +256,12 @@ class ConversationEngine:
                 else:
                     replies = self._linked(step, sender, photo)
                 replies.extend(self._notifications(step))
+                if step._session is None and conn.dialect.name == "postgresql":
+                    # Only progress was written (dedupe record, form state), no record: let PostgreSQL
+                    # acknowledge before its WAL reaches the disk. A database crash can then lose at most the
+                    # last moment of progress (the person answers one question again), never a saved record;
+                    # steps that write records through the ORM keep the full synchronous commit.
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 step.flush()
                 trans.commit()
             except BaseException:
