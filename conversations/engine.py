@@ -107,6 +107,10 @@ class _Step:
         self.rollback_hooks: list[Callable[[], None]] = []
         self.contexts: list[FormContext] = []
         self.after_commit: list[Callable[[], Awaitable[list[Outgoing]]]] = []
+        # For the one log line per message: who, which form, which step.
+        self.staff_id: int | None = None
+        self.form = "-"
+        self.step_name = "-"
 
     @property
     def session(self) -> Session:
@@ -176,15 +180,19 @@ class ConversationEngine:
                 if isinstance(photo_or_error, Outgoing):
                     return [photo_or_error]
                 photo = photo_or_error
-            replies, after = self._step(incoming, photo, now)
-            for work in after:
+            replies, step = self._step(incoming, photo, now)
+            if step is None:
+                log.info("update skipped (redelivered) channel=%s", incoming.channel)
+                return replies
+            for work in step.after_commit:
                 replies.extend(await work())
+            log.info("update handled channel=%s staff=%s form=%s step=%s replies=%d ms=%.1f", incoming.channel,
+                     step.staff_id if step.staff_id is not None else "unlinked", step.form, step.step_name,
+                     len(replies), (time.perf_counter() - started) * 1000)
             return replies
         except Exception:
-            log.exception("conversation step failed channel=%s user=%s", incoming.channel, incoming.user_id)
+            log.exception("conversation step failed channel=%s", incoming.channel)
             return [Outgoing(text=APOLOGY(self.default_language))]
-        finally:
-            log.debug("engine step channel=%s ms=%.2f", incoming.channel, (time.perf_counter() - started) * 1000)
 
     def link_directly(self, *, channel: str, external_id: str, chat_id: str, phone: str) -> Staff:
         """Console channel: the operator picked the roster person, so no code is needed."""
@@ -245,9 +253,13 @@ class ConversationEngine:
                 if incoming.message_id and not claim_message(conn, channel=incoming.channel,
                                                              message_id=incoming.message_id, now=now):
                     trans.rollback()
-                    return [], []
+                    return [], None
                 self._maybe_prune(step)
                 sender = load_sender(conn, channel=incoming.channel, external_id=incoming.user_id)
+                if sender is not None:
+                    step.staff_id = sender.person.id
+                    if sender.conversation is not None:
+                        step.form, step.step_name = sender.conversation.form, sender.conversation.step
                 if sender is None:
                     replies = self._unknown(step)
                 elif not sender.active:
@@ -274,7 +286,7 @@ class ConversationEngine:
                 raise
             finally:
                 step.close()
-        return replies, step.after_commit
+        return replies, step
 
     def _maybe_prune(self, step: _Step) -> None:
         self._since_prune += 1
@@ -395,6 +407,7 @@ class ConversationEngine:
     def _conclude(self, step: _Step, person: Person, lang: str, runner: Runner, outcome: Outcome,
                   replies: list[Outgoing], *, chain: int) -> list[Outgoing]:
         replies = replies + outcome.messages
+        step.form, step.step_name = runner.form.name, "done" if outcome.done or outcome.cancelled else runner.p.step
         if outcome.cancelled:
             delete_conversation(step.conn, staff_id=person.id)
             return replies + [Outgoing(text=CANCELLED(lang, title=runner.form.title(lang)))]

@@ -330,3 +330,17 @@ async def test_fast_path_on_both_databases(db_engine, world, programme, clock) -
                "tap:Bỏ qua", "tap:Lưu")
     assert "Đã lưu" in again.text
     assert _count(db_engine, Student) == 1 and _conv(db_engine, world.teacher_a) is None
+
+
+async def test_one_log_line_per_update_without_personal_data(eng, sqlite_world, caplog) -> None:
+    chat = Chat(eng, "4242")
+    with caplog.at_level(logging.INFO, logger="conversations.engine"):
+        await chat.contact(sqlite_world.phones["teacher_a"])
+        await chat.say("/dangky")
+        await chat.say("Nguyễn Văn An")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("update handled")]
+    assert len(lines) == 3
+    assert f"staff={sqlite_world.teacher_a} form=dangky step=birth_date" in lines[-1] and "ms=" in lines[-1]
+    assert "staff=unlinked" in lines[0]
+    text = caplog.text
+    assert sqlite_world.phones["teacher_a"] not in text and "901000002" not in text and "Nguyễn Văn An" not in text
