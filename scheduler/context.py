@@ -54,6 +54,9 @@ class Candidate:
     at: datetime  # when this stage became due (UTC)
     line: str
     escalation: bool = False
+    # When it stops being worth sending (None: until the subject is resolved). A morning reminder is worth
+    # its day: one that could only go out tomorrow (bot down, quiet hours) is dropped for the next stage.
+    until: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -116,6 +119,9 @@ class SweepContext:
 
     def at_local(self, day: date, moment: time) -> datetime:
         return datetime.combine(day, moment, tzinfo=self.tz).astimezone(UTC)
+
+    def end_of_day(self, day: date) -> datetime:
+        return self.at_local(day + timedelta(days=1), time.min)
 
     def morning(self, day: date) -> datetime:
         """The reminder hour (``[reminders] morning``) of ``day``, as UTC."""

@@ -213,6 +213,9 @@ class Deliverer:
         # Part 2, the e-mail copy the district contact always gets.
         if first.email is None or EMAIL in done:
             email_part = "n/a" if first.email is None else "ok"
+        elif self.mailer is None and first.recipient_id is not None:
+            email_part = "n/a"  # no SMTP in this deployment: the chat copy is what there is; said in last_error
+            attempt.errors.append(NO_SMTP)
         else:
             email_part = await self._email(attempt, first.email, first, text, lang, len(rows))
 

@@ -64,7 +64,8 @@ NO_NAME = T(vi="email {email}", en="e-mail {email}")
 
 def find_digest(ctx: SweepContext) -> Iterable[Candidate]:
     morning = ctx.morning(ctx.today)
-    if ctx.now < morning:
+    until = ctx.end_of_day(ctx.today)  # yesterday's digest is no news: never sent the next day
+    if ctx.now < morning or ctx.deliver_from(ctx.now) >= until:
         return []
     stage = f"day:{ctx.today.isoformat()}"
     district_ids = ctx.session.execute(select(School.district_id).where(School.active).distinct()).scalars().all()
@@ -73,12 +74,14 @@ def find_digest(ctx: SweepContext) -> Iterable[Candidate]:
         contact = ctx.district_contact(district_id)
         if contact is None:
             continue
-        candidate = Candidate("digest", f"district:{district_id}", contact, stage, morning, "", escalation=True)
+        candidate = Candidate("digest", f"district:{district_id}", contact, stage, morning, "", escalation=True,
+                              until=until)
         exists = ctx.session.execute(select(Notification.id).where(Notification.key == candidate.key)).first()
         if exists is None:  # the counts read the whole district: only when today's digest is not recorded yet
             line = build_digest(ctx, district_id=district_id, lang=contact.language, contact_email=contact.email,
                                 contact_staff_id=contact.staff_id)
-            candidate = Candidate("digest", candidate.subject, contact, stage, morning, line, escalation=True)
+            candidate = Candidate("digest", candidate.subject, contact, stage, morning, line, escalation=True,
+                                  until=until)
         out.append(candidate)
     return out
 

@@ -4,8 +4,8 @@ Telegram allows about 30 messages per second per bot and one per second per chat
 ``AIORateLimiter`` enforces the first but not the second, retries nothing by default, and one 429 pauses
 every request (the 429 is for the whole bot). This limiter does the same three things on purpose:
 
-- overall: a token bucket of capacity 1 refilled at ``overall_per_second`` -> requests are spaced evenly,
-  so no one-second window ever holds more than 30;
+- overall: requests are given slots spaced ``1/overall_per_second`` apart (a token bucket of capacity 1),
+  so no one-second window holds more than 30 and a backlog drains at exactly the limit;
 - per chat: at least ``per_chat_interval`` seconds between two requests to the same chat;
 - ``pause(seconds)``: after a 429 (``RetryAfter``) nothing goes out until the pause is over.
 
@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 
 TELEGRAM_OVERALL_PER_SECOND = 30.0
 TELEGRAM_PER_CHAT_INTERVAL = 1.0
+_EPSILON = 1e-9
 
 
 class RateLimiter:
@@ -34,12 +35,11 @@ class RateLimiter:
     ) -> None:
         if overall_per_second <= 0 or per_chat_interval < 0:
             raise ValueError("rate limits must be positive")
-        self.rate = overall_per_second
+        self.spacing = 1.0 / overall_per_second
         self.per_chat_interval = per_chat_interval
         self._monotonic = monotonic
         self._sleep = sleep
-        self._tokens = 1.0
-        self._refilled_at = monotonic()
+        self._next_slot = float("-inf")  # the earliest moment the next request may go out
         self._paused_until = float("-inf")
         self._chat_free_at: dict[str, float] = {}
         self.waited = 0.0  # total seconds callers were held back (for logs and benchmarks)
@@ -53,29 +53,37 @@ class RateLimiter:
         self._paused_until = max(self._paused_until, self._monotonic() + max(0.0, seconds))
 
     async def acquire(self, chat_id: str | int) -> None:
-        """Wait until a request to ``chat_id`` may go out, and claim that slot."""
+        """Wait until a request to ``chat_id`` may go out, and claim that moment.
+
+        A caller whose chat is free reserves the next overall slot (spaced ``1/rate`` apart) and sleeps until
+        it: callers are served in the order their chats became free, nobody spins, and a chat that must wait
+        its second holds up no other chat.
+        """
         chat = str(chat_id)
         while True:
             now = self._monotonic()
-            wait = max(self._paused_until - now, self._chat_free_at.get(chat, float("-inf")) - now)
-            if wait <= 0:
-                self._refill(now)
-                if self._tokens >= 1.0:
-                    self._tokens -= 1.0
-                    self._chat_free_at[chat] = now + self.per_chat_interval
-                    self._forget_idle_chats(now)
-                    return
-                wait = (1.0 - self._tokens) / self.rate
-            self.waited += wait
-            await self._sleep(wait)
+            previous = self._chat_free_at.get(chat, float("-inf"))
+            wait = max(self._paused_until - now, previous - now)
+            if wait > _EPSILON:
+                await self._wait(wait)
+                continue
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.spacing
+            self._chat_free_at[chat] = slot + self.per_chat_interval
+            if slot - now > _EPSILON:
+                await self._wait(slot - now)
+            if self._paused_until > self._monotonic() + _EPSILON:
+                # A 429 arrived while this caller waited for its slot: give the chat's turn back, wait it out.
+                self._chat_free_at[chat] = previous
+                continue
+            self._forget_idle_chats(now)
+            return
 
-    def _refill(self, now: float) -> None:
-        elapsed = now - self._refilled_at
-        if elapsed > 0:
-            self._tokens = min(1.0, self._tokens + elapsed * self.rate)
-            self._refilled_at = now
+    async def _wait(self, seconds: float) -> None:
+        self.waited += seconds
+        await self._sleep(seconds)
 
     def _forget_idle_chats(self, now: float) -> None:
-        # Bounded memory on a long-running bot: chats whose slot is in the past need no entry.
+        # Bounded memory on a long-running bot: chats whose turn is in the past need no entry.
         if len(self._chat_free_at) > 10_000:
             self._chat_free_at = {c: t for c, t in self._chat_free_at.items() if t > now}

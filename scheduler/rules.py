@@ -149,6 +149,7 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
         return []
     ctx.load_schools(rows)
     deadline = fmt_date(ctx.programme.deadlines.needs_report)
+    until = ctx.end_of_day(ctx.local_date(at))  # each stage is worth its own day; then the next one takes over
     out: list[Candidate] = []
     if stage.startswith("remind:"):
         days_left = int(stage.split(":")[1])
@@ -162,7 +163,7 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
                                     total=total, pending=pending)
                 if no_principal:
                     line = NO_PRINCIPAL_PREFIX(r.language) + line
-                out.append(Candidate("needs_report", f"school:{sid}", r, stage, at, line))
+                out.append(Candidate("needs_report", f"school:{sid}", r, stage, at, line, until=until))
         return out
     by_district = group_by(rows, lambda sid: ctx.school(sid).district_id)
     for district_id, sids in sorted(by_district.items()):
@@ -175,13 +176,14 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
             lines += [NEEDS_LATE_ITEM(lang, school=esc(ctx.school(s).name), principal=principal_text(ctx, s, lang))
                       for s in sids]
             out.append(Candidate("needs_report", f"district:{district_id}", contact, stage, at, "\n".join(lines),
-                                 escalation=True))
+                                 escalation=True, until=until))
             continue
         days_late = (ctx.local_date(at) - ctx.programme.deadlines.needs_report).days
         for s in sids:
             line = NEEDS_LATE_DAY(lang, school=esc(ctx.school(s).name), days=days_late, deadline=deadline,
                                   principal=principal_text(ctx, s, lang))
-            out.append(Candidate("needs_report", f"school:{s}", contact, stage, at, line, escalation=True))
+            out.append(Candidate("needs_report", f"school:{s}", contact, stage, at, line, escalation=True,
+                                 until=until))
     return out
 
 
@@ -258,7 +260,7 @@ def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
             line = CSDL_REMIND(rec.language, **values)
             if no_principal and rec.staff_id != r.recorded_by:
                 line = NO_PRINCIPAL_PREFIX(rec.language) + line
-            out.append(Candidate("csdl", f"handover:{r.id}", rec, "remind", remind_at, line))
+            out.append(Candidate("csdl", f"handover:{r.id}", rec, "remind", remind_at, line, until=late_at))
     return out
 
 
@@ -315,7 +317,8 @@ def find_devices_waiting(ctx: SweepContext) -> Iterable[Candidate]:
                 out.append(Candidate("devices_waiting", f"batch:{r.id}", rec, "late", late_at, line, escalation=True))
             else:
                 line = (NO_PRINCIPAL_PREFIX(lang) if no_principal else "") + DEVICES_REMIND(lang, **values)
-                out.append(Candidate("devices_waiting", f"batch:{r.id}", rec, "remind", remind_at, line))
+                out.append(Candidate("devices_waiting", f"batch:{r.id}", rec, "remind", remind_at, line,
+                                     until=late_at))
     return out
 
 

@@ -45,11 +45,14 @@ def run_sweep(session, *, programme: Programme, now: datetime, rules: tuple[Rule
         swept.append(rule.name)
         for c in rule.find(ctx):
             by_key.setdefault(c.key, c)  # a principal who also recorded the handover: one notification
-    found = list(by_key.values())
+    # Current = still worth sending by the time it can go out (after quiet hours).
+    deliver_at = ctx.deliver_from(now)
+    found = [c for c in by_key.values() if c.until is None or deliver_at < c.until]
+    by_key = {c.key: c for c in found}
     existing = outbox.existing_keys(session, by_key)
     new = [c for c in found if c.key not in existing]
     if not dry_run and new:
-        deliver_at = ctx.deliver_from(now)  # quiet hours: recorded now, delivered from the morning
+        # Quiet hours: recorded now, delivered from the morning.
         outbox.insert_ignoring_duplicates(session, [outbox.candidate_row(c, now=now, deliver_at=deliver_at)
                                                     for c in new])
     superseded = outbox.skip_stale(session, rules=swept, current_keys=set(by_key), dry_run=dry_run)

@@ -71,6 +71,19 @@ def test_catch_up_sends_the_current_stage_and_skips_the_missed_one(db_engine, wo
     assert not [x for x in rows(db_engine) if x.stage == "remind:3"]
 
 
+def test_a_reminder_that_could_only_go_out_the_next_day_is_dropped(db_engine, world, programme):
+    # 00:05 on 19/11: the current stage is still "3 days before" (17/11), but its day is over.
+    assert not [c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 19, 0, 5)).created
+                if c.rule == "needs_report"]
+    # 22:00 on 19/11: the "1 day before" reminder is current, but quiet hours would hold it until tomorrow,
+    # when the "deadline day" reminder takes over. Nothing is recorded tonight ...
+    assert not [c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 19, 22)).created
+                if c.rule == "needs_report"]
+    # ... and the morning brings exactly one reminder.
+    r = sweep(db_engine, programme=programme, now=local(2021, 11, 20, 7))
+    assert {c.stage for c in r.created if c.rule == "needs_report"} == {"remind:0"}
+
+
 def test_a_pending_reminder_is_superseded_by_the_next_stage(db_engine, world, programme):
     sweep(db_engine, programme=programme, now=local(2021, 11, 17, 7))  # recorded, never delivered (bot died)
     r = sweep(db_engine, programme=programme, now=local(2021, 11, 19, 7))
@@ -130,10 +143,11 @@ def test_csdl_grace_and_confirmation(db_engine, world, programme):
         update={"handover_update_grace_hours": 6})})
     hid = add_handover(db_engine, graced, school_id=world.school_b, recorded_by=world.principal_b,
                        handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9))
-    r = sweep(db_engine, programme=graced, now=local(2021, 11, 19, 5, 59))
-    assert not [c for c in r.created if c.stage == "late"]
+    sweep(db_engine, programme=graced, now=local(2021, 11, 18, 7))
     # The principal recorded it: reminded once, not twice.
     assert len([x for x in rows(db_engine, rule="csdl")]) == 1
+    r = sweep(db_engine, programme=graced, now=local(2021, 11, 19, 5, 59))
+    assert not [c for c in r.created if c.stage == "late"]  # due at 00:00, plus 6 hours of grace
     with session_scope(db_engine) as s:
         s.get(Handover, hid).csdl_updated_at = local(2021, 11, 19, 6)
     r = sweep(db_engine, programme=graced, now=local(2021, 11, 19, 6, 1))
