@@ -1,4 +1,7 @@
-"""Delivery from the outbox: grouping, fallback between channels, retries, e-mail, quiet hours, crash safety."""
+"""Delivery from the outbox: grouping, fallback between channels, retries, e-mail, quiet hours, crash safety.
+
+What depends on the database (recording, grouping, crash safety, the e-mail copy) runs on SQLite and
+PostgreSQL; the channel logic runs on SQLite only, to keep the suite fast."""
 
 from __future__ import annotations
 
@@ -73,21 +76,21 @@ async def test_items_for_one_person_go_out_as_one_message(db_engine, world, prog
     assert again.groups == [] and len(tg.sent) == 1
 
 
-async def test_blocked_chat_falls_back_to_the_next_channel(db_engine, world, programme, tg, zalo):
-    w = world
-    three_handovers(db_engine, programme, w)
-    zalo_chat = link(db_engine, staff_id=w.principal_a, channel="zalo", linked_at=local(2021, 11, 1))
-    tg_chat = link(db_engine, staff_id=w.principal_a, linked_at=local(2021, 11, 5))  # newer: tried first
+async def test_blocked_chat_falls_back_to_the_next_channel(sqlite_engine, sqlite_world, programme, tg, zalo):
+    w = sqlite_world
+    three_handovers(sqlite_engine, programme, w)
+    zalo_chat = link(sqlite_engine, staff_id=w.principal_a, channel="zalo", linked_at=local(2021, 11, 1))
+    tg_chat = link(sqlite_engine, staff_id=w.principal_a, linked_at=local(2021, 11, 5))  # newer: tried first
     tg.fail[tg_chat] = Unreachable("Telegram: Forbidden: bot was blocked by the user")
     clock = FixedClock(local(2021, 11, 18, 7))
-    sweep(db_engine, programme=programme, now=clock.now())
-    await deliverer(db_engine, programme, clock, tg, zalo).deliver_due()
+    sweep(sqlite_engine, programme=programme, now=clock.now())
+    await deliverer(sqlite_engine, programme, clock, tg, zalo).deliver_due()
 
     assert tg.attempts == [tg_chat] and len(zalo.texts(zalo_chat)) == 1
-    [row] = [r for r in rows(db_engine, rule="csdl") if r.recipient_id == w.principal_a][:1]
+    [row] = [r for r in rows(sqlite_engine, rule="csdl") if r.recipient_id == w.principal_a][:1]
     assert row.status == NotificationStatus.SENT and row.channels_done == "zalo"
     assert "bot was blocked" in row.last_error
-    with session_scope(db_engine) as s:
+    with session_scope(sqlite_engine) as s:
         blocked = {i.channel: i.blocked_at for i in identities(s, w.principal_a)}
     assert blocked == {"telegram": clock.now(), "zalo": None}
 
@@ -115,27 +118,27 @@ async def test_person_with_no_channel_and_no_email_is_reported_to_the_district(d
     assert "leminhtien@tptdm.edu.vn" in [to for to, subject, _ in mailer.sent if "Không gửi được" in subject]
 
 
-async def test_person_without_chat_gets_their_roster_email(db_engine, world, programme, tg, mailer):
-    three_handovers(db_engine, programme, world)
+async def test_person_without_chat_gets_their_roster_email(sqlite_engine, sqlite_world, programme, tg, mailer):
+    three_handovers(sqlite_engine, programme, sqlite_world)
     clock = FixedClock(local(2021, 11, 18, 7))
-    sweep(db_engine, programme=programme, now=clock.now())
-    await deliverer(db_engine, programme, clock, tg, mailer=mailer).deliver_due()
+    sweep(sqlite_engine, programme=programme, now=clock.now())
+    await deliverer(sqlite_engine, programme, clock, tg, mailer=mailer).deliver_due()
     [(to, subject, body)] = [m for m in mailer.sent if m[0] == "lan@phuhoa1.example"]
     assert "CSDL ngành" in subject and "Lê Văn Cường" in body and "<b>" not in body
-    [row] = rows(db_engine, recipient_id=world.principal_a, rule="csdl")[:1]
+    [row] = rows(sqlite_engine, recipient_id=sqlite_world.principal_a, rule="csdl")[:1]
     assert row.status == NotificationStatus.SENT and row.channels_done == "email"
 
 
-async def test_retry_later_backs_off_and_honours_retry_after(db_engine, world, programme, tg):
-    three_handovers(db_engine, programme, world)
-    chat = link(db_engine, staff_id=world.principal_a, linked_at=local(2021, 11, 1))
+async def test_retry_later_backs_off_and_honours_retry_after(sqlite_engine, sqlite_world, programme, tg):
+    three_handovers(sqlite_engine, programme, sqlite_world)
+    chat = link(sqlite_engine, staff_id=sqlite_world.principal_a, linked_at=local(2021, 11, 1))
     tg.fail[chat] = RetryLater("Telegram 429: retry after 300 s", retry_after=300)
     clock = FixedClock(local(2021, 11, 18, 7))
-    sweep(db_engine, programme=programme, now=clock.now())
-    d = deliverer(db_engine, programme, clock, tg)
+    sweep(sqlite_engine, programme=programme, now=clock.now())
+    d = deliverer(sqlite_engine, programme, clock, tg)
     report = await d.deliver_due()
     assert report.rows_retrying == 3
-    [row] = rows(db_engine, recipient_id=world.principal_a, rule="csdl")[:1]
+    [row] = rows(sqlite_engine, recipient_id=sqlite_world.principal_a, rule="csdl")[:1]
     assert (row.status, row.attempts) == (NotificationStatus.PENDING, 1)
     assert row.next_attempt_at == clock.now() + timedelta(seconds=300)  # retry_after beats the 60 s backoff
 
@@ -144,28 +147,28 @@ async def test_retry_later_backs_off_and_honours_retry_after(db_engine, world, p
     del tg.fail[chat]
     clock.advance(timedelta(seconds=1))
     await d.deliver_due()
-    [row] = rows(db_engine, recipient_id=world.principal_a, rule="csdl")[:1]
+    [row] = rows(sqlite_engine, recipient_id=sqlite_world.principal_a, rule="csdl")[:1]
     assert (row.status, row.attempts) == (NotificationStatus.SENT, 2)
     assert len(tg.texts(chat)) == 1
 
 
-async def test_gives_up_after_max_attempts_and_the_digest_says_so(db_engine, world, programme, tg):
-    three_handovers(db_engine, programme, world)
-    chat = link(db_engine, staff_id=world.principal_a, linked_at=local(2021, 11, 1))
+async def test_gives_up_after_max_attempts_and_the_digest_says_so(sqlite_engine, sqlite_world, programme, tg):
+    three_handovers(sqlite_engine, programme, sqlite_world)
+    chat = link(sqlite_engine, staff_id=sqlite_world.principal_a, linked_at=local(2021, 11, 1))
     tg.fail[chat] = RetryLater("Telegram: Bad Gateway")
     clock = FixedClock(local(2021, 11, 18, 7))
-    sweep(db_engine, programme=programme, now=clock.now())
-    d = deliverer(db_engine, programme, clock, tg, max_attempts=3)
+    sweep(sqlite_engine, programme=programme, now=clock.now())
+    d = deliverer(sqlite_engine, programme, clock, tg, max_attempts=3)
     delays = []
     for _ in range(3):
         await d.deliver_due()
-        [row] = rows(db_engine, recipient_id=world.principal_a, rule="csdl")[:1]
+        [row] = rows(sqlite_engine, recipient_id=sqlite_world.principal_a, rule="csdl")[:1]
         delays.append(row.next_attempt_at - clock.now())
         clock.set(row.next_attempt_at)
     assert delays[:2] == [timedelta(minutes=1), timedelta(minutes=2)]  # exponential backoff
     assert row.status == NotificationStatus.FAILED and row.attempts == 3 and "Bad Gateway" in row.last_error
-    r = sweep(db_engine, programme=programme, now=local(2021, 11, 19, 7))
-    digest = next(c.line for c in r.created if c.rule == "digest" and c.recipient.staff_id == world.officer)
+    r = sweep(sqlite_engine, programme=programme, now=local(2021, 11, 19, 7))
+    digest = next(c.line for c in r.created if c.rule == "digest" and c.recipient.staff_id == sqlite_world.officer)
     assert "Thông báo không gửi được (24 giờ qua)" in digest
     assert "• Nguyễn Thị Lan (hiệu trưởng): Cập nhật CSDL ngành — telegram: Telegram: Bad Gateway" in digest
 
@@ -192,25 +195,25 @@ async def test_smtp_down_the_chat_copy_still_goes_and_email_follows(db_engine, w
     assert [to for to, s, _ in mailer.sent if "CSDL" in s] == ["leminhtien@tptdm.edu.vn"]
 
 
-async def test_contact_not_in_the_roster_still_gets_email(db_engine, world, programme, tg, mailer):
-    with session_scope(db_engine) as s:
-        s.get(Staff, world.officer).phone = "+84913999999"  # the roster's officer is someone else now
-    three_handovers(db_engine, programme, world)
+async def test_contact_not_in_the_roster_still_gets_email(sqlite_engine, sqlite_world, programme, tg, mailer):
+    with session_scope(sqlite_engine) as s:
+        s.get(Staff, sqlite_world.officer).phone = "+84913999999"  # the roster's officer is someone else now
+    three_handovers(sqlite_engine, programme, sqlite_world)
     clock = FixedClock(local(2021, 11, 19, 7))
-    sweep(db_engine, programme=programme, now=clock.now())
-    await deliverer(db_engine, programme, clock, tg, mailer=mailer).deliver_due()
-    late = rows(db_engine, rule="csdl", stage="late")
+    sweep(sqlite_engine, programme=programme, now=clock.now())
+    await deliverer(sqlite_engine, programme, clock, tg, mailer=mailer).deliver_due()
+    late = rows(sqlite_engine, rule="csdl", stage="late")
     assert {(r.recipient_id, r.email, r.status) for r in late} == {
         (None, "leminhtien@tptdm.edu.vn", NotificationStatus.SENT)}
     assert any("quá hạn cập nhật CSDL" in subject for _, subject, _ in mailer.sent)
 
 
-async def test_quiet_hours_hold_delivery_until_morning(db_engine, world, programme, tg):
-    three_handovers(db_engine, programme, world)
-    chat = link(db_engine, staff_id=world.officer, linked_at=local(2021, 11, 1))
+async def test_quiet_hours_hold_delivery_until_morning(sqlite_engine, sqlite_world, programme, tg):
+    three_handovers(sqlite_engine, programme, sqlite_world)
+    chat = link(sqlite_engine, staff_id=sqlite_world.officer, linked_at=local(2021, 11, 1))
     clock = FixedClock(local(2021, 11, 19, 0, 5))
-    sweep(db_engine, programme=programme, now=clock.now())
-    d = deliverer(db_engine, programme, clock, tg)
+    sweep(sqlite_engine, programme=programme, now=clock.now())
+    d = deliverer(sqlite_engine, programme, clock, tg)
     assert (await d.deliver_due()).groups == [] and tg.sent == []
     clock.set(local(2021, 11, 19, 6, 30))
     await d.deliver_due()
