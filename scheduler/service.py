@@ -2,7 +2,8 @@
 
 Three jobs on an ``AsyncIOScheduler`` in the programme's time zone:
 
-- ``sweep`` every ``[reminders] sweep_minutes``, and once right at start (the catch-up after downtime);
+- ``sweep`` every ``[reminders] sweep_minutes``, and once right at start (the catch-up after downtime:
+  what was missed is derived from the database; a reminder whose day has passed is superseded, not sent);
 - ``morning`` at ``[reminders] morning`` (07:00): the same cycle, so the digest and the morning reminders
   go out on the minute instead of up to one interval late;
 - ``deliver`` every 30 seconds: retries and messages held by quiet hours go out without waiting for a sweep.
@@ -69,6 +70,8 @@ class SchedulerService:
                                                 mailer=mailer)
         self._lock = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
+        self.catch_up: asyncio.Task | None = None
+        self._closed = False
 
     # --- one cycle ----------------------------------------------------------------------------------------------
 
@@ -79,7 +82,7 @@ class SchedulerService:
     async def run_cycle(self, *, do_sweep: bool = True) -> CycleReport | None:
         """Sweep (optional) and deliver, if this process holds the lease; None when another one does."""
         async with self._lock:
-            if not await self.hold_lease():
+            if self._closed or not await self.hold_lease():
                 log.debug("another process holds the sweeper lease; idle")
                 return None
             result = None
@@ -106,13 +109,16 @@ class SchedulerService:
         sched = AsyncIOScheduler(timezone=tz)
         common = dict(max_instances=1, coalesce=True, misfire_grace_time=60)
         sched.add_job(self._job, IntervalTrigger(minutes=r.sweep_minutes, timezone=tz), args=[True], id="sweep",
-                      next_run_time=self.clock.now().astimezone(tz), **common)  # catch-up sweep at start
+                      **common)
         sched.add_job(self._job, CronTrigger(hour=r.morning.hour, minute=r.morning.minute, timezone=tz),
                       args=[True], id="morning", **common)
         sched.add_job(self._job, IntervalTrigger(seconds=int(self.deliver_every.total_seconds()), timezone=tz),
                       args=[False], id="deliver", **common)
         sched.start()
         self._scheduler = sched
+        # The catch-up after downtime: right now, not one interval from now (and not through APScheduler,
+        # which would call a start-up moment in the past a misfire).
+        self.catch_up = asyncio.create_task(self._job(True), name="scheduler-catch-up")
         log.info("scheduler started: sweep every %d min, morning %s, quiet %s-%s, holder %s", r.sweep_minutes,
                  r.morning.strftime("%H:%M"), r.quiet_start.strftime("%H:%M"), r.quiet_end.strftime("%H:%M"),
                  self.holder)
@@ -121,8 +127,9 @@ class SchedulerService:
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
         self._scheduler = None
-        self.deliverer.stop()
-        async with self._lock:  # let a cycle in progress finish its current message
+        self._closed = True
+        self.deliverer.stop()  # messages not started stay pending; the one being sent is finished and recorded
+        async with self._lock:
             await asyncio.to_thread(lease.release, self.db, holder=self.holder)
 
     @property
