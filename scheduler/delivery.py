@@ -71,6 +71,7 @@ class Mailer(Protocol):
 CHAT_CHANNELS = ("telegram", "zalo", "console")
 EMAIL = "email"
 NO_CHANNEL = "không có kênh liên lạc: chưa liên kết Telegram/Zalo (hoặc đã chặn bot) và không có email"
+NO_CHAT = "chưa liên kết Telegram/Zalo (hoặc đã chặn bot)"
 NO_SMTP = "chưa cấu hình SMTP (FIELDBOT_SMTP_URL): không gửi được email"
 
 
@@ -206,10 +207,12 @@ class Deliverer:
             person_part = "lost"
         else:
             person_part = await self._chat(attempt, person, identities.get(person.id, []), Outgoing(text=text))
-            if person_part == "lost" and first.email is None and person.email:
+            if person_part in ("lost", "elsewhere") and first.email is None and person.email:
                 person_part = await self._email(attempt, person.email, first, text, lang, len(rows))
-            if person_part == "lost" and not attempt.errors:
-                attempt.errors.append(NO_CHANNEL)
+            if person_part == "elsewhere":
+                person_part = "retry"  # linked on a channel another process (or a later start) serves
+            if person_part == "lost":
+                attempt.errors.append(NO_CHANNEL if not (person.email or first.email) else NO_CHAT)
         # Part 2, the e-mail copy the district contact always gets.
         if first.email is None or EMAIL in done:
             email_part = "n/a" if first.email is None else "ok"
@@ -243,11 +246,14 @@ class Deliverer:
 
     async def _chat(self, attempt: _Attempt, person: Staff, identities: list[ChatIdentity], message: Outgoing) -> str:
         """The person's chats, latest linked first: "ok", "retry" (transient: same chat later, no second copy
-        elsewhere) or "lost" (every chat refused or none linked)."""
+        elsewhere), "elsewhere" (linked only on a channel this process does not serve) or "lost" (every chat
+        refused, or none linked)."""
+        unserved = False
         for ident in identities:
             sender = self.senders.get(ident.channel)
             if sender is None:
                 attempt.errors.append(f"{ident.channel}: kênh chưa được cấu hình trong tiến trình này")
+                unserved = True
                 continue
             try:
                 await sender.send(ident.chat_id, message)
@@ -268,7 +274,7 @@ class Deliverer:
             attempt.done.add(ident.channel)
             attempt.sent.append(ident.channel)
             return "ok"
-        return "lost"
+        return "elsewhere" if unserved else "lost"
 
     async def _email(self, attempt: _Attempt, to: str, first: Notification, text: str, lang: str, n: int) -> str:
         if self.mailer is None:

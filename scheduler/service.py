@@ -79,7 +79,7 @@ class SchedulerService:
         return await asyncio.to_thread(lease.try_acquire, self.db, holder=self.holder, now=self.lease_clock.now(),
                                        ttl=self.lease_ttl)
 
-    async def run_cycle(self, *, do_sweep: bool = True) -> CycleReport | None:
+    async def run_cycle(self, *, do_sweep: bool = True, deliver: bool = True) -> CycleReport | None:
         """Sweep (optional) and deliver, if this process holds the lease; None when another one does."""
         async with self._lock:
             if self._closed or not await self.hold_lease():
@@ -89,7 +89,7 @@ class SchedulerService:
             if do_sweep:
                 # The sweep is synchronous database work: off the event loop, so chats stay responsive.
                 result = await asyncio.to_thread(sweep, self.db, programme=self.programme, now=self.clock.now())
-            delivery = await self.deliverer.deliver_due(keep_going=self.hold_lease)
+            delivery = await self.deliverer.deliver_due(keep_going=self.hold_lease) if deliver else DeliveryReport()
             if delivery.groups:
                 log.info("delivered messages=%d sent=%d retrying=%d failed=%d", delivery.messages,
                          delivery.rows_sent, delivery.rows_retrying, delivery.rows_failed)

@@ -255,3 +255,20 @@ async def test_a_bad_request_tries_the_next_channel_without_blocking(sqlite_engi
     assert len(zalo.texts(zalo_chat)) == 1
     with session_scope(sqlite_engine) as s:
         assert all(i.blocked_at is None for i in identities(s, w.principal_a))
+
+
+async def test_linked_only_on_a_channel_this_process_does_not_serve_waits(sqlite_engine, sqlite_world, programme,
+                                                                          tg):
+    """A Telegram-only process must not give up on a principal linked on Zalo: the row waits (and is retried,
+    and reported in the digest if it never goes), instead of being failed and escalated at once."""
+    w = sqlite_world
+    three_handovers(sqlite_engine, programme, w)
+    with session_scope(sqlite_engine) as s:
+        s.get(Staff, w.principal_a).email = None
+    link(sqlite_engine, staff_id=w.principal_a, channel="zalo", linked_at=local(2021, 11, 1))
+    clock = FixedClock(local(2021, 11, 18, 7))
+    sweep(sqlite_engine, programme=programme, now=clock.now())
+    await deliverer(sqlite_engine, programme, clock, tg).deliver_due()
+    [row] = rows(sqlite_engine, rule="csdl", recipient_id=w.principal_a)[:1]
+    assert row.status == NotificationStatus.PENDING and "zalo: kênh chưa được cấu hình" in row.last_error
+    assert not [r for r in rows(sqlite_engine, rule="undeliverable") if f"notification:{row.id}" == r.subject]
