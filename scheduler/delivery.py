@@ -231,9 +231,11 @@ class Deliverer:
             status = NotificationStatus.SENT if reached and email_part in ("ok", "n/a") else NotificationStatus.FAILED
         now = self.clock.now()
         error = "; ".join(dict.fromkeys(attempt.errors)) or None
-        self._record(rows, status=status, attempts=attempts, done=done, error=error, now=now,
-                     retry_after=attempt.retry_after, blocked=attempt.blocked,
-                     tell_district=person_part == "lost" and first.email is None)
+        # Recorded at once (a crash now repeats at most this one message), in a worker thread: a commit must
+        # not stall the event loop, or the rate limiter's slots pass unused and the chats wait.
+        await asyncio.to_thread(self._record, rows, status=status, attempts=attempts, done=done, error=error,
+                                now=now, retry_after=attempt.retry_after, blocked=attempt.blocked,
+                                tell_district=person_part == "lost" and first.email is None)
         outcome = GroupOutcome(
             recipient=person.full_name if person else (first.email or "?"), rule=first.rule, stage=first.stage,
             items=len(rows), status={"sent": "sent", "pending": "retry", "failed": "failed"}[status],

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 TELEGRAM_OVERALL_PER_SECOND = 30.0
@@ -36,6 +37,9 @@ class RateLimiter:
         if overall_per_second <= 0 or per_chat_interval < 0:
             raise ValueError("rate limits must be positive")
         self.spacing = 1.0 / overall_per_second
+        burst = max(1, int(overall_per_second))  # 30 requests ...
+        self._window = burst / overall_per_second  # ... in any one second
+        self._recent: deque[float] = deque(maxlen=burst)
         self.per_chat_interval = per_chat_interval
         self._monotonic = monotonic
         self._sleep = sleep
@@ -76,6 +80,15 @@ class RateLimiter:
                 # A 429 arrived while this caller waited for its slot: give the chat's turn back, wait it out.
                 self._chat_free_at[chat] = previous
                 continue
+            # Sleeps overshoot: callers woken a little late can bunch up. The last ``burst`` actual send times
+            # are the final word, so no window of ``burst / rate`` seconds ever holds more than ``burst``.
+            now = self._monotonic()
+            while len(self._recent) == self._recent.maxlen and now - self._recent[0] < self._window:
+                # Strict: asyncio may wake a sleeper a clock tick early.
+                await self._wait(max(self._recent[0] + self._window - now, 1e-6))
+                now = self._monotonic()
+            self._recent.append(now)
+            self._chat_free_at[chat] = max(self._chat_free_at[chat], now + self.per_chat_interval)
             self._forget_idle_chats(now)
             return
 

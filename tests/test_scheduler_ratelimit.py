@@ -43,12 +43,12 @@ class VirtualTime:
             t.result()
 
 
-def max_in_window(times: list[float], window: float = 1.0 - 1e-9) -> int:
-    """Most sends in any one-second window (half-open, up to float rounding of 30 x 1/30)."""
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    """Most sends in any one-second window."""
     times = sorted(times)
     best, lo = 0, 0
     for hi, t in enumerate(times):
-        while times[lo] <= t - window:
+        while t - times[lo] >= window:  # the same comparison as the limiter makes
             lo += 1
         best = max(best, hi - lo + 1)
     return best
@@ -69,8 +69,8 @@ async def test_overall_limit_30_per_second(vt):
 
     await vt.run(*(send(c) for c in range(300)))  # 300 different chats
     assert max_in_window(sent) == 30
-    assert sent[-1] == pytest.approx(299 / 30)  # evenly spaced, no time wasted
-    assert min(b - a for a, b in zip(sent, sent[1:])) == pytest.approx(1 / 30)
+    assert sent[-1] == pytest.approx(299 / 30, abs=1e-4)  # evenly spaced, no time wasted
+    assert min(b - a for a, b in zip(sent, sent[1:])) == pytest.approx(1 / 30, abs=1e-5)
 
 
 async def test_per_chat_one_per_second_without_holding_up_others(vt):
