@@ -158,13 +158,10 @@ class Deliverer:
             if keep_going is not None and not await keep_going():
                 report.stopped = True
                 break
-            now = self.clock.now()
             limit = self.batch_size if max_rows is None else min(self.batch_size, max_rows - len(seen))
-            with session_scope(self.db) as session:
-                rows = [r for r in outbox.due_rows(session, now=now, limit=limit) if r.id not in seen]
-                if not rows:
-                    break
-                people, identities = _recipients(session, rows)
+            rows, people, identities = await asyncio.to_thread(self._load, limit, seen)
+            if not rows:
+                break
             seen.update(r.id for r in rows)
             groups = _interleave(_group(rows))
             semaphore = asyncio.Semaphore(self.concurrency)
@@ -187,6 +184,12 @@ class Deliverer:
             else:
                 report.rows_failed += n
         return report
+
+    def _load(self, limit: int, seen: set[int]):
+        with session_scope(self.db) as session:
+            rows = [r for r in outbox.due_rows(session, now=self.clock.now(), limit=limit) if r.id not in seen]
+            people, identities = _recipients(session, rows) if rows else ({}, {})
+        return rows, people, identities
 
     async def _deliver_group(self, rows: list[Notification], people: dict[int, Staff],
                              identities: dict[int, list[ChatIdentity]]) -> GroupOutcome:
