@@ -10,6 +10,10 @@ Stages and catch-up: each finder yields only the stage that is current now (the 
 passed). A stage that was never sent because the bot was down is not sent late: it is superseded by the
 current one, and a pending row of an older stage is marked skipped by the sweep.
 
+Quiet hours (``[reminders] quiet_hours``, 21:00-06:30) hold every message the scheduler sends, escalations
+and the digest included: nothing here is urgent at night, and a handover that turns late at midnight should
+not wake the district officer; it is recorded at once and delivered at the end of the quiet time.
+
 Defaults come from the programme file (``[deadlines]``, ``[reminders]``):
 
 | rule | subject | reminder | escalation to the district contact |
@@ -386,9 +390,9 @@ RULES: tuple[Rule, ...] = (
         find=find_csdl,
         headers={
             "remind": T(vi="⏰ <b>Nhắc việc: {n} bàn giao cần cập nhật CSDL ngành</b> (hạn {update_days} ngày sau bàn giao)",
-                        en="⏰ <b>Reminder: {n} handovers to enter in the sector database</b> (due {update_days} day(s) after handover)"),
+                        en="⏰ <b>Reminder: handovers to enter in the sector database ({n})</b>, due {update_days} day(s) after the handover"),
             "late": T(vi="⚠️ <b>Báo cáo vượt cấp: {n} bàn giao quá hạn cập nhật CSDL ngành</b>",
-                      en="⚠️ <b>Escalation: {n} handovers not entered in the sector database on time</b>"),
+                      en="⚠️ <b>Escalation: handovers not entered in the sector database on time ({n})</b>"),
         },
         footers={
             "remind": T(vi="Nhập vào CSDL ngành (csdl.moet.gov.vn), rồi hiệu trưởng gõ /duyet và chọn "
@@ -421,7 +425,7 @@ RULES: tuple[Rule, ...] = (
         find=find_pending_review,
         headers={
             "remind": T(vi="📝 <b>Nhắc việc: {n} hồ sơ đăng ký chờ duyệt quá {review_days} ngày</b>",
-                        en="📝 <b>Reminder: {n} registrations waiting more than {review_days} days</b>"),
+                        en="📝 <b>Reminder: registrations waiting more than {review_days} days ({n})</b>"),
         },
         footers={"remind": T(vi="Gõ /duyet để duyệt.", en="Type /duyet to review them.")},
     ),
@@ -437,7 +441,7 @@ RULES: tuple[Rule, ...] = (
         title=T(vi="Không gửi được thông báo", en="Notifications not delivered"),
         find=None,
         headers={"late": T(vi="⚠️ <b>Không gửi được {n} thông báo</b>: người nhận không còn kênh liên lạc nào",
-                           en="⚠️ <b>{n} notifications could not be delivered</b>: the person has no channel left")},
+                           en="⚠️ <b>Notifications not delivered ({n})</b>: the person has no channel left")},
         footers={"late": T(vi="Hãy nhắc họ mở bot và chia sẻ số điện thoại để liên kết, hoặc bổ sung email "
                               "trong danh sách nhân sự.",
                            en="Ask them to open the bot and share their phone number, or add an e-mail to the roster.")},

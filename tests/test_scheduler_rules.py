@@ -256,3 +256,19 @@ def test_inactive_school_is_not_chased(db_engine, world, programme):
     r = sweep(db_engine, programme=programme, now=local(2021, 11, 17, 7))
     assert not [c for c in r.created if c.subject == f"school:{world.school_a}"]
     assert timedelta(0) <= r.now - local(2021, 11, 17, 7) < timedelta(seconds=1)
+
+
+def test_a_person_who_chose_english_gets_english(sqlite_engine, sqlite_world, programme):
+    from scheduler.rules import compose
+
+    with session_scope(sqlite_engine) as s:
+        s.get(Staff, sqlite_world.principal_a).language = "en"
+    add_handover(sqlite_engine, programme, school_id=sqlite_world.school_a, recorded_by=sqlite_world.teacher_a,
+                 handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9))
+    r = sweep(sqlite_engine, programme=programme, now=local(2021, 11, 18, 7))
+    [c] = [c for c in r.created if c.rule == "csdl" and c.recipient.staff_id == sqlite_world.principal_a]
+    assert "handed over 17/11/2021, update due by end of 18/11/2021" in c.line
+    text = compose("csdl", c.stage, [c.line], lang="en", programme=programme)
+    assert text.startswith("⏰ <b>Reminder: handovers to enter in the sector database (1)</b>")
+    teacher = next(c for c in r.created if c.rule == "csdl" and c.recipient.staff_id == sqlite_world.teacher_a)
+    assert "bàn giao 17/11/2021" in teacher.line  # everyone else: Vietnamese
