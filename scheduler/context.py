@@ -246,9 +246,6 @@ class SweepContext:
         self._contacts[district_id] = result
         return result
 
-    def is_contact(self, recipient: Recipient) -> bool:
-        return recipient in self._contacts.values()
-
 
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):

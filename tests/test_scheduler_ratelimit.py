@@ -60,7 +60,7 @@ def vt() -> VirtualTime:
 
 
 async def test_overall_limit_30_per_second(vt):
-    limiter = RateLimiter(monotonic=vt.monotonic, sleep=vt.sleep)
+    limiter = RateLimiter(overall_per_second=30, monotonic=vt.monotonic, sleep=vt.sleep)
     sent: list[float] = []
 
     async def send(chat: int) -> None:
@@ -76,7 +76,7 @@ async def test_overall_limit_30_per_second(vt):
 
 
 async def test_per_chat_one_per_second_without_holding_up_others(vt):
-    limiter = RateLimiter(monotonic=vt.monotonic, sleep=vt.sleep)
+    limiter = RateLimiter(overall_per_second=30, monotonic=vt.monotonic, sleep=vt.sleep)
     sent: list[tuple[str, float]] = []
 
     async def send(chat: str) -> None:
@@ -99,7 +99,7 @@ async def test_per_chat_one_per_second_without_holding_up_others(vt):
 
 
 async def test_retry_after_pauses_everything(vt):
-    limiter = RateLimiter(monotonic=vt.monotonic, sleep=vt.sleep)
+    limiter = RateLimiter(overall_per_second=30, monotonic=vt.monotonic, sleep=vt.sleep)
     sent: list[float] = []
 
     async def send(chat: int) -> None:
@@ -115,7 +115,7 @@ async def test_retry_after_pauses_everything(vt):
 
 async def test_sequential_sender_gets_the_full_rate(vt):
     """One task sending to many chats in turn (how the deliverer's round-robin looks) loses nothing."""
-    limiter = RateLimiter(monotonic=vt.monotonic, sleep=vt.sleep)
+    limiter = RateLimiter(overall_per_second=30, monotonic=vt.monotonic, sleep=vt.sleep)
     sent: list[tuple[int, float]] = []
 
     async def loop() -> None:
@@ -133,13 +133,26 @@ async def test_sequential_sender_gets_the_full_rate(vt):
         assert all(b - a >= 1.0 - 1e-9 for a, b in zip(ts, ts[1:]))
 
 
+async def test_default_paces_one_below_telegrams_limit(vt):
+    """29 a second leave, so the jitter on the way never makes Telegram count 31."""
+    limiter = RateLimiter(monotonic=vt.monotonic, sleep=vt.sleep)
+    sent: list[float] = []
+
+    async def send(chat: int) -> None:
+        await limiter.acquire(chat)
+        sent.append(vt.now)
+
+    await vt.run(*(send(c) for c in range(200)))
+    assert max_in_window(sent) == 29 and len(sent) / sent[-1] > 28.5
+
+
 def test_bad_limits_refused():
     with pytest.raises(ValueError):
         RateLimiter(overall_per_second=0)
 
 
 async def test_a_429_in_the_middle_holds_callers_already_waiting_for_their_slot(vt):
-    limiter = RateLimiter(monotonic=vt.monotonic, sleep=vt.sleep)
+    limiter = RateLimiter(overall_per_second=30, monotonic=vt.monotonic, sleep=vt.sleep)
     sent: list[float] = []
 
     async def send(chat: int) -> None:
