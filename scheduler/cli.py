@@ -105,11 +105,19 @@ async def _senders(settings: Settings):
 
         from bot.telegram_sender import TelegramSender
 
+        from telegram.error import TelegramError
+
         api = settings.telegram_api_url
         bot = Bot(settings.telegram_token.get_secret_value(), base_url=f"{api}/bot", base_file_url=f"{api}/file/bot")
-        await bot.initialize()
-        senders["telegram"] = TelegramSender(bot)
-        closers.append(bot.shutdown)
+        try:
+            await bot.initialize()
+        except TelegramError as exc:
+            # Recorded anyway; Telegram messages stay in the outbox for the next sweep or `fieldbot run`.
+            print(f"Không kết nối được Telegram ({api}): {exc}. Tin Telegram sẽ được gửi lại sau. "
+                  "(Telegram unreachable: its messages wait in the outbox.)")
+        else:
+            senders["telegram"] = TelegramSender(bot)
+            closers.append(bot.shutdown)
     if settings.zalo_token is not None:
         from bot.zalo.sender import ZaloSender
 

@@ -82,3 +82,15 @@ async def test_sweep_delivers_over_telegram_and_prints_it(seeded, monkeypatch, c
     assert sent and {r.channels_done for r in sent if r.status == NotificationStatus.SENT} == {"telegram"}
     # No SMTP configured: the chat copy is what there is, and the row says so.
     assert all("SMTP" in (r.last_error or "") for r in sent if r.email)
+
+
+def test_telegram_down_at_start_records_and_keeps_the_messages(seeded, monkeypatch, capsys):
+    engine, w = seeded
+    monkeypatch.setenv("FIELDBOT_TELEGRAM_TOKEN", "123456:TEST-TOKEN")
+    monkeypatch.setenv("FIELDBOT_TELEGRAM_API_URL", "http://127.0.0.1:9")  # nothing listens: refused at once
+    monkeypatch.setenv("FIELDBOT_SMTP_URL", "smtp://127.0.0.1:9?timeout=2")
+    assert main(["sweep", "--now", "2021-11-21T08:00:00+07:00"]) == 0
+    out = capsys.readouterr().out
+    assert "Không kết nối được Telegram" in out and "Traceback" not in out
+    officer = rows(engine, recipient_id=w.officer)
+    assert officer and {r.status for r in officer} == {NotificationStatus.PENDING}  # waiting, not failed
