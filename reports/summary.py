@@ -1,0 +1,380 @@
+"""Where are we? One summary per scope (a school, or a district school by school), from aggregate queries.
+
+Every figure comes from a ``GROUP BY school_id`` query filtered through the asker's ``Scope``: the cost
+grows with the number of schools, never with the number of students, and no row outside the scope is read.
+
+Definitions (the same as the needs report and the scheduler's digest):
+- registered: standing registrations (pending, approved, approved-but-withdrawal-requested); rejected and
+  withdrawn ones do not count;
+- approved: what the needs report counts (``storage.students.COUNTED_STATUSES``); the category and need
+  breakdowns count these;
+- received: computers in batches, by source; handed over: active handovers; waiting: received - handed over;
+- late_csdl: active handovers not confirmed in the sector database whose due time (plus the programme's
+  grace hours) has passed at ``now``;
+- open_flags: photo flags not resolved.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, select
+from sqlmodel import Session
+
+from bot.clock import fmt_date, fmt_local
+from bot.programme import Programme
+from conversations.i18n import T
+from conversations.types import esc
+from storage.models import (
+    Batch, District, Flag, Handover, HandoverStatus, Need, ReviewStatus, Role, School, Source, Staff, Student,
+)
+from storage.phones import display_phone
+from storage.scope import Scope
+from storage.students import COUNTED_STATUSES
+
+REGISTERED_STATUSES = (ReviewStatus.PENDING, *COUNTED_STATUSES)
+# Telegram's limit is 4,096 characters; keep a margin for the adapter (and Zalo splits at 2,000 anyway).
+MAX_TEXT = 4000
+
+NEED_LABELS: dict[str, T] = {
+    Need.DEVICE: T(vi="Máy tính", en="Computer"),
+    Need.INTERNET: T(vi="Sóng internet", en="Internet access"),
+    Need.BOTH: T(vi="Cả hai", en="Both"),
+}
+
+
+@dataclass
+class SchoolSummary:
+    school_id: int | None  # None for the totals row
+    code: str
+    name: str
+    level: str = ""
+    principal_name: str | None = None
+    principal_phone: str | None = None  # E.164
+    students_by_category: dict[str, int] = field(default_factory=dict)
+    students_by_need: dict[str, int] = field(default_factory=dict)
+    registered: int = 0
+    approved: int = 0
+    pending: int = 0
+    received_programme: int = 0
+    received_other: int = 0
+    handed_over: int = 0
+    waiting: int = 0
+    late_csdl: int = 0
+    open_flags: int = 0
+    needs_report_submitted_at: datetime | None = None
+
+    @property
+    def received(self) -> int:
+        return self.received_programme + self.received_other
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self.registered or self.received or self.handed_over)
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.late_csdl or self.open_flags)
+
+
+@dataclass
+class Summary:
+    scope: Scope
+    title: str  # the school's or the district's name
+    generated_at: datetime
+    schools: list[SchoolSummary]
+    totals: SchoolSummary
+    needs_report_due: datetime  # end of the deadline day, UTC
+    category_labels: dict[str, tuple[str, str]]  # code -> (vi, en), in the programme's order
+    tz_name: str = "Asia/Ho_Chi_Minh"
+
+    @property
+    def is_district(self) -> bool:
+        return self.scope.is_district
+
+    @property
+    def reports_submitted(self) -> int:
+        return sum(1 for s in self.schools if s.needs_report_submitted_at is not None)
+
+    @property
+    def past_deadline(self) -> bool:
+        return self.generated_at >= self.needs_report_due
+
+    def category_label(self, code: str, lang: str = "vi") -> str:
+        vi, en = self.category_labels.get(code, (code, code))
+        return en if lang == "en" else vi
+
+
+_SUMMED = ("registered", "approved", "pending", "received_programme", "received_other", "handed_over", "waiting",
+           "late_csdl", "open_flags")
+
+
+def build_summary(session: Session, *, scope: Scope, programme: Programme, now: datetime) -> Summary:
+    """The figures for ``scope`` at ``now`` (aware UTC): six aggregate queries, whatever the data size."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    school_rows = session.execute(
+        select(School.id, School.code, School.name, School.level, School.needs_report_submitted_at)
+        .where(scope.filter(School.id), School.active).order_by(School.name, School.id)
+    ).all()
+    by_id = {
+        r.id: SchoolSummary(school_id=r.id, code=r.code, name=r.name, level=r.level,
+                            needs_report_submitted_at=r.needs_report_submitted_at)
+        for r in school_rows
+    }
+
+    # The principal shown is the longest-serving active one (the lowest id) when a school has two.
+    for sid, name, phone in session.execute(
+        select(Staff.school_id, Staff.full_name, Staff.phone)
+        .where(scope.filter(Staff.school_id), Staff.role == Role.PRINCIPAL, Staff.active)
+        .order_by(Staff.school_id, Staff.id)
+    ).all():
+        s = by_id.get(sid)
+        if s is not None and s.principal_name is None:
+            s.principal_name, s.principal_phone = name, phone
+
+    for sid, status, n in session.execute(
+        select(Student.school_id, Student.status, func.count())
+        .where(scope.filter(Student.school_id), Student.status.in_(REGISTERED_STATUSES))
+        .group_by(Student.school_id, Student.status)
+    ).all():
+        s = by_id.get(sid)
+        if s is None:
+            continue
+        s.registered += n
+        if status in COUNTED_STATUSES:
+            s.approved += n
+        else:
+            s.pending += n
+
+    for sid, category, need, n in session.execute(
+        select(Student.school_id, Student.category, Student.need, func.count())
+        .where(scope.filter(Student.school_id), Student.status.in_(COUNTED_STATUSES))
+        .group_by(Student.school_id, Student.category, Student.need)
+    ).all():
+        s = by_id.get(sid)
+        if s is None:
+            continue
+        s.students_by_category[category] = s.students_by_category.get(category, 0) + n
+        s.students_by_need[need] = s.students_by_need.get(need, 0) + n
+
+    for sid, source, qty in session.execute(
+        select(Batch.school_id, Batch.source, func.sum(Batch.quantity))
+        .where(scope.filter(Batch.school_id)).group_by(Batch.school_id, Batch.source)
+    ).all():
+        s = by_id.get(sid)
+        if s is None:
+            continue
+        if source == Source.PROGRAMME:
+            s.received_programme += int(qty or 0)
+        else:
+            s.received_other += int(qty or 0)
+
+    # "Late" is due + grace <= now, i.e. due <= now - grace: the comparison stays on the indexed column.
+    late_before = now - timedelta(hours=programme.deadlines.handover_update_grace_hours)
+    is_late = case((Handover.csdl_updated_at.is_(None) & (Handover.csdl_due_at <= late_before), 1), else_=0)
+    for sid, handed, late in session.execute(
+        select(Handover.school_id, func.count(), func.sum(is_late))
+        .where(scope.filter(Handover.school_id), Handover.status == HandoverStatus.ACTIVE)
+        .group_by(Handover.school_id)
+    ).all():
+        s = by_id.get(sid)
+        if s is not None:
+            s.handed_over, s.late_csdl = handed, int(late or 0)
+
+    for sid, n in session.execute(
+        select(Flag.school_id, func.count())
+        .where(scope.filter(Flag.school_id), Flag.resolved_at.is_(None)).group_by(Flag.school_id)
+    ).all():
+        s = by_id.get(sid)
+        if s is not None:
+            s.open_flags = n
+
+    schools = list(by_id.values())
+    for s in schools:
+        # Never negative: a handover recorded against more computers than received is a data problem the
+        # flags and the digest point at, not a "-1 waiting" to show.
+        s.waiting = max(0, s.received - s.handed_over)
+
+    if scope.school_id is not None:
+        title = schools[0].name if schools else ""
+    else:
+        district = session.get(District, scope.district_id)
+        title = district.name if district else ""
+    return Summary(
+        scope=scope, title=title, generated_at=now, schools=schools, totals=_totals(schools, title),
+        needs_report_due=programme.needs_report_due,
+        category_labels={c.code: (c.label_vi, c.label_en) for c in programme.categories},
+        tz_name=programme.programme.timezone,
+    )
+
+
+def _totals(schools: list[SchoolSummary], title: str) -> SchoolSummary:
+    total = SchoolSummary(school_id=None, code="", name=title)
+    by_category: dict[str, int] = defaultdict(int)
+    by_need: dict[str, int] = defaultdict(int)
+    for s in schools:
+        for name in _SUMMED:
+            setattr(total, name, getattr(total, name) + getattr(s, name))
+        for k, v in s.students_by_category.items():
+            by_category[k] += v
+        for k, v in s.students_by_need.items():
+            by_need[k] += v
+    total.students_by_category, total.students_by_need = dict(by_category), dict(by_need)
+    return total
+
+
+
+# --- the text for a phone ----------------------------------------------------------------------------------
+
+HEAD = T(vi="📊 <b>Tổng hợp — {title}</b>\n<i>Số liệu lúc {at}</i>", en="📊 <b>Summary — {title}</b>\n<i>As of {at}</i>")
+SCHOOLS_COUNT = T(vi="{n} trường", en="{n} schools")
+STUDENTS = T(vi="👩‍🎓 <b>Học sinh có nhu cầu:</b> {approved} đã duyệt, {pending} chờ duyệt",
+             en="👩‍🎓 <b>Students in need:</b> {approved} approved, {pending} waiting for review")
+BY_CATEGORY = T(vi="• Đối tượng: {items}", en="• Group: {items}")
+BY_NEED = T(vi="• Nhu cầu: {items}", en="• Need: {items}")
+RECEIVED = T(vi="💻 <b>Máy đã nhận:</b> {n} (chương trình {programme}, nhà tài trợ khác {other})",
+             en="💻 <b>Computers received:</b> {n} (programme {programme}, other sponsors {other})")
+HANDED = T(vi="🤝 <b>Đã bàn giao:</b> {handed} · chờ bàn giao {waiting}",
+           en="🤝 <b>Handed over:</b> {handed} · waiting {waiting}")
+LATE_CSDL = T(vi="⚠️ <b>Trễ cập nhật CSDL ngành: {n}</b>", en="⚠️ <b>Late for the sector database: {n}</b>")
+NO_LATE = T(vi="✅ Không có bàn giao trễ cập nhật CSDL ngành", en="✅ No handover late for the sector database")
+FLAGS = T(vi="🚩 <b>Ảnh bị gắn cờ chưa xử lý: {n}</b>", en="🚩 <b>Open photo flags: {n}</b>")
+REPORT_DONE = T(vi="📝 Báo cáo nhu cầu: đã chốt {at}", en="📝 Needs report: submitted {at}")
+REPORT_OPEN = T(vi="📝 Báo cáo nhu cầu: <b>chưa chốt</b> (hạn hết ngày {due})",
+                en="📝 Needs report: <b>not submitted</b> (due end of {due})")
+REPORT_LATE = T(vi="📝 Báo cáo nhu cầu: <b>CHƯA CHỐT, đã quá hạn {due}</b>",
+                en="📝 Needs report: <b>NOT SUBMITTED, past the {due} deadline</b>")
+REPORTS_DISTRICT = T(vi="📝 Báo cáo nhu cầu: {done}/{total} trường đã chốt (hạn hết ngày {due})",
+                     en="📝 Needs reports: {done}/{total} schools submitted (due end of {due})")
+PER_SCHOOL = T(vi="<b>Từng trường</b> (duyệt · nhận · giao · chờ)", en="<b>Per school</b> (approved · received · "
+               "handed over · waiting)")
+SCHOOL_LINE = T(vi="• {name}: {approved} · {received} · {handed} · {waiting}{marks}",
+                en="• {name}: {approved} · {received} · {handed} · {waiting}{marks}")
+MARK_LATE = T(vi=" ⚠️CSDL {n}", en=" ⚠️DB {n}")
+MARK_FLAGS = T(vi=" 🚩{n}", en=" 🚩{n}")
+MARK_NO_REPORT = T(vi=" 📝chưa chốt", en=" 📝not submitted")
+LEGEND = T(vi="<i>⚠️ trễ CSDL ngành · 🚩 ảnh gắn cờ · 📝 báo cáo nhu cầu</i>",
+           en="<i>⚠️ late for the sector database · 🚩 photo flags · 📝 needs report</i>")
+TAIL = T(vi="• … và {n} trường khác: {approved} đã duyệt · {received} nhận · {handed} giao · {waiting} chờ",
+         en="• … and {n} more schools: {approved} approved · {received} received · {handed} handed over · "
+            "{waiting} waiting")
+TAIL_NOTE = T(vi="<i>Danh sách đầy đủ: /xuatfile</i>", en="<i>Full list: /xuatfile</i>")
+NO_SCHOOLS = T(vi="Chưa có trường nào trong phạm vi của bạn.", en="No school in your scope yet.")
+EMPTY = T(vi="Chưa có dữ liệu.", en="No data yet.")
+
+_NAME_PREFIXES = (("Trường Tiểu học ", "TH "), ("Trường THCS ", "THCS "), ("Trường TH&THCS ", "TH&THCS "),
+                  ("Trường ", ""))
+_MAX_NAME = 40
+
+
+def short_school_name(name: str) -> str:
+    """'Trường Tiểu học Phú Hòa 1' -> 'TH Phú Hòa 1': the part people tell schools apart by."""
+    for prefix, repl in _NAME_PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            name = repl + name[len(prefix):]
+            break
+    return name if len(name) <= _MAX_NAME else name[: _MAX_NAME - 1] + "…"
+
+
+def _items(counts: dict[str, int], order: list[str], label) -> str:
+    keys = [k for k in order if counts.get(k)] + sorted(k for k in counts if k not in order and counts[k])
+    return ", ".join(f"{label(k)} {counts[k]}" for k in keys) or "0"
+
+
+def format_summary(summary: Summary, *, lang: str = "vi") -> str:
+    """HTML-lite text (only <b>, <i>; names escaped) that reads on a phone and stays under 4,000 characters."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(summary.tz_name)
+    t = summary.totals
+    due = fmt_date((summary.needs_report_due - timedelta(microseconds=1)).astimezone(tz).date())
+    head = HEAD(lang, title=esc(summary.title), at=fmt_local(summary.generated_at, tz))
+    if summary.is_district:
+        head += f" · {SCHOOLS_COUNT(lang, n=len(summary.schools))}"
+    lines = [head, ""]
+    if not summary.schools:
+        return "\n".join([*lines, NO_SCHOOLS(lang)])
+    lines.append(STUDENTS(lang, approved=t.approved, pending=t.pending))
+    if t.approved:
+        cat_order = list(summary.category_labels)
+        lines.append(BY_CATEGORY(lang, items=_items(t.students_by_category, cat_order,
+                                                     lambda k: esc(summary.category_label(k, lang)))))
+        need_order = [str(n) for n in Need]
+        lines.append(BY_NEED(lang, items=_items(
+            t.students_by_need, need_order,
+            lambda k: NEED_LABELS[k](lang) if k in NEED_LABELS else esc(k))))
+    lines.append(RECEIVED(lang, n=t.received, programme=t.received_programme, other=t.received_other))
+    lines.append(HANDED(lang, handed=t.handed_over, waiting=t.waiting))
+    lines.append(LATE_CSDL(lang, n=t.late_csdl) if t.late_csdl else NO_LATE(lang))
+    if t.open_flags:
+        lines.append(FLAGS(lang, n=t.open_flags))
+    if summary.is_district:
+        lines.append(REPORTS_DISTRICT(lang, done=summary.reports_submitted, total=len(summary.schools), due=due))
+    else:
+        s = summary.schools[0]
+        if s.needs_report_submitted_at is not None:
+            lines.append(REPORT_DONE(lang, at=fmt_local(s.needs_report_submitted_at, tz)))
+        elif summary.past_deadline:
+            lines.append(REPORT_LATE(lang, due=due))
+        else:
+            lines.append(REPORT_OPEN(lang, due=due))
+        return "\n".join(lines)
+    if not any(s.has_data for s in summary.schools):
+        lines += ["", EMPTY(lang)]
+        return "\n".join(lines)
+    lines += ["", PER_SCHOOL(lang)]
+    return _fit_school_lines(summary, lines, lang)
+
+
+def _school_line(s: SchoolSummary, lang: str, *, past_deadline: bool) -> str:
+    marks = ""
+    if s.late_csdl:
+        marks += MARK_LATE(lang, n=s.late_csdl)
+    if s.open_flags:
+        marks += MARK_FLAGS(lang, n=s.open_flags)
+    if s.needs_report_submitted_at is None and past_deadline:
+        marks += MARK_NO_REPORT(lang)
+    return SCHOOL_LINE(lang, name=esc(short_school_name(s.name)), approved=s.approved, received=s.received,
+                       handed=s.handed_over, waiting=s.waiting, marks=marks)
+
+
+def _fit_school_lines(summary: Summary, head: list[str], lang: str) -> str:
+    """School by school in name order; when the whole list would not fit, schools that need attention
+    (late, flagged, report missing) keep their line and the quiet ones are summed up in one tail line."""
+    past = summary.past_deadline
+    lines = {id(s): _school_line(s, lang, past_deadline=past) for s in summary.schools}
+    footer = ["", LEGEND(lang)]
+
+    def render(shown: list[SchoolSummary], hidden: list[SchoolSummary]) -> str:
+        body = [lines[id(s)] for s in shown]
+        if hidden:
+            body.append(TAIL(lang, n=len(hidden), approved=sum(s.approved for s in hidden),
+                             received=sum(s.received for s in hidden),
+                             handed=sum(s.handed_over for s in hidden), waiting=sum(s.waiting for s in hidden)))
+            body.append(TAIL_NOTE(lang))
+        return "\n".join([*head, *body, *footer])
+
+    text = render(summary.schools, [])
+    if len(text) <= MAX_TEXT:
+        return text
+
+    def urgency(s: SchoolSummary) -> tuple:
+        missing = s.needs_report_submitted_at is None and past
+        return (s.late_csdl + s.open_flags > 0 or missing, s.late_csdl, s.open_flags, missing)
+
+    # Keep the most urgent schools first, as many as fit with the tail line; show them in name order.
+    ranked = sorted(summary.schools, key=urgency, reverse=True)
+    budget = MAX_TEXT - len(render([], summary.schools))
+    keep: set[int] = set()
+    for s in ranked:
+        cost = len(lines[id(s)]) + 1
+        if cost > budget:
+            break
+        keep.add(id(s))
+        budget -= cost
+    shown = [s for s in summary.schools if id(s) in keep]
+    hidden = [s for s in summary.schools if id(s) not in keep]
+    return render(shown, hidden)
