@@ -36,8 +36,8 @@ from conversations.forms.base import Action, Done, Form, FormContext, Kind, Pers
 from conversations.i18n import LANGUAGES, T
 from conversations.menu import help_message, menu_message
 from conversations.runner import EDIT, FILL, Outcome, Progress, Runner
-from conversations.state import ConvRow, Sender, claim_message, delete_conversation, load_sender, \
-    prune_processed, save_conversation
+from conversations.state import ConvRow, Sender, claim_and_load, delete_conversation, load_sender, \
+    prune_processed, require_durable_commit, save_conversation
 from conversations.text import is_word
 from conversations.types import Incoming, Outgoing, esc
 from storage import people
@@ -117,6 +117,9 @@ class _Step:
         """An ORM session on the step's own connection and transaction: flushes land in the same commit as
         the dedupe record and the form state (it never commits or closes that transaction itself)."""
         if self._session is None:
+            # Progress-only steps commit without waiting for the disk on PostgreSQL (a crash can lose at
+            # most the last answer); a step that opens the ORM session may write a record: fully durable.
+            require_durable_commit(self.conn)
             self._session = Session(bind=self.conn, expire_on_commit=False)
         return self._session
 
@@ -250,12 +253,12 @@ class ConversationEngine:
             step = _Step(self, conn, incoming, now)
             trans = conn.begin()
             try:
-                if incoming.message_id and not claim_message(conn, channel=incoming.channel,
-                                                             message_id=incoming.message_id, now=now):
+                fresh, sender = claim_and_load(conn, channel=incoming.channel, message_id=incoming.message_id,
+                                               external_id=incoming.user_id, now=now)
+                if not fresh:
                     trans.rollback()
                     return [], None
                 self._maybe_prune(step)
-                sender = load_sender(conn, channel=incoming.channel, external_id=incoming.user_id)
                 if sender is not None:
                     step.staff_id = sender.person.id
                     if sender.conversation is not None:
@@ -268,12 +271,6 @@ class ConversationEngine:
                 else:
                     replies = self._linked(step, sender, photo)
                 replies.extend(self._notifications(step))
-                if step._session is None and conn.dialect.name == "postgresql":
-                    # Only progress was written (dedupe record, form state), no record: let PostgreSQL
-                    # acknowledge before its WAL reaches the disk. A database crash can then lose at most the
-                    # last moment of progress (the person answers one question again), never a saved record;
-                    # steps that write records through the ORM keep the full synchronous commit.
-                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 step.flush()
                 trans.commit()
             except BaseException:

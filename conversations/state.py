@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, func, literal, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 
 from conversations.forms.base import Person
@@ -114,7 +114,54 @@ _SENDER = (
 
 def load_sender(conn: Connection, *, channel: str, external_id: str) -> Sender | None:
     """The linked person behind a chat account with their form in progress, or None for an unknown account."""
-    row = conn.execute(_SENDER, {"channel": channel, "external_id": external_id}).first()
+    return _sender_from(conn.execute(_SENDER, {"channel": channel, "external_id": external_id}).first())
+
+
+_PG_CLAIM_AND_LOAD: Any = None
+
+
+def _pg_claim_and_load_stmt():
+    """PostgreSQL: the dedupe insert, the sender and ``synchronous_commit off`` in one round trip (a data-
+    modifying CTE). Each round trip to the server costs more than the statements themselves."""
+    global _PG_CLAIM_AND_LOAD
+    if _PG_CLAIM_AND_LOAD is None:
+        claimed = (postgresql.insert(_processed)
+                   .values(channel=bindparam("channel"), message_id=bindparam("message_id"), processed_at=bindparam("at"))
+                   .on_conflict_do_nothing(index_elements=["channel", "message_id"])
+                   .returning(_processed.c.message_id).cte("claimed"))
+        sender = _SENDER.subquery("s")
+        one = select(literal(1).label("x")).subquery("one")
+        _PG_CLAIM_AND_LOAD = select(
+            select(func.count()).select_from(claimed).scalar_subquery().label("fresh"),
+            func.set_config("synchronous_commit", "off", True).label("sync"),
+            *sender.c,
+        ).select_from(one.outerjoin(sender, true()))
+    return _PG_CLAIM_AND_LOAD
+
+
+def claim_and_load(conn: Connection, *, channel: str, message_id: str | None, external_id: str,
+                   now: datetime) -> tuple[bool, Sender | None]:
+    """Record the message (False: already processed) and read its sender, in as few round trips as the
+    database allows. On PostgreSQL the transaction is left with ``synchronous_commit`` off: a step that
+    writes records must call ``require_durable_commit`` (the engine does when a form opens an ORM session)."""
+    if conn.dialect.name == "postgresql" and message_id:
+        row = conn.execute(_pg_claim_and_load_stmt(), {"channel": channel, "message_id": message_id[:128],
+                                                       "at": now, "external_id": external_id}).one()
+        return row.fresh == 1, (_sender_from(row) if row.id is not None else None)
+    if message_id and not claim_message(conn, channel=channel, message_id=message_id, now=now):
+        return False, None
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    return True, load_sender(conn, channel=channel, external_id=external_id)
+
+
+def require_durable_commit(conn: Connection) -> None:
+    """Undo ``claim_and_load``'s relaxed commit for this transaction: it is about to write a record."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO ON")
+
+
+def _sender_from(row) -> Sender | None:
     if row is None:
         return None
     person = Person(id=row.id, full_name=row.full_name, role=row.role, school_id=row.school_id,

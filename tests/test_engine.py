@@ -344,3 +344,32 @@ async def test_one_log_line_per_update_without_personal_data(eng, sqlite_world, 
     assert "staff=unlinked" in lines[0]
     text = caplog.text
     assert sqlite_world.phones["teacher_a"] not in text and "901000002" not in text and "Nguyễn Văn An" not in text
+
+
+async def test_unknown_and_linking_on_both_databases(db_engine, world, programme, clock) -> None:
+    eng = make_engine(db_engine, programme, clock)
+    chat = Chat(eng, "5005")
+    await chat.say("/start")
+    assert chat.replies[0].request_contact
+    assert await chat.resend() == []
+    await chat.contact(world.phones["teacher_a"])
+    assert "Đã liên kết" in chat.text and "/dangky" in [o.key for o in chat.options]
+    await chat.say("/menu")
+    assert "/dangky" in [o.key for o in chat.options]
+
+
+def test_claim_and_load_relaxes_only_progress_commits(db_engine, world, clock) -> None:
+    from sqlalchemy import text
+
+    from conversations.state import claim_and_load, require_durable_commit
+
+    with db_engine.connect() as conn, conn.begin():
+        fresh, sender = claim_and_load(conn, channel="telegram", message_id="x-1", external_id="nobody",
+                                       now=clock.now())
+        assert fresh and sender is None
+        again, _ = claim_and_load(conn, channel="telegram", message_id="x-1", external_id="nobody", now=clock.now())
+        assert not again
+        if conn.dialect.name == "postgresql":
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
+            require_durable_commit(conn)
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
