@@ -265,17 +265,14 @@ TAIL_NOTE = T(vi="<i>Danh sách đầy đủ: /xuatfile</i>", en="<i>Full list: 
 NO_SCHOOLS = T(vi="Chưa có trường nào trong phạm vi của bạn.", en="No school in your scope yet.")
 EMPTY = T(vi="Chưa có dữ liệu.", en="No data yet.")
 
-_NAME_PREFIXES = (("Trường Tiểu học ", "TH "), ("Trường THCS ", "THCS "), ("Trường TH&THCS ", "TH&THCS "),
-                  ("Trường ", ""))
 _MAX_NAME = 40
 
 
 def short_school_name(name: str) -> str:
-    """'Trường Tiểu học Phú Hòa 1' -> 'TH Phú Hòa 1': the part people tell schools apart by."""
-    for prefix, repl in _NAME_PREFIXES:
-        if name.startswith(prefix) and len(name) > len(prefix):
-            name = repl + name[len(prefix):]
-            break
+    """'Trường Tiểu học Phú Hòa 1' -> 'Tiểu học Phú Hòa 1': every line says "Trường", the rest tells schools
+    apart (and keeps the level, which people search by); very long names are cut."""
+    if name.startswith("Trường ") and len(name) > len("Trường "):
+        name = name[len("Trường "):]
     return name if len(name) <= _MAX_NAME else name[: _MAX_NAME - 1] + "…"
 
 

@@ -73,7 +73,7 @@ def test_thirty_schools_phone_sized_with_every_label_drawn(programme) -> None:
     summary = district(30, programme)
     fig = build_figure(summary)
     labels = texts(fig)
-    assert "TH Chu Văn An 1" in labels and "TH Lê Quý Đôn 3" in labels and "THCS Trần Hưng Đạo 4" in labels
+    assert "Tiểu học Chu Văn An 1" in labels and "Tiểu học Lê Quý Đôn 3" in labels and "THCS Trần Hưng Đạo 4" in labels
     assert {"Học sinh đăng ký", "Máy đã nhận", "Đã bàn giao", "Bàn giao trễ cập nhật CSDL ngành"} <= set(labels)
     assert any("(trễ" in t for t in labels)  # the late count is written next to the bar
     charmap = FT2Font(str(FONT_REGULAR)).get_charmap()
@@ -83,7 +83,7 @@ def test_thirty_schools_phone_sized_with_every_label_drawn(programme) -> None:
 
     colours = {t.get_text(): t.get_color() for t in fig.findobj(Text)}
     assert summary.schools[5].late_csdl and not summary.schools[1].late_csdl
-    assert colours["TH Định Hòa 5"] != colours["TH Chu Văn An 1"]
+    assert colours["Tiểu học Định Hòa 5"] != colours["Tiểu học Chu Văn An 1"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)" for a box
         png = render_chart(summary)
@@ -103,7 +103,7 @@ def test_more_schools_than_fit_show_the_late_ones_and_say_so(programme) -> None:
     fig = build_figure(summary)
     labels = texts(fig)
     assert any(f"{MAX_SCHOOLS}/{MAX_SCHOOLS + 15} trường" in t for t in labels)
-    late_names = [s.name.replace("Trường Tiểu học", "TH").replace("Trường THCS", "THCS") for s in summary.schools
+    late_names = [s.name.removeprefix("Trường ") for s in summary.schools
                   if s.late_csdl]
     assert all(name in labels for name in late_names)
     assert png_size(render_chart(summary))[1] <= 2560

@@ -114,7 +114,7 @@ def test_format_district_and_school(db_engine, world, seeded, clock, programme) 
     assert "Máy tính 2, Sóng internet 1, Cả hai 2" in text
     assert "10 (chương trình 7, nhà tài trợ khác 3)" in text
     assert "Trễ cập nhật CSDL ngành: 2" in text and "1/2 trường đã chốt" in text
-    assert "• TH Phú Hòa 1: 4 · 8 · 3 · 5 ⚠️CSDL 1 🚩1" in text
+    assert "• Tiểu học Phú Hòa 1: 4 · 8 · 3 · 5 ⚠️CSDL 1 🚩1" in text
     assert "• THCS Chu Văn An: 1 · 2 · 1 · 1 ⚠️CSDL 1" in text
     assert set(re.findall(r"</?(\w+)>", text)) <= {"b", "i"}
     one = format_summary(school)
@@ -145,7 +145,7 @@ def test_long_district_fits_one_message_and_keeps_the_late_schools(n, clock, pro
     text = format_summary(summary)
     assert len(text) < MAX_TEXT <= 4000
     assert "&lt;Bình&gt; &amp;" in text and "<Bình>" not in text and "Quận &lt;Thử&gt;" in text
-    lines = [line for line in text.splitlines() if line.startswith("• TH Số")]
+    lines = [line for line in text.splitlines() if line.startswith("• Tiểu học Số")]
     if n == 30:
         assert len(lines) == 30 and "trường khác" not in text
         return
@@ -153,7 +153,7 @@ def test_long_district_fits_one_message_and_keeps_the_late_schools(n, clock, pro
     # quiet), the rest are counted in one line.
     assert f"• … và {n - len(lines)} trường khác" in text and "/xuatfile" in text
     shown = {s.school_id for s in summary.schools
-             if any(line.startswith(f"• TH Số {s.school_id - 1:03d} ") for line in lines)}
+             if any(line.startswith(f"• Tiểu học Số {s.school_id - 1:03d} ") for line in lines)}
     rank = {s.school_id: 2 if s.late_csdl else 1 if s.open_flags else 0 for s in summary.schools}
     hidden = set(rank) - shown
     assert min(rank[i] for i in shown) >= max(rank[i] for i in hidden)
@@ -171,6 +171,6 @@ def test_empty_scope_texts(clock, programme) -> None:
 
 
 def test_short_school_name() -> None:
-    assert short_school_name("Trường Tiểu học Phú Hòa 1") == "TH Phú Hòa 1"
+    assert short_school_name("Trường Tiểu học Phú Hòa 1") == "Tiểu học Phú Hòa 1"
     assert short_school_name("Trường THCS Chu Văn An") == "THCS Chu Văn An"
     assert len(short_school_name("Trường " + "A" * 100)) == 40
