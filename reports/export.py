@@ -23,9 +23,9 @@ import re
 import secrets
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -243,7 +243,6 @@ class _Sheet:
         for c, h in enumerate(headers):
             self.ws.write_string(0, c, h, fmts["header"])
         self.row = 0
-        self.filter_last_row = 0
 
     def add(self, values: Sequence[object], *, bold: bool = False) -> None:
         self.row += 1

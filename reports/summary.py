@@ -30,7 +30,6 @@ from conversations.types import esc
 from storage.models import (
     Batch, District, Flag, Handover, HandoverStatus, Need, ReviewStatus, Role, School, Source, Staff, Student,
 )
-from storage.phones import display_phone
 from storage.scope import Scope
 from storage.students import COUNTED_STATUSES
 
