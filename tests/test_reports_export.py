@@ -172,9 +172,13 @@ def test_formula_injection_is_written_as_text(db_engine, world, seeded, clock, p
 
 
 def test_principal_cannot_export_another_school(db_engine, world, seeded, clock, programme, tmp_path) -> None:
+    from storage.models import Staff
+
     out = tmp_path / "a.xlsx"
-    result = export(db_engine, Scope(district_id=world.district_id, school_id=world.school_a), out, programme,
-                    clock.now())
+    with session_scope(db_engine) as s:
+        scope = Scope.for_staff(s.get(Staff, world.principal_a))  # what /xuatfile uses for the principal
+    assert scope == Scope(district_id=world.district_id, school_id=world.school_a)
+    result = export(db_engine, scope, out, programme, clock.now())
     assert (result.schools, result.students, result.batches, result.handovers) == (1, 7, 2, 3)
     wb = openpyxl.load_workbook(out)
     text = all_values(wb)

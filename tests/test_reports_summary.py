@@ -49,9 +49,11 @@ def test_district_summary_counts_school_by_school(db_engine, world, seeded, cloc
 
 
 def test_principal_scope_sees_only_their_school(db_engine, world, seeded, clock, programme) -> None:
+    from storage.models import Staff
+
     with session_scope(db_engine) as s:
-        summary = build_summary(s, scope=Scope(district_id=world.district_id, school_id=world.school_a),
-                                programme=programme, now=clock.now())
+        scope = Scope.for_staff(s.get(Staff, world.principal_a))
+        summary = build_summary(s, scope=scope, programme=programme, now=clock.now())
     assert [x.school_id for x in summary.schools] == [world.school_a]
     assert summary.title == "Trường Tiểu học Phú Hòa 1"
     assert summary.totals.received == 8 and summary.totals.registered == 5  # nothing of school B
