@@ -70,6 +70,10 @@ class BotProcess:
         self.log: list[str] = []
         self._reader: asyncio.Task | None = None
 
+    async def acli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """``cli`` off the event loop, for commands that talk to the fake servers running on it."""
+        return await asyncio.to_thread(self.cli, *args, check=check)
+
     def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
         out = subprocess.run([FIELDBOT, *args], env=self.env, cwd=self.cwd, capture_output=True, text=True,
                              timeout=120, input=input)

@@ -125,7 +125,7 @@ async def test_the_whole_programme_end_to_end(tg, bot, mailbox, tmp_path) -> Non
 
     # Two days later the other handover is still not in the sector database: the district contact hears of it.
     later = (SystemClock().now() + timedelta(days=3)).astimezone(LOCAL_TZ).replace(hour=8, minute=0, second=0, microsecond=0)
-    out = bot.cli("sweep", "--now", later.isoformat())
+    out = await bot.acli("sweep", "--now", later.isoformat())
     assert "Lê Thị Bình" in out.stdout or "escalat" in out.stdout.lower() or out.stdout.strip()
     await officer.expect("Lê Thị Bình", timeout=30)
     await tg.wait_for(lambda: bool(mailbox.to("leminhtien@tptdm.edu.vn")), 30, what="the escalation email")
@@ -133,9 +133,11 @@ async def test_the_whole_programme_end_to_end(tg, bot, mailbox, tmp_path) -> Non
     assert "Lê Thị Bình" in email_text
 
     await officer.say("/tonghop", expect="Tiểu học Phú Hòa 1")
+    await tg.wait_for(lambda: any(m.method == "sendPhoto" for m in tg.messages_to(3001)), 30, what="the chart")
     chart = next(m for m in reversed(tg.messages_to(3001)) if m.method == "sendPhoto")
     assert chart.file and chart.file[:8] == b"\x89PNG\r\n\x1a\n"
     await officer.say("/xuatfile", expect=".xlsx")
+    await tg.wait_for(lambda: any(m.method == "sendDocument" for m in tg.messages_to(3001)), 30, what="the export")
     doc = next(m for m in reversed(tg.messages_to(3001)) if m.method == "sendDocument")
     wb = load_workbook(io.BytesIO(doc.file), read_only=True)
     names = {row[1] for row in wb["Nhu cầu"].iter_rows(min_row=2, values_only=True)}

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 13:16:04.320038
+Create Date: 2026-11-28 15:25:29.574741
 """
 from __future__ import annotations
 
@@ -128,6 +128,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('batch', schema=None) as batch_op:
+        batch_op.create_index('ix_batch_open', ['received_on'], unique=False, sqlite_where=sa.text('handed_over < quantity'), postgresql_where=sa.text('handed_over < quantity'))
         batch_op.create_index('ix_batch_school_received', ['school_id', 'received_on'], unique=False)
 
     op.create_table('chat_identity',
@@ -390,6 +391,7 @@ def downgrade() -> None:
     op.drop_table('chat_identity')
     with op.batch_alter_table('batch', schema=None) as batch_op:
         batch_op.drop_index('ix_batch_school_received')
+        batch_op.drop_index('ix_batch_open', sqlite_where=sa.text('handed_over < quantity'), postgresql_where=sa.text('handed_over < quantity'))
 
     op.drop_table('batch')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
