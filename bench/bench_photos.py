@@ -47,7 +47,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--orientation", type=int, default=6, help="EXIF orientation (6 = phone held upright)")
+    ap.add_argument("--quick", action="store_true", help="5 runs")
     args = ap.parse_args()
+    if args.quick:
+        args.runs = 5
 
     t0 = time.perf_counter()
     data = phone_jpeg(
