@@ -90,7 +90,8 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
         from scheduler.service import build_scheduler
 
         sched = build_scheduler(db=app.db, programme=app.programme, clock=app.clock, senders=senders,
-                                mailer=app.mailer(), holder=f"{socket.gethostname()}:{os.getpid()}")
+                                mailer=app.mailer(), holder=f"{socket.gethostname()}:{os.getpid()}",
+                                photos=app.photo_store())
         await sched.start()
         cleanups.append(sched.shutdown)
     log.info("fieldbot is running (channels: %s)", ", ".join(sorted(senders)) or "-")

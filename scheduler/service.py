@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 DELIVER_EVERY = timedelta(seconds=30)
 
 
+ORPHAN_PHOTO_AGE = timedelta(days=1)
+
+
 @dataclass
 class CycleReport:
     sweep: SweepResult | None
@@ -58,7 +61,9 @@ class SchedulerService:
         lease_ttl: timedelta = timedelta(minutes=2),
         deliver_every: timedelta = DELIVER_EVERY,
         deliverer: Deliverer | None = None,
+        photos=None,  # storage.photos.PhotoStore: its orphan files are cleaned up once a day
     ) -> None:
+        self.photos = photos
         self.db = db
         self.programme = programme
         self.clock = clock
@@ -101,6 +106,31 @@ class SchedulerService:
         except Exception:  # the next trigger tries again; nothing is lost, the outbox is in the database
             log.exception("scheduler cycle failed")
 
+    async def clean_photo_files(self) -> int:
+        """Photo files no row and no form in progress names (handovers cancelled after their photos came):
+        removed once they are a day old, by the lease holder only."""
+        if self.photos is None or not await self.hold_lease():
+            return 0
+        from sqlmodel import Session
+
+        from storage.computers import discard_orphan_files
+
+        def run() -> int:
+            with Session(self.db) as session:
+                return discard_orphan_files(session, store=self.photos,
+                                            older_than=self.clock.now() - ORPHAN_PHOTO_AGE)
+
+        removed = await asyncio.to_thread(run)
+        if removed:
+            log.info("removed %d orphan photo file(s)", removed)
+        return removed
+
+    async def _cleanup_job(self) -> None:
+        try:
+            await self.clean_photo_files()
+        except Exception:
+            log.exception("photo clean-up failed")
+
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -114,6 +144,9 @@ class SchedulerService:
                       args=[True], id="morning", **common)
         sched.add_job(self._job, IntervalTrigger(seconds=int(self.deliver_every.total_seconds()), timezone=tz),
                       args=[False], id="deliver", **common)
+        if self.photos is not None:
+            sched.add_job(self._cleanup_job, CronTrigger(hour=3, minute=30, timezone=tz), id="photo-cleanup",
+                          **common)
         sched.start()
         self._scheduler = sched
         # The catch-up after downtime: right now, not one interval from now (and not through APScheduler,
@@ -138,6 +171,7 @@ class SchedulerService:
 
 
 def build_scheduler(*, db: Engine, programme: Programme, clock: Clock, senders: dict[str, ChannelSender],
-                    mailer: Mailer | None, holder: str) -> SchedulerService:
+                    mailer: Mailer | None, holder: str, photos=None) -> SchedulerService:
     """What `fieldbot run` starts: ``await s.start()`` ... ``await s.shutdown()``."""
-    return SchedulerService(db=db, programme=programme, clock=clock, senders=senders, mailer=mailer, holder=holder)
+    return SchedulerService(db=db, programme=programme, clock=clock, senders=senders, mailer=mailer, holder=holder,
+                            photos=photos)
