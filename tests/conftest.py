@@ -116,3 +116,15 @@ def sqlite_world(sqlite_engine: Engine, clock: FixedClock):
     from tests.factories import seed_world
 
     return seed_world(sqlite_engine, now=clock.now())
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """`fieldbot` commands called in-process install a stderr handler; pytest closes that stream later."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
