@@ -12,7 +12,6 @@ request). Role checks raise its subclass ``NotAllowed``.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,6 +25,7 @@ from sqlmodel import Session
 from bot.clock import LOCAL_TZ, fmt_date
 from bot.programme import Programme
 from conversations.i18n import T
+from conversations.text import fold
 from storage import audit
 from storage.models import (
     Batch,
@@ -186,13 +186,6 @@ _NEAR = T(
 
 
 # --- small pure helpers the forms share -------------------------------------------------------------------
-
-
-def fold(text: str) -> str:
-    """Lower case without Vietnamese accents, for matching what people type: 'Nguyễn Đức' -> 'nguyen duc'."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    decomposed = unicodedata.normalize("NFD", text)
-    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).lower().split())
 
 
 def parse_serials(text: str) -> list[str]:
