@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+from datetime import timedelta
 
 from bot.app import App, build_app
 from bot.settings import Settings
@@ -91,7 +92,7 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
 
         sched = build_scheduler(db=app.db, programme=app.programme, clock=app.clock, senders=senders,
                                 mailer=app.mailer(), holder=f"{socket.gethostname()}:{os.getpid()}",
-                                photos=app.photo_store())
+                                photos=app.photo_store(), lease_ttl=timedelta(seconds=settings.sweep_lease_seconds))
         await sched.start()
         cleanups.append(sched.shutdown)
     log.info("fieldbot is running (channels: %s)", ", ".join(sorted(senders)) or "-")

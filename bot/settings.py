@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     language: str = "vi"
     flood_limit_per_minute: int = Field(default=60, ge=1)  # a fast teacher taps ~30/min through a form
+    # How long a sweeper that died (kill -9, power cut) keeps others from sweeping; renewed while it works.
+    sweep_lease_seconds: int = Field(default=120, ge=5)
 
     @field_validator("database_url")
     @classmethod

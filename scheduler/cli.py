@@ -13,7 +13,7 @@ import asyncio
 import os
 import socket
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.clock import Clock, FixedClock, SystemClock, fmt_local
 from bot.settings import Settings
@@ -75,7 +75,8 @@ async def _sweep_and_deliver(app, clock: Clock) -> int:
     mailer = app.mailer()
     holder = f"cli:{socket.gethostname()}:{os.getpid()}"
     service = SchedulerService(db=app.db, programme=app.programme, clock=clock, senders=senders,
-                               mailer=mailer, holder=holder, lease_clock=SystemClock())
+                               mailer=mailer, holder=holder, lease_clock=SystemClock(),
+                               lease_ttl=timedelta(seconds=app.settings.sweep_lease_seconds))
     deliver = bool(senders) or mailer is not None
     try:
         # With no channel and no SMTP configured here, record only: `fieldbot run` (configured) delivers.

@@ -171,7 +171,8 @@ class SchedulerService:
 
 
 def build_scheduler(*, db: Engine, programme: Programme, clock: Clock, senders: dict[str, ChannelSender],
-                    mailer: Mailer | None, holder: str, photos=None) -> SchedulerService:
+                    mailer: Mailer | None, holder: str, photos=None,
+                    lease_ttl: timedelta = timedelta(minutes=2)) -> SchedulerService:
     """What `fieldbot run` starts: ``await s.start()`` ... ``await s.shutdown()``."""
     return SchedulerService(db=db, programme=programme, clock=clock, senders=senders, mailer=mailer, holder=holder,
-                            photos=photos)
+                            photos=photos, lease_ttl=lease_ttl)

@@ -46,6 +46,7 @@ def test_postgres_url_gets_the_psycopg_driver(monkeypatch) -> None:
         ("FIELDBOT_LOG_LEVEL", "LOUD"),
         ("FIELDBOT_SMTP_URL", "http://mail"),
         ("FIELDBOT_FLOOD_LIMIT_PER_MINUTE", "-1"),
+        ("FIELDBOT_SWEEP_LEASE_SECONDS", "1"),  # shorter than one delivery batch: two sweepers would overlap
     ],
 )
 def test_bad_value_names_the_variable(monkeypatch, var: str, value: str) -> None:
