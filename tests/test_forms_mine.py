@@ -126,3 +126,32 @@ async def test_rejected_entry_corrected_goes_back_to_review(eng, sqlite_engine, 
     await teacher.tap("Lưu")
     row = _row(sqlite_engine, sid)
     assert row.birth_date == date(2013, 3, 4) and row.status == ReviewStatus.PENDING
+
+
+async def test_correcting_the_group_to_other_hardship_asks_for_the_hardship(eng, sqlite_engine, sqlite_world,
+                                                                             clock) -> None:
+    """Found by tests/test_forms_property.py: the correction form pre-fills every field from the record, the
+    empty hardship reason too, so changing the group to «Khó khăn khác» went straight to the summary and saved
+    the entry without the reason that group requires."""
+    sid = _seed(sqlite_engine, sqlite_world, clock)
+    teacher = await Chat.linked(eng, sqlite_world.phones["teacher_a"])
+    await teacher.say("/cuatoi")
+    await teacher.tap("Nguyễn Thị Mai")
+    await teacher.tap("Sửa một mục")
+    await teacher.tap("Đối tượng")
+    await teacher.tap("Khó khăn khác")
+    assert "Hoàn cảnh khó khăn cụ thể" in teacher.text and not teacher.has_option("Bỏ qua")
+    await teacher.say("Mẹ bị bệnh nặng")
+    assert "Kiểm tra lại" in teacher.text and "Mẹ bị bệnh nặng" in teacher.text
+    await teacher.tap("Lưu")
+    row = _row(sqlite_engine, sid)
+    assert row.category == "other_hardship" and row.hardship_reason == "Mẹ bị bệnh nặng"
+    # And back: the reason goes with the group that needed it.
+    await teacher.say("/cuatoi")
+    await teacher.tap("Nguyễn Thị Mai")
+    await teacher.tap("Sửa một mục")
+    await teacher.tap("Đối tượng")
+    await teacher.tap("Hộ nghèo")
+    await teacher.tap("Lưu")
+    row = _row(sqlite_engine, sid)
+    assert row.category == "poor" and row.hardship_reason is None

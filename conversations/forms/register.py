@@ -133,6 +133,7 @@ F_NOTE = text_field("note", T(vi="Ghi chú thêm? (không bắt buộc)", en="An
 STUDENT_FIELDS: list[Field] = [F_NAME, F_BIRTH, F_CLASS, F_CODE, F_GENDER, F_CATEGORY, F_REASON, F_NEED,
                                F_GUARDIAN, F_GUARDIAN_PHONE, F_NOTE]
 REGISTER_FIELDS: list[Field] = [F_NAME, F_BIRTH, F_DUP, *STUDENT_FIELDS[2:]]
+_REQUIRED = frozenset(f.name for f in STUDENT_FIELDS if f.required)
 
 
 def _record(values: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +203,8 @@ def _load_for_edit(ctx: FormContext) -> Done | None:
     if not students.can_edit(ctx.staff, student):
         return Done(T(vi="Bạn không sửa được hồ sơ này.", en="You cannot change this record."))
     for name, value in _record(student.model_dump()).items():
+        if value is None and name in _REQUIRED:
+            continue  # unanswered, not skipped: the hardship reason is asked if the group changes to need one
         ctx.values.setdefault(name, value)
     return None
 
