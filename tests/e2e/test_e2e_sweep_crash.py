@@ -12,10 +12,14 @@ import asyncio
 import signal
 import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot.clock import LOCAL_TZ, SystemClock
+from bot.settings import DEFAULT_PROGRAMME
+from tests.conftest import sqlite_url
 from tests.e2e.harness import EXAMPLE_ROSTER, FIELDBOT, BotProcess, Mailbox, Person, bot_env
 from tests.fakes.telegram_api import FakeTelegram
 
@@ -120,3 +124,54 @@ async def test_kill_9_between_finding_and_delivery_sends_nothing_twice(tg, mailb
             sweep.kill()
             await sweep.wait()
         db.dispose()
+
+
+async def test_kill_9_of_the_running_bot_mid_delivery_sends_nothing_twice(tg, mailbox, tmp_path) -> None:
+    """The same through `fieldbot run`'s own scheduler, on today's date: its catch-up sweep at start records the
+    reminders, one is in flight when the bot is killed; the restarted bot takes over once the lease runs out."""
+    today = SystemClock().now().astimezone(LOCAL_TZ).date()
+    programme = tmp_path / "programme.toml"
+    programme.write_text(DEFAULT_PROGRAMME.read_text(encoding="utf-8")
+                         .replace('needs_report = "20/11/2021"', f'needs_report = "{today + timedelta(days=1):%d/%m/%Y}"')
+                         .replace('quiet_hours = "21:00-06:30"', 'quiet_hours = "00:00-00:00"'), encoding="utf-8")
+    env = bot_env(tmp_path, tg, smtp_port=mailbox.port, FIELDBOT_SWEEP_LEASE_SECONDS=str(LEASE),
+                  FIELDBOT_PROGRAMME=str(programme))
+    bot = BotProcess(env, cwd=tmp_path)
+    bot.cli("roster", "import", str(EXAMPLE_ROSTER))
+    await bot.start("--no-scheduler")
+    for chat, (name, phone) in LINKED.items():
+        person = Person(tg, tg.user(chat, name))
+        await person.say("/start", expect="số điện thoại")
+        person.user.share_contact(phone)
+        await person.expect(name)
+    await bot.stop()
+    before = {chat: len(tg.messages_to(chat)) for chat in LINKED}
+
+    tg.fail_next("sendMessage", status=500, delay=120, chat_id=HELD)
+    await bot.start()  # with the scheduler: it sweeps at once
+    await tg.wait_for(lambda: any(c.params.get("chat_id") in (HELD, str(HELD)) for c in tg.calls_of("sendMessage")),
+                      60, what="the held reminder")
+    await tg.wait_for(lambda: all(len(mailbox.to(a)) == 1 for a in EMAILED), 60, what="the e-mails")
+    await asyncio.sleep(1)  # the others' deliveries are recorded at once
+    await bot.kill9()
+    assert delivered(tg, before)[HELD] == 0
+    sent_before_kill = {chat: [m.text for m in tg.messages_to(chat)[before[chat]:]] for chat in LINKED}
+
+    await bot.start()  # idle until the dead bot's lease runs out, then its delivery job sends what is left
+    await tg.wait_for(lambda: delivered(tg, before)[HELD] >= 1, 90, what="the held reminder after the restart")
+    await asyncio.sleep(2)
+    await bot.stop()
+    for chat in LINKED:
+        texts = [m.text for m in tg.messages_to(chat)[before[chat]:]]
+        assert len(texts) == len(set(texts)), f"chat {chat} got a message twice: {texts}"
+        if chat != HELD:
+            assert texts == sent_before_kill[chat]  # nothing new for those already served
+    assert "chốt báo cáo nhu cầu" in tg.messages_to(HELD)[-1].text
+    assert [len(mailbox.to(a)) for a in EMAILED] == [1, 1]
+    db = create_engine(sqlite_url(tmp_path))
+    try:
+        with db.connect() as conn:
+            statuses = dict(conn.execute(text("SELECT status, count(*) FROM notification GROUP BY status")).all())
+    finally:
+        db.dispose()
+    assert statuses.get("pending", 0) == 0 and statuses.get("failed", 0) == 0 and statuses["sent"] >= 1
