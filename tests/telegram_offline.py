@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from telegram import Bot, Update
+from telegram.error import TimedOut
 from telegram.request import BaseRequest, RequestData
 
 TOKEN = "123456:OFFLINE-TEST-TOKEN"
@@ -25,8 +26,10 @@ class OfflineRequest(BaseRequest):
         self.files: dict[str, bytes] = {}  # file_id -> bytes served by getFile + download
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}  # method -> queued error answers
 
-    def fail(self, method: str, status: int, *, times: int = 1, retry_after: int | None = None,
+    def fail(self, method: str, status: int | str, *, times: int = 1, retry_after: int | None = None,
              description: str = "Internal Server Error") -> None:
+        """The next ``times`` calls of ``method`` answer ``status``; ``status="timeout"``: no answer in time
+        (PTB's ``TimedOut``, as HTTPXRequest raises it)."""
         body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
         if retry_after is not None:
             body["parameters"] = {"retry_after": retry_after}
@@ -52,6 +55,8 @@ class OfflineRequest(BaseRequest):
         if self.failures.get(name):
             status, body = self.failures[name].pop(0)
             self.calls.append((f"{name}!{status}", params))
+            if status == "timeout":
+                raise TimedOut
             return status, json.dumps(body).encode()
         if self.record:
             self.calls.append((name, params))

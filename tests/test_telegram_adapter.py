@@ -136,8 +136,8 @@ async def test_handler_error_gets_apology_not_trace(tg, caplog) -> None:
     assert "error while handling an update" in caplog.text
 
 
-@pytest.mark.parametrize(("status", "retry_after"), [(500, None), (502, None), (429, 7)])
-async def test_reply_is_retried_after_5xx_and_429(tg, status, retry_after) -> None:
+@pytest.mark.parametrize(("status", "retry_after"), [(500, None), (502, None), ("timeout", None), (429, 7)])
+async def test_reply_is_retried_after_5xx_timeouts_and_429(tg, status, retry_after) -> None:
     app, request, _, f = await tg(Outgoing(text="Câu hỏi tiếp theo"))
     slept: list[float] = []
 
