@@ -72,6 +72,7 @@ CHAT_CHANNELS = ("telegram", "zalo", "console")
 EMAIL = "email"
 NO_CHANNEL = "không có kênh liên lạc: chưa liên kết Telegram/Zalo (hoặc đã chặn bot) và không có email"
 NO_CHAT = "chưa liên kết Telegram/Zalo (hoặc đã chặn bot)"
+ATTACHMENT_FAILED = "biểu đồ kèm theo không gửi được"
 NO_SMTP = "chưa cấu hình SMTP (FIELDBOT_SMTP_URL): không gửi được email"
 
 
@@ -95,6 +96,7 @@ class _Attempt:
     errors: list[str] = field(default_factory=list)
     blocked: list[int] = field(default_factory=list)  # chat identities that refused: marked blocked
     retry_after: float | None = None
+    chat: tuple[ChannelSender, str] | None = None  # the chat that took the message (for an attachment)
 
     def retry_later(self, error: str, retry_after: float | None) -> None:
         self.errors.append(error)
@@ -210,6 +212,8 @@ class Deliverer:
             person_part = "lost"
         else:
             person_part = await self._chat(attempt, person, identities.get(person.id, []), Outgoing(text=text))
+            if attempt.chat is not None:
+                await self._attach(attempt, first, lang)
             if person_part in ("lost", "elsewhere") and first.email is None and person.email:
                 person_part = await self._email(attempt, person.email, first, text, lang, len(rows))
             if person_part == "elsewhere":
@@ -278,8 +282,30 @@ class Deliverer:
                 return "retry"
             attempt.done.add(ident.channel)
             attempt.sent.append(ident.channel)
+            attempt.chat = (sender, ident.chat_id)
             return "ok"
         return "elsewhere" if unserved else "lost"
+
+    async def _attach(self, attempt: _Attempt, first: Notification, lang: str) -> None:
+        """The rule's picture (the digest's chart) after its message. The message is what is owed: a chart that
+        fails is recorded on the notification, not retried (that would repeat the message)."""
+        rule = RULES_BY_NAME.get(first.rule)
+        if rule is None or rule.attachment is None or attempt.chat is None:
+            return
+        sender, chat_id = attempt.chat
+
+        def draw() -> bytes | None:
+            with session_scope(self.db) as session:
+                return rule.attachment(session, programme=self.programme, subject=first.subject,
+                                       now=self.clock.now(), lang=lang)
+
+        try:
+            png = await asyncio.to_thread(draw)
+            if png:
+                await sender.send(chat_id, Outgoing(photo=png))
+        except Exception as exc:  # DeliveryError or a drawing bug: the digest itself went out
+            log.warning("attachment for rule=%s not sent: %s", first.rule, exc)
+            attempt.errors.append(f"{sender.channel}: {ATTACHMENT_FAILED}: {type(exc).__name__}")
 
     async def _email(self, attempt: _Attempt, to: str, first: Notification, text: str, lang: str, n: int) -> str:
         if self.mailer is None:

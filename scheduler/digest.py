@@ -224,3 +224,16 @@ def _failed(ctx: SweepContext, district_id: int, lang: str, contact_email: str |
     if total > MAX_LISTED:
         out.append(MORE(lang, n=total - MAX_LISTED))
     return out
+
+
+def digest_chart(session, *, programme, subject: str, now, lang: str) -> bytes | None:
+    """The district's chart (the one /tonghop sends) for the digest of ``district:<id>``."""
+    from reports.chart import render_chart
+    from reports.summary import build_summary
+    from storage.scope import Scope
+
+    kind, _, raw = subject.partition(":")
+    if kind != "district" or not raw.isdigit():
+        return None
+    summary = build_summary(session, scope=Scope(district_id=int(raw)), programme=programme, now=now)
+    return render_chart(summary, lang=lang)

@@ -22,7 +22,7 @@ Defaults come from the programme file (``[deadlines]``, ``[reminders]``):
 | csdl | handover | principal and recorder, morning of the due day | once, when due + grace has passed |
 | devices_waiting | batch | principal, morning N days after receipt | morning 2N days after receipt |
 | pending_review | student | principal, first morning after N days pending | - |
-| digest | district | - | district contact, every morning |
+| digest | district | - | district contact, every morning, with the district chart (drawn at delivery) |
 | undeliverable | notification | - | when a person has no channel left (written by the deliverer) |
 """
 
@@ -41,6 +41,8 @@ from scheduler.context import Candidate, Recipient, SweepContext, group_by
 from storage.models import Batch, Handover, HandoverStatus, ReviewStatus, Role, School, Student
 
 Finder = Callable[[SweepContext], Iterable[Candidate]]
+# (session, programme, subject, now, lang) -> a PNG sent after the message on the person's chat, or None
+Attachment = Callable[..., bytes | None]
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Rule:
     find: Finder | None  # None: rows written by someone else (the deliverer)
     headers: Mapping[str, T] = field(default_factory=dict)  # stage kind -> header; {n} = number of items
     footers: Mapping[str, T] = field(default_factory=dict)
+    attachment: Attachment | None = None  # drawn at delivery time, so it shows the figures of that moment
 
 
 def stage_kind(stage: str) -> str:
@@ -368,6 +371,12 @@ def _find_digest(ctx: SweepContext) -> Iterable[Candidate]:
     return find_digest(ctx)
 
 
+def _digest_chart(session, **kwargs) -> bytes | None:
+    from scheduler.digest import digest_chart
+
+    return digest_chart(session, **kwargs)
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         name="needs_report",
@@ -433,6 +442,7 @@ RULES: tuple[Rule, ...] = (
         name="digest",
         title=T(vi="Bản tin hằng ngày", en="Daily digest"),
         find=_find_digest,
+        attachment=_digest_chart,
         footers={"day": T(vi="Gõ /tonghop để xem tổng hợp, /xuatfile để xuất tệp Excel.",
                           en="Type /tonghop for the summary, /xuatfile for the spreadsheet.")},
     ),

@@ -272,3 +272,32 @@ async def test_linked_only_on_a_channel_this_process_does_not_serve_waits(sqlite
     [row] = rows(sqlite_engine, rule="csdl", recipient_id=w.principal_a)[:1]
     assert row.status == NotificationStatus.PENDING and "zalo: kênh chưa được cấu hình" in row.last_error
     assert not [r for r in rows(sqlite_engine, rule="undeliverable") if f"notification:{row.id}" == r.subject]
+
+
+async def test_the_digest_comes_with_the_district_chart(sqlite_engine, sqlite_world, programme, tg, mailer):
+    three_handovers(sqlite_engine, programme, sqlite_world)
+    officer_chat = link(sqlite_engine, staff_id=sqlite_world.officer, linked_at=local(2021, 11, 1))
+    clock = FixedClock(local(2021, 11, 18, 7))
+    sweep(sqlite_engine, programme=programme, now=clock.now())
+    await deliverer(sqlite_engine, programme, clock, tg, mailer=mailer).deliver_due()
+    [digest] = [t for t in tg.texts(officer_chat) if "Bản tin ngày 18/11/2021" in t]
+    [(chat, png)] = tg.photos
+    assert chat == officer_chat and png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "/tonghop" in digest
+    [row] = rows(sqlite_engine, rule="digest", recipient_id=sqlite_world.officer)
+    assert row.status == NotificationStatus.SENT and row.last_error is None
+
+
+async def test_a_chart_that_fails_is_recorded_and_the_digest_is_not_repeated(sqlite_engine, sqlite_world, programme,
+                                                                           tg, mailer):
+    officer_chat = link(sqlite_engine, staff_id=sqlite_world.officer, linked_at=local(2021, 11, 1))
+    tg.fail_photos = RetryLater("Telegram: Bad Gateway")
+    clock = FixedClock(local(2021, 11, 18, 7))
+    sweep(sqlite_engine, programme=programme, now=clock.now())
+    d = deliverer(sqlite_engine, programme, clock, tg, mailer=mailer)
+    await d.deliver_due()
+    [row] = rows(sqlite_engine, rule="digest", recipient_id=sqlite_world.officer)
+    assert row.status == NotificationStatus.SENT and "biểu đồ" in row.last_error
+    clock.set(local(2021, 11, 18, 9))
+    await d.deliver_due()
+    assert len([t for t in tg.texts(officer_chat) if "Bản tin" in t]) == 1 and tg.photos == []

@@ -87,19 +87,25 @@ def rows(engine: Engine, **where) -> list[Notification]:
 
 @dataclass
 class RecordingSender:
-    """A ChannelSender that records what it sent; ``fail[chat_id]`` makes a chat raise instead."""
+    """A ChannelSender that records what it sent; ``fail[chat_id]`` makes a chat raise instead,
+    ``fail_photos`` makes every picture raise. Pictures are kept apart, in ``photos``."""
 
     channel: str = "telegram"
     sent: list[tuple[str, str]] = field(default_factory=list)
+    photos: list[tuple[str, bytes]] = field(default_factory=list)
     fail: dict[str, Exception] = field(default_factory=dict)
+    fail_photos: Exception | None = None
     attempts: list[str] = field(default_factory=list)
 
     async def send(self, chat_id: str, message: Outgoing) -> None:
         self.attempts.append(chat_id)
-        exc = self.fail.get(chat_id)
+        exc = self.fail.get(chat_id) or (self.fail_photos if message.photo is not None else None)
         if exc is not None:
             raise exc
-        self.sent.append((chat_id, message.text))
+        if message.photo is not None:
+            self.photos.append((chat_id, message.photo))
+        if message.text:
+            self.sent.append((chat_id, message.text))
 
     def texts(self, chat_id: str) -> list[str]:
         return [t for c, t in self.sent if c == chat_id]

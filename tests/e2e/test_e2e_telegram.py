@@ -132,8 +132,15 @@ async def test_the_whole_programme_end_to_end(tg, bot, mailbox, tmp_path) -> Non
     email_text = "\n".join(m.get_body(("plain",)).get_content() for m in mailbox.to("leminhtien@tptdm.edu.vn"))
     assert "Lê Thị Bình" in email_text
 
+    # The same sweep's morning digest, with the district's chart after it.
+    def photos() -> int:
+        return sum(m.method == "sendPhoto" for m in tg.messages_to(3001))
+
+    await tg.wait_for(lambda: photos() == 1, 30, what="the digest's chart")
+    assert any("Bản tin ngày" in (m.text or "") for m in tg.messages_to(3001))
+
     await officer.say("/tonghop", expect="Tiểu học Phú Hòa 1")
-    await tg.wait_for(lambda: any(m.method == "sendPhoto" for m in tg.messages_to(3001)), 30, what="the chart")
+    await tg.wait_for(lambda: photos() == 2, 30, what="the chart of /tonghop")
     chart = next(m for m in reversed(tg.messages_to(3001)) if m.method == "sendPhoto")
     assert chart.file and chart.file[:8] == b"\x89PNG\r\n\x1a\n"
     await officer.say("/xuatfile", expect=".xlsx")
