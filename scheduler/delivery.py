@@ -212,8 +212,6 @@ class Deliverer:
             person_part = "lost"
         else:
             person_part = await self._chat(attempt, person, identities.get(person.id, []), Outgoing(text=text))
-            if attempt.chat is not None:
-                await self._attach(attempt, first, lang)
             if person_part in ("lost", "elsewhere") and first.email is None and person.email:
                 person_part = await self._email(attempt, person.email, first, text, lang, len(rows))
             if person_part == "elsewhere":
@@ -243,6 +241,8 @@ class Deliverer:
         await asyncio.to_thread(self._record, rows, status=status, attempts=attempts, done=done, error=error,
                                 now=now, retry_after=attempt.retry_after, blocked=attempt.blocked,
                                 tell_district=person_part == "lost" and first.email is None)
+        if attempt.chat is not None:  # only once the message is recorded: drawing takes a moment
+            await self._attach(attempt, rows, lang, recorded_error=error)
         outcome = GroupOutcome(
             recipient=person.full_name if person else (first.email or "?"), rule=first.rule, stage=first.stage,
             items=len(rows), status={"sent": "sent", "pending": "retry", "failed": "failed"}[status],
@@ -286,9 +286,12 @@ class Deliverer:
             return "ok"
         return "elsewhere" if unserved else "lost"
 
-    async def _attach(self, attempt: _Attempt, first: Notification, lang: str) -> None:
-        """The rule's picture (the digest's chart) after its message. The message is what is owed: a chart that
-        fails is recorded on the notification, not retried (that would repeat the message)."""
+    async def _attach(self, attempt: _Attempt, rows: list[Notification], lang: str, *,
+                      recorded_error: str | None) -> None:
+        """The rule's picture (the digest's chart) after its message, which is already recorded as sent: the
+        message is what is owed. A chart that fails (or a crash while drawing it) is written on the
+        notification, never retried, since a retry would repeat the message; /tonghop draws it any time."""
+        first = rows[0]
         rule = RULES_BY_NAME.get(first.rule)
         if rule is None or rule.attachment is None or attempt.chat is None:
             return
@@ -305,7 +308,13 @@ class Deliverer:
                 await sender.send(chat_id, Outgoing(photo=png))
         except Exception as exc:  # DeliveryError or a drawing bug: the digest itself went out
             log.warning("attachment for rule=%s not sent: %s", first.rule, exc)
-            attempt.errors.append(f"{sender.channel}: {ATTACHMENT_FAILED}: {type(exc).__name__}")
+            failed = f"{sender.channel}: {ATTACHMENT_FAILED}: {type(exc).__name__}"
+            error = "; ".join(filter(None, [recorded_error, failed]))
+            await asyncio.to_thread(self._note, [r.id for r in rows], error)
+
+    def _note(self, ids: list[int], error: str) -> None:
+        with session_scope(self.db) as session:
+            session.execute(update(Notification).where(Notification.id.in_(ids)).values(last_error=error))
 
     async def _email(self, attempt: _Attempt, to: str, first: Notification, text: str, lang: str, n: int) -> str:
         if self.mailer is None:
