@@ -241,8 +241,7 @@ class Deliverer:
         await asyncio.to_thread(self._record, rows, status=status, attempts=attempts, done=done, error=error,
                                 now=now, retry_after=attempt.retry_after, blocked=attempt.blocked,
                                 tell_district=person_part == "lost" and first.email is None)
-        if attempt.chat is not None:  # only once the message is recorded: drawing takes a moment
-            await self._attach(attempt, rows, lang, recorded_error=error)
+        await self._attach(attempt, rows, lang, recorded_error=error)  # after the record: drawing takes a moment
         outcome = GroupOutcome(
             recipient=person.full_name if person else (first.email or "?"), rule=first.rule, stage=first.stage,
             items=len(rows), status={"sent": "sent", "pending": "retry", "failed": "failed"}[status],

@@ -171,6 +171,16 @@ class Person:
         return await self.expect(expect)
 
 
+async def link(tg: FakeTelegram, user_id: int, name: str, phone: str) -> Person:
+    """A roster person links their Telegram account: /start, then the contact button with their own number."""
+    person = Person(tg, tg.user(user_id, name))
+    contact_prompt = await person.say("/start", expect="số điện thoại")
+    assert contact_prompt.reply_markup["keyboard"][0][0]["request_contact"] is True
+    person.user.share_contact(phone)
+    await person.expect(name)
+    return person
+
+
 def bot_env(tmp: Path, tg: FakeTelegram, *, smtp_port: int | None = None, db_url: str | None = None,
             **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDBOT_")}

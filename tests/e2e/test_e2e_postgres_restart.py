@@ -12,9 +12,8 @@ import os
 
 import pytest
 
-from tests.e2e.harness import EXAMPLE_ROSTER, BotProcess, Person, bot_env
+from tests.e2e.harness import EXAMPLE_ROSTER, BotProcess, bot_env, link
 from tests.e2e.private_postgres import PrivatePostgres
-from tests.fakes.telegram_api import FakeTelegram
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -32,21 +31,12 @@ def server():
     pg.destroy()
 
 
-@pytest.fixture
-async def tg():
-    async with FakeTelegram() as fake:
-        yield fake
-
-
 async def test_postgres_restarted_under_the_running_bot(server, tg, tmp_path) -> None:
     bot = BotProcess(bot_env(tmp_path, tg, db_url=server.url), cwd=tmp_path)
     bot.cli("roster", "import", str(EXAMPLE_ROSTER))
     await bot.start()  # the scheduler too: its jobs must also live through the outage
     try:
-        teacher = Person(tg, tg.user(1001, "Minh"))
-        await teacher.say("/start", expect="số điện thoại")
-        teacher.user.share_contact("0901000002")
-        await teacher.expect("Trần Văn Minh")
+        teacher = await link(tg, 1001, "Trần Văn Minh", "0901000002")
         await teacher.say("/dangky", expect="Họ và tên")
         await teacher.say("Phạm Thị Cúc", expect="Ngày sinh")
 

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from bot.clock import LOCAL_TZ, SystemClock
 from bot.settings import DEFAULT_PROGRAMME
 from tests.conftest import sqlite_url
-from tests.e2e.harness import EXAMPLE_ROSTER, FIELDBOT, BotProcess, Mailbox, Person, bot_env
+from tests.e2e.harness import EXAMPLE_ROSTER, FIELDBOT, BotProcess, bot_env, link
 from tests.fakes.telegram_api import FakeTelegram
 
 pytestmark = pytest.mark.slow
@@ -31,20 +31,6 @@ LINKED = {2001: ("Nguyễn Thị Lan", "0901000001"), 2002: ("Đỗ Thị Hồng
 HELD = 2001  # Lan's reminder is in flight when the process dies
 LEASE = 8  # seconds (FIELDBOT_SWEEP_LEASE_SECONDS)
 EMAILED = ("anh.hn@example.edu.vn", "yen.ttk@example.edu.vn")  # principals with no chat: reminded by e-mail
-
-
-@pytest.fixture
-async def tg():
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
 
 
 def delivered(tg: FakeTelegram, since: dict[int, int]) -> Counter:
@@ -60,10 +46,7 @@ async def test_kill_9_between_finding_and_delivery_sends_nothing_twice(tg, mailb
     bot.cli("roster", "import", str(EXAMPLE_ROSTER))
     await bot.start("--no-scheduler")
     for chat, (name, phone) in LINKED.items():
-        person = Person(tg, tg.user(chat, name))
-        await person.say("/start", expect="số điện thoại")
-        person.user.share_contact(phone)
-        await person.expect(name)
+        await link(tg, chat, name, phone)
     await bot.stop()
     before = {chat: len(tg.messages_to(chat)) for chat in LINKED}
     db = create_engine(db_url)
@@ -142,10 +125,7 @@ async def test_kill_9_of_the_running_bot_mid_delivery_sends_nothing_twice(tg, ma
     bot.cli("roster", "import", str(EXAMPLE_ROSTER))
     await bot.start("--no-scheduler")
     for chat, (name, phone) in LINKED.items():
-        person = Person(tg, tg.user(chat, name))
-        await person.say("/start", expect="số điện thoại")
-        person.user.share_contact(phone)
-        await person.expect(name)
+        await link(tg, chat, name, phone)
     await bot.stop()
     before = {chat: len(tg.messages_to(chat)) for chat in LINKED}
 

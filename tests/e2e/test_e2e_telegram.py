@@ -17,8 +17,7 @@ import pytest
 from openpyxl import load_workbook
 
 from bot.clock import LOCAL_TZ, SystemClock
-from tests.e2e.harness import EXAMPLE_ROSTER, BotProcess, Mailbox, Person, bot_env, free_port
-from tests.fakes.telegram_api import FakeTelegram
+from tests.e2e.harness import EXAMPLE_ROSTER, BotProcess, Person, bot_env, free_port, link
 from tests.photo_factory import phone_jpeg
 
 pytestmark = pytest.mark.slow
@@ -27,34 +26,11 @@ TEACHER, PRINCIPAL, OFFICER = "0901000002", "0901000001", "0913860438"
 
 
 @pytest.fixture
-async def tg():
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox()
-    box.start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
 async def bot(tmp_path, tg, mailbox):
     process = BotProcess(bot_env(tmp_path, tg, smtp_port=mailbox.port), cwd=tmp_path)
     process.cli("roster", "import", str(EXAMPLE_ROSTER))
     yield process
     await process.stop()
-
-
-async def link(tg: FakeTelegram, user_id: int, name: str, phone: str) -> Person:
-    person = Person(tg, tg.user(user_id, name))
-    contact_prompt = await person.say("/start", expect="số điện thoại")
-    assert contact_prompt.reply_markup["keyboard"][0][0]["request_contact"] is True
-    person.user.share_contact(phone)
-    await person.expect(name)
-    return person
 
 
 async def register(teacher: Person, name: str, code: str) -> None:
