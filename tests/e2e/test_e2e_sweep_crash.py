@@ -40,14 +40,20 @@ def delivered(tg: FakeTelegram, since: dict[int, int]) -> Counter:
                     for chat in LINKED})
 
 
-async def test_kill_9_between_finding_and_delivery_sends_nothing_twice(tg, mailbox, db_url, tmp_path) -> None:
-    env = bot_env(tmp_path, tg, smtp_port=mailbox.port, db_url=db_url, FIELDBOT_SWEEP_LEASE_SECONDS=str(LEASE))
-    bot = BotProcess(env, cwd=tmp_path)
+async def linked_bot(tg: FakeTelegram, env: dict[str, str], cwd) -> BotProcess:
+    """The example roster imported and the ``LINKED`` people linked on Telegram; the bot stopped again."""
+    bot = BotProcess(env, cwd=cwd)
     bot.cli("roster", "import", str(EXAMPLE_ROSTER))
     await bot.start("--no-scheduler")
     for chat, (name, phone) in LINKED.items():
         await link(tg, chat, name, phone)
     await bot.stop()
+    return bot
+
+
+async def test_kill_9_between_finding_and_delivery_sends_nothing_twice(tg, mailbox, db_url, tmp_path) -> None:
+    env = bot_env(tmp_path, tg, smtp_port=mailbox.port, db_url=db_url, FIELDBOT_SWEEP_LEASE_SECONDS=str(LEASE))
+    bot = await linked_bot(tg, env, tmp_path)
     before = {chat: len(tg.messages_to(chat)) for chat in LINKED}
     db = create_engine(db_url)
 
@@ -121,12 +127,7 @@ async def test_kill_9_of_the_running_bot_mid_delivery_sends_nothing_twice(tg, ma
                          .replace('quiet_hours = "21:00-06:30"', 'quiet_hours = "00:00-00:00"'), encoding="utf-8")
     env = bot_env(tmp_path, tg, smtp_port=mailbox.port, FIELDBOT_SWEEP_LEASE_SECONDS=str(LEASE),
                   FIELDBOT_PROGRAMME=str(programme))
-    bot = BotProcess(env, cwd=tmp_path)
-    bot.cli("roster", "import", str(EXAMPLE_ROSTER))
-    await bot.start("--no-scheduler")
-    for chat, (name, phone) in LINKED.items():
-        await link(tg, chat, name, phone)
-    await bot.stop()
+    bot = await linked_bot(tg, env, tmp_path)
     before = {chat: len(tg.messages_to(chat)) for chat in LINKED}
 
     tg.fail_next("sendMessage", status=500, delay=120, chat_id=HELD)
