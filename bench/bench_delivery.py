@@ -22,18 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from telegram import Bot  # noqa: E402
-from telegram.request import HTTPXRequest  # noqa: E402
+from telegram import Bot
+from telegram.request import HTTPXRequest
 
-from bot.clock import FixedClock  # noqa: E402
-from bot.programme import load_programme  # noqa: E402
-from bot.settings import DEFAULT_PROGRAMME  # noqa: E402
-from bot.telegram_sender import TelegramSender  # noqa: E402
-from scheduler.delivery import Deliverer  # noqa: E402
-from storage.db import create_all, make_engine  # noqa: E402
-from storage.models import ChatIdentity, District, Notification, Staff  # noqa: E402
-from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
-from tests.test_scheduler_support import local  # noqa: E402
+from bot.settings import DEFAULT_PROGRAMME
+from bot.telegram_sender import TelegramSender
+from core.clock import FixedClock
+from core.programme import load_programme
+from scheduler.delivery import Deliverer
+from storage.db import create_all, make_engine
+from storage.models import ChatIdentity, District, Notification, Staff
+from tests.fakes.telegram_api import FakeTelegram
+from tests.test_scheduler_support import local
 
 NOW = local(2021, 11, 18, 8)
 FIRST_CHAT = 500_000
@@ -106,23 +106,59 @@ class ServerThread:
 def seed(engine, count: int, chats: int) -> None:
     with engine.begin() as conn:
         conn.execute(District.__table__.insert(), [{"id": 1, "code": "TDM", "name": "Thủ Dầu Một"}])
-        conn.execute(Staff.__table__.insert(), [
-            {"id": i + 1, "full_name": f"Hiệu trưởng {i}", "phone": f"+8490{i:07d}", "email": None,
-             "role": "principal", "district_id": 1, "school_id": None, "active": True, "language": "vi",
-             "created_at": NOW, "updated_at": NOW} for i in range(chats)])
-        conn.execute(ChatIdentity.__table__.insert(), [
-            {"staff_id": i + 1, "channel": "telegram", "external_id": str(FIRST_CHAT + i),
-             "chat_id": str(FIRST_CHAT + i), "linked_at": NOW} for i in range(chats)])
+        conn.execute(
+            Staff.__table__.insert(),
+            [
+                {
+                    "id": i + 1,
+                    "full_name": f"Hiệu trưởng {i}",
+                    "phone": f"+8490{i:07d}",
+                    "email": None,
+                    "role": "principal",
+                    "district_id": 1,
+                    "school_id": None,
+                    "active": True,
+                    "language": "vi",
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+                for i in range(chats)
+            ],
+        )
+        conn.execute(
+            ChatIdentity.__table__.insert(),
+            [
+                {
+                    "staff_id": i + 1,
+                    "channel": "telegram",
+                    "external_id": str(FIRST_CHAT + i),
+                    "chat_id": str(FIRST_CHAT + i),
+                    "linked_at": NOW,
+                }
+                for i in range(chats)
+            ],
+        )
         per = count // chats
         rows = []
         for person in range(chats):  # person by person: the per-chat limit's worst case
             for k in range(per + (1 if person < count % chats else 0)):
-                rows.append({"key": f"bench:{person}:{k}", "rule": "bench", "subject": f"item:{k}",
-                             "stage": f"s{k}", "recipient_id": person + 1, "email": None, "status": "pending",
-                             "text": f"⏰ <b>Nhắc việc</b> số {k}: bàn giao cần cập nhật CSDL ngành trước hết ngày 18/11/2021.",
-                             "attempts": 0, "next_attempt_at": NOW, "created_at": NOW})
+                rows.append(
+                    {
+                        "key": f"bench:{person}:{k}",
+                        "rule": "bench",
+                        "subject": f"item:{k}",
+                        "stage": f"s{k}",
+                        "recipient_id": person + 1,
+                        "email": None,
+                        "status": "pending",
+                        "text": f"⏰ <b>Nhắc việc</b> số {k}: bàn giao cần cập nhật CSDL ngành trước hết ngày 18/11/2021.",
+                        "attempts": 0,
+                        "next_attempt_at": NOW,
+                        "created_at": NOW,
+                    }
+                )
         for i in range(0, len(rows), 5000):
-            conn.execute(Notification.__table__.insert(), rows[i:i + 5000])
+            conn.execute(Notification.__table__.insert(), rows[i : i + 5000])
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -145,26 +181,35 @@ async def run(count: int, chats: int) -> None:
             fake = server.fake
             for i in range(chats):
                 fake.user(FIRST_CHAT + i)
-            bot = TimedBot(fake.token, base_url=fake.base_url, base_file_url=fake.base_file_url,
-                           request=HTTPXRequest(connection_pool_size=32))
+            bot = TimedBot(
+                fake.token,
+                base_url=fake.base_url,
+                base_file_url=fake.base_file_url,
+                request=HTTPXRequest(connection_pool_size=32),
+            )
             async with bot:
                 sender = TelegramSender(bot)
-                deliverer = Deliverer(db=engine, programme=programme, clock=FixedClock(NOW),
-                                      senders={"telegram": sender})
+                deliverer = Deliverer(
+                    db=engine, programme=programme, clock=FixedClock(NOW), senders={"telegram": sender}
+                )
                 started = time.monotonic()
                 report = await deliverer.deliver_due()
                 elapsed = time.monotonic() - started
         engine.dispose()
-    print(f"delivered {report.rows_sent:,} reminders to {chats:,} chats in {elapsed:.1f} s: "
-          f"{report.rows_sent / elapsed:.1f} msg/s (goal >= 28); failed {report.rows_failed}, "
-          f"retrying {report.rows_retrying}")
+    print(
+        f"delivered {report.rows_sent:,} reminders to {chats:,} chats in {elapsed:.1f} s: "
+        f"{report.rows_sent / elapsed:.1f} msg/s (goal >= 28); failed {report.rows_failed}, "
+        f"retrying {report.rows_retrying}"
+    )
     print(f"  server saw at most {max_in_window(server.arrivals, 1.0)} requests in any 1 s window (limit 30)")
     for what, times in (("sent", bot.sent_at), ("answered", bot.answered_at)):
         every = [t for ts in times.values() for t in ts]
         gaps = [b - a for ts in times.values() for a, b in zip(sorted(ts), sorted(ts)[1:])]
         per_chat = max(max_in_window(ts, 1.0) for ts in times.values())
-        print(f"  {what:>8}: most in any 1 s window {max_in_window(every, 1.0)} overall, {per_chat} to "
-              f"one chat (limit 1); shortest gap within a chat {min(gaps) if gaps else float('nan'):.3f} s")
+        print(
+            f"  {what:>8}: most in any 1 s window {max_in_window(every, 1.0)} overall, {per_chat} to "
+            f"one chat (limit 1); shortest gap within a chat {min(gaps) if gaps else float('nan'):.3f} s"
+        )
 
 
 def main() -> int:

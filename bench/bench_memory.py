@@ -28,11 +28,11 @@ def child(people: int, forms: int, db_path: str) -> dict:
     from sqlalchemy import insert
     from telegram import Update
 
-    from bot.clock import LOCAL_TZ, FixedClock
-    from bot.programme import load_programme
     from bot.settings import DEFAULT_PROGRAMME
     from bot.telegram import build_application
     from conversations.engine import ConversationEngine
+    from core.clock import LOCAL_TZ, FixedClock
+    from core.programme import load_programme
     from storage.db import create_all, make_engine
     from storage.models import ChatIdentity, District, School, Staff
     from tests.telegram_offline import TOKEN, OfflineRequest
@@ -45,27 +45,75 @@ def child(people: int, forms: int, db_path: str) -> dict:
         if people:
             conn.execute(insert(District.__table__), [{"id": 1, "code": "TDM", "name": "Thủ Dầu Một"}])
             schools = max(1, people // 25)
-            conn.execute(insert(School.__table__), [
-                {"id": i + 1, "code": f"S{i}", "name": f"Trường số {i}", "level": "TH", "district_id": 1, "active": True}
-                for i in range(schools)])
-            conn.execute(insert(Staff.__table__), [
-                {"id": i + 1, "full_name": f"Giáo Viên {i}", "phone": f"+8490{i:07d}", "role": "teacher",
-                 "district_id": 1, "school_id": i % schools + 1, "active": True, "language": "vi",
-                 "created_at": now, "updated_at": now} for i in range(people)])
-            conn.execute(insert(ChatIdentity.__table__), [
-                {"staff_id": i + 1, "channel": "telegram", "external_id": str(100_000 + i), "chat_id": str(100_000 + i),
-                 "linked_at": now} for i in range(people)])
-    engine = ConversationEngine(db=db, programme=load_programme(DEFAULT_PROGRAMME), clock=clock,
-                                flood_limit_per_minute=10**9)
+            conn.execute(
+                insert(School.__table__),
+                [
+                    {
+                        "id": i + 1,
+                        "code": f"S{i}",
+                        "name": f"Trường số {i}",
+                        "level": "TH",
+                        "district_id": 1,
+                        "active": True,
+                    }
+                    for i in range(schools)
+                ],
+            )
+            conn.execute(
+                insert(Staff.__table__),
+                [
+                    {
+                        "id": i + 1,
+                        "full_name": f"Giáo Viên {i}",
+                        "phone": f"+8490{i:07d}",
+                        "role": "teacher",
+                        "district_id": 1,
+                        "school_id": i % schools + 1,
+                        "active": True,
+                        "language": "vi",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i in range(people)
+                ],
+            )
+            conn.execute(
+                insert(ChatIdentity.__table__),
+                [
+                    {
+                        "staff_id": i + 1,
+                        "channel": "telegram",
+                        "external_id": str(100_000 + i),
+                        "chat_id": str(100_000 + i),
+                        "linked_at": now,
+                    }
+                    for i in range(people)
+                ],
+            )
+    engine = ConversationEngine(
+        db=db, programme=load_programme(DEFAULT_PROGRAMME), clock=clock, flood_limit_per_minute=10**9
+    )
     request = OfflineRequest()
     request.record = False
-    app = build_application(token=TOKEN, api_url="http://127.0.0.1:9", handle=engine.handle, clock=clock,
-                            rate_limit=False, request=request, set_my_commands=False)
+    app = build_application(
+        token=TOKEN,
+        api_url="http://127.0.0.1:9",
+        handle=engine.handle,
+        clock=clock,
+        rate_limit=False,
+        request=request,
+        set_my_commands=False,
+    )
     ids = iter(range(1, 10**9))
 
     def upd(uid: int, text: str) -> dict:
-        m = {"message_id": next(ids), "date": 1637200000, "text": text, "chat": {"id": uid, "type": "private"},
-             "from": {"id": uid, "is_bot": False, "first_name": "GV"}}
+        m = {
+            "message_id": next(ids),
+            "date": 1637200000,
+            "text": text,
+            "chat": {"id": uid, "type": "private"},
+            "from": {"id": uid, "is_bot": False, "first_name": "GV"},
+        }
         if text.startswith("/"):
             m["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text)}]
         return {"update_id": next(ids), "message": m}
@@ -92,8 +140,13 @@ def child(people: int, forms: int, db_path: str) -> dict:
 
 def measure(people: int, forms: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run([sys.executable, __file__, "--child", str(people), str(forms), f"{tmp}/m.db"],
-                             capture_output=True, text=True, cwd=ROOT, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(people), str(forms), f"{tmp}/m.db"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -112,8 +165,10 @@ def main() -> None:
     print(f"{'empty roster':>28} {base['peak_rss_mb']:8.1f}M")
     label = f"{args.people} linked, {loaded['in_progress']} forms open"
     print(f"{label:>28} {loaded['peak_rss_mb']:8.1f}M")
-    print(f"{'difference':>28} {loaded['peak_rss_mb'] - base['peak_rss_mb']:8.1f}M "
-          f"(form state lives in the database, not in memory)")
+    print(
+        f"{'difference':>28} {loaded['peak_rss_mb'] - base['peak_rss_mb']:8.1f}M "
+        f"(form state lives in the database, not in memory)"
+    )
 
 
 if __name__ == "__main__":

@@ -53,11 +53,11 @@ def main() -> None:
         args.runs = 5
 
     t0 = time.perf_counter()
-    data = phone_jpeg(
-        7, (4000, 3000), quality=90, orientation=args.orientation, gps=True, taken="2025:03:01 09:30:00"
+    data = phone_jpeg(7, (4000, 3000), quality=90, orientation=args.orientation, gps=True, taken="2025:03:01 09:30:00")
+    print(
+        f"photo: 4000x3000 JPEG q90 with EXIF (orientation {args.orientation}, GPS), "
+        f"{len(data) / 1e6:.2f} MB, generated in {time.perf_counter() - t0:.1f} s"
     )
-    print(f"photo: 4000x3000 JPEG q90 with EXIF (orientation {args.orientation}, GPS), "
-          f"{len(data) / 1e6:.2f} MB, generated in {time.perf_counter() - t0:.1f} s")
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-photos-"))
     try:
@@ -85,8 +85,10 @@ def main() -> None:
     n_ms, i_ms = statistics.median(t_naive) * 1e3, statistics.median(t_ingest) * 1e3
     print(f"runs: {args.runs} each, alternating; median (min)")
     print(f"  naive : {n_ms:7.1f} ms/photo ({min(t_naive) * 1e3:.1f})")
-    print(f"  ingest: {i_ms:7.1f} ms/photo ({min(t_ingest) * 1e3:.1f})  -> {photo.width}x{photo.height}, "
-          f"{photo.size_bytes / 1e3:.0f} kB")
+    print(
+        f"  ingest: {i_ms:7.1f} ms/photo ({min(t_ingest) * 1e3:.1f})  -> {photo.width}x{photo.height}, "
+        f"{photo.size_bytes / 1e3:.0f} kB"
+    )
     print(f"  ratio : {i_ms / n_ms:.2f}x naive (goal <= 0.50x)")
 
 

@@ -24,31 +24,50 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from telegram import Update  # noqa: E402
-from telegram.ext import Application, MessageHandler, filters  # noqa: E402
+from sqlalchemy import create_engine, text
+from telegram import Update
+from telegram.ext import Application, MessageHandler, filters
 
-from bot.clock import LOCAL_TZ, FixedClock  # noqa: E402
-from bot.programme import load_programme  # noqa: E402
-from bot.settings import DEFAULT_PROGRAMME  # noqa: E402
-from bot.telegram import build_application  # noqa: E402
-from conversations.engine import ConversationEngine  # noqa: E402
-from storage.db import create_all, make_engine, session_scope  # noqa: E402
-from storage.models import District, Role, School, Staff  # noqa: E402
-from tests.telegram_offline import TOKEN, OfflineRequest  # noqa: E402
+from bot.settings import DEFAULT_PROGRAMME
+from bot.telegram import build_application
+from conversations.engine import ConversationEngine
+from core.clock import LOCAL_TZ, FixedClock
+from core.programme import load_programme
+from core.vocabulary import Role
+from storage.db import create_all, make_engine, session_scope
+from storage.models import District, School, Staff
+from tests.telegram_offline import TOKEN, OfflineRequest
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-FORM = ["/dangky", "Nguyễn Văn An", "05/09/2013", "4A1", None, "nam", "ho ngheo", "may tinh",
-        "bỏ qua", "bỏ qua", "bỏ qua", "lưu"]  # None: a fresh student code
+FORM = [
+    "/dangky",
+    "Nguyễn Văn An",
+    "05/09/2013",
+    "4A1",
+    None,
+    "nam",
+    "ho ngheo",
+    "may tinh",
+    "bỏ qua",
+    "bỏ qua",
+    "bỏ qua",
+    "lưu",
+]  # None: a fresh student code
 _message_ids = itertools.count(1)
 _codes = itertools.count(1_000_000_000)
 
 
 def update_dict(user_id: int, text_: str) -> dict:
-    d = {"update_id": next(_message_ids), "message": {
-        "message_id": next(_message_ids), "date": 1637200000, "text": text_,
-        "chat": {"id": user_id, "type": "private"},
-        "from": {"id": user_id, "is_bot": False, "first_name": "GV", "language_code": "vi"}}}
+    d = {
+        "update_id": next(_message_ids),
+        "message": {
+            "message_id": next(_message_ids),
+            "date": 1637200000,
+            "text": text_,
+            "chat": {"id": user_id, "type": "private"},
+            "from": {"id": user_id, "is_bot": False, "first_name": "GV", "language_code": "vi"},
+        },
+    }
     if text_.startswith("/"):
         d["message"]["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text_)}]
     return d
@@ -76,8 +95,17 @@ def seed(db, people: int, now: datetime) -> list[str]:
                 s.add(school)
                 s.flush()
             phone = f"+8490{i:07d}"
-            s.add(Staff(full_name=f"Giáo Viên {i}", phone=phone, role=Role.TEACHER, district_id=d.id,
-                        school_id=school.id, created_at=now, updated_at=now))
+            s.add(
+                Staff(
+                    full_name=f"Giáo Viên {i}",
+                    phone=phone,
+                    role=Role.TEACHER,
+                    district_id=d.id,
+                    school_id=school.id,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             phones.append(phone)
     return phones
 
@@ -105,15 +133,23 @@ async def run_fieldbot(url: str, people: int, messages: int) -> float:
     db = make_engine(url)
     create_all(db)
     phones = seed(db, people, clock.now())
-    engine = ConversationEngine(db=db, programme=load_programme(DEFAULT_PROGRAMME), clock=clock,
-                                flood_limit_per_minute=10**9)
+    engine = ConversationEngine(
+        db=db, programme=load_programme(DEFAULT_PROGRAMME), clock=clock, flood_limit_per_minute=10**9
+    )
     user_ids = list(range(10_001, 10_001 + people))
     for uid, phone in zip(user_ids, phones):
         engine.link_directly(channel="telegram", external_id=str(uid), chat_id=str(uid), phone=phone)
     request = OfflineRequest()
     request.record = False
-    app = build_application(token=TOKEN, api_url="http://127.0.0.1:9", handle=engine.handle, clock=clock,
-                            rate_limit=False, request=request, set_my_commands=False)
+    app = build_application(
+        token=TOKEN,
+        api_url="http://127.0.0.1:9",
+        handle=engine.handle,
+        clock=clock,
+        rate_limit=False,
+        request=request,
+        set_my_commands=False,
+    )
     await app.initialize()
     updates = workload(user_ids, messages)
     started = time.perf_counter()
@@ -174,8 +210,10 @@ async def main() -> None:
     for arm in arms:
         med = statistics.median(results[arm])
         print(f"{arm:>10} {med:17.0f} {med / echo:7.2f}x")
-    print(f"\n{args.messages} messages per run, {args.people} teachers interleaved, {args.rounds} rounds; "
-          f"goal: sqlite >= 1000/s (>= 0.2x echo), postgres >= 500/s")
+    print(
+        f"\n{args.messages} messages per run, {args.people} teachers interleaved, {args.rounds} rounds; "
+        f"goal: sqlite >= 1000/s (>= 0.2x echo), postgres >= 500/s"
+    )
 
 
 if __name__ == "__main__":

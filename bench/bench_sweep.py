@@ -27,19 +27,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlmodel import Session  # noqa: E402
+from sqlalchemy import create_engine, text
+from sqlmodel import Session
 
-from bot.clock import FixedClock  # noqa: E402
-from bot.programme import load_programme  # noqa: E402
-from bot.settings import DEFAULT_PROGRAMME  # noqa: E402
-from scheduler.context import SweepContext  # noqa: E402
-from scheduler.digest import build_digest  # noqa: E402
-from scheduler.rules import RULES  # noqa: E402
-from scheduler.sweep import run_sweep, sweep  # noqa: E402
-from storage.db import create_all, make_engine  # noqa: E402
-from storage.models import Batch, District, Handover, School, Staff, Student  # noqa: E402
-from tests.test_scheduler_support import local  # noqa: E402
+from bot.settings import DEFAULT_PROGRAMME
+from core.clock import FixedClock
+from core.programme import load_programme
+from scheduler.context import SweepContext
+from scheduler.digest import build_digest
+from scheduler.rules import RULES
+from scheduler.sweep import run_sweep, sweep
+from storage.db import create_all, make_engine
+from storage.models import Batch, District, Handover, School, Staff, Student
+from tests.test_scheduler_support import local
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = local(2021, 11, 22, 10)  # after the needs-report deadline: every rule has something due
@@ -58,46 +58,122 @@ def seed(engine, n: int, programme) -> dict:
     day = date(2021, 11, 5)
     with engine.begin() as conn:
         conn.execute(District.__table__.insert(), [{"id": 1, "code": "TDM", "name": "Thành phố Thủ Dầu Một"}])
-        conn.execute(School.__table__.insert(), [
-            {"id": i, "code": f"S{i:06d}", "name": f"Trường số {i}", "level": "TH", "district_id": 1, "active": True,
-             "needs_report_submitted_at": None if i <= LATE_SCHOOLS else made} for i in range(1, schools + 1)])
-        staff = [{"id": 1, "full_name": "Lê Minh Tiến", "phone": "+84913860438", "email": "leminhtien@tptdm.edu.vn",
-                  "role": "district_officer", "district_id": 1, "school_id": None, "active": True, "language": "vi",
-                  "created_at": made, "updated_at": made}]
+        conn.execute(
+            School.__table__.insert(),
+            [
+                {
+                    "id": i,
+                    "code": f"S{i:06d}",
+                    "name": f"Trường số {i}",
+                    "level": "TH",
+                    "district_id": 1,
+                    "active": True,
+                    "needs_report_submitted_at": None if i <= LATE_SCHOOLS else made,
+                }
+                for i in range(1, schools + 1)
+            ],
+        )
+        staff = [
+            {
+                "id": 1,
+                "full_name": "Lê Minh Tiến",
+                "phone": "+84913860438",
+                "email": "leminhtien@tptdm.edu.vn",
+                "role": "district_officer",
+                "district_id": 1,
+                "school_id": None,
+                "active": True,
+                "language": "vi",
+                "created_at": made,
+                "updated_at": made,
+            }
+        ]
         for i in range(1, schools + 1):
             for k, role in ((0, "principal"), (1, "teacher")):
-                staff.append({"id": 1 + 2 * i - 1 + k, "full_name": f"Cán bộ {i}-{k}", "phone": f"+8490{2 * i + k:07d}",
-                              "email": None, "role": role, "district_id": 1, "school_id": i, "active": True,
-                              "language": "vi", "created_at": made, "updated_at": made})
+                staff.append(
+                    {
+                        "id": 1 + 2 * i - 1 + k,
+                        "full_name": f"Cán bộ {i}-{k}",
+                        "phone": f"+8490{2 * i + k:07d}",
+                        "email": None,
+                        "role": role,
+                        "district_id": 1,
+                        "school_id": i,
+                        "active": True,
+                        "language": "vi",
+                        "created_at": made,
+                        "updated_at": made,
+                    }
+                )
         conn.execute(Staff.__table__.insert(), staff)
-        teacher = lambda school: 1 + 2 * school  # noqa: E731
+        teacher = lambda school: 1 + 2 * school
         for lo in range(1, batches + 1, CHUNK):
-            conn.execute(Batch.__table__.insert(), [
-                {"id": b, "school_id": 1 + b % schools, "source": "programme", "sponsor_id": None,
-                 "received_on": day, "quantity": 20, "device_type": "laptop", "brand_model": "Dell Latitude 3420",
-                 "condition": "mới", "handed_over": 20 if b > WAITING_BATCHES else 12,
-                 "recorded_by": teacher(1 + b % schools) - 1, "created_at": made}
-                for b in range(lo, min(batches, lo + CHUNK - 1) + 1)])
+            conn.execute(
+                Batch.__table__.insert(),
+                [
+                    {
+                        "id": b,
+                        "school_id": 1 + b % schools,
+                        "source": "programme",
+                        "sponsor_id": None,
+                        "received_on": day,
+                        "quantity": 20,
+                        "device_type": "laptop",
+                        "brand_model": "Dell Latitude 3420",
+                        "condition": "mới",
+                        "handed_over": 20 if b > WAITING_BATCHES else 12,
+                        "recorded_by": teacher(1 + b % schools) - 1,
+                        "created_at": made,
+                    }
+                    for b in range(lo, min(batches, lo + CHUNK - 1) + 1)
+                ],
+            )
         total_students = n + PENDING_REVIEW
         for lo in range(1, total_students + 1, CHUNK):
-            conn.execute(Student.__table__.insert(), [
-                {"id": s, "school_id": 1 + s % schools, "code": f"{s:012d}", "full_name": f"Học sinh {s}",
-                 "birth_date": date(2012, 1, 1), "gender": "male", "class_name": "6A1", "category": "poor",
-                 "need": "device", "status": "approved" if s <= n else "pending", "late": False,
-                 "registered_by": teacher(1 + s % schools), "created_at": made, "updated_at": made}
-                for s in range(lo, min(total_students, lo + CHUNK - 1) + 1)])
+            conn.execute(
+                Student.__table__.insert(),
+                [
+                    {
+                        "id": s,
+                        "school_id": 1 + s % schools,
+                        "code": f"{s:012d}",
+                        "full_name": f"Học sinh {s}",
+                        "birth_date": date(2012, 1, 1),
+                        "gender": "male",
+                        "class_name": "6A1",
+                        "category": "poor",
+                        "need": "device",
+                        "status": "approved" if s <= n else "pending",
+                        "late": False,
+                        "registered_by": teacher(1 + s % schools),
+                        "created_at": made,
+                        "updated_at": made,
+                    }
+                    for s in range(lo, min(total_students, lo + CHUNK - 1) + 1)
+                ],
+            )
         due_open = programme.handover_update_due(NOW.astimezone(programme.tz).date() - timedelta(days=1))
         for lo in range(1, n + 1, CHUNK):
             rows = []
             for h in range(lo, min(n, lo + CHUNK - 1) + 1):
                 open_ = h > n - OPEN_CSDL
-                handed = day if not open_ else (NOW.astimezone(programme.tz).date()
-                                                 - timedelta(days=1 if h % 2 else 3))
-                rows.append({"id": h, "student_id": h, "batch_id": 1 + h % batches, "device_id": None,
-                             "school_id": 1 + h % schools, "handed_over_on": handed,
-                             "recorded_by": teacher(1 + h % schools), "status": "active",
-                             "csdl_due_at": programme.handover_update_due(handed) if open_ else due_open,
-                             "csdl_updated_at": None if open_ else made, "created_at": made, "updated_at": made})
+                handed = day if not open_ else (NOW.astimezone(programme.tz).date() - timedelta(days=1 if h % 2 else 3))
+                rows.append(
+                    {
+                        "id": h,
+                        "student_id": h,
+                        "batch_id": 1 + h % batches,
+                        "device_id": None,
+                        "school_id": 1 + h % schools,
+                        "handed_over_on": handed,
+                        "recorded_by": teacher(1 + h % schools),
+                        "status": "active",
+                        "csdl_due_at": programme.handover_update_due(handed) if open_ else due_open,
+                        "csdl_updated_at": None if open_ else made,
+                        "created_at": made,
+                        "updated_at": made,
+                    }
+                )
             conn.execute(Handover.__table__.insert(), rows)
     return {"schools": schools, "batches": batches, "students": n + PENDING_REVIEW}
 
@@ -167,10 +243,13 @@ def main() -> int:
                         conn.execute(text("ANALYZE"))
                 results[n] = measure(engine, programme, args.repeat)
                 r = results[n]
-                print(f"{n:>9,} handovers ({counts['students']:,} students, {counts['schools']:,} schools, "
-                      f"{counts['batches']:,} batches; seeded in {seeded:.1f} s): due {r['found']} | "
-                      f"fresh sweep {r['fresh']:.1f} ms | steady sweep {r['steady']:.1f} ms | "
-                      f"digest {r['digest']:.1f} ms", flush=True)
+                print(
+                    f"{n:>9,} handovers ({counts['students']:,} students, {counts['schools']:,} schools, "
+                    f"{counts['batches']:,} batches; seeded in {seeded:.1f} s): due {r['found']} | "
+                    f"fresh sweep {r['fresh']:.1f} ms | steady sweep {r['steady']:.1f} ms | "
+                    f"digest {r['digest']:.1f} ms",
+                    flush=True,
+                )
             finally:
                 engine.dispose()
                 if pg:
@@ -181,9 +260,11 @@ def main() -> int:
     small, big = results[sizes[0]], results[sizes[-1]]
     label = f"{sizes[-1] // 1000}k/{sizes[0] // 1000}k"
     db = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"\n{db} ratio {label}: fresh sweep {big['fresh'] / small['fresh']:.2f}x, steady sweep "
-          f"{big['steady'] / small['steady']:.2f}x (goal <= 3x); digest {big['digest'] / small['digest']:.1f}x "
-          f"(once a day, reads the district's rows)")
+    print(
+        f"\n{db} ratio {label}: fresh sweep {big['fresh'] / small['fresh']:.2f}x, steady sweep "
+        f"{big['steady'] / small['steady']:.2f}x (goal <= 3x); digest {big['digest'] / small['digest']:.1f}x "
+        f"(once a day, reads the district's rows)"
+    )
     return 0
 
 

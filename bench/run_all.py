@@ -8,8 +8,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["bench_pipeline.py", "bench_photos.py", "bench_sweep.py", "bench_delivery.py", "bench_export.py",
-         "bench_memory.py"]
+ORDER = [
+    "bench_pipeline.py",
+    "bench_photos.py",
+    "bench_sweep.py",
+    "bench_delivery.py",
+    "bench_export.py",
+    "bench_memory.py",
+]
 
 
 def main() -> int:

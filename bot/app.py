@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from bot.clock import Clock, SystemClock
 from bot.logs import register_secret
-from bot.programme import Programme, load_programme
 from bot.settings import Settings
+from core.clock import Clock, SystemClock
+from core.programme import Programme, load_programme
 from storage.db import make_engine, upgrade
 
 
@@ -55,8 +55,13 @@ class App:
 
 def build_app(settings: Settings, *, clock: Clock | None = None, migrate: bool = True) -> App:
     """Raises ProgrammeError / DatabaseUnavailable with one clear line each."""
-    for secret in (settings.telegram_token, settings.zalo_token, settings.smtp_url,
-                   settings.telegram_webhook_secret, settings.zalo_webhook_secret):
+    for secret in (
+        settings.telegram_token,
+        settings.zalo_token,
+        settings.smtp_url,
+        settings.telegram_webhook_secret,
+        settings.zalo_webhook_secret,
+    ):
         if secret is not None:
             register_secret(secret.get_secret_value())
     if settings.smtp_url is not None:

@@ -1,7 +1,6 @@
 """`fieldbot`: one command, subcommands, --help in each.
 
-Each subcommand lives with the code it drives (`scheduler/cli.py`, `reports/cli.py`, ...) and registers
-itself here; an operator error ends in one Vietnamese line and exit status 2, never a traceback.
+Each subcommand is a module of `bot/commands/` and registers itself here; an operator error ends in one Vietnamese line and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,24 +10,21 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
+from bot.commands import CliError
 from bot.logs import setup_logging
-from bot.programme import ProgrammeError
 from bot.settings import SettingsError, load_settings
+from core.programme import ProgrammeError
 from storage.db import DatabaseUnavailable
 
 # Modules that add subcommands: each has `register(subparsers)`.
 COMMAND_MODULES = (
-    "bot.commands",
-    "bot.console",
-    "bot.run",
-    "scheduler.cli",
-    "reports.cli",
-    "storage.backup",
+    "bot.commands.roster",
+    "bot.commands.chat",
+    "bot.commands.run",
+    "bot.commands.sweep",
+    "bot.commands.export",
+    "bot.commands.backup",
 )
-
-
-class CliError(Exception):
-    """An operator mistake: printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,52 +6,17 @@ are answered by number or text; `/anh PATH` sends a photo; `/thoat` (or Ctrl-D) 
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import itertools
-import logging
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from bot.app import build_app
-from bot.clock import Clock, SystemClock
-from bot.settings import Settings
-from conversations.types import Incoming, Option, Outgoing, PhotoInput, plain_text
+from core.clock import Clock, SystemClock
+from core.messages import Incoming, Option, Outgoing, PhotoInput, plain_text
 
 CHANNEL = "console"
 PHOTO_COMMAND = "/anh"
 QUIT = ("/thoat", "/exit", "/quit")
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "chat", help="trò chuyện với bot trong cửa sổ dòng lệnh (chat in the terminal)",
-        description="Đóng vai người có số điện thoại PHONE trong danh sách. Gõ số để chọn; "
-        "/anh ĐƯỜNG_DẪN để gửi ảnh; /thoat để thoát.",
-    )
-    p.add_argument("--phone", required=True, help="số điện thoại trong danh sách (roster phone)")
-    p.set_defaults(func=cmd_chat)
-
-
-def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import CliError
-
-    app = build_app(settings)
-    if settings.log_level == "INFO":
-        logging.getLogger().setLevel(logging.WARNING)  # the terminal is the chat: keep log lines out of it
-    engine = app.conversation_engine()
-    try:
-        staff = engine.link_directly(channel=CHANNEL, external_id=f"console:{args.phone}", chat_id="console",
-                                     phone=args.phone)
-    except LookupError as exc:
-        raise CliError(str(exc)) from None
-    print(f"Xin chào {staff.full_name}! Gõ /menu để bắt đầu, /thoat để thoát.")
-    lines = _stdin_lines()
-    asyncio.run(ConsoleChannel(engine.handle, user_id=f"console:{args.phone}", clock=app.clock,
-                               media_dir=app.media_dir).run(lines, sys.stdout, first="/menu"))
-    return 0
 
 
 def _stdin_lines() -> Iterable[str]:
@@ -73,11 +38,16 @@ class ConsoleChannel:
 
     def incoming(self, line: str) -> Incoming | str:
         """The Incoming for a typed line, or an error string to print."""
-        base = dict(channel=CHANNEL, user_id=self.user_id, chat_id="console", received_at=self.clock.now(),
-                    message_id=f"{self.user_id}:{self.clock.now().timestamp()}:{next(self._ids)}")
+        base = dict(
+            channel=CHANNEL,
+            user_id=self.user_id,
+            chat_id="console",
+            received_at=self.clock.now(),
+            message_id=f"{self.user_id}:{self.clock.now().timestamp()}:{next(self._ids)}",
+        )
         text = line.strip()
         if text.lower().startswith(PHOTO_COMMAND + " ") or text.lower() == PHOTO_COMMAND:
-            path = Path(text[len(PHOTO_COMMAND):].strip()).expanduser()
+            path = Path(text[len(PHOTO_COMMAND) :].strip()).expanduser()
             if not path.is_file():
                 return f"Không tìm thấy tệp ảnh: {path}"
             data = path.read_bytes()
@@ -85,8 +55,9 @@ class ConsoleChannel:
             async def fetch() -> bytes:
                 return data
 
-            return Incoming(**base, photo=PhotoInput(fetch=fetch, file_name=path.name, size=len(data),
-                                                     as_document=True))
+            return Incoming(
+                **base, photo=PhotoInput(fetch=fetch, file_name=path.name, size=len(data), as_document=True)
+            )
         if text.isdigit() and self.options and 1 <= int(text) <= len(self.options):
             return Incoming(**base, choice=self.options[int(text) - 1].key)
         return Incoming(**base, text=text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -10,44 +9,9 @@ import signal
 import socket
 from datetime import timedelta
 
-from bot.app import App, build_app
-from bot.settings import Settings
+from bot.app import App
 
 log = logging.getLogger(__name__)
-
-NO_CHANNEL = (
-    "Chưa cấu hình kênh nào. Đặt FIELDBOT_TELEGRAM_TOKEN (mã bot từ @BotFather) và/hoặc FIELDBOT_ZALO_TOKEN "
-    "trong môi trường hoặc tệp .env rồi chạy lại; hoặc thử ngay trong cửa sổ dòng lệnh: "
-    "fieldbot chat --phone <số điện thoại trong danh sách>"
-)
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="chạy bot: Telegram, Zalo và bộ nhắc việc (run the bot)")
-    p.add_argument("--no-scheduler", action="store_true",
-                   help="không chạy nhắc việc trong tiến trình này (another process sweeps)")
-    p.set_defaults(func=cmd_run)
-
-
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import CliError
-
-    if settings.telegram_token is None and settings.zalo_token is None:
-        raise CliError(NO_CHANNEL)
-    if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
-        # Without the secret anyone who finds the URL could post fake updates as any teacher.
-        raise CliError("FIELDBOT_TELEGRAM_WEBHOOK_URL cần có FIELDBOT_TELEGRAM_WEBHOOK_SECRET (webhook needs a secret)")
-    if settings.zalo_token is not None:
-        from bot.zalo.webhook import ZaloConfigError, validate_webhook
-
-        secret = settings.zalo_webhook_secret.get_secret_value() if settings.zalo_webhook_secret else None
-        try:
-            validate_webhook(settings.zalo_webhook_url, secret)
-        except ZaloConfigError as exc:
-            raise CliError(str(exc)) from None
-    app = build_app(settings)
-    asyncio.run(serve(app, scheduler=not args.no_scheduler))
-    return 0
 
 
 async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None = None) -> None:
@@ -85,14 +49,32 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
         memory = OptionMemory()  # shared, so "2" typed in answer to a reminder's options is understood
         senders["zalo"] = ZaloSender.from_settings(settings, clock=app.clock, memory=memory)
         cleanups.append(senders["zalo"].aclose)
-        tasks.append(asyncio.create_task(run_zalo(settings=settings, engine=engine, stop=stop, clock=app.clock,
-                                                  cross_channel=cross_channel, memory=memory), name="zalo"))
+        tasks.append(
+            asyncio.create_task(
+                run_zalo(
+                    settings=settings,
+                    engine=engine,
+                    stop=stop,
+                    clock=app.clock,
+                    cross_channel=cross_channel,
+                    memory=memory,
+                ),
+                name="zalo",
+            )
+        )
     if scheduler:
         from scheduler.service import build_scheduler
 
-        sched = build_scheduler(db=app.db, programme=app.programme, clock=app.clock, senders=senders,
-                                mailer=app.mailer(), holder=f"{socket.gethostname()}:{os.getpid()}",
-                                photos=app.photo_store(), lease_ttl=timedelta(seconds=settings.sweep_lease_seconds))
+        sched = build_scheduler(
+            db=app.db,
+            programme=app.programme,
+            clock=app.clock,
+            senders=senders,
+            mailer=app.mailer(),
+            holder=f"{socket.gethostname()}:{os.getpid()}",
+            photos=app.photo_store(),
+            lease_ttl=timedelta(seconds=settings.sweep_lease_seconds),
+        )
         await sched.start()
         cleanups.append(sched.shutdown)
     log.info("fieldbot is running (channels: %s)", ", ".join(sorted(senders)) or "-")
@@ -134,8 +116,12 @@ async def _start_telegram(app: App, engine, cross_channel):
         host, _, port = settings.telegram_webhook_listen.rpartition(":")
         secret = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else None
         await application.updater.start_webhook(
-            listen=host or "127.0.0.1", port=int(port), url_path="telegram",
-            webhook_url=settings.telegram_webhook_url, secret_token=secret, drop_pending_updates=False,
+            listen=host or "127.0.0.1",
+            port=int(port),
+            url_path="telegram",
+            webhook_url=settings.telegram_webhook_url,
+            secret_token=secret,
+            drop_pending_updates=False,
         )
     else:
         await application.updater.start_polling(poll_interval=0.0, timeout=25, drop_pending_updates=False)

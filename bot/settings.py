@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
             raise ValueError("chỉ hỗ trợ sqlite:/// hoặc postgresql:// (only sqlite or postgresql URLs)")
         if scheme in ("postgresql", "postgres"):
-            v = "postgresql+psycopg" + v[len(scheme):]
+            v = "postgresql+psycopg" + v[len(scheme) :]
         return v
 
     @field_validator("telegram_api_url", "zalo_api_url")

@@ -10,8 +10,8 @@ import asyncio
 import logging
 import time
 import warnings
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 from telegram import (
@@ -26,7 +26,6 @@ from telegram import (
 )
 from telegram.constants import ChatAction, MessageLimit, ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
-from telegram.warnings import PTBDeprecationWarning
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -36,9 +35,10 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram.warnings import PTBDeprecationWarning
 
-from bot.clock import Clock, SystemClock
-from conversations.types import Contact, Incoming, Outgoing, PhotoInput
+from core.clock import Clock, SystemClock
+from core.messages import Contact, Incoming, Outgoing, PhotoInput
 
 log = logging.getLogger(__name__)
 
@@ -89,32 +89,39 @@ def incoming_from_update(update: Update, *, clock: Clock) -> Incoming | None:
         c = msg.contact
         return Incoming(
             **base,
-            contact=Contact(phone=c.phone_number, user_id=str(c.user_id) if c.user_id else None,
-                            first_name=c.first_name or ""),
+            contact=Contact(
+                phone=c.phone_number, user_id=str(c.user_id) if c.user_id else None, first_name=c.first_name or ""
+            ),
         )
     if msg.photo:
         largest = msg.photo[-1]  # Telegram lists sizes smallest first
-        return Incoming(**base, text=msg.caption, photo=_photo_input(msg, largest.file_id, largest.file_size,
-                                                                     mime="image/jpeg", name=None, doc=False))
+        return Incoming(
+            **base,
+            text=msg.caption,
+            photo=_photo_input(msg, largest.file_id, largest.file_size, mime="image/jpeg", name=None, doc=False),
+        )
     if msg.document is not None:
         doc = msg.document
-        return Incoming(**base, text=msg.caption, photo=_photo_input(
-            msg, doc.file_id, doc.file_size, mime=doc.mime_type, name=doc.file_name, doc=True))
+        return Incoming(
+            **base,
+            text=msg.caption,
+            photo=_photo_input(msg, doc.file_id, doc.file_size, mime=doc.mime_type, name=doc.file_name, doc=True),
+        )
     if msg.text is not None:
         return Incoming(**base, text=msg.text)
     return Incoming(**base, unsupported=True)
 
 
-def _photo_input(msg: Message, file_id: str, size: int | None, *, mime: str | None, name: str | None,
-                 doc: bool) -> PhotoInput:
+def _photo_input(
+    msg: Message, file_id: str, size: int | None, *, mime: str | None, name: str | None, doc: bool
+) -> PhotoInput:
     bot = msg.get_bot()
 
     async def fetch() -> bytes:
         tg_file = await bot.get_file(file_id)
         return bytes(await tg_file.download_as_bytearray())
 
-    return PhotoInput(fetch=fetch, file_name=name, mime_type=mime, size=size, as_document=doc,
-                      platform_file_id=file_id)
+    return PhotoInput(fetch=fetch, file_name=name, mime_type=mime, size=size, as_document=doc, platform_file_id=file_id)
 
 
 # --- Outgoing -> Bot API -------------------------------------------------------------------------------------
@@ -150,7 +157,7 @@ def keyboard_for(out: Outgoing):
     if out.options:
         cols = max(1, out.columns)
         rows = [
-            [InlineKeyboardButton(o.label[:64], callback_data=o.key) for o in out.options[i:i + cols]]
+            [InlineKeyboardButton(o.label[:64], callback_data=o.key) for o in out.options[i : i + cols]]
             for i in range(0, len(out.options), cols)
         ]
         return InlineKeyboardMarkup(rows)
@@ -170,16 +177,26 @@ async def send_outgoing(bot, chat_id: str | int, out: Outgoing) -> None:
     if out.photo is not None:
         photo = out.photo.read_bytes() if isinstance(out.photo, Path) else out.photo
         caption = text if len(text) <= CAPTION_LIMIT else None
-        await bot.send_photo(chat_id, photo=photo, caption=caption, parse_mode=ParseMode.HTML,
-                             reply_markup=markup if caption is not None else None)
+        await bot.send_photo(
+            chat_id,
+            photo=photo,
+            caption=caption,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup if caption is not None else None,
+        )
         if caption is not None:
             return
     if out.document is not None:
         caption = text if len(text) <= CAPTION_LIMIT else None
         with open(out.document, "rb") as fh:
-            await bot.send_document(chat_id, document=fh, filename=out.document_name or out.document.name,
-                                    caption=caption, parse_mode=ParseMode.HTML,
-                                    reply_markup=markup if caption is not None else None)
+            await bot.send_document(
+                chat_id,
+                document=fh,
+                filename=out.document_name or out.document.name,
+                caption=caption,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup if caption is not None else None,
+            )
         if caption is not None:
             return
     if not text:
@@ -187,8 +204,13 @@ async def send_outgoing(bot, chat_id: str | int, out: Outgoing) -> None:
     pages = split_text(text)
     for i, page in enumerate(pages):
         last = i == len(pages) - 1
-        await bot.send_message(chat_id, page, parse_mode=ParseMode.HTML, reply_markup=markup if last else None,
-                               disable_web_page_preview=True)
+        await bot.send_message(
+            chat_id,
+            page,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup if last else None,
+            disable_web_page_preview=True,
+        )
 
 
 # --- the application ------------------------------------------------------------------------------------------
@@ -202,9 +224,14 @@ MAX_RETRY_AFTER_S = 60
 class TelegramChannel:
     """Handlers that feed the engine and render its answers."""
 
-    def __init__(self, handle: Handle, *, clock: Clock | None = None,
-                 cross_channel: CrossChannelSend | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        handle: Handle,
+        *,
+        clock: Clock | None = None,
+        cross_channel: CrossChannelSend | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.handle = handle
         self.clock = clock or SystemClock()
         self.cross_channel = cross_channel
@@ -228,7 +255,10 @@ class TelegramChannel:
             await self._deliver(context.bot, incoming, out)
         log.info(
             "update handled channel=telegram user=%s kind=%s replies=%d ms=%.1f",
-            incoming.user_id, _kind(incoming), len(replies), (time.perf_counter() - started) * 1000,
+            incoming.user_id,
+            _kind(incoming),
+            len(replies),
+            (time.perf_counter() - started) * 1000,
         )
 
     async def _acknowledge_tap(self, update: Update) -> None:
@@ -237,8 +267,15 @@ class TelegramChannel:
             await cq.answer()
             # Show what was chosen and take the buttons away, so an old keyboard cannot be tapped twice.
             if cq.message is not None and isinstance(cq.message, Message) and cq.message.reply_markup:
-                label = next((b.text for row in cq.message.reply_markup.inline_keyboard for b in row
-                              if b.callback_data == cq.data), None)
+                label = next(
+                    (
+                        b.text
+                        for row in cq.message.reply_markup.inline_keyboard
+                        for b in row
+                        if b.callback_data == cq.data
+                    ),
+                    None,
+                )
                 if label:
                     await cq.edit_message_reply_markup(reply_markup=None)
         except BadRequest as exc:  # message too old to edit, query expired: harmless
@@ -259,7 +296,6 @@ class TelegramChannel:
                 log.warning("notification to another chat failed: %s", exc)
                 return
             raise
-
 
     async def _send_with_retries(self, bot, chat_id: str, out: Outgoing) -> None:
         """The engine has already saved the step, so a reply lost to a 5xx or a timeout would leave the
@@ -323,9 +359,7 @@ async def set_commands(application: Application) -> None:
     from conversations.menu import COMMANDS
 
     await application.bot.set_my_commands([BotCommand(cmd, desc("vi")) for cmd, desc in COMMANDS])
-    await application.bot.set_my_commands(
-        [BotCommand(cmd, desc("en")) for cmd, desc in COMMANDS], language_code="en"
-    )
+    await application.bot.set_my_commands([BotCommand(cmd, desc("en")) for cmd, desc in COMMANDS], language_code="en")
 
 
 def build_application(
@@ -340,10 +374,7 @@ def build_application(
     set_my_commands: bool = True,
 ) -> Application:
     builder: ApplicationBuilder = (
-        Application.builder()
-        .token(token)
-        .base_url(f"{api_url}/bot")
-        .base_file_url(f"{api_url}/file/bot")
+        Application.builder().token(token).base_url(f"{api_url}/bot").base_file_url(f"{api_url}/file/bot")
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)

@@ -20,16 +20,22 @@ from telegram import Bot
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 
 from bot.telegram import send_outgoing
-from conversations.types import Outgoing
-from scheduler.delivery import DeliveryError, RetryLater, Unreachable
+from core.messages import Outgoing
+from core.ports import DeliveryError, RetryLater, Unreachable
 from scheduler.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 # BadRequest descriptions that mean the person, not the message, is out of reach.
-UNREACHABLE_HINTS = ("chat not found", "user not found", "user is deactivated", "bot was blocked",
-                     "peer_id_invalid", "have no rights to send")
+UNREACHABLE_HINTS = (
+    "chat not found",
+    "user not found",
+    "user is deactivated",
+    "bot was blocked",
+    "peer_id_invalid",
+    "have no rights to send",
+)
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:

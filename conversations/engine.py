@@ -27,29 +27,37 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy
 from sqlmodel import Session, select
 
-from bot.clock import Clock
-from bot.programme import Programme
 from conversations import linking
 from conversations.flood import FloodGate, Verdict
 from conversations.forms import registry
 from conversations.forms.base import Action, Done, Form, FormContext, Kind, Person
-from conversations.i18n import LANGUAGES, T
 from conversations.menu import help_message, menu_message
 from conversations.runner import EDIT, FILL, Outcome, Progress, Runner
-from conversations.state import ConvRow, Sender, claim_and_load, delete_conversation, load_sender, \
-    prune_processed, require_durable_commit, save_conversation
-from conversations.text import is_word
-from conversations.types import Incoming, Outgoing, esc
+from conversations.state import (
+    ConvRow,
+    Sender,
+    claim_and_load,
+    delete_conversation,
+    load_sender,
+    prune_processed,
+    require_durable_commit,
+    save_conversation,
+)
+from core.clock import Clock
+from core.i18n import LANGUAGES, T
+from core.messages import Incoming, Outgoing, esc
+from core.phones import mask_phone, normalize_phone
+from core.ports import Mailer
+from core.programme import Programme
+from core.text import is_word
 from storage import people
 from storage.models import Staff
-from storage.phones import mask_phone, normalize_phone
 
 if TYPE_CHECKING:
     from storage.photos import PhotoStore
 
 log = logging.getLogger(__name__)
 
-Mailer = Callable[[str, str, str], Awaitable[None]]
 
 DEDUPE_KEEP = timedelta(days=3)
 PRUNE_EVERY = 1000  # messages between opportunistic prunes of the dedupe table
@@ -58,37 +66,57 @@ MAX_PHOTO_BYTES = 20 * 1024 * 1024
 
 APOLOGY = T(
     vi="Xin lỗi, hệ thống gặp lỗi khi xử lý tin nhắn này. Thông tin bạn đã nhập trước đó vẫn được giữ; "
-       "vui lòng gửi lại câu trả lời hoặc thử lại sau ít phút.",
+    "vui lòng gửi lại câu trả lời hoặc thử lại sau ít phút.",
     en="Sorry, something went wrong with this message. What you entered before is kept; please send your "
-       "answer again or try again in a few minutes.",
+    "answer again or try again in a few minutes.",
 )
-SLOW_DOWN = T(vi="Bạn gửi nhanh quá, vui lòng chờ khoảng {s} giây rồi gửi tiếp.",
-              en="You are sending too fast; please wait about {s} seconds.")
-CANCELLED = T(vi="Đã hủy «{title}». Không có gì được lưu. Gõ /menu để làm việc khác.",
-              en="Cancelled “{title}”. Nothing was saved. Type /menu for something else.")
+SLOW_DOWN = T(
+    vi="Bạn gửi nhanh quá, vui lòng chờ khoảng {s} giây rồi gửi tiếp.",
+    en="You are sending too fast; please wait about {s} seconds.",
+)
+CANCELLED = T(
+    vi="Đã hủy «{title}». Không có gì được lưu. Gõ /menu để làm việc khác.",
+    en="Cancelled “{title}”. Nothing was saved. Type /menu for something else.",
+)
 NOTHING_TO_CANCEL = T(vi="Không có việc nào đang làm dở.", en="Nothing to cancel.")
-BUSY = T(vi="Bạn đang điền «{title}». Hãy trả lời câu hỏi dưới đây, hoặc gõ /huy để hủy rồi chọn {cmd}.",
-         en="You are filling in “{title}”. Answer the question below, or type /huy to cancel and then {cmd}.")
+BUSY = T(
+    vi="Bạn đang điền «{title}». Hãy trả lời câu hỏi dưới đây, hoặc gõ /huy để hủy rồi chọn {cmd}.",
+    en="You are filling in “{title}”. Answer the question below, or type /huy to cancel and then {cmd}.",
+)
 BUSY_ELSEWHERE = T(
     vi="Bạn đang điền «{title}» trên {channel}. Hãy tiếp tục ở đó, hoặc gõ /huy để hủy.",
     en="You are filling in “{title}” on {channel}. Continue there, or type /huy to cancel.",
 )
 IN_PROGRESS = T(vi="(Bạn đang điền «{title}».)", en="(You are filling in “{title}”.)")
-UNKNOWN_COMMAND = T(vi="Không có lệnh /{cmd}. Gõ /menu để xem các việc bạn có thể làm.",
-                    en="There is no command /{cmd}. Type /menu to see what you can do.")
-NOT_FOR_ROLE = T(vi="Lệnh /{cmd} không dành cho {role}. Gõ /menu để xem các việc bạn có thể làm.",
-                 en="/{cmd} is not available to a {role}. Type /menu to see what you can do.")
-UNSUPPORTED = T(vi="Bot chưa đọc được loại tin nhắn này (nhãn dán, ghi âm, tệp...). Vui lòng gửi chữ hoặc ảnh.",
-                en="The bot cannot read this kind of message (sticker, voice, file...). Please send text or a photo.")
+UNKNOWN_COMMAND = T(
+    vi="Không có lệnh /{cmd}. Gõ /menu để xem các việc bạn có thể làm.",
+    en="There is no command /{cmd}. Type /menu to see what you can do.",
+)
+NOT_FOR_ROLE = T(
+    vi="Lệnh /{cmd} không dành cho {role}. Gõ /menu để xem các việc bạn có thể làm.",
+    en="/{cmd} is not available to a {role}. Type /menu to see what you can do.",
+)
+UNSUPPORTED = T(
+    vi="Bot chưa đọc được loại tin nhắn này (nhãn dán, ghi âm, tệp...). Vui lòng gửi chữ hoặc ảnh.",
+    en="The bot cannot read this kind of message (sticker, voice, file...). Please send text or a photo.",
+)
 STALE_MENU = T(vi="Lựa chọn này đã hết hạn (nút của một tin nhắn cũ).", en="That choice has expired (an old button).")
-NO_PHOTO_WANTED = T(vi="Hiện bạn không điền mục nào cần ảnh. Ảnh bàn giao được gửi trong lệnh /bangiao.",
-                    en="No open form needs a photo right now. Handover photos go with /bangiao.")
-PHOTO_TOO_BIG = T(vi="Ảnh quá lớn (tối đa 20 MB). Vui lòng gửi ảnh nhỏ hơn.",
-                  en="The photo is too large (20 MB at most). Please send a smaller one.")
-PHOTO_FETCH_FAILED = T(vi="Không tải được ảnh từ ứng dụng chat. Vui lòng gửi lại ảnh.",
-                       en="The photo could not be downloaded. Please send it again.")
-FORM_GONE = T(vi="Biểu mẫu bạn đang điền không còn nữa (hệ thống vừa cập nhật). Gõ /menu để bắt đầu lại.",
-              en="The form you were filling in no longer exists (the system was updated). Type /menu to start again.")
+NO_PHOTO_WANTED = T(
+    vi="Hiện bạn không điền mục nào cần ảnh. Ảnh bàn giao được gửi trong lệnh /bangiao.",
+    en="No open form needs a photo right now. Handover photos go with /bangiao.",
+)
+PHOTO_TOO_BIG = T(
+    vi="Ảnh quá lớn (tối đa 20 MB). Vui lòng gửi ảnh nhỏ hơn.",
+    en="The photo is too large (20 MB at most). Please send a smaller one.",
+)
+PHOTO_FETCH_FAILED = T(
+    vi="Không tải được ảnh từ ứng dụng chat. Vui lòng gửi lại ảnh.",
+    en="The photo could not be downloaded. Please send it again.",
+)
+FORM_GONE = T(
+    vi="Biểu mẫu bạn đang điền không còn nữa (hệ thống vừa cập nhật). Gõ /menu để bắt đầu lại.",
+    en="The form you were filling in no longer exists (the system was updated). Type /menu to start again.",
+)
 CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "console": "cửa sổ dòng lệnh"}
 CANCEL_WORDS = ("hủy", "huỷ", "huy", "cancel")
 
@@ -97,8 +125,9 @@ class _Step:
     """Everything one message's processing accumulates: its connection and transaction, an ORM session made
     only if a form needs one, rollback hooks, notifications, slow work for after the commit."""
 
-    def __init__(self, engine: ConversationEngine, conn: sqlalchemy.Connection, incoming: Incoming,
-                 now: datetime) -> None:
+    def __init__(
+        self, engine: ConversationEngine, conn: sqlalchemy.Connection, incoming: Incoming, now: datetime
+    ) -> None:
         self.engine = engine
         self.conn = conn
         self.incoming = incoming
@@ -133,9 +162,18 @@ class _Step:
 
     def ctx(self, person: Person, lang: str, values: dict[str, Any]) -> FormContext:
         e = self.engine
-        ctx = FormContext(session_factory=lambda: self.session, staff=person, programme=e.programme,
-                          clock=e.clock, now=self.now, lang=lang, values=values, photos=e.photos,
-                          media_dir=e.media_dir, channel=self.incoming.channel)
+        ctx = FormContext(
+            session_factory=lambda: self.session,
+            staff=person,
+            programme=e.programme,
+            clock=e.clock,
+            now=self.now,
+            lang=lang,
+            values=values,
+            photos=e.photos,
+            media_dir=e.media_dir,
+            channel=self.incoming.channel,
+        )
         ctx.rollback_hooks = self.rollback_hooks
         self.contexts.append(ctx)
         return ctx
@@ -189,9 +227,15 @@ class ConversationEngine:
                 return replies
             for work in step.after_commit:
                 replies.extend(await work())
-            log.info("update handled channel=%s staff=%s form=%s step=%s replies=%d ms=%.1f", incoming.channel,
-                     step.staff_id if step.staff_id is not None else "unlinked", step.form, step.step_name,
-                     len(replies), (time.perf_counter() - started) * 1000)
+            log.info(
+                "update handled channel=%s staff=%s form=%s step=%s replies=%d ms=%.1f",
+                incoming.channel,
+                step.staff_id if step.staff_id is not None else "unlinked",
+                step.form,
+                step.step_name,
+                len(replies),
+                (time.perf_counter() - started) * 1000,
+            )
             return replies
         except Exception:
             log.exception("conversation step failed channel=%s", incoming.channel)
@@ -207,12 +251,14 @@ class ConversationEngine:
         with Session(self.db, expire_on_commit=False) as session:
             staff = session.exec(select(Staff).where(Staff.phone == e164)).first()
             if staff is None:
-                raise LookupError(f"Số {mask_phone(e164)} không có trong danh sách. "
-                                  "Nhập danh sách bằng: fieldbot roster import TỆP")
+                raise LookupError(
+                    f"Số {mask_phone(e164)} không có trong danh sách. Nhập danh sách bằng: fieldbot roster import TỆP"
+                )
             if not staff.active:
                 raise LookupError(f"{staff.full_name} đã ngừng hoạt động trong danh sách.")
-            people.link_identity(session, staff_id=staff.id, channel=channel, external_id=external_id,
-                                 chat_id=chat_id, now=now)
+            people.link_identity(
+                session, staff_id=staff.id, channel=channel, external_id=external_id, chat_id=chat_id, now=now
+            )
             session.commit()
             session.expunge(staff)
             return staff
@@ -253,8 +299,13 @@ class ConversationEngine:
             step = _Step(self, conn, incoming, now)
             trans = conn.begin()
             try:
-                fresh, sender = claim_and_load(conn, channel=incoming.channel, message_id=incoming.message_id,
-                                               external_id=incoming.user_id, now=now)
+                fresh, sender = claim_and_load(
+                    conn,
+                    channel=incoming.channel,
+                    message_id=incoming.message_id,
+                    external_id=incoming.user_id,
+                    now=now,
+                )
                 if not fresh:
                     trans.rollback()
                     return [], None
@@ -266,8 +317,9 @@ class ConversationEngine:
                 if sender is None:
                     replies = self._unknown(step)
                 elif not sender.active:
-                    replies = [linking.refusal_for(step.session, self.programme, sender.person,
-                                                   self._lang(sender.person))]
+                    replies = [
+                        linking.refusal_for(step.session, self.programme, sender.person, self._lang(sender.person))
+                    ]
                 else:
                     replies = self._linked(step, sender, photo)
                 replies.extend(self._notifications(step))
@@ -301,8 +353,14 @@ class ConversationEngine:
     # --- unknown accounts ---------------------------------------------------------------------------------------
 
     def _unknown(self, step: _Step) -> list[Outgoing]:
-        result = linking.handle_unknown(step.session, step.incoming, programme=self.programme, now=step.now,
-                                        mailer=self.mailer, lang=self.default_language)
+        result = linking.handle_unknown(
+            step.session,
+            step.incoming,
+            programme=self.programme,
+            now=step.now,
+            mailer=self.mailer,
+            lang=self.default_language,
+        )
         step.after_commit.extend(result.after_commit)
         replies = list(result.messages)
         if result.linked is not None:
@@ -324,12 +382,12 @@ class ConversationEngine:
             cmd, args = incoming.choice[1:].split(" ", 1)[0].lower(), ""  # a menu button
 
         if incoming.contact is not None:
-            result = linking.relink_by_contact(step.session, incoming, person, programme=self.programme,
-                                               now=step.now, lang=lang)
+            result = linking.relink_by_contact(
+                step.session, incoming, person, programme=self.programme, now=step.now, lang=lang
+            )
             replies = list(result.messages)
             if result.linked is not None and result.linked.id != person.id:
-                replies.append(menu_message(_person(result.linked), self._lang(_person(result.linked)),
-                                            greeting=True))
+                replies.append(menu_message(_person(result.linked), self._lang(_person(result.linked)), greeting=True))
             return replies
         if incoming.unsupported:
             return [Outgoing(text=UNSUPPORTED(lang))] + self._reask(step, person, lang, here)
@@ -337,7 +395,9 @@ class ConversationEngine:
             return self._cancel(step, person, lang, conv)
         if cmd in ("start", "menu"):
             note = self._busy_note(conv, lang)
-            return [menu_message(person, lang, greeting=cmd == "start", note=note)] + self._reask(step, person, lang, here)
+            return [menu_message(person, lang, greeting=cmd == "start", note=note)] + self._reask(
+                step, person, lang, here
+            )
         if cmd == "trogiup":
             name, phone = linking.contact_of(step.session, self.programme, person.district_id)
             return [help_message(person, lang, contact=f"{name} ({phone})")] + self._reask(step, person, lang, here)
@@ -346,28 +406,42 @@ class ConversationEngine:
         if here is not None:
             return self._answer(step, person, lang, here, photo)
         if conv is not None:
-            return [Outgoing(text=BUSY_ELSEWHERE(lang, title=self._title(conv.form, lang),
-                                                 channel=CHANNEL_NAMES.get(conv.channel, conv.channel)))]
+            return [
+                Outgoing(
+                    text=BUSY_ELSEWHERE(
+                        lang, title=self._title(conv.form, lang), channel=CHANNEL_NAMES.get(conv.channel, conv.channel)
+                    )
+                )
+            ]
         if incoming.choice is not None:
             return [menu_message(person, lang, note=STALE_MENU(lang))]
         if incoming.photo is not None:
             return [menu_message(person, lang, note=NO_PHOTO_WANTED(lang))]
         return [menu_message(person, lang, greeting=True)]
 
-    def _command(self, step: _Step, person: Person, lang: str, conv: ConvRow | None, here: ConvRow | None,
-                 cmd: str, args: str) -> list[Outgoing]:
+    def _command(
+        self, step: _Step, person: Person, lang: str, conv: ConvRow | None, here: ConvRow | None, cmd: str, args: str
+    ) -> list[Outgoing]:
         item = registry().commands.get(cmd)
         if item is None:
             return [Outgoing(text=UNKNOWN_COMMAND(lang, cmd=esc(cmd[:32])))] + self._reask(step, person, lang, here)
         if person.role not in item.roles:
             from conversations.menu import role_label
 
-            return [Outgoing(text=NOT_FOR_ROLE(lang, cmd=cmd, role=role_label(person.role, lang)))] + \
-                self._reask(step, person, lang, here)
+            return [Outgoing(text=NOT_FOR_ROLE(lang, cmd=cmd, role=role_label(person.role, lang)))] + self._reask(
+                step, person, lang, here
+            )
         if conv is not None:
             if here is None:
-                return [Outgoing(text=BUSY_ELSEWHERE(lang, title=self._title(conv.form, lang),
-                                                     channel=CHANNEL_NAMES.get(conv.channel, conv.channel)))]
+                return [
+                    Outgoing(
+                        text=BUSY_ELSEWHERE(
+                            lang,
+                            title=self._title(conv.form, lang),
+                            channel=CHANNEL_NAMES.get(conv.channel, conv.channel),
+                        )
+                    )
+                ]
             note = BUSY(lang, title=self._title(conv.form, lang), cmd=f"/{cmd}")
             return self._reask(step, person, lang, here, note=note)
         if isinstance(item, Action):
@@ -376,8 +450,18 @@ class ConversationEngine:
             return self._after_done(step, person, lang, done, [], chain=0)
         return self._start(step, person, lang, item, values=None, pick=False, args=args, chain=0)
 
-    def _start(self, step: _Step, person: Person, lang: str, form: Form, *, values: dict[str, Any] | None,
-               pick: bool, args: str = "", chain: int) -> list[Outgoing]:
+    def _start(
+        self,
+        step: _Step,
+        person: Person,
+        lang: str,
+        form: Form,
+        *,
+        values: dict[str, Any] | None,
+        pick: bool,
+        args: str = "",
+        chain: int,
+    ) -> list[Outgoing]:
         progress = Progress(form=form.name, values=dict(values or {}))
         ctx = step.ctx(person, lang, progress.values)
         if form.start is not None:
@@ -401,8 +485,17 @@ class ConversationEngine:
         outcome = runner.answer(step.incoming, photo)
         return self._conclude(step, person, lang, runner, outcome, [], chain=0)
 
-    def _conclude(self, step: _Step, person: Person, lang: str, runner: Runner, outcome: Outcome,
-                  replies: list[Outgoing], *, chain: int) -> list[Outgoing]:
+    def _conclude(
+        self,
+        step: _Step,
+        person: Person,
+        lang: str,
+        runner: Runner,
+        outcome: Outcome,
+        replies: list[Outgoing],
+        *,
+        chain: int,
+    ) -> list[Outgoing]:
         replies = replies + outcome.messages
         step.form, step.step_name = runner.form.name, "done" if outcome.done or outcome.cancelled else runner.p.step
         if outcome.cancelled:
@@ -411,13 +504,29 @@ class ConversationEngine:
         if outcome.done is not None:
             delete_conversation(step.conn, staff_id=person.id)
             return self._after_done(step, person, lang, outcome.done, replies, chain=chain, messages_sent=True)
-        save_conversation(step.conn, staff_id=person.id, channel=step.incoming.channel,
-                          chat_id=step.incoming.chat_id, form=runner.form.name, step=runner.p.step,
-                          data=runner.p.dump(), now=step.now)
+        save_conversation(
+            step.conn,
+            staff_id=person.id,
+            channel=step.incoming.channel,
+            chat_id=step.incoming.chat_id,
+            form=runner.form.name,
+            step=runner.p.step,
+            data=runner.p.dump(),
+            now=step.now,
+        )
         return replies
 
-    def _after_done(self, step: _Step, person: Person, lang: str, done: Done, replies: list[Outgoing], *,
-                    chain: int, messages_sent: bool = False) -> list[Outgoing]:
+    def _after_done(
+        self,
+        step: _Step,
+        person: Person,
+        lang: str,
+        done: Done,
+        replies: list[Outgoing],
+        *,
+        chain: int,
+        messages_sent: bool = False,
+    ) -> list[Outgoing]:
         if not messages_sent:
             text = done.text(lang)
             if text:
@@ -429,8 +538,9 @@ class ConversationEngine:
         if nxt is None or chain >= MAX_CHAIN:
             log.error("form chain stopped at %r (chain %d)", done.next_form, chain)
             return replies
-        return replies + self._start(step, person, lang, nxt, values=done.next_values, pick=done.next_pick,
-                                     chain=chain + 1)
+        return replies + self._start(
+            step, person, lang, nxt, values=done.next_values, pick=done.next_pick, chain=chain + 1
+        )
 
     def _runner(self, step: _Step, person: Person, lang: str, conv: ConvRow) -> Runner | None:
         form = registry().forms.get(conv.form)
@@ -439,8 +549,9 @@ class ConversationEngine:
         progress = Progress.load(conv.form, conv.step, conv.data)
         return Runner(form, step.ctx(person, lang, progress.values), progress)
 
-    def _reask(self, step: _Step, person: Person, lang: str, here: ConvRow | None,
-               note: str | None = None) -> list[Outgoing]:
+    def _reask(
+        self, step: _Step, person: Person, lang: str, here: ConvRow | None, note: str | None = None
+    ) -> list[Outgoing]:
         """Ask the current question again (after /menu, /trogiup, a refused command ...)."""
         if here is None:
             return [Outgoing(text=note)] if note else []
@@ -475,8 +586,13 @@ class ConversationEngine:
                 staff = step.session.get(Staff, staff_id)
                 lang = staff.language if staff is not None and staff.language in LANGUAGES else self.default_language
                 if isinstance(message, Outgoing):
-                    msg = Outgoing(text=message.text, options=list(message.options), photo=message.photo,
-                                   document=message.document, document_name=message.document_name)
+                    msg = Outgoing(
+                        text=message.text,
+                        options=list(message.options),
+                        photo=message.photo,
+                        document=message.document,
+                        document_name=message.document_name,
+                    )
                 else:
                     msg = Outgoing(text=message(lang, **values) if isinstance(message, T) else message)
                 msg.chat_id, msg.channel = target.chat_id, target.channel
@@ -485,11 +601,22 @@ class ConversationEngine:
 
 
 def _person(staff: Staff) -> Person:
-    return Person(id=staff.id, full_name=staff.full_name, role=staff.role, school_id=staff.school_id,
-                  district_id=staff.district_id, language=staff.language or "vi")
+    return Person(
+        id=staff.id,
+        full_name=staff.full_name,
+        role=staff.role,
+        school_id=staff.school_id,
+        district_id=staff.district_id,
+        language=staff.language or "vi",
+    )
 
 
 def _typed(incoming: Incoming, text: str) -> Incoming:
     """The command's argument, treated as if typed as the answer to the first question."""
-    return Incoming(channel=incoming.channel, user_id=incoming.user_id, chat_id=incoming.chat_id,
-                    received_at=incoming.received_at, text=text)
+    return Incoming(
+        channel=incoming.channel,
+        user_id=incoming.user_id,
+        chat_id=incoming.chat_id,
+        received_at=incoming.received_at,
+        text=text,
+    )

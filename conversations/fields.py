@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
-from bot.clock import fmt_date
 from conversations.forms.base import Choice, Done, Field, FormContext, Invalid, Kind, Options, Prompt
-from conversations.i18n import T
-from conversations.text import fold, nfc
-from conversations.types import PhotoInput, esc
+from core.clock import fmt_date
+from core.i18n import T
+from core.messages import PhotoInput, esc
+from core.text import fold, nfc
 
 # --- parsers --------------------------------------------------------------------------------------------
 
@@ -42,18 +42,29 @@ def parse_person_name(text: str, _ctx: FormContext | None = None, *, min_words: 
     bad = sorted({ch for ch in name if ch != " " and not _is_vi_letter(ch)})
     if bad:
         shown = " ".join(esc(ch) for ch in bad[:5])
-        raise Invalid(T(vi="Họ tên chỉ gồm chữ cái tiếng Việt, không có số, ký hiệu hay biểu tượng "
-                           "(thấy: {bad}). Ví dụ: Nguyễn Văn An",
-                        en="A name has Vietnamese letters only, no digits, symbols or emoji (found: {bad}). "
-                           "Example: Nguyễn Văn An"), bad=shown)
+        raise Invalid(
+            T(
+                vi="Họ tên chỉ gồm chữ cái tiếng Việt, không có số, ký hiệu hay biểu tượng "
+                "(thấy: {bad}). Ví dụ: Nguyễn Văn An",
+                en="A name has Vietnamese letters only, no digits, symbols or emoji (found: {bad}). "
+                "Example: Nguyễn Văn An",
+            ),
+            bad=shown,
+        )
     words = name.split(" ")
     if not min_words <= len(words) <= max_words:
-        raise Invalid(T(vi="Họ tên cần từ {lo} đến {hi} chữ (họ, tên đệm, tên). Ví dụ: Nguyễn Văn An",
-                        en="A full name has {lo} to {hi} words. Example: Nguyễn Văn An"),
-                      lo=min_words, hi=max_words)
+        raise Invalid(
+            T(
+                vi="Họ tên cần từ {lo} đến {hi} chữ (họ, tên đệm, tên). Ví dụ: Nguyễn Văn An",
+                en="A full name has {lo} to {hi} words. Example: Nguyễn Văn An",
+            ),
+            lo=min_words,
+            hi=max_words,
+        )
     if any(len(w) > 12 for w in words):
-        raise Invalid(T(vi="Có một chữ quá dài; vui lòng kiểm tra lại họ tên.",
-                        en="One word is too long; please check the name."))
+        raise Invalid(
+            T(vi="Có một chữ quá dài; vui lòng kiểm tra lại họ tên.", en="One word is too long; please check the name.")
+        )
     return " ".join(w[:1].upper() + w[1:].lower() for w in words)
 
 
@@ -61,27 +72,46 @@ def parse_date(text: str, _ctx: FormContext | None = None) -> date:
     """dd/mm/yyyy (also d/m/yyyy, with - or . as separators); a real calendar date."""
     m = _DATE.match(text or "")
     if not m:
-        raise Invalid(T(vi="Ngày «{v}» chưa đúng dạng. Vui lòng gõ ngày/tháng/năm, ví dụ 05/09/2012.",
-                        en="“{v}” is not a date. Please type day/month/year, e.g. 05/09/2012."),
-                      v=esc(text.strip()[:30]))
+        raise Invalid(
+            T(
+                vi="Ngày «{v}» chưa đúng dạng. Vui lòng gõ ngày/tháng/năm, ví dụ 05/09/2012.",
+                en="“{v}” is not a date. Please type day/month/year, e.g. 05/09/2012.",
+            ),
+            v=esc(text.strip()[:30]),
+        )
     d, mth, y = (int(g) for g in m.groups())
     if not 1 <= mth <= 12:
-        raise Invalid(T(vi="Tháng {m} không tồn tại (tháng từ 1 đến 12). Ngày gõ theo dạng dd/mm/yyyy.",
-                        en="There is no month {m} (1 to 12). Dates are dd/mm/yyyy."), m=mth)
+        raise Invalid(
+            T(
+                vi="Tháng {m} không tồn tại (tháng từ 1 đến 12). Ngày gõ theo dạng dd/mm/yyyy.",
+                en="There is no month {m} (1 to 12). Dates are dd/mm/yyyy.",
+            ),
+            m=mth,
+        )
     try:
         return date(y, mth, d)
     except ValueError:
-        raise Invalid(T(vi="Ngày {v} không có trên lịch (tháng {m}/{y} không có ngày {d}).",
-                        en="{v} is not a calendar date (month {m}/{y} has no day {d})."),
-                      v=esc(text.strip()), m=mth, y=y, d=d) from None
+        raise Invalid(
+            T(
+                vi="Ngày {v} không có trên lịch (tháng {m}/{y} không có ngày {d}).",
+                en="{v} is not a calendar date (month {m}/{y} has no day {d}).",
+            ),
+            v=esc(text.strip()),
+            m=mth,
+            y=y,
+            d=d,
+        ) from None
 
 
 def parse_past_date(text: str, ctx: FormContext) -> date:
     """A date that is today or earlier (receipts, handovers)."""
     value = parse_date(text, ctx)
     if value > ctx.today:
-        raise Invalid(T(vi="Ngày {v} ở tương lai (hôm nay là {t}).", en="{v} is in the future (today is {t})."),
-                      v=fmt_date(value), t=fmt_date(ctx.today))
+        raise Invalid(
+            T(vi="Ngày {v} ở tương lai (hôm nay là {t}).", en="{v} is in the future (today is {t})."),
+            v=fmt_date(value),
+            t=fmt_date(ctx.today),
+        )
     return value
 
 
@@ -97,17 +127,30 @@ SCHOOL_GRADES = {"TH": (1, 5), "THCS": (6, 9)}
 def parse_birth_date(text: str, ctx: FormContext) -> date:
     value = parse_date(text, ctx)
     if value > ctx.today:
-        raise Invalid(T(vi="Ngày sinh {v} ở tương lai (hôm nay là {t}). Vui lòng kiểm tra lại.",
-                        en="Birth date {v} is in the future (today is {t})."),
-                      v=fmt_date(value), t=fmt_date(ctx.today))
+        raise Invalid(
+            T(
+                vi="Ngày sinh {v} ở tương lai (hôm nay là {t}). Vui lòng kiểm tra lại.",
+                en="Birth date {v} is in the future (today is {t}).",
+            ),
+            v=fmt_date(value),
+            t=fmt_date(ctx.today),
+        )
     level = ctx.school_level
     lo, hi = SCHOOL_AGES.get(level or "", (5, 17))
     age = age_on(value, ctx.today)
     if not lo <= age <= hi:
-        raise Invalid(T(vi="Với ngày sinh {v}, em {a} tuổi — không phải tuổi học sinh {lvl} (khoảng {lo}–{hi} "
-                           "tuổi). Vui lòng kiểm tra lại năm sinh.",
-                        en="Born {v}, the pupil is {a} — not a {lvl} school age (about {lo}-{hi})."),
-                      v=fmt_date(value), a=age, lvl=level or "phổ thông", lo=lo, hi=hi)
+        raise Invalid(
+            T(
+                vi="Với ngày sinh {v}, em {a} tuổi — không phải tuổi học sinh {lvl} (khoảng {lo}–{hi} "
+                "tuổi). Vui lòng kiểm tra lại năm sinh.",
+                en="Born {v}, the pupil is {a} — not a {lvl} school age (about {lo}-{hi}).",
+            ),
+            v=fmt_date(value),
+            a=age,
+            lvl=level or "phổ thông",
+            lo=lo,
+            hi=hi,
+        )
     return value
 
 
@@ -117,16 +160,27 @@ def parse_class_name(text: str, ctx: FormContext | None = None) -> str:
     raw = re.sub(r"^(LỚP|LOP)\s*", "", raw)
     m = _CLASS.match(raw)
     if not m:
-        raise Invalid(T(vi="Lớp «{v}» chưa đúng dạng. Gõ khối và lớp, ví dụ: 6A1, 3/2, 5B.",
-                        en="“{v}” is not a class. Type grade and section, e.g. 6A1, 3/2, 5B."),
-                      v=esc(text.strip()[:20]))
+        raise Invalid(
+            T(
+                vi="Lớp «{v}» chưa đúng dạng. Gõ khối và lớp, ví dụ: 6A1, 3/2, 5B.",
+                en="“{v}” is not a class. Type grade and section, e.g. 6A1, 3/2, 5B.",
+            ),
+            v=esc(text.strip()[:20]),
+        )
     grade = int(m.group(1))
     level = ctx.school_level if ctx is not None else None
     lo, hi = SCHOOL_GRADES.get(level or "", (1, 12))
     if not lo <= grade <= hi:
-        raise Invalid(T(vi="Khối {g} không có ở trường {lvl} (khối {lo}–{hi}). Ví dụ: {lo}A1.",
-                        en="Grade {g} is not taught at a {lvl} school (grades {lo}-{hi})."),
-                      g=grade, lvl=level or "", lo=lo, hi=hi)
+        raise Invalid(
+            T(
+                vi="Khối {g} không có ở trường {lvl} (khối {lo}–{hi}). Ví dụ: {lo}A1.",
+                en="Grade {g} is not taught at a {lvl} school (grades {lo}-{hi}).",
+            ),
+            g=grade,
+            lvl=level or "",
+            lo=lo,
+            hi=hi,
+        )
     if m.group(2):
         return f"{grade}/{int(m.group(3))}"
     return f"{grade}{m.group(4)}"
@@ -136,24 +190,37 @@ def parse_student_code(text: str, _ctx: FormContext | None = None) -> str:
     """Mã định danh: digits only, 10 or 12 of them (spaces and dots people add are ignored)."""
     code = re.sub(r"[\s.\-]", "", text or "")
     if not code.isdigit() or not code.isascii():
-        raise Invalid(T(vi="Mã định danh chỉ gồm chữ số (10 hoặc 12 số), không có chữ cái. Bạn gõ: «{v}».",
-                        en="The student code has digits only (10 or 12). You typed “{v}”."),
-                      v=esc(text.strip()[:30]))
+        raise Invalid(
+            T(
+                vi="Mã định danh chỉ gồm chữ số (10 hoặc 12 số), không có chữ cái. Bạn gõ: «{v}».",
+                en="The student code has digits only (10 or 12). You typed “{v}”.",
+            ),
+            v=esc(text.strip()[:30]),
+        )
     if len(code) not in (10, 12):
-        raise Invalid(T(vi="Mã định danh cần 10 hoặc 12 chữ số; mã bạn gõ có {n} số.",
-                        en="The student code has 10 or 12 digits; yours has {n}."), n=len(code))
+        raise Invalid(
+            T(
+                vi="Mã định danh cần 10 hoặc 12 chữ số; mã bạn gõ có {n} số.",
+                en="The student code has 10 or 12 digits; yours has {n}.",
+            ),
+            n=len(code),
+        )
     return code
 
 
 def parse_phone(text: str, _ctx: FormContext | None = None) -> str:
-    from storage.phones import normalize_phone
+    from core.phones import normalize_phone
 
     try:
         return normalize_phone(text)
     except ValueError:
-        raise Invalid(T(vi="Số điện thoại «{v}» không hợp lệ. Ví dụ: 0913 860 438.",
-                        en="“{v}” is not a valid phone number. Example: 0913 860 438."),
-                      v=esc(text.strip()[:30])) from None
+        raise Invalid(
+            T(
+                vi="Số điện thoại «{v}» không hợp lệ. Ví dụ: 0913 860 438.",
+                en="“{v}” is not a valid phone number. Example: 0913 860 438.",
+            ),
+            v=esc(text.strip()[:30]),
+        ) from None
 
 
 def int_parser(*, minimum: int = 1, maximum: int = 10_000) -> Callable[[str, FormContext], int]:
@@ -163,11 +230,15 @@ def int_parser(*, minimum: int = 1, maximum: int = 10_000) -> Callable[[str, For
             raise Invalid(T(vi="Vui lòng gõ một số nguyên, ví dụ: 10.", en="Please type a whole number, e.g. 10."))
         n = int(raw)
         if n < minimum:
-            raise Invalid(T(vi="Số phải từ {lo} trở lên (bạn gõ {n}).", en="The number must be at least {lo}."),
-                          lo=minimum, n=n)
+            raise Invalid(
+                T(vi="Số phải từ {lo} trở lên (bạn gõ {n}).", en="The number must be at least {lo}."), lo=minimum, n=n
+            )
         if n > maximum:
-            raise Invalid(T(vi="Số {n} quá lớn (tối đa {hi:,}). Vui lòng kiểm tra lại.",
-                            en="{n} is too large (at most {hi:,})."), n=n, hi=maximum)
+            raise Invalid(
+                T(vi="Số {n} quá lớn (tối đa {hi:,}). Vui lòng kiểm tra lại.", en="{n} is too large (at most {hi:,})."),
+                n=n,
+                hi=maximum,
+            )
         return n
 
     return parse
@@ -180,11 +251,18 @@ def text_parser(*, min_len: int = 2, max_len: int = 500) -> Callable[[str, FormC
     def parse(text: str, _ctx: FormContext | None = None) -> str:
         value = nfc(text or "")
         if len(value) < min_len:
-            raise Invalid(T(vi="Câu trả lời quá ngắn (ít nhất {n} ký tự).", en="Too short (at least {n} characters)."),
-                          n=min_len)
+            raise Invalid(
+                T(vi="Câu trả lời quá ngắn (ít nhất {n} ký tự).", en="Too short (at least {n} characters)."), n=min_len
+            )
         if len(value) > max_len:
-            raise Invalid(T(vi="Câu trả lời quá dài ({n} ký tự; tối đa {m}). Vui lòng viết gọn hơn.",
-                            en="Too long ({n} characters; at most {m})."), n=len(value), m=max_len)
+            raise Invalid(
+                T(
+                    vi="Câu trả lời quá dài ({n} ký tự; tối đa {m}). Vui lòng viết gọn hơn.",
+                    en="Too long ({n} characters; at most {m}).",
+                ),
+                n=len(value),
+                m=max_len,
+            )
         return value
 
     return parse
@@ -193,73 +271,211 @@ def text_parser(*, min_len: int = 2, max_len: int = 500) -> Callable[[str, FormC
 # --- constructors -------------------------------------------------------------------------------------------
 
 
-def text_field(name: str, prompt: Prompt, label: T, *, parse: Callable[[str, FormContext], Any] | None = None,
-               required: bool = True, when: Callable[[FormContext], bool] | None = None,
-               after: Callable[[FormContext, Any], Done | None] | None = None, max_len: int = 500,
-               show: Callable[[Any, FormContext], str] | None = None, editable: bool = True) -> Field:
-    return Field(name=name, kind=Kind.TEXT, prompt=prompt, label=label,
-                 parse=parse or text_parser(max_len=max_len), required=required, when=when, after=after,
-                 show=show, editable=editable)
+def text_field(
+    name: str,
+    prompt: Prompt,
+    label: T,
+    *,
+    parse: Callable[[str, FormContext], Any] | None = None,
+    required: bool = True,
+    when: Callable[[FormContext], bool] | None = None,
+    after: Callable[[FormContext, Any], Done | None] | None = None,
+    max_len: int = 500,
+    show: Callable[[Any, FormContext], str] | None = None,
+    editable: bool = True,
+) -> Field:
+    return Field(
+        name=name,
+        kind=Kind.TEXT,
+        prompt=prompt,
+        label=label,
+        parse=parse or text_parser(max_len=max_len),
+        required=required,
+        when=when,
+        after=after,
+        show=show,
+        editable=editable,
+    )
 
 
-def number_field(name: str, prompt: Prompt, label: T, *, minimum: int = 1, maximum: int = 10_000,
-                 required: bool = True, when: Callable[[FormContext], bool] | None = None,
-                 after: Callable[[FormContext, Any], Done | None] | None = None) -> Field:
-    return Field(name=name, kind=Kind.NUMBER, prompt=prompt, label=label,
-                 parse=int_parser(minimum=minimum, maximum=maximum), required=required, when=when, after=after)
+def number_field(
+    name: str,
+    prompt: Prompt,
+    label: T,
+    *,
+    minimum: int = 1,
+    maximum: int = 10_000,
+    required: bool = True,
+    when: Callable[[FormContext], bool] | None = None,
+    after: Callable[[FormContext, Any], Done | None] | None = None,
+) -> Field:
+    return Field(
+        name=name,
+        kind=Kind.NUMBER,
+        prompt=prompt,
+        label=label,
+        parse=int_parser(minimum=minimum, maximum=maximum),
+        required=required,
+        when=when,
+        after=after,
+    )
 
 
-def date_field(name: str, prompt: Prompt, label: T, *, parse: Callable[[str, FormContext], date] = parse_date,
-               required: bool = True, when: Callable[[FormContext], bool] | None = None,
-               after: Callable[[FormContext, Any], Done | None] | None = None,
-               default_today: bool = False) -> Field:
+def date_field(
+    name: str,
+    prompt: Prompt,
+    label: T,
+    *,
+    parse: Callable[[str, FormContext], date] = parse_date,
+    required: bool = True,
+    when: Callable[[FormContext], bool] | None = None,
+    after: Callable[[FormContext, Any], Done | None] | None = None,
+    default_today: bool = False,
+) -> Field:
     default = None
     if default_today:
+
         def default(ctx: FormContext) -> tuple[Any, str]:
             return ctx.today, ctx.t(T(vi="Hôm nay ({d})", en="Today ({d})"), d=fmt_date(ctx.today))
-    return Field(name=name, kind=Kind.DATE, prompt=prompt, label=label, parse=parse, required=required,
-                 when=when, after=after, default=default)
+
+    return Field(
+        name=name,
+        kind=Kind.DATE,
+        prompt=prompt,
+        label=label,
+        parse=parse,
+        required=required,
+        when=when,
+        after=after,
+        default=default,
+    )
 
 
-def phone_field(name: str, prompt: Prompt, label: T, *, required: bool = True,
-                when: Callable[[FormContext], bool] | None = None,
-                after: Callable[[FormContext, Any], Done | None] | None = None) -> Field:
-    from storage.phones import display_phone
+def phone_field(
+    name: str,
+    prompt: Prompt,
+    label: T,
+    *,
+    required: bool = True,
+    when: Callable[[FormContext], bool] | None = None,
+    after: Callable[[FormContext, Any], Done | None] | None = None,
+) -> Field:
+    from core.phones import display_phone
 
-    return Field(name=name, kind=Kind.PHONE, prompt=prompt, label=label, parse=parse_phone, required=required,
-                 when=when, after=after, show=lambda v, _ctx: display_phone(v))
+    return Field(
+        name=name,
+        kind=Kind.PHONE,
+        prompt=prompt,
+        label=label,
+        parse=parse_phone,
+        required=required,
+        when=when,
+        after=after,
+        show=lambda v, _ctx: display_phone(v),
+    )
 
 
-def choice_field(name: str, prompt: Prompt, label: T, options: Options, *, required: bool = True,
-                 when: Callable[[FormContext], bool] | None = None,
-                 after: Callable[[FormContext, Any], Done | None] | None = None, empty: T | None = None,
-                 columns: int = 1, editable: bool = True,
-                 show: Callable[[Any, FormContext], str] | None = None) -> Field:
-    return Field(name=name, kind=Kind.CHOICE, prompt=prompt, label=label, options=options, required=required,
-                 when=when, after=after, empty=empty, columns=columns, editable=editable, show=show)
+def choice_field(
+    name: str,
+    prompt: Prompt,
+    label: T,
+    options: Options,
+    *,
+    required: bool = True,
+    when: Callable[[FormContext], bool] | None = None,
+    after: Callable[[FormContext, Any], Done | None] | None = None,
+    empty: T | None = None,
+    columns: int = 1,
+    editable: bool = True,
+    show: Callable[[Any, FormContext], str] | None = None,
+) -> Field:
+    return Field(
+        name=name,
+        kind=Kind.CHOICE,
+        prompt=prompt,
+        label=label,
+        options=options,
+        required=required,
+        when=when,
+        after=after,
+        empty=empty,
+        columns=columns,
+        editable=editable,
+        show=show,
+    )
 
 
-def multi_field(name: str, prompt: Prompt, label: T, options: Options, *, required: bool = True,
-                when: Callable[[FormContext], bool] | None = None,
-                after: Callable[[FormContext, Any], Done | None] | None = None) -> Field:
-    return Field(name=name, kind=Kind.MULTI, prompt=prompt, label=label, options=options, required=required,
-                 when=when, after=after)
+def multi_field(
+    name: str,
+    prompt: Prompt,
+    label: T,
+    options: Options,
+    *,
+    required: bool = True,
+    when: Callable[[FormContext], bool] | None = None,
+    after: Callable[[FormContext, Any], Done | None] | None = None,
+) -> Field:
+    return Field(
+        name=name,
+        kind=Kind.MULTI,
+        prompt=prompt,
+        label=label,
+        options=options,
+        required=required,
+        when=when,
+        after=after,
+    )
 
 
-def confirm_field(name: str, prompt: Prompt, label: T, *, when: Callable[[FormContext], bool] | None = None,
-                  after: Callable[[FormContext, Any], Done | None] | None = None, yes: T | None = None,
-                  no: T | None = None, editable: bool = False) -> Field:
+def confirm_field(
+    name: str,
+    prompt: Prompt,
+    label: T,
+    *,
+    when: Callable[[FormContext], bool] | None = None,
+    after: Callable[[FormContext, Any], Done | None] | None = None,
+    yes: T | None = None,
+    no: T | None = None,
+    editable: bool = False,
+) -> Field:
     options = [Choice(True, yes or T(vi="Có", en="Yes")), Choice(False, no or T(vi="Không", en="No"))]
-    return Field(name=name, kind=Kind.CONFIRM, prompt=prompt, label=label, options=options, when=when,
-                 after=after, columns=2, editable=editable)
+    return Field(
+        name=name,
+        kind=Kind.CONFIRM,
+        prompt=prompt,
+        label=label,
+        options=options,
+        when=when,
+        after=after,
+        columns=2,
+        editable=editable,
+    )
 
 
-def photo_field(name: str, prompt: Prompt, label: T, *,
-                accept: Callable[[FormContext, bytes, PhotoInput], Any] | None = None, required: bool = True,
-                min_photos: int = 1, max_photos: int = 1, when: Callable[[FormContext], bool] | None = None,
-                after: Callable[[FormContext, Any], Done | None] | None = None) -> Field:
-    return Field(name=name, kind=Kind.PHOTO, prompt=prompt, label=label, accept_photo=accept or store_photo,
-                 required=required, min_photos=min_photos, max_photos=max_photos, when=when, after=after)
+def photo_field(
+    name: str,
+    prompt: Prompt,
+    label: T,
+    *,
+    accept: Callable[[FormContext, bytes, PhotoInput], Any] | None = None,
+    required: bool = True,
+    min_photos: int = 1,
+    max_photos: int = 1,
+    when: Callable[[FormContext], bool] | None = None,
+    after: Callable[[FormContext, Any], Done | None] | None = None,
+) -> Field:
+    return Field(
+        name=name,
+        kind=Kind.PHOTO,
+        prompt=prompt,
+        label=label,
+        accept_photo=accept or store_photo,
+        required=required,
+        min_photos=min_photos,
+        max_photos=max_photos,
+        when=when,
+        after=after,
+    )
 
 
 def store_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> int:
@@ -271,8 +487,12 @@ def store_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> int:
     from storage.photos import PhotoRejected, PhotoStoreError
 
     if ctx.photos is None:
-        raise Invalid(T(vi="Máy chủ chưa được cấu hình nơi lưu ảnh; vui lòng báo quản trị viên.",
-                        en="The server has no photo storage configured; please tell the administrator."))
+        raise Invalid(
+            T(
+                vi="Máy chủ chưa được cấu hình nơi lưu ảnh; vui lòng báo quản trị viên.",
+                en="The server has no photo storage configured; please tell the administrator.",
+            )
+        )
     try:
         stored = ctx.photos.ingest(data, mime_type=photo.mime_type, file_name=photo.file_name)
     except PhotoRejected as exc:
@@ -281,10 +501,19 @@ def store_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> int:
         raise Invalid(exc.message_vi if ctx.lang == "vi" else exc.message_en) from None
     row = ctx.session.exec(select(Photo).where(Photo.sha256 == stored.sha256)).first()
     if row is None:
-        row = Photo(sha256=stored.sha256, dhash=stored.dhash, path=stored.path, thumb_path=stored.thumb_path,
-                    width=stored.width, height=stored.height, size_bytes=stored.size_bytes,
-                    captured_at=stored.captured_at, had_location=stored.had_location,
-                    uploaded_by=ctx.staff.id, created_at=ctx.now)
+        row = Photo(
+            sha256=stored.sha256,
+            dhash=stored.dhash,
+            path=stored.path,
+            thumb_path=stored.thumb_path,
+            width=stored.width,
+            height=stored.height,
+            size_bytes=stored.size_bytes,
+            captured_at=stored.captured_at,
+            had_location=stored.had_location,
+            uploaded_by=ctx.staff.id,
+            created_at=ctx.now,
+        )
         ctx.session.add(row)
         ctx.session.flush()
         store = ctx.photos

@@ -20,54 +20,55 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from bot.clock import fmt_local
-from bot.programme import Programme
 from conversations.fields import phone_field
 from conversations.forms.base import Done, Form, FormContext, Invalid, Person
-from conversations.i18n import T
-from conversations.types import Incoming, Outgoing, esc
+from core.clock import fmt_local
+from core.i18n import T
+from core.messages import Incoming, Outgoing, esc
+from core.phones import display_phone, mask_phone, normalize_phone
+from core.ports import Mailer
+from core.programme import Programme
+from core.vocabulary import Role
 from storage import audit, people
-from storage.models import LinkAttempt, LinkCode, Role, Staff
-from storage.phones import display_phone, mask_phone, normalize_phone
+from storage.models import LinkAttempt, LinkCode, Staff
 
 CODE_TTL = timedelta(minutes=15)
 MAX_FAILURES = 5
 LOCK_FOR = timedelta(hours=1)
 EMAIL_RESEND_AFTER = timedelta(minutes=2)
 
-Mailer = Callable[[str, str, str], Awaitable[None]]
 
 # --- texts ------------------------------------------------------------------------------------------------
 
 ASK_CONTACT = T(
     vi="Chào bạn! Để dùng bot, bạn cần liên kết tài khoản với số điện thoại trong danh sách của trường.\n"
-       "Bấm nút «📱 Chia sẻ số điện thoại» bên dưới, hoặc gõ số điện thoại của bạn.",
+    "Bấm nút «📱 Chia sẻ số điện thoại» bên dưới, hoặc gõ số điện thoại của bạn.",
     en="Hello! To use this bot, link your account to your phone number on the school roster.\n"
-       "Tap “📱 Share phone number” below, or type your phone number.",
+    "Tap “📱 Share phone number” below, or type your phone number.",
 )
 ASK_PHONE = T(
     vi="Chào bạn! Để dùng bot, bạn cần liên kết tài khoản với số điện thoại trong danh sách của trường.\n"
-       "Vui lòng gõ số điện thoại của bạn (ví dụ: 0901234567).",
+    "Vui lòng gõ số điện thoại của bạn (ví dụ: 0901234567).",
     en="Hello! To use this bot, link your account to your phone number on the school roster.\n"
-       "Please type your phone number (e.g. 0901234567).",
+    "Please type your phone number (e.g. 0901234567).",
 )
 NOT_OWN_CONTACT = T(
     vi="Chỉ có thể liên kết bằng số điện thoại của chính bạn: hãy bấm nút «📱 Chia sẻ số điện thoại», "
-       "không chuyển tiếp danh bạ của người khác.",
+    "không chuyển tiếp danh bạ của người khác.",
     en="You can only link with your own phone number: tap “📱 Share phone number”; do not forward someone "
-       "else's contact.",
+    "else's contact.",
 )
 UNKNOWN_PHONE = T(
     vi="Số điện thoại {phone} không có trong danh sách cán bộ, giáo viên của chương trình. Nếu bạn là giáo "
-       "viên hoặc hiệu trưởng, vui lòng liên hệ {contact} ({contact_phone}) để được thêm vào danh sách.",
+    "viên hoặc hiệu trưởng, vui lòng liên hệ {contact} ({contact_phone}) để được thêm vào danh sách.",
     en="The phone number {phone} is not on the programme's staff roster. If you are a teacher or principal, "
-       "please contact {contact} ({contact_phone}) to be added.",
+    "please contact {contact} ({contact_phone}) to be added.",
 )
 DEACTIVATED = T(
     vi="Tài khoản của {name} đã ngừng hoạt động trong danh sách của chương trình, nên bot không thể xử lý "
-       "yêu cầu. Nếu có nhầm lẫn, vui lòng liên hệ {contact} ({contact_phone}).",
+    "yêu cầu. Nếu có nhầm lẫn, vui lòng liên hệ {contact} ({contact_phone}).",
     en="{name}'s account is no longer active on the programme roster, so the bot cannot help. If this is "
-       "a mistake, please contact {contact} ({contact_phone}).",
+    "a mistake, please contact {contact} ({contact_phone}).",
 )
 LINKED = T(vi="✅ Đã liên kết tài khoản.", en="✅ Your account is linked.")
 ALREADY_LINKED = T(vi="Tài khoản này đã được liên kết với bạn.", en="This account is already linked to you.")
@@ -81,28 +82,33 @@ CODE_RECENTLY_EMAILED = T(
 )
 ASK_FOR_CODE = T(
     vi="Chào {name}! Danh sách chưa có email của bạn, nên bot không tự gửi mã được. Vui lòng xin mã liên kết "
-       "6 số từ hiệu trưởng (lệnh /maketoken) hoặc chuyên viên Phòng GD&ĐT, rồi gõ mã vào đây.",
+    "6 số từ hiệu trưởng (lệnh /maketoken) hoặc chuyên viên Phòng GD&ĐT, rồi gõ mã vào đây.",
     en="Hello {name}! The roster has no email for you, so the bot cannot send a code. Please ask your "
-       "principal (/maketoken) or the district officer for a 6-digit link code, then type it here.",
+    "principal (/maketoken) or the district officer for a 6-digit link code, then type it here.",
 )
 EMAIL_FAILED = T(
     vi="Chưa gửi được email chứa mã. Vui lòng thử lại sau ít phút, hoặc xin mã từ hiệu trưởng / chuyên viên "
-       "Phòng GD&ĐT.",
+    "Phòng GD&ĐT.",
     en="The email with the code could not be sent. Please try again in a few minutes, or ask your principal "
-       "or the district officer for a code.",
+    "or the district officer for a code.",
 )
-PHONE_FIRST = T(vi="Vui lòng gõ số điện thoại của bạn trước, rồi mới gõ mã liên kết.",
-                en="Please type your phone number first, then the link code.")
-WRONG_CODE = T(vi="Mã không đúng hoặc đã hết hạn. Bạn còn {left} lần thử.",
-               en="Wrong or expired code. {left} tries left.")
-LOCKED = T(vi="Bạn đã nhập sai mã quá {n} lần. Vui lòng thử lại sau {until}.",
-           en="Too many wrong codes ({n}). Please try again after {until}.")
+PHONE_FIRST = T(
+    vi="Vui lòng gõ số điện thoại của bạn trước, rồi mới gõ mã liên kết.",
+    en="Please type your phone number first, then the link code.",
+)
+WRONG_CODE = T(
+    vi="Mã không đúng hoặc đã hết hạn. Bạn còn {left} lần thử.", en="Wrong or expired code. {left} tries left."
+)
+LOCKED = T(
+    vi="Bạn đã nhập sai mã quá {n} lần. Vui lòng thử lại sau {until}.",
+    en="Too many wrong codes ({n}). Please try again after {until}.",
+)
 EMAIL_SUBJECT = T(vi="Mã liên kết bot “Sóng và máy tính cho em”", en="Your link code")
 EMAIL_BODY = T(
     vi="Chào {name},\n\nMã liên kết tài khoản chat của bạn với bot chương trình “Sóng và máy tính cho em” là: "
-       "{code}\n\nMã dùng một lần và hết hạn sau 15 phút. Nếu bạn không yêu cầu mã này, hãy bỏ qua email.\n",
+    "{code}\n\nMã dùng một lần và hết hạn sau 15 phút. Nếu bạn không yêu cầu mã này, hãy bỏ qua email.\n",
     en="Hello {name},\n\nYour code to link your chat account: {code}\n\nIt works once and expires in 15 "
-       "minutes. If you did not ask for it, ignore this email.\n",
+    "minutes. If you did not ask for it, ignore this email.\n",
 )
 
 
@@ -118,8 +124,15 @@ def _hash(staff_id: int, code: str) -> str:
 def issue_link_code(session: Session, *, staff_id: int, created_by: int | None, now: datetime) -> str:
     """A fresh 6-digit code for ``staff_id``: only its hash is stored; single use, expires in 15 minutes."""
     code = f"{secrets.randbelow(1_000_000):06d}"
-    session.add(LinkCode(staff_id=staff_id, code_hash=_hash(staff_id, code), created_by=created_by,
-                         created_at=now, expires_at=now + CODE_TTL))
+    session.add(
+        LinkCode(
+            staff_id=staff_id,
+            code_hash=_hash(staff_id, code),
+            created_by=created_by,
+            created_at=now,
+            expires_at=now + CODE_TTL,
+        )
+    )
     session.flush()
     return code
 
@@ -127,8 +140,9 @@ def issue_link_code(session: Session, *, staff_id: int, created_by: int | None, 
 def redeem_link_code(session: Session, *, staff_id: int, code: str, now: datetime) -> bool:
     """True (and the code is spent) if ``code`` is a valid unused code of ``staff_id``."""
     wanted = _hash(staff_id, code.strip())
-    rows = session.exec(select(LinkCode).where(LinkCode.staff_id == staff_id, LinkCode.used_at.is_(None),
-                                               LinkCode.expires_at > now)).all()
+    rows = session.exec(
+        select(LinkCode).where(LinkCode.staff_id == staff_id, LinkCode.used_at.is_(None), LinkCode.expires_at > now)
+    ).all()
     for row in rows:
         if hmac.compare_digest(row.code_hash, wanted):
             row.used_at = now
@@ -164,19 +178,22 @@ def contact_of(session: Session, programme: Programme, district_id: int | None) 
 
 def refusal_for(session: Session, programme: Programme, staff: Staff | Person, lang: str) -> Outgoing:
     name, phone = contact_of(session, programme, staff.district_id)
-    return Outgoing(text=DEACTIVATED(lang, name=esc(staff.full_name), contact=name, contact_phone=phone),
-                    remove_keyboard=True)
+    return Outgoing(
+        text=DEACTIVATED(lang, name=esc(staff.full_name), contact=name, contact_phone=phone), remove_keyboard=True
+    )
 
 
 def _unknown_phone(session: Session, programme: Programme, phone: str, lang: str) -> Outgoing:
     name, contact_phone = contact_of(session, programme, None)
-    return Outgoing(text=UNKNOWN_PHONE(lang, phone=esc(phone), contact=name, contact_phone=contact_phone),
-                    remove_keyboard=True)
+    return Outgoing(
+        text=UNKNOWN_PHONE(lang, phone=esc(phone), contact=name, contact_phone=contact_phone), remove_keyboard=True
+    )
 
 
 def _attempt(session: Session, channel: str, external_id: str, now: datetime) -> LinkAttempt:
-    row = session.exec(select(LinkAttempt).where(LinkAttempt.channel == channel,
-                                                 LinkAttempt.external_id == external_id)).first()
+    row = session.exec(
+        select(LinkAttempt).where(LinkAttempt.channel == channel, LinkAttempt.external_id == external_id)
+    ).first()
     if row is None:
         row = LinkAttempt(channel=channel, external_id=external_id[:64], failures=0, updated_at=now)
         session.add(row)
@@ -189,14 +206,17 @@ def _welcome_prompt(incoming: Incoming, lang: str) -> Outgoing:
     return Outgoing(text=ASK_PHONE(lang))
 
 
-def handle_unknown(session: Session, incoming: Incoming, *, programme: Programme, now: datetime,
-                   mailer: Mailer | None, lang: str) -> LinkStep:
+def handle_unknown(
+    session: Session, incoming: Incoming, *, programme: Programme, now: datetime, mailer: Mailer | None, lang: str
+) -> LinkStep:
     """A message from an account that is not linked to anyone: only linking is possible."""
-    attempt = session.exec(select(LinkAttempt).where(LinkAttempt.channel == incoming.channel,
-                                                     LinkAttempt.external_id == incoming.user_id)).first()
+    attempt = session.exec(
+        select(LinkAttempt).where(LinkAttempt.channel == incoming.channel, LinkAttempt.external_id == incoming.user_id)
+    ).first()
     if attempt is not None and attempt.locked_until is not None and attempt.locked_until > now:
-        return LinkStep([Outgoing(text=LOCKED(lang, n=MAX_FAILURES,
-                                              until=fmt_local(attempt.locked_until, programme.tz)))])
+        return LinkStep(
+            [Outgoing(text=LOCKED(lang, n=MAX_FAILURES, until=fmt_local(attempt.locked_until, programme.tz)))]
+        )
     if incoming.contact is not None:
         return _by_contact(session, incoming, programme=programme, now=now, lang=lang)
     text = (incoming.text or "").strip()
@@ -212,8 +232,7 @@ def handle_unknown(session: Session, incoming: Incoming, *, programme: Programme
     return _by_typed_phone(session, incoming, text, programme=programme, now=now, mailer=mailer, lang=lang)
 
 
-def _by_contact(session: Session, incoming: Incoming, *, programme: Programme, now: datetime,
-                lang: str) -> LinkStep:
+def _by_contact(session: Session, incoming: Incoming, *, programme: Programme, now: datetime, lang: str) -> LinkStep:
     contact = incoming.contact
     assert contact is not None
     if contact.user_id is None or contact.user_id != incoming.user_id:
@@ -223,13 +242,27 @@ def _by_contact(session: Session, incoming: Incoming, *, programme: Programme, n
         return LinkStep([_unknown_phone(session, programme, contact.phone, lang)])
     if not staff.active:
         return LinkStep([refusal_for(session, programme, staff, lang)])
-    people.link_identity(session, staff_id=staff.id, channel=incoming.channel, external_id=incoming.user_id,
-                         chat_id=incoming.chat_id, now=now)
+    people.link_identity(
+        session,
+        staff_id=staff.id,
+        channel=incoming.channel,
+        external_id=incoming.user_id,
+        chat_id=incoming.chat_id,
+        now=now,
+    )
     return LinkStep([Outgoing(text=LINKED(lang), remove_keyboard=True)], linked=staff)
 
 
-def _by_typed_phone(session: Session, incoming: Incoming, text: str, *, programme: Programme, now: datetime,
-                    mailer: Mailer | None, lang: str) -> LinkStep:
+def _by_typed_phone(
+    session: Session,
+    incoming: Incoming,
+    text: str,
+    *,
+    programme: Programme,
+    now: datetime,
+    mailer: Mailer | None,
+    lang: str,
+) -> LinkStep:
     staff = people.find_staff_by_phone(session, phone=text)
     if staff is None:
         return LinkStep([_unknown_phone(session, programme, text, lang)])
@@ -243,9 +276,14 @@ def _by_typed_phone(session: Session, incoming: Incoming, text: str, *, programm
     if not staff.email or mailer is None:
         return LinkStep([Outgoing(text=ASK_FOR_CODE(lang, name=esc(staff.full_name)))])
     masked = mask_email(staff.email)
-    recent = session.exec(select(LinkCode).where(
-        LinkCode.staff_id == staff.id, LinkCode.created_by.is_(None), LinkCode.used_at.is_(None),
-        LinkCode.created_at > now - EMAIL_RESEND_AFTER)).first()
+    recent = session.exec(
+        select(LinkCode).where(
+            LinkCode.staff_id == staff.id,
+            LinkCode.created_by.is_(None),
+            LinkCode.used_at.is_(None),
+            LinkCode.created_at > now - EMAIL_RESEND_AFTER,
+        )
+    ).first()
     if recent is not None:
         return LinkStep([Outgoing(text=CODE_RECENTLY_EMAILED(lang, email=esc(masked)))])
     code = issue_link_code(session, staff_id=staff.id, created_by=None, now=now)
@@ -264,8 +302,9 @@ def _by_typed_phone(session: Session, incoming: Incoming, text: str, *, programm
     return LinkStep(after_commit=[send])
 
 
-def _by_code(session: Session, incoming: Incoming, code: str, *, programme: Programme, now: datetime,
-             lang: str) -> LinkStep:
+def _by_code(
+    session: Session, incoming: Incoming, code: str, *, programme: Programme, now: datetime, lang: str
+) -> LinkStep:
     attempt = _attempt(session, incoming.channel, incoming.user_id, now)
     if attempt.staff_id is None:
         session.flush()
@@ -275,8 +314,14 @@ def _by_code(session: Session, incoming: Incoming, code: str, *, programme: Prog
         return LinkStep([refusal_for(session, programme, staff, lang)] if staff else [])
     if redeem_link_code(session, staff_id=staff.id, code=code, now=now):
         session.delete(attempt)
-        people.link_identity(session, staff_id=staff.id, channel=incoming.channel, external_id=incoming.user_id,
-                             chat_id=incoming.chat_id, now=now)
+        people.link_identity(
+            session,
+            staff_id=staff.id,
+            channel=incoming.channel,
+            external_id=incoming.user_id,
+            chat_id=incoming.chat_id,
+            now=now,
+        )
         return LinkStep([Outgoing(text=LINKED(lang), remove_keyboard=True)], linked=staff)
     attempt.failures += 1
     attempt.updated_at = now
@@ -285,17 +330,27 @@ def _by_code(session: Session, incoming: Incoming, code: str, *, programme: Prog
         attempt.locked_until = now + LOCK_FOR
         session.add(attempt)
         session.flush()
-        audit.record(session, actor_id=None, action="link_locked", entity="link_attempt", entity_id=attempt.id,
-                     before=None, after={"channel": incoming.channel, "staff_id": staff.id}, now=now)
-        return LinkStep([Outgoing(text=LOCKED(lang, n=MAX_FAILURES, until=fmt_local(attempt.locked_until,
-                                                                                   programme.tz)))])
+        audit.record(
+            session,
+            actor_id=None,
+            action="link_locked",
+            entity="link_attempt",
+            entity_id=attempt.id,
+            before=None,
+            after={"channel": incoming.channel, "staff_id": staff.id},
+            now=now,
+        )
+        return LinkStep(
+            [Outgoing(text=LOCKED(lang, n=MAX_FAILURES, until=fmt_local(attempt.locked_until, programme.tz)))]
+        )
     session.add(attempt)
     session.flush()
     return LinkStep([Outgoing(text=WRONG_CODE(lang, left=MAX_FAILURES - attempt.failures))])
 
 
-def relink_by_contact(session: Session, incoming: Incoming, person: Person, *, programme: Programme,
-                      now: datetime, lang: str) -> LinkStep:
+def relink_by_contact(
+    session: Session, incoming: Incoming, person: Person, *, programme: Programme, now: datetime, lang: str
+) -> LinkStep:
     """A linked person shares a contact: their own phone -> nothing to do; another active roster phone that
     Telegram vouches belongs to this account -> the account moves to that person (audited)."""
     contact = incoming.contact
@@ -309,23 +364,30 @@ def relink_by_contact(session: Session, incoming: Incoming, person: Person, *, p
         return LinkStep([Outgoing(text=ALREADY_LINKED(lang), remove_keyboard=True)])
     if not staff.active:
         return LinkStep([refusal_for(session, programme, staff, lang)])
-    people.link_identity(session, staff_id=staff.id, channel=incoming.channel, external_id=incoming.user_id,
-                         chat_id=incoming.chat_id, now=now)
+    people.link_identity(
+        session,
+        staff_id=staff.id,
+        channel=incoming.channel,
+        external_id=incoming.user_id,
+        chat_id=incoming.chat_id,
+        now=now,
+    )
     return LinkStep([Outgoing(text=LINKED(lang), remove_keyboard=True)], linked=staff)
 
 
 # --- /maketoken: a principal or the district officer makes a code for someone without email ----------------
 
 MAKETOKEN_ASK = T(vi="Số điện thoại của người cần mã liên kết?", en="Phone number of the person who needs a code?")
-NOT_YOURS = T(vi="Số {phone} không thuộc {where} của bạn, nên bạn không tạo mã cho người này được.",
-              en="{phone} is not in your {where}, so you cannot make a code for them.")
-NOT_ON_ROSTER = T(vi="Số {phone} không có trong danh sách đang hoạt động.",
-                  en="{phone} is not on the active roster.")
+NOT_YOURS = T(
+    vi="Số {phone} không thuộc {where} của bạn, nên bạn không tạo mã cho người này được.",
+    en="{phone} is not in your {where}, so you cannot make a code for them.",
+)
+NOT_ON_ROSTER = T(vi="Số {phone} không có trong danh sách đang hoạt động.", en="{phone} is not on the active roster.")
 TOKEN_MADE = T(
     vi="Mã liên kết cho <b>{name}</b>: <code>{code}</code>\nMã dùng một lần, hết hạn lúc {until}. Người đó gõ "
-       "số điện thoại của mình cho bot, rồi gõ mã này.",
+    "số điện thoại của mình cho bot, rồi gõ mã này.",
     en="Link code for <b>{name}</b>: <code>{code}</code>\nSingle use, expires at {until}. They type their "
-       "phone number to the bot, then this code.",
+    "phone number to the bot, then this code.",
 )
 
 
@@ -343,8 +405,16 @@ def _make_token(ctx: FormContext) -> Done:
     if not allowed:
         raise Invalid(NOT_YOURS, field="phone", phone=shown, where=where(ctx.lang))
     code = issue_link_code(ctx.session, staff_id=staff.id, created_by=me.id, now=ctx.now)
-    audit.record(ctx.session, actor_id=me.id, action="make_link_code", entity="staff", entity_id=staff.id,
-                 before=None, after={"phone": mask_phone(phone)}, now=ctx.now)
+    audit.record(
+        ctx.session,
+        actor_id=me.id,
+        action="make_link_code",
+        entity="staff",
+        entity_id=staff.id,
+        before=None,
+        after={"phone": mask_phone(phone)},
+        now=ctx.now,
+    )
     return Done(TOKEN_MADE, name=esc(staff.full_name), code=code, until=fmt_local(ctx.now + CODE_TTL, ctx.programme.tz))
 
 

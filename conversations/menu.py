@@ -5,13 +5,23 @@ from __future__ import annotations
 
 from conversations.forms import registry
 from conversations.forms.base import Person
-from conversations.i18n import T
-from conversations.types import Option, Outgoing
-from storage.models import Role
+from core.i18n import T
+from core.messages import Option, Outgoing
+from core.vocabulary import Role
 
 # The order commands appear in menus, help and Telegram's command list.
-MENU_ORDER = ("dangky", "bangiao", "nhanmay", "taitro", "duyet", "chotbaocao", "cuatoi", "tonghop",
-              "xuatfile", "maketoken")
+MENU_ORDER = (
+    "dangky",
+    "bangiao",
+    "nhanmay",
+    "taitro",
+    "duyet",
+    "chotbaocao",
+    "cuatoi",
+    "tonghop",
+    "xuatfile",
+    "maketoken",
+)
 
 ROLE_LABELS = {
     Role.TEACHER: T(vi="giáo viên", en="teacher"),
@@ -25,22 +35,24 @@ GLOBAL_COMMANDS: list[tuple[str, T]] = [
     ("trogiup", T(vi="Hướng dẫn sử dụng", en="Help")),
 ]
 
-MENU_HEAD = T(vi="Bạn muốn làm gì? Bấm một mục bên dưới hoặc gõ lệnh.",
-              en="What would you like to do? Tap an item or type a command.")
+MENU_HEAD = T(
+    vi="Bạn muốn làm gì? Bấm một mục bên dưới hoặc gõ lệnh.",
+    en="What would you like to do? Tap an item or type a command.",
+)
 GREETING = T(vi="Xin chào {name} ({role}).", en="Hello {name} ({role}).")
 HELP = T(
     vi="<b>Hướng dẫn</b>\nBot giúp báo cáo chương trình «Sóng và máy tính cho em» ngay trên điện thoại.\n\n"
-       "{commands}\n\n"
-       "Trong lúc điền: bấm nút hoặc gõ câu trả lời (gõ số thứ tự hoặc chữ, có dấu hay không dấu đều được); "
-       "gõ «quay lại» để sửa câu trước, «bỏ qua» cho mục không bắt buộc, /huy để hủy — chưa bấm «Lưu» thì "
-       "chưa có gì được lưu. Ngày gõ theo dạng ngày/tháng/năm, ví dụ 05/09/2012.\n"
-       "Cần hỗ trợ: {contact}.",
+    "{commands}\n\n"
+    "Trong lúc điền: bấm nút hoặc gõ câu trả lời (gõ số thứ tự hoặc chữ, có dấu hay không dấu đều được); "
+    "gõ «quay lại» để sửa câu trước, «bỏ qua» cho mục không bắt buộc, /huy để hủy — chưa bấm «Lưu» thì "
+    "chưa có gì được lưu. Ngày gõ theo dạng ngày/tháng/năm, ví dụ 05/09/2012.\n"
+    "Cần hỗ trợ: {contact}.",
     en="<b>Help</b>\nThis bot reports the “Internet and computers for you” programme from your phone.\n\n"
-       "{commands}\n\n"
-       "While filling in a form: tap a button or type the answer (the number, or the text with or without "
-       "accents); type “back” to change the previous answer, “skip” for optional ones, /huy to cancel — "
-       "nothing is saved before “Save”. Dates are day/month/year, e.g. 05/09/2012.\n"
-       "Support: {contact}.",
+    "{commands}\n\n"
+    "While filling in a form: tap a button or type the answer (the number, or the text with or without "
+    "accents); type “back” to change the previous answer, “skip” for optional ones, /huy to cancel — "
+    "nothing is saved before “Save”. Dates are day/month/year, e.g. 05/09/2012.\n"
+    "Support: {contact}.",
 )
 
 
@@ -78,10 +90,16 @@ def help_message(person: Person, lang: str = "vi", *, contact: str = "") -> Outg
 
 def _commands() -> list[tuple[str, T]]:
     reg = registry()
-    out = [(cmd, reg.commands[cmd].description) for cmd in MENU_ORDER
-           if cmd in reg.commands and reg.commands[cmd].description is not None]
-    out += [(cmd, reg.commands[cmd].description) for cmd in sorted(reg.commands)
-            if cmd not in MENU_ORDER and reg.commands[cmd].description is not None]
+    out = [
+        (cmd, reg.commands[cmd].description)
+        for cmd in MENU_ORDER
+        if cmd in reg.commands and reg.commands[cmd].description is not None
+    ]
+    out += [
+        (cmd, reg.commands[cmd].description)
+        for cmd in sorted(reg.commands)
+        if cmd not in MENU_ORDER and reg.commands[cmd].description is not None
+    ]
     return out + GLOBAL_COMMANDS  # type: ignore[return-value]
 
 

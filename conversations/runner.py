@@ -15,10 +15,10 @@ from typing import Any
 
 from conversations.fields import show_value
 from conversations.forms.base import Done, Field, Form, FormContext, Invalid, Kind
-from conversations.i18n import T
 from conversations.state import from_json, to_json
-from conversations.text import fold, is_word, match_label
-from conversations.types import Incoming, Option, Outgoing, PhotoInput, esc
+from core.i18n import T
+from core.messages import Incoming, Option, Outgoing, PhotoInput, esc
+from core.text import fold, is_word, match_label
 
 FILL, SUMMARY, PICK, EDIT = "fill", "summary", "pick", "edit"
 
@@ -35,26 +35,39 @@ L_SAVE = T(vi="💾 Lưu", en="💾 Save")
 L_EDIT = T(vi="✏️ Sửa một mục", en="✏️ Change an answer")
 L_CANCEL = T(vi="✖ Hủy", en="✖ Cancel")
 
-STALE = T(vi="Lựa chọn này đã hết hạn (nút của một tin nhắn cũ). Vui lòng trả lời câu hỏi dưới đây.",
-          en="That choice has expired (a button from an old message). Please answer the question below.")
-NOT_AN_OPTION = T(vi="«{v}» không khớp lựa chọn nào. Vui lòng bấm một nút hoặc gõ số thứ tự.",
-                  en="“{v}” matches no option. Please tap a button or type its number.")
-AMBIGUOUS = T(vi="«{v}» khớp nhiều lựa chọn: {labels}. Vui lòng gõ rõ hơn hoặc gõ số thứ tự.",
-              en="“{v}” matches several options: {labels}. Please be more specific or type the number.")
-WANT_PHOTO = T(vi="Ở bước này cần gửi một ảnh (chụp hoặc chọn từ thư viện), không phải chữ.",
-               en="This step needs a photo (take one or pick from the gallery), not text.")
-NO_PHOTO_HERE = T(vi="Ở bước này chưa cần ảnh; vui lòng trả lời bằng chữ hoặc bấm nút.",
-                  en="No photo is needed here; please answer with text or a button.")
+STALE = T(
+    vi="Lựa chọn này đã hết hạn (nút của một tin nhắn cũ). Vui lòng trả lời câu hỏi dưới đây.",
+    en="That choice has expired (a button from an old message). Please answer the question below.",
+)
+NOT_AN_OPTION = T(
+    vi="«{v}» không khớp lựa chọn nào. Vui lòng bấm một nút hoặc gõ số thứ tự.",
+    en="“{v}” matches no option. Please tap a button or type its number.",
+)
+AMBIGUOUS = T(
+    vi="«{v}» khớp nhiều lựa chọn: {labels}. Vui lòng gõ rõ hơn hoặc gõ số thứ tự.",
+    en="“{v}” matches several options: {labels}. Please be more specific or type the number.",
+)
+WANT_PHOTO = T(
+    vi="Ở bước này cần gửi một ảnh (chụp hoặc chọn từ thư viện), không phải chữ.",
+    en="This step needs a photo (take one or pick from the gallery), not text.",
+)
+NO_PHOTO_HERE = T(
+    vi="Ở bước này chưa cần ảnh; vui lòng trả lời bằng chữ hoặc bấm nút.",
+    en="No photo is needed here; please answer with text or a button.",
+)
 FIRST_QUESTION = T(vi="Đây đã là câu hỏi đầu tiên.", en="This is already the first question.")
 REQUIRED = T(vi="Mục này bắt buộc, không bỏ qua được.", en="This answer is required.")
 SUMMARY_HEAD = T(vi="<b>Kiểm tra lại thông tin — {title}</b>", en="<b>Please check — {title}</b>")
 SUMMARY_ASK = T(vi="Lưu thông tin này?", en="Save this?")
 PICK_ASK = T(vi="Bạn muốn sửa mục nào?", en="Which answer do you want to change?")
-PHOTO_MORE = T(vi="Đã nhận {n} ảnh. Gửi thêm ảnh, hoặc bấm «Xong».",
-               en="{n} photo(s) received. Send more, or tap “Done”.")
+PHOTO_MORE = T(
+    vi="Đã nhận {n} ảnh. Gửi thêm ảnh, hoặc bấm «Xong».", en="{n} photo(s) received. Send more, or tap “Done”."
+)
 PHOTO_MIN = T(vi="Cần ít nhất {n} ảnh.", en="At least {n} photo(s) are needed.")
-MULTI_HINT = T(vi="(Bấm để chọn/bỏ chọn, rồi bấm «Xong»; hoặc gõ các số, ví dụ: 1,3)",
-               en="(Tap to select/unselect, then “Done”; or type the numbers, e.g. 1,3)")
+MULTI_HINT = T(
+    vi="(Bấm để chọn/bỏ chọn, rồi bấm «Xong»; hoặc gõ các số, ví dụ: 1,3)",
+    en="(Tap to select/unselect, then “Done”; or type the numbers, e.g. 1,3)",
+)
 NONE_SELECTED = T(vi="Chưa chọn mục nào.", en="Nothing selected yet.")
 NO_OPTIONS = T(vi="Hiện không có lựa chọn nào cho bước này.", en="There is nothing to choose from right now.")
 
@@ -74,14 +87,29 @@ class Progress:
     labels: dict[str, str] = field(default_factory=dict)  # label of each chosen option, for the summary
 
     def dump(self) -> dict[str, Any]:
-        return {"v": to_json(self.values), "h": self.hist, "m": self.mode, "q": self.q, "o": self.opts,
-                "s": to_json(self.sel), "l": self.labels}
+        return {
+            "v": to_json(self.values),
+            "h": self.hist,
+            "m": self.mode,
+            "q": self.q,
+            "o": self.opts,
+            "s": to_json(self.sel),
+            "l": self.labels,
+        }
 
     @classmethod
     def load(cls, form: str, step: str, data: dict[str, Any]) -> Progress:
-        return cls(form=form, values=from_json(data.get("v", {})), hist=list(data.get("h", [])),
-                   mode=data.get("m", FILL), step=step, q=data.get("q", ""), opts=list(data.get("o", [])),
-                   sel=from_json(data.get("s", [])), labels=dict(data.get("l", {})))
+        return cls(
+            form=form,
+            values=from_json(data.get("v", {})),
+            hist=list(data.get("h", [])),
+            mode=data.get("m", FILL),
+            step=step,
+            q=data.get("q", ""),
+            opts=list(data.get("o", [])),
+            sel=from_json(data.get("s", [])),
+            labels=dict(data.get("l", {})),
+        )
 
 
 def _ctl(name: str, value: Any = None) -> dict[str, Any]:
@@ -158,8 +186,9 @@ class Runner:
                 if is_word(text, *YES_WORDS):
                     return self._take(f, [labels[0] if labels else "", True], label=labels[0] if labels else None)
                 if is_word(text, *NO_WORDS):
-                    return self._take(f, [labels[1] if len(labels) > 1 else "", False],
-                                      label=labels[1] if len(labels) > 1 else None)
+                    return self._take(
+                        f, [labels[1] if len(labels) > 1 else "", False], label=labels[1] if len(labels) > 1 else None
+                    )
             m = match_label(text, labels)
             if m.index is not None:
                 return self._take(f, self.p.opts[m.index], label=labels[m.index])
@@ -384,8 +413,11 @@ class Runner:
         if p.mode == SUMMARY:
             return [[L_SAVE(lang), _ctl("save")], [L_EDIT(lang), _ctl("edit")], [L_CANCEL(lang), _ctl("cancel")]]
         if p.mode == PICK:
-            opts = [[f.label(lang), _ctl("pick", f.name)] for f in self.form.fields
-                    if f.editable and f.name in p.values and f.applies(ctx)]
+            opts = [
+                [f.label(lang), _ctl("pick", f.name)]
+                for f in self.form.fields
+                if f.editable and f.name in p.values and f.applies(ctx)
+            ]
             return opts + [[L_BACK(lang), _ctl("summary")]]
         f = self._current_field()
         if f is None:

@@ -58,28 +58,47 @@ _UPSERT: dict[str, Any] = {}
 def _claim_stmt(conn: Connection):
     name = conn.dialect.name
     if name not in _CLAIM:
-        ins = _dialect(conn).insert(_processed).values(
-            channel=bindparam("channel"), message_id=bindparam("message_id"), processed_at=bindparam("at"))
+        ins = (
+            _dialect(conn)
+            .insert(_processed)
+            .values(channel=bindparam("channel"), message_id=bindparam("message_id"), processed_at=bindparam("at"))
+        )
         # preserve_rowcount: SQLAlchemy reports -1 for an INSERT's rowcount on psycopg unless asked to keep it
         # (without it every message on PostgreSQL looked like a redelivery and was silently dropped).
         _CLAIM[name] = ins.on_conflict_do_nothing(index_elements=["channel", "message_id"]).execution_options(
-            preserve_rowcount=True)
+            preserve_rowcount=True
+        )
     return _CLAIM[name]
 
 
 def _upsert_stmt(conn: Connection):
     name = conn.dialect.name
     if name not in _UPSERT:
-        ins = _dialect(conn).insert(_conv).values(
-            staff_id=bindparam("staff_id"), channel=bindparam("channel"), chat_id=bindparam("chat_id"),
-            form=bindparam("form"), step=bindparam("step"), data=bindparam("data", type_=_conv.c.data.type),
-            started_at=bindparam("now", type_=_conv.c.started_at.type),
-            updated_at=bindparam("now2", type_=_conv.c.updated_at.type))
+        ins = (
+            _dialect(conn)
+            .insert(_conv)
+            .values(
+                staff_id=bindparam("staff_id"),
+                channel=bindparam("channel"),
+                chat_id=bindparam("chat_id"),
+                form=bindparam("form"),
+                step=bindparam("step"),
+                data=bindparam("data", type_=_conv.c.data.type),
+                started_at=bindparam("now", type_=_conv.c.started_at.type),
+                updated_at=bindparam("now2", type_=_conv.c.updated_at.type),
+            )
+        )
         ex = ins.excluded
         _UPSERT[name] = ins.on_conflict_do_update(
             index_elements=["staff_id"],
-            set_={"channel": ex.channel, "chat_id": ex.chat_id, "form": ex.form, "step": ex.step, "data": ex.data,
-                  "updated_at": ex.updated_at},
+            set_={
+                "channel": ex.channel,
+                "chat_id": ex.chat_id,
+                "form": ex.form,
+                "step": ex.step,
+                "data": ex.data,
+                "updated_at": ex.updated_at,
+            },
         )
     return _UPSERT[name]
 
@@ -99,9 +118,19 @@ def prune_processed(conn: Connection, *, before: datetime) -> int:
 
 _SENDER = (
     select(
-        _staff.c.id, _staff.c.full_name, _staff.c.role, _staff.c.school_id, _staff.c.district_id,
-        _staff.c.language, _staff.c.active, _school.c.level,
-        _conv.c.channel, _conv.c.chat_id, _conv.c.form, _conv.c.step, _conv.c.data,
+        _staff.c.id,
+        _staff.c.full_name,
+        _staff.c.role,
+        _staff.c.school_id,
+        _staff.c.district_id,
+        _staff.c.language,
+        _staff.c.active,
+        _school.c.level,
+        _conv.c.channel,
+        _conv.c.chat_id,
+        _conv.c.form,
+        _conv.c.step,
+        _conv.c.data,
     )
     .select_from(
         _ident.join(_staff, _staff.c.id == _ident.c.staff_id)
@@ -125,10 +154,13 @@ def _pg_claim_and_load_stmt():
     modifying CTE). Each round trip to the server costs more than the statements themselves."""
     global _PG_CLAIM_AND_LOAD
     if _PG_CLAIM_AND_LOAD is None:
-        claimed = (postgresql.insert(_processed)
-                   .values(channel=bindparam("channel"), message_id=bindparam("message_id"), processed_at=bindparam("at"))
-                   .on_conflict_do_nothing(index_elements=["channel", "message_id"])
-                   .returning(_processed.c.message_id).cte("claimed"))
+        claimed = (
+            postgresql.insert(_processed)
+            .values(channel=bindparam("channel"), message_id=bindparam("message_id"), processed_at=bindparam("at"))
+            .on_conflict_do_nothing(index_elements=["channel", "message_id"])
+            .returning(_processed.c.message_id)
+            .cte("claimed")
+        )
         sender = _SENDER.subquery("s")
         one = select(literal(1).label("x")).subquery("one")
         _PG_CLAIM_AND_LOAD = select(
@@ -139,14 +171,17 @@ def _pg_claim_and_load_stmt():
     return _PG_CLAIM_AND_LOAD
 
 
-def claim_and_load(conn: Connection, *, channel: str, message_id: str | None, external_id: str,
-                   now: datetime) -> tuple[bool, Sender | None]:
+def claim_and_load(
+    conn: Connection, *, channel: str, message_id: str | None, external_id: str, now: datetime
+) -> tuple[bool, Sender | None]:
     """Record the message (False: already processed) and read its sender, in as few round trips as the
     database allows. On PostgreSQL the transaction is left with ``synchronous_commit`` off: a step that
     writes records must call ``require_durable_commit`` (the engine does when a form opens an ORM session)."""
     if conn.dialect.name == "postgresql" and message_id:
-        row = conn.execute(_pg_claim_and_load_stmt(), {"channel": channel, "message_id": message_id[:128],
-                                                       "at": now, "external_id": external_id}).one()
+        row = conn.execute(
+            _pg_claim_and_load_stmt(),
+            {"channel": channel, "message_id": message_id[:128], "at": now, "external_id": external_id},
+        ).one()
         return row.fresh == 1, (_sender_from(row) if row.id is not None else None)
     if message_id and not claim_message(conn, channel=channel, message_id=message_id, now=now):
         return False, None
@@ -164,20 +199,46 @@ def require_durable_commit(conn: Connection) -> None:
 def _sender_from(row) -> Sender | None:
     if row is None:
         return None
-    person = Person(id=row.id, full_name=row.full_name, role=row.role, school_id=row.school_id,
-                    district_id=row.district_id, language=row.language or "vi", school_level=row.level)
+    person = Person(
+        id=row.id,
+        full_name=row.full_name,
+        role=row.role,
+        school_id=row.school_id,
+        district_id=row.district_id,
+        language=row.language or "vi",
+        school_level=row.level,
+    )
     conv = None
     if row.form is not None:
-        conv = ConvRow(channel=row.channel, chat_id=row.chat_id, form=row.form, step=row.step,
-                       data=row.data or {})
+        conv = ConvRow(channel=row.channel, chat_id=row.chat_id, form=row.form, step=row.step, data=row.data or {})
     return Sender(person=person, active=bool(row.active), conversation=conv)
 
 
-def save_conversation(conn: Connection, *, staff_id: int, channel: str, chat_id: str, form: str, step: str,
-                      data: dict[str, Any], now: datetime) -> None:
+def save_conversation(
+    conn: Connection,
+    *,
+    staff_id: int,
+    channel: str,
+    chat_id: str,
+    form: str,
+    step: str,
+    data: dict[str, Any],
+    now: datetime,
+) -> None:
     """Upsert the person's one form in progress (one statement on both databases)."""
-    conn.execute(_upsert_stmt(conn), {"staff_id": staff_id, "channel": channel, "chat_id": chat_id, "form": form,
-                                      "step": step[:64], "data": data, "now": now, "now2": now})
+    conn.execute(
+        _upsert_stmt(conn),
+        {
+            "staff_id": staff_id,
+            "channel": channel,
+            "chat_id": chat_id,
+            "form": form,
+            "step": step[:64],
+            "data": data,
+            "now": now,
+            "now2": now,
+        },
+    )
 
 
 _DELETE_CONV = delete(_conv).where(_conv.c.staff_id == bindparam("staff_id"))

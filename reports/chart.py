@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.ticker import MaxNLocator
 
-from bot.clock import fmt_local
-from conversations.i18n import T
+from core.clock import fmt_local
+from core.i18n import T
 from reports.summary import SchoolSummary, Summary, short_school_name
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -52,10 +52,14 @@ L_HANDED = T(vi="Đã bàn giao", en="Handed over")
 L_LATE = T(vi="Bàn giao trễ cập nhật CSDL ngành", en="Handovers late for the sector database")
 LATE_NOTE = T(vi="trễ {n}", en="late {n}")
 EMPTY = T(vi="Chưa có dữ liệu", en="No data yet")
-EMPTY_HINT = T(vi="Biểu đồ sẽ hiện khi các trường đăng ký học sinh và nhận máy.",
-               en="The chart appears once schools register students and receive computers.")
-PARTIAL = T(vi="{shown}/{total} trường (ưu tiên trường có việc trễ và số liệu lớn); đầy đủ trong /xuatfile",
-            en="{shown} of {total} schools (late and largest first); the full list is in /xuatfile")
+EMPTY_HINT = T(
+    vi="Biểu đồ sẽ hiện khi các trường đăng ký học sinh và nhận máy.",
+    en="The chart appears once schools register students and receive computers.",
+)
+PARTIAL = T(
+    vi="{shown}/{total} trường (ưu tiên trường có việc trễ và số liệu lớn); đầy đủ trong /xuatfile",
+    en="{shown} of {total} schools (late and largest first); the full list is in /xuatfile",
+)
 AXIS = T(vi="Số lượng", en="Count")
 
 
@@ -85,8 +89,7 @@ def build_figure(summary: Summary, *, lang: str = "vi") -> Figure:
     shown = schools
     note = None
     if len(schools) > MAX_SCHOOLS:
-        ranked = sorted(schools, key=lambda s: (s.late_csdl > 0, s.late_csdl, s.registered + s.received),
-                        reverse=True)
+        ranked = sorted(schools, key=lambda s: (s.late_csdl > 0, s.late_csdl, s.registered + s.received), reverse=True)
         keep = {id(s) for s in ranked[:MAX_SCHOOLS]}
         shown = [s for s in schools if id(s) in keep]
         note = PARTIAL(lang, shown=len(shown), total=len(schools))
@@ -102,13 +105,28 @@ def _png(fig: Figure) -> bytes:
 
 def _empty(title: str, subtitle: str, lang: str) -> Figure:
     fig = Figure(figsize=(WIDTH_PX / DPI, 6.0), dpi=DPI, facecolor="white")
-    fig.text(0.5, 0.88, "\n".join(textwrap.wrap(title, 48)), ha="center", va="top", color=C_TEXT,
-             fontproperties=_font(BASE_PT + 5, bold=True))
+    fig.text(
+        0.5,
+        0.88,
+        "\n".join(textwrap.wrap(title, 48)),
+        ha="center",
+        va="top",
+        color=C_TEXT,
+        fontproperties=_font(BASE_PT + 5, bold=True),
+    )
     fig.text(0.5, 0.70, subtitle, ha="center", va="top", color=C_MUTED, fontproperties=_font(BASE_PT))
-    fig.text(0.5, 0.45, EMPTY(lang), ha="center", va="center", color=C_TEXT, fontproperties=_font(BASE_PT + 17,
-                                                                                                    bold=True))
-    fig.text(0.5, 0.25, "\n".join(textwrap.wrap(EMPTY_HINT(lang), 60)), ha="center", va="top", color=C_MUTED,
-             fontproperties=_font(BASE_PT))
+    fig.text(
+        0.5, 0.45, EMPTY(lang), ha="center", va="center", color=C_TEXT, fontproperties=_font(BASE_PT + 17, bold=True)
+    )
+    fig.text(
+        0.5,
+        0.25,
+        "\n".join(textwrap.wrap(EMPTY_HINT(lang), 60)),
+        ha="center",
+        va="top",
+        color=C_MUTED,
+        fontproperties=_font(BASE_PT),
+    )
     return fig
 
 
@@ -149,8 +167,17 @@ def _bars(schools: list[SchoolSummary], title: str, subtitle: str, note: str | N
     r2 = ax.barh(ys, received, height=bar_h, color=C_RECEIVED, label=L_RECEIVED(lang))
     yh = [y - bar_h for y in ys]
     ax.barh(yh, on_time, height=bar_h, color=C_HANDED, label=L_HANDED(lang))
-    ax.barh(yh, late, left=on_time, height=bar_h, color=C_LATE, hatch="///", edgecolor="white", linewidth=0,
-            label=L_LATE(lang))
+    ax.barh(
+        yh,
+        late,
+        left=on_time,
+        height=bar_h,
+        color=C_LATE,
+        hatch="///",
+        edgecolor="white",
+        linewidth=0,
+        label=L_LATE(lang),
+    )
 
     value_font = _font(BASE_PT - 3)
     for container in (r1, r2):
@@ -159,16 +186,31 @@ def _bars(schools: list[SchoolSummary], title: str, subtitle: str, note: str | N
         text = str(s.handed_over)
         if s.late_csdl:
             text += f" ({LATE_NOTE(lang, n=s.late_csdl)})"
-        ax.text(s.handed_over, y, " " + text, va="center", ha="left", fontproperties=value_font,
-                color=C_LATE if s.late_csdl else C_TEXT)
+        ax.text(
+            s.handed_over,
+            y,
+            " " + text,
+            va="center",
+            ha="left",
+            fontproperties=value_font,
+            color=C_LATE if s.late_csdl else C_TEXT,
+        )
 
     # School names are drawn as texts of their own, not tick labels: matplotlib rebuilds tick labels when it
     # draws and they would fall back to the configured default font.
     ax.set_yticks(ys, labels=[])
     ax.tick_params(axis="y", length=0)
     names = [
-        ax.text(-0.015, y, _label(s), transform=ax.get_yaxis_transform(), ha="right", va="center",
-                fontproperties=_font(BASE_PT - 1, bold=bool(s.late_csdl)), color=C_LATE if s.late_csdl else C_TEXT)
+        ax.text(
+            -0.015,
+            y,
+            _label(s),
+            transform=ax.get_yaxis_transform(),
+            ha="right",
+            va="center",
+            fontproperties=_font(BASE_PT - 1, bold=bool(s.late_csdl)),
+            color=C_LATE if s.late_csdl else C_TEXT,
+        )
         for y, s in zip(ys, schools)
     ]
     peak = max([*registered, *received, *(s.handed_over for s in schools), 1])
@@ -187,8 +229,9 @@ def _bars(schools: list[SchoolSummary], title: str, subtitle: str, note: str | N
     label_px = max((t.get_window_extent(renderer).width for t in names), default=0)
     left = min(0.45, (label_px + 24) / WIDTH_PX)
     fig.subplots_adjust(left=left, right=0.97, top=1 - head_in / height_in, bottom=foot_in / height_in)
-    fig.legend(loc="lower center", bbox_to_anchor=(0.5, 0.12 / height_in), ncols=2, prop=_font(BASE_PT - 2),
-               frameon=False)
+    fig.legend(
+        loc="lower center", bbox_to_anchor=(0.5, 0.12 / height_in), ncols=2, prop=_font(BASE_PT - 2), frameon=False
+    )
     return fig
 
 

@@ -35,15 +35,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
-from bot.programme import Programme
-from conversations.i18n import T
-from reports.summary import NEED_LABELS, Summary, build_summary
-from storage.computers import DEVICE_TYPE_LABELS
-from storage.models import (
-    Batch, Device, Flag, FlagKind, Gender, Handover, HandoverPhoto, HandoverStatus, Photo, PhotoKind, ReviewStatus,
-    School, SchoolLevel, Source, Sponsor, Staff, Student,
+from core.i18n import T
+from core.phones import display_phone
+from core.programme import Programme
+from core.vocabulary import (
+    DEVICE_TYPE_LABELS,
+    FlagKind,
+    Gender,
+    HandoverStatus,
+    PhotoKind,
+    ReviewStatus,
+    SchoolLevel,
+    Source,
 )
-from storage.phones import display_phone
+from reports.summary import NEED_LABELS, Summary, build_summary
+from storage.models import Batch, Device, Flag, Handover, HandoverPhoto, Photo, School, Sponsor, Staff, Student
 from storage.scope import Scope
 
 log = logging.getLogger(__name__)
@@ -103,8 +109,10 @@ HANDOVER_STATUS_LABELS = {
     HandoverStatus.ACTIVE: T(vi="Đã bàn giao", en="Handed over"),
     HandoverStatus.WITHDRAWN: T(vi="Đã thu hồi", en="Withdrawn"),
 }
-LEVEL_LABELS = {SchoolLevel.PRIMARY: T(vi="Tiểu học", en="Primary"),
-                SchoolLevel.LOWER_SECONDARY: T(vi="THCS", en="Lower secondary")}
+LEVEL_LABELS = {
+    SchoolLevel.PRIMARY: T(vi="Tiểu học", en="Primary"),
+    SchoolLevel.LOWER_SECONDARY: T(vi="THCS", en="Lower secondary"),
+}
 FLAG_LABELS = {
     FlagKind.PHOTO_REUSED: T(vi="Ảnh đã dùng cho bàn giao khác", en="Photo used for another handover"),
     FlagKind.PHOTO_NEAR_DUPLICATE: T(vi="Ảnh gần trùng ảnh khác", en="Photo nearly identical to another"),
@@ -165,8 +173,10 @@ HANDOVER_COLUMNS = [
 
 
 def _summary_columns(summary: Summary) -> list[Column]:
-    cats = [Column(T(vi=f"Đã duyệt: {vi}", en=f"Approved: {en}"), Kind.NUMBER)
-            for vi, en in summary.category_labels.values()]
+    cats = [
+        Column(T(vi=f"Đã duyệt: {vi}", en=f"Approved: {en}"), Kind.NUMBER)
+        for vi, en in summary.category_labels.values()
+    ]
     needs = [Column(T(vi=f"Nhu cầu: {t.vi}", en=f"Need: {t.en}"), Kind.NUMBER) for t in NEED_LABELS.values()]
     return [
         Column(T(vi="Mã trường", en="School code"), Kind.TEXT),
@@ -217,8 +227,11 @@ def photo_file_name(*, handover_id: int, student_code: str, index: int, kind: st
     code = _UNSAFE_NAME.sub("", student_code)[:20]
     tail = "_bienban" if kind == PhotoKind.MINUTES else ""
     suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ".jpg"
-    return f"{handover_code(handover_id)}_{code}_{index}{tail}{suffix}" if code else \
-        f"{handover_code(handover_id)}_{index}{tail}{suffix}"
+    return (
+        f"{handover_code(handover_id)}_{code}_{index}{tail}{suffix}"
+        if code
+        else f"{handover_code(handover_id)}_{index}{tail}{suffix}"
+    )
 
 
 # --- a streaming sheet -------------------------------------------------------------------------------------
@@ -227,8 +240,9 @@ def photo_file_name(*, handover_id: int, student_code: str, index: int, kind: st
 class _Sheet:
     """One worksheet written top to bottom: header, rows, then frozen header, autofilter and widths."""
 
-    def __init__(self, wb: xlsxwriter.Workbook, name: str, columns: Sequence[Column], fmts: dict, *,
-                 lang: str, tz: ZoneInfo) -> None:
+    def __init__(
+        self, wb: xlsxwriter.Workbook, name: str, columns: Sequence[Column], fmts: dict, *, lang: str, tz: ZoneInfo
+    ) -> None:
         self.ws = wb.add_worksheet(name)
         self.kinds = [c.kind for c in columns]
         self.wraps = [c.wrap for c in columns]
@@ -321,9 +335,21 @@ def _write_needs(session: Session, sheet: _Sheet, *, scope: Scope, programme: Pr
     needs = {k: v(lang) for k, v in NEED_LABELS.items()}
     statuses = {k: v(lang) for k, v in STATUS_LABELS.items()}
     stmt = (
-        select(Student.code, Student.full_name, Student.birth_date, Student.gender, Student.class_name,
-               School.name, Student.category, Student.hardship_reason, Student.need, Student.guardian_name,
-               Student.guardian_phone, Student.status, Student.created_at)
+        select(
+            Student.code,
+            Student.full_name,
+            Student.birth_date,
+            Student.gender,
+            Student.class_name,
+            School.name,
+            Student.category,
+            Student.hardship_reason,
+            Student.need,
+            Student.guardian_name,
+            Student.guardian_phone,
+            Student.status,
+            Student.created_at,
+        )
         .join(School, School.id == Student.school_id)
         .where(scope.filter(Student.school_id))
         .order_by(School.name, School.id, Student.class_name, Student.full_name, Student.id)
@@ -331,11 +357,24 @@ def _write_needs(session: Session, sheet: _Sheet, *, scope: Scope, programme: Pr
     n = 0
     add = sheet.add
     for part in _stream(session, stmt):
-        for (code, name, born, gender, klass, school, cat, reason, need, guardian, phone, status,
-             created) in part:
-            add((code, name, born, genders.get(gender, gender), klass, school, categories.get(cat, cat), reason,
-                 needs.get(need, need), guardian, phone_cell(phone),
-                 statuses.get(status, status), created))
+        for code, name, born, gender, klass, school, cat, reason, need, guardian, phone, status, created in part:
+            add(
+                (
+                    code,
+                    name,
+                    born,
+                    genders.get(gender, gender),
+                    klass,
+                    school,
+                    categories.get(cat, cat),
+                    reason,
+                    needs.get(need, need),
+                    guardian,
+                    phone_cell(phone),
+                    statuses.get(status, status),
+                    created,
+                )
+            )
         n += len(part)
     return n
 
@@ -344,9 +383,19 @@ def _write_receipts(session: Session, sheet: _Sheet, *, scope: Scope, lang: str)
     sources = {k: v(lang) for k, v in SOURCE_LABELS.items()}
     devices = {k: v(lang) for k, v in DEVICE_TYPE_LABELS.items()}
     stmt = (
-        select(School.name, Batch.source, Sponsor.name, Sponsor.contact_name, Sponsor.contact_phone,
-               Batch.received_on, Batch.quantity, Batch.device_type, Batch.brand_model, Batch.condition,
-               Batch.handed_over)
+        select(
+            School.name,
+            Batch.source,
+            Sponsor.name,
+            Sponsor.contact_name,
+            Sponsor.contact_phone,
+            Batch.received_on,
+            Batch.quantity,
+            Batch.device_type,
+            Batch.brand_model,
+            Batch.condition,
+            Batch.handed_over,
+        )
         .join(School, School.id == Batch.school_id)
         .outerjoin(Sponsor, Sponsor.id == Batch.sponsor_id)
         .where(scope.filter(Batch.school_id))
@@ -354,10 +403,22 @@ def _write_receipts(session: Session, sheet: _Sheet, *, scope: Scope, lang: str)
     )
     n = 0
     for part in _stream(session, stmt):
-        for (school, source, sponsor, contact, phone, received_on, qty, device, model, condition,
-             handed) in part:
-            sheet.add((school, sources.get(source, source), sponsor, contact, phone_cell(phone),
-                       received_on, qty, devices.get(device, device), model, condition, handed))
+        for school, source, sponsor, contact, phone, received_on, qty, device, model, condition, handed in part:
+            sheet.add(
+                (
+                    school,
+                    sources.get(source, source),
+                    sponsor,
+                    contact,
+                    phone_cell(phone),
+                    received_on,
+                    qty,
+                    devices.get(device, device),
+                    model,
+                    condition,
+                    handed,
+                )
+            )
         n += len(part)
     return n
 
@@ -388,17 +449,30 @@ class _PhotoSink:
         return True
 
 
-def _write_handovers(session: Session, sheet: _Sheet, *, scope: Scope, programme: Programme, lang: str,
-                     photos: _PhotoSink | None) -> int:
+def _write_handovers(
+    session: Session, sheet: _Sheet, *, scope: Scope, programme: Programme, lang: str, photos: _PhotoSink | None
+) -> int:
     devices = {k: v(lang) for k, v in DEVICE_TYPE_LABELS.items()}
     statuses = {k: v(lang) for k, v in HANDOVER_STATUS_LABELS.items()}
     flag_labels = {k: v(lang) for k, v in FLAG_LABELS.items()}
     resolved_txt, missing_txt = FLAG_RESOLVED(lang), PHOTO_MISSING(lang)
     recorder = aliased(Staff)
     stmt = (
-        select(Handover.id, Student.full_name, Student.code, Student.class_name, School.name, Batch.device_type,
-               Batch.brand_model, Device.serial, Handover.handed_over_on, recorder.full_name, Handover.csdl_due_at,
-               Handover.csdl_updated_at, Handover.status)
+        select(
+            Handover.id,
+            Student.full_name,
+            Student.code,
+            Student.class_name,
+            School.name,
+            Batch.device_type,
+            Batch.brand_model,
+            Device.serial,
+            Handover.handed_over_on,
+            recorder.full_name,
+            Handover.csdl_due_at,
+            Handover.csdl_updated_at,
+            Handover.status,
+        )
         .join(Student, Student.id == Handover.student_id)
         .join(School, School.id == Handover.school_id)
         .join(Batch, Batch.id == Handover.batch_id)
@@ -412,12 +486,13 @@ def _write_handovers(session: Session, sheet: _Sheet, *, scope: Scope, programme
     for part in _stream(session, stmt):
         ids = [row[0] for row in part]
         photo_rows, flag_rows = _photos_and_flags(session, ids, scope=scope)
-        for (hid, student, code, klass, school, device, model, serial, on, by, due, confirmed, status) in part:
+        for hid, student, code, klass, school, device, model, serial, on, by, due, confirmed, status in part:
             names = []
             for index, (rel, kind) in enumerate(photo_rows.get(hid, ()), start=1):
                 # os.path, not PurePosixPath: pathlib interns every path part, which grows with the rows
-                name = photo_file_name(handover_id=hid, student_code=code, index=index, kind=kind,
-                                       suffix=os.path.splitext(rel)[1].lower())
+                name = photo_file_name(
+                    handover_id=hid, student_code=code, index=index, kind=kind, suffix=os.path.splitext(rel)[1].lower()
+                )
                 if photos is not None and not photos.add(rel, name):
                     name += missing_txt
                 names.append(name)
@@ -429,8 +504,25 @@ def _write_handovers(session: Session, sheet: _Sheet, *, scope: Scope, programme
             )
             # Due is the end of a local day (midnight after it): the sheet shows that day.
             due_day = (due - timedelta(microseconds=1)).astimezone(tz).date() if due else None
-            sheet.add((handover_code(hid), student, code, klass, school, devices.get(device, device), model, serial,
-                       on, by, due_day, confirmed, statuses.get(status, status), "; ".join(names), flags))
+            sheet.add(
+                (
+                    handover_code(hid),
+                    student,
+                    code,
+                    klass,
+                    school,
+                    devices.get(device, device),
+                    model,
+                    serial,
+                    on,
+                    by,
+                    due_day,
+                    confirmed,
+                    statuses.get(status, status),
+                    "; ".join(names),
+                    flags,
+                )
+            )
         n += len(part)
     return n
 
@@ -452,7 +544,8 @@ def _photos_and_flags(session: Session, ids: list[int], *, scope: Scope) -> tupl
         photos[hid].append((rel, kind))
     for hid, kind, related, resolved in conn.execute(
         select(Flag.handover_id, Flag.kind, Flag.related_handover_id, Flag.resolved_at.is_not(None))
-        .where(Flag.handover_id.in_(ids), scope.filter(Flag.school_id)).order_by(Flag.handover_id, Flag.id)
+        .where(Flag.handover_id.in_(ids), scope.filter(Flag.school_id))
+        .order_by(Flag.handover_id, Flag.id)
     ):
         flags[hid].append((kind, related, bool(resolved)))
     return photos, flags
@@ -470,10 +563,17 @@ def _write_summary(sheet: _Sheet, summary: Summary, *, lang: str) -> None:
             None if total else levels.get(s.level, s.level),
             s.principal_name,
             phone_cell(s.principal_phone),
-            s.registered, s.approved, s.pending,
+            s.registered,
+            s.approved,
+            s.pending,
             *(s.students_by_category.get(c, 0) for c in cat_codes),
             *(s.students_by_need.get(c, 0) for c in need_codes),
-            s.received_programme, s.received_other, s.handed_over, s.waiting, s.late_csdl, s.open_flags,
+            s.received_programme,
+            s.received_other,
+            s.handed_over,
+            s.waiting,
+            s.late_csdl,
+            s.open_flags,
             None if total else s.needs_report_submitted_at,
         )
 
@@ -501,8 +601,16 @@ def export_workbook(
     lang: str = "vi",
 ) -> Path:
     """Write the workbook for ``scope`` (a .zip with ``photos/`` when ``with_photos``); returns the path."""
-    return write_export(session, scope=scope, out=out, programme=programme, now=now, with_photos=with_photos,
-                        media_dir=media_dir, lang=lang).path
+    return write_export(
+        session,
+        scope=scope,
+        out=out,
+        programme=programme,
+        now=now,
+        with_photos=with_photos,
+        media_dir=media_dir,
+        lang=lang,
+    ).path
 
 
 def write_export(
@@ -533,32 +641,58 @@ def write_export(
         if with_photos:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 # JPEGs and the XLSX are compressed already: stored, not deflated again.
-                result = _write_workbook(session, xlsx_tmp, scope=scope, programme=programme, now=now, lang=lang,
-                                         photos=_PhotoSink(zf=zf, media_dir=Path(media_dir)))
+                result = _write_workbook(
+                    session,
+                    xlsx_tmp,
+                    scope=scope,
+                    programme=programme,
+                    now=now,
+                    lang=lang,
+                    photos=_PhotoSink(zf=zf, media_dir=Path(media_dir)),
+                )
                 zf.write(xlsx_tmp, arcname=f"{out.stem}.xlsx")
         else:
-            result = _write_workbook(session, tmp, scope=scope, programme=programme, now=now, lang=lang,
-                                     photos=None)
+            result = _write_workbook(session, tmp, scope=scope, programme=programme, now=now, lang=lang, photos=None)
         os.replace(tmp, out)
     finally:
         for leftover in {tmp, xlsx_tmp}:
             leftover.unlink(missing_ok=True)
     result.path = out
-    log.info("export: %s (%d schools, %d students, %d batches, %d handovers, %d photos, %d missing)", out.name,
-             result.schools, result.students, result.batches, result.handovers, result.photos,
-             result.missing_photos)
+    log.info(
+        "export: %s (%d schools, %d students, %d batches, %d handovers, %d photos, %d missing)",
+        out.name,
+        result.schools,
+        result.students,
+        result.batches,
+        result.handovers,
+        result.photos,
+        result.missing_photos,
+    )
     return result
 
 
-def _write_workbook(session: Session, path: Path, *, scope: Scope, programme: Programme, now: datetime, lang: str,
-                    photos: _PhotoSink | None) -> ExportResult:
+def _write_workbook(
+    session: Session,
+    path: Path,
+    *,
+    scope: Scope,
+    programme: Programme,
+    now: datetime,
+    lang: str,
+    photos: _PhotoSink | None,
+) -> ExportResult:
     tz = programme.tz
     summary = build_summary(session, scope=scope, programme=programme, now=now)
     wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "tmpdir": str(path.parent)})
     try:
         # Set explicitly: XlsxWriter would otherwise stamp the file with the wall clock.
-        wb.set_properties({"title": f"{SHEET_SUMMARY(lang)} — {summary.title}", "created":
-                           now.astimezone(tz).replace(tzinfo=None), "comments": programme.programme.name})
+        wb.set_properties(
+            {
+                "title": f"{SHEET_SUMMARY(lang)} — {summary.title}",
+                "created": now.astimezone(tz).replace(tzinfo=None),
+                "comments": programme.programme.name,
+            }
+        )
         fmts = _formats(wb)
 
         def sheet(name: T, columns: Sequence[Column]) -> _Sheet:
@@ -574,8 +708,9 @@ def _write_workbook(session: Session, path: Path, *, scope: Scope, programme: Pr
         needs.close()
         result.batches = _write_receipts(session, receipts, scope=scope, lang=lang)
         receipts.close()
-        result.handovers = _write_handovers(session, handovers, scope=scope, programme=programme, lang=lang,
-                                            photos=photos)
+        result.handovers = _write_handovers(
+            session, handovers, scope=scope, programme=programme, lang=lang, photos=photos
+        )
         handovers.close()
         _write_summary(table, summary, lang=lang)
     finally:

@@ -23,13 +23,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlmodel import Session
 
-from bot.clock import fmt_date, fmt_local
-from bot.programme import Programme
-from conversations.i18n import T
-from conversations.types import esc
-from storage.models import (
-    Batch, District, Flag, Handover, HandoverStatus, Need, ReviewStatus, Role, School, Source, Staff, Student,
-)
+from core.clock import fmt_date, fmt_local
+from core.i18n import T
+from core.messages import esc
+from core.programme import Programme
+from core.vocabulary import HandoverStatus, Need, ReviewStatus, Role, Source
+from storage.models import Batch, District, Flag, Handover, School, Staff, Student
 from storage.scope import Scope
 from storage.students import COUNTED_STATUSES
 
@@ -106,8 +105,17 @@ class Summary:
         return en if lang == "en" else vi
 
 
-_SUMMED = ("registered", "approved", "pending", "received_programme", "received_other", "handed_over", "waiting",
-           "late_csdl", "open_flags")
+_SUMMED = (
+    "registered",
+    "approved",
+    "pending",
+    "received_programme",
+    "received_other",
+    "handed_over",
+    "waiting",
+    "late_csdl",
+    "open_flags",
+)
 
 
 def build_summary(session: Session, *, scope: Scope, programme: Programme, now: datetime) -> Summary:
@@ -116,11 +124,17 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
         raise ValueError("now must be timezone-aware")
     school_rows = session.execute(
         select(School.id, School.code, School.name, School.level, School.needs_report_submitted_at)
-        .where(scope.filter(School.id), School.active).order_by(School.name, School.id)
+        .where(scope.filter(School.id), School.active)
+        .order_by(School.name, School.id)
     ).all()
     by_id = {
-        r.id: SchoolSummary(school_id=r.id, code=r.code, name=r.name, level=r.level,
-                            needs_report_submitted_at=r.needs_report_submitted_at)
+        r.id: SchoolSummary(
+            school_id=r.id,
+            code=r.code,
+            name=r.name,
+            level=r.level,
+            needs_report_submitted_at=r.needs_report_submitted_at,
+        )
         for r in school_rows
     }
 
@@ -161,7 +175,8 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
 
     for sid, source, qty in session.execute(
         select(Batch.school_id, Batch.source, func.sum(Batch.quantity))
-        .where(scope.filter(Batch.school_id)).group_by(Batch.school_id, Batch.source)
+        .where(scope.filter(Batch.school_id))
+        .group_by(Batch.school_id, Batch.source)
     ).all():
         s = by_id.get(sid)
         if s is None:
@@ -185,7 +200,8 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
 
     for sid, n in session.execute(
         select(Flag.school_id, func.count())
-        .where(scope.filter(Flag.school_id), Flag.resolved_at.is_(None)).group_by(Flag.school_id)
+        .where(scope.filter(Flag.school_id), Flag.resolved_at.is_(None))
+        .group_by(Flag.school_id)
     ).all():
         s = by_id.get(sid)
         if s is not None:
@@ -203,7 +219,11 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
         district = session.get(District, scope.district_id)
         title = district.name if district else ""
     return Summary(
-        scope=scope, title=title, generated_at=now, schools=schools, totals=_totals(schools, title),
+        scope=scope,
+        title=title,
+        generated_at=now,
+        schools=schools,
+        totals=_totals(schools, title),
         needs_report_due=programme.needs_report_due,
         category_labels={c.code: (c.label_vi, c.label_en) for c in programme.categories},
         tz_name=programme.programme.timezone,
@@ -225,41 +245,61 @@ def _totals(schools: list[SchoolSummary], title: str) -> SchoolSummary:
     return total
 
 
-
 # --- the text for a phone ----------------------------------------------------------------------------------
 
-HEAD = T(vi="📊 <b>Tổng hợp — {title}</b>\n<i>Số liệu lúc {at}</i>", en="📊 <b>Summary — {title}</b>\n<i>As of {at}</i>")
+HEAD = T(
+    vi="📊 <b>Tổng hợp — {title}</b>\n<i>Số liệu lúc {at}</i>", en="📊 <b>Summary — {title}</b>\n<i>As of {at}</i>"
+)
 SCHOOLS_COUNT = T(vi="{n} trường", en="{n} schools")
-STUDENTS = T(vi="👩‍🎓 <b>Học sinh có nhu cầu:</b> {approved} đã duyệt, {pending} chờ duyệt",
-             en="👩‍🎓 <b>Students in need:</b> {approved} approved, {pending} waiting for review")
+STUDENTS = T(
+    vi="👩‍🎓 <b>Học sinh có nhu cầu:</b> {approved} đã duyệt, {pending} chờ duyệt",
+    en="👩‍🎓 <b>Students in need:</b> {approved} approved, {pending} waiting for review",
+)
 BY_CATEGORY = T(vi="• Đối tượng: {items}", en="• Group: {items}")
 BY_NEED = T(vi="• Nhu cầu: {items}", en="• Need: {items}")
-RECEIVED = T(vi="💻 <b>Máy đã nhận:</b> {n} (chương trình {programme}, nhà tài trợ khác {other})",
-             en="💻 <b>Computers received:</b> {n} (programme {programme}, other sponsors {other})")
-HANDED = T(vi="🤝 <b>Đã bàn giao:</b> {handed} · chờ bàn giao {waiting}",
-           en="🤝 <b>Handed over:</b> {handed} · waiting {waiting}")
+RECEIVED = T(
+    vi="💻 <b>Máy đã nhận:</b> {n} (chương trình {programme}, nhà tài trợ khác {other})",
+    en="💻 <b>Computers received:</b> {n} (programme {programme}, other sponsors {other})",
+)
+HANDED = T(
+    vi="🤝 <b>Đã bàn giao:</b> {handed} · chờ bàn giao {waiting}",
+    en="🤝 <b>Handed over:</b> {handed} · waiting {waiting}",
+)
 LATE_CSDL = T(vi="⚠️ <b>Trễ cập nhật CSDL ngành: {n}</b>", en="⚠️ <b>Late for the sector database: {n}</b>")
 NO_LATE = T(vi="✅ Không có bàn giao trễ cập nhật CSDL ngành", en="✅ No handover late for the sector database")
 FLAGS = T(vi="🚩 <b>Ảnh bị gắn cờ chưa xử lý: {n}</b>", en="🚩 <b>Open photo flags: {n}</b>")
 REPORT_DONE = T(vi="📝 Báo cáo nhu cầu: đã chốt {at}", en="📝 Needs report: submitted {at}")
-REPORT_OPEN = T(vi="📝 Báo cáo nhu cầu: <b>chưa chốt</b> (hạn hết ngày {due})",
-                en="📝 Needs report: <b>not submitted</b> (due end of {due})")
-REPORT_LATE = T(vi="📝 Báo cáo nhu cầu: <b>CHƯA CHỐT, đã quá hạn {due}</b>",
-                en="📝 Needs report: <b>NOT SUBMITTED, past the {due} deadline</b>")
-REPORTS_DISTRICT = T(vi="📝 Báo cáo nhu cầu: {done}/{total} trường đã chốt (hạn hết ngày {due})",
-                     en="📝 Needs reports: {done}/{total} schools submitted (due end of {due})")
-PER_SCHOOL = T(vi="<b>Từng trường</b> (duyệt · nhận · giao · chờ)", en="<b>Per school</b> (approved · received · "
-               "handed over · waiting)")
-SCHOOL_LINE = T(vi="• {name}: {approved} · {received} · {handed} · {waiting}{marks}",
-                en="• {name}: {approved} · {received} · {handed} · {waiting}{marks}")
+REPORT_OPEN = T(
+    vi="📝 Báo cáo nhu cầu: <b>chưa chốt</b> (hạn hết ngày {due})",
+    en="📝 Needs report: <b>not submitted</b> (due end of {due})",
+)
+REPORT_LATE = T(
+    vi="📝 Báo cáo nhu cầu: <b>CHƯA CHỐT, đã quá hạn {due}</b>",
+    en="📝 Needs report: <b>NOT SUBMITTED, past the {due} deadline</b>",
+)
+REPORTS_DISTRICT = T(
+    vi="📝 Báo cáo nhu cầu: {done}/{total} trường đã chốt (hạn hết ngày {due})",
+    en="📝 Needs reports: {done}/{total} schools submitted (due end of {due})",
+)
+PER_SCHOOL = T(
+    vi="<b>Từng trường</b> (duyệt · nhận · giao · chờ)",
+    en="<b>Per school</b> (approved · received · handed over · waiting)",
+)
+SCHOOL_LINE = T(
+    vi="• {name}: {approved} · {received} · {handed} · {waiting}{marks}",
+    en="• {name}: {approved} · {received} · {handed} · {waiting}{marks}",
+)
 MARK_LATE = T(vi=" ⚠️CSDL {n}", en=" ⚠️DB {n}")
 MARK_FLAGS = T(vi=" 🚩{n}", en=" 🚩{n}")
 MARK_NO_REPORT = T(vi=" 📝chưa chốt", en=" 📝not submitted")
-LEGEND = T(vi="<i>⚠️ trễ CSDL ngành · 🚩 ảnh gắn cờ · 📝 báo cáo nhu cầu</i>",
-           en="<i>⚠️ late for the sector database · 🚩 photo flags · 📝 needs report</i>")
-TAIL = T(vi="• … và {n} trường khác: {approved} đã duyệt · {received} nhận · {handed} giao · {waiting} chờ",
-         en="• … and {n} more schools: {approved} approved · {received} received · {handed} handed over · "
-            "{waiting} waiting")
+LEGEND = T(
+    vi="<i>⚠️ trễ CSDL ngành · 🚩 ảnh gắn cờ · 📝 báo cáo nhu cầu</i>",
+    en="<i>⚠️ late for the sector database · 🚩 photo flags · 📝 needs report</i>",
+)
+TAIL = T(
+    vi="• … và {n} trường khác: {approved} đã duyệt · {received} nhận · {handed} giao · {waiting} chờ",
+    en="• … and {n} more schools: {approved} approved · {received} received · {handed} handed over · {waiting} waiting",
+)
 TAIL_NOTE = T(vi="<i>Danh sách đầy đủ: /xuatfile</i>", en="<i>Full list: /xuatfile</i>")
 NO_SCHOOLS = T(vi="Chưa có trường nào trong phạm vi của bạn.", en="No school in your scope yet.")
 EMPTY = T(vi="Chưa có dữ liệu.", en="No data yet.")
@@ -271,7 +311,7 @@ def short_school_name(name: str) -> str:
     """'Trường Tiểu học Phú Hòa 1' -> 'Tiểu học Phú Hòa 1': every line says "Trường", the rest tells schools
     apart (and keeps the level, which people search by); very long names are cut."""
     if name.startswith("Trường ") and len(name) > len("Trường "):
-        name = name[len("Trường "):]
+        name = name[len("Trường ") :]
     return name if len(name) <= _MAX_NAME else name[: _MAX_NAME - 1] + "…"
 
 
@@ -296,12 +336,20 @@ def format_summary(summary: Summary, *, lang: str = "vi") -> str:
     lines.append(STUDENTS(lang, approved=t.approved, pending=t.pending))
     if t.approved:
         cat_order = list(summary.category_labels)
-        lines.append(BY_CATEGORY(lang, items=_items(t.students_by_category, cat_order,
-                                                     lambda k: esc(summary.category_label(k, lang)))))
+        lines.append(
+            BY_CATEGORY(
+                lang, items=_items(t.students_by_category, cat_order, lambda k: esc(summary.category_label(k, lang)))
+            )
+        )
         need_order = [str(n) for n in Need]
-        lines.append(BY_NEED(lang, items=_items(
-            t.students_by_need, need_order,
-            lambda k: NEED_LABELS[k](lang) if k in NEED_LABELS else esc(k))))
+        lines.append(
+            BY_NEED(
+                lang,
+                items=_items(
+                    t.students_by_need, need_order, lambda k: NEED_LABELS[k](lang) if k in NEED_LABELS else esc(k)
+                ),
+            )
+        )
     lines.append(RECEIVED(lang, n=t.received, programme=t.received_programme, other=t.received_other))
     lines.append(HANDED(lang, handed=t.handed_over, waiting=t.waiting))
     lines.append(LATE_CSDL(lang, n=t.late_csdl) if t.late_csdl else NO_LATE(lang))
@@ -333,8 +381,15 @@ def _school_line(s: SchoolSummary, lang: str, *, past_deadline: bool) -> str:
         marks += MARK_FLAGS(lang, n=s.open_flags)
     if s.needs_report_submitted_at is None and past_deadline:
         marks += MARK_NO_REPORT(lang)
-    return SCHOOL_LINE(lang, name=esc(short_school_name(s.name)), approved=s.approved, received=s.received,
-                       handed=s.handed_over, waiting=s.waiting, marks=marks)
+    return SCHOOL_LINE(
+        lang,
+        name=esc(short_school_name(s.name)),
+        approved=s.approved,
+        received=s.received,
+        handed=s.handed_over,
+        waiting=s.waiting,
+        marks=marks,
+    )
 
 
 def _fit_school_lines(summary: Summary, head: list[str], lang: str) -> str:
@@ -347,9 +402,16 @@ def _fit_school_lines(summary: Summary, head: list[str], lang: str) -> str:
     def render(shown: list[SchoolSummary], hidden: list[SchoolSummary]) -> str:
         body = [lines[id(s)] for s in shown]
         if hidden:
-            body.append(TAIL(lang, n=len(hidden), approved=sum(s.approved for s in hidden),
-                             received=sum(s.received for s in hidden),
-                             handed=sum(s.handed_over for s in hidden), waiting=sum(s.waiting for s in hidden)))
+            body.append(
+                TAIL(
+                    lang,
+                    n=len(hidden),
+                    approved=sum(s.approved for s in hidden),
+                    received=sum(s.received for s in hidden),
+                    handed=sum(s.handed_over for s in hidden),
+                    waiting=sum(s.waiting for s in hidden),
+                )
+            )
             body.append(TAIL_NOTE(lang))
         return "\n".join([*head, *body, *footer])
 

@@ -17,10 +17,11 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot.clock import UTC
-from bot.programme import Programme
-from storage.models import ChatIdentity, District, Role, School, Staff
-from storage.phones import display_phone
+from core.clock import UTC
+from core.phones import display_phone
+from core.programme import Programme
+from core.vocabulary import Role
+from storage.models import ChatIdentity, District, School, Staff
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +160,9 @@ class SweepContext:
         missing = {i for i in ids if i not in self._schools}
         for chunk in _chunks(sorted(missing), 500):
             rows = self.session.execute(
-                select(School.id, School.code, School.name, School.district_id, School.needs_report_submitted_at)
-                .where(School.id.in_(chunk))
+                select(School.id, School.code, School.name, School.district_id, School.needs_report_submitted_at).where(
+                    School.id.in_(chunk)
+                )
             ).all()
             for r in rows:
                 self._schools[r.id] = SchoolInfo(r.id, r.code, r.name, r.district_id, r.needs_report_submitted_at)
@@ -193,10 +195,15 @@ class SweepContext:
         for sid in school_ids:
             self._principals.setdefault(sid, [])
         for chunk in _chunks(sorted(school_ids), 500):
-            staff = self.session.execute(
-                select(Staff).where(Staff.school_id.in_(chunk), Staff.role == Role.PRINCIPAL, Staff.active)
-                .order_by(Staff.id)
-            ).scalars().all()
+            staff = (
+                self.session.execute(
+                    select(Staff)
+                    .where(Staff.school_id.in_(chunk), Staff.role == Role.PRINCIPAL, Staff.active)
+                    .order_by(Staff.id)
+                )
+                .scalars()
+                .all()
+            )
             for p in self._add_people(staff):
                 self._principals[p.school_id].append(p)
 
@@ -204,14 +211,25 @@ class SweepContext:
         if not staff:
             return []
         ids = [s.id for s in staff]
-        with_chat = set(self.session.execute(
-            select(ChatIdentity.staff_id).where(ChatIdentity.staff_id.in_(ids), ChatIdentity.blocked_at.is_(None))
-        ).scalars())
+        with_chat = set(
+            self.session.execute(
+                select(ChatIdentity.staff_id).where(ChatIdentity.staff_id.in_(ids), ChatIdentity.blocked_at.is_(None))
+            ).scalars()
+        )
         people = []
         for s in staff:
-            p = Person(id=s.id, full_name=s.full_name, phone=s.phone, email=s.email, role=s.role,
-                       school_id=s.school_id, district_id=s.district_id, language=s.language or "vi",
-                       active=s.active, reachable=s.id in with_chat or bool(s.email))
+            p = Person(
+                id=s.id,
+                full_name=s.full_name,
+                phone=s.phone,
+                email=s.email,
+                role=s.role,
+                school_id=s.school_id,
+                district_id=s.district_id,
+                language=s.language or "vi",
+                active=s.active,
+                reachable=s.id in with_chat or bool(s.email),
+            )
             self._people[s.id] = p
             if s.active:
                 people.append(p)
@@ -226,15 +244,24 @@ class SweepContext:
         district = self.districts().get(district_id)
         code = district.code if district else None
         contact = next((c for c in self.programme.contacts if c.district_code == code), None)
-        officers = self.session.execute(
-            select(Staff).where(Staff.district_id == district_id, Staff.role == Role.DISTRICT_OFFICER, Staff.active)
-            .order_by(Staff.id)
-        ).scalars().all()
+        officers = (
+            self.session.execute(
+                select(Staff)
+                .where(Staff.district_id == district_id, Staff.role == Role.DISTRICT_OFFICER, Staff.active)
+                .order_by(Staff.id)
+            )
+            .scalars()
+            .all()
+        )
         result: Recipient | None
         if contact is not None:
             match = next((o for o in officers if o.phone == contact.phone_e164), None)
-            result = Recipient(staff_id=match.id if match else None, email=contact.email, name=contact.name,
-                               language=(match.language if match else None) or "vi")
+            result = Recipient(
+                staff_id=match.id if match else None,
+                email=contact.email,
+                name=contact.name,
+                language=(match.language if match else None) or "vi",
+            )
         elif officers:
             o = officers[0]
             result = Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi")
@@ -249,7 +276,7 @@ class SweepContext:
 
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 def group_by(items: Iterable, key) -> dict:

@@ -1,14 +1,5 @@
-"""How a notification reaches a person: the channel contract, and the deliverer that drains the outbox.
-
-A channel sender only says how a failure should be read; the deliverer decides what to do about it:
-
-- ``RetryLater``: timeouts, 5xx, 429 -> the notification stays pending, tried again with backoff (never
-  before ``retry_after`` when the platform said so).
-- ``Unreachable``: the person blocked the bot, the chat is gone -> that chat identity is marked blocked and
-  the person's next channel is tried; the failure is recorded on the notification.
-- ``DeliveryError`` (anything else): this message cannot go out on this channel (a bad request): the next
-  channel is tried, the identity is left alone.
-"""
+"""The deliverer that drains the outbox: due rows, grouped per person, sent on their channels with
+retries and fallback. How a failure is read is defined with the senders in ``core/ports.py``."""
 
 from __future__ import annotations
 
@@ -17,53 +8,24 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.clock import Clock
-from bot.programme import Programme
-from conversations.i18n import T
-from conversations.types import Outgoing, esc, plain_text
+from core.clock import Clock
+from core.i18n import T
+from core.messages import Outgoing, esc, plain_text
+from core.phones import display_phone
+from core.ports import ChannelSender, DeliveryError, Mailer, RetryLater, Unreachable
+from core.programme import Programme
+from core.vocabulary import NotificationStatus
 from scheduler import outbox
 from scheduler.rules import MAX_ITEMS_PER_MESSAGE, RULES_BY_NAME, compose, stage_kind, subject_line
 from storage.db import session_scope
-from storage.models import ChatIdentity, Notification, NotificationStatus, Staff
-from storage.phones import display_phone
+from storage.models import ChatIdentity, Notification, Staff
 
 log = logging.getLogger(__name__)
-
-
-class DeliveryError(Exception):
-    """The message could not be delivered on this channel."""
-
-
-class RetryLater(DeliveryError):
-    """A transient failure: try again later (not before ``retry_after`` seconds when the platform said)."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-
-
-class Unreachable(DeliveryError):
-    """The person cannot be reached on this chat (blocked the bot, chat not found, account deactivated)."""
-
-
-@runtime_checkable
-class ChannelSender(Protocol):
-    channel: str  # "telegram" | "zalo"
-
-    async def send(self, chat_id: str, message: Outgoing) -> None:
-        """Deliver one message; raises RetryLater / Unreachable / DeliveryError."""
-        ...
-
-
-class Mailer(Protocol):
-    async def send(self, to: str, subject: str, body: str) -> None: ...
 
 
 # --- the deliverer ----------------------------------------------------------------------------------------------
@@ -151,8 +113,9 @@ class Deliverer:
         """Shutting down: messages not yet started stay pending for the next run (or the other process)."""
         self._stopping = True
 
-    async def deliver_due(self, *, keep_going: Callable[[], Awaitable[bool]] | None = None,
-                          max_rows: int | None = None) -> DeliveryReport:
+    async def deliver_due(
+        self, *, keep_going: Callable[[], Awaitable[bool]] | None = None, max_rows: int | None = None
+    ) -> DeliveryReport:
         """Deliver every row due now. ``keep_going`` is asked before each batch (the lease renewal)."""
         report = DeliveryReport()
         seen: set[int] = set()
@@ -168,14 +131,7 @@ class Deliverer:
             groups = _interleave(_group(rows))
             semaphore = asyncio.Semaphore(self.concurrency)
 
-            async def run(group: list[Notification]) -> None:
-                async with semaphore:
-                    if self._stopping:
-                        return
-                    outcome = await self._deliver_group(group, people, identities)
-                report.groups.append(outcome)
-
-            await asyncio.gather(*(run(g) for g in groups))
+            await asyncio.gather(*(self._run_group(g, people, identities, semaphore, report) for g in groups))
         for g in report.groups:
             n = g.items
             report.messages += len(g.channels)
@@ -187,14 +143,29 @@ class Deliverer:
                 report.rows_failed += n
         return report
 
+    async def _run_group(
+        self,
+        group: list[Notification],
+        people: dict[int, Staff],
+        identities: dict[int, list[ChatIdentity]],
+        semaphore: asyncio.Semaphore,
+        report: DeliveryReport,
+    ) -> None:
+        async with semaphore:
+            if self._stopping:
+                return
+            outcome = await self._deliver_group(group, people, identities)
+        report.groups.append(outcome)
+
     def _load(self, limit: int, seen: set[int]):
         with session_scope(self.db) as session:
             rows = [r for r in outbox.due_rows(session, now=self.clock.now(), limit=limit) if r.id not in seen]
             people, identities = _recipients(session, rows) if rows else ({}, {})
         return rows, people, identities
 
-    async def _deliver_group(self, rows: list[Notification], people: dict[int, Staff],
-                             identities: dict[int, list[ChatIdentity]]) -> GroupOutcome:
+    async def _deliver_group(
+        self, rows: list[Notification], people: dict[int, Staff], identities: dict[int, list[ChatIdentity]]
+    ) -> GroupOutcome:
         first = rows[0]
         person = people.get(first.recipient_id) if first.recipient_id is not None else None
         lang = (person.language if person else None) or "vi"
@@ -238,18 +209,38 @@ class Deliverer:
         error = "; ".join(dict.fromkeys(attempt.errors)) or None
         # Recorded at once (a crash now repeats at most this one message), in a worker thread: a commit must
         # not stall the event loop, or the rate limiter's slots pass unused and the chats wait.
-        await asyncio.to_thread(self._record, rows, status=status, attempts=attempts, done=done, error=error,
-                                now=now, retry_after=attempt.retry_after, blocked=attempt.blocked,
-                                tell_district=person_part == "lost" and first.email is None)
+        await asyncio.to_thread(
+            self._record,
+            rows,
+            status=status,
+            attempts=attempts,
+            done=done,
+            error=error,
+            now=now,
+            retry_after=attempt.retry_after,
+            blocked=attempt.blocked,
+            tell_district=person_part == "lost" and first.email is None,
+        )
         await self._attach(attempt, rows, lang, recorded_error=error)  # after the record: drawing takes a moment
         outcome = GroupOutcome(
-            recipient=person.full_name if person else (first.email or "?"), rule=first.rule, stage=first.stage,
-            items=len(rows), status={"sent": "sent", "pending": "retry", "failed": "failed"}[status],
-            channels=attempt.sent, error=error,
+            recipient=person.full_name if person else (first.email or "?"),
+            rule=first.rule,
+            stage=first.stage,
+            items=len(rows),
+            status={"sent": "sent", "pending": "retry", "failed": "failed"}[status],
+            channels=attempt.sent,
+            error=error,
         )
-        log.info("notification rule=%s stage=%s items=%d recipient=%s channels=%s status=%s%s", first.rule,
-                 first.stage, len(rows), first.recipient_id or "email", ",".join(attempt.sent) or "-",
-                 outcome.status, f" error={error}" if error else "")
+        log.info(
+            "notification rule=%s stage=%s items=%d recipient=%s channels=%s status=%s%s",
+            first.rule,
+            first.stage,
+            len(rows),
+            first.recipient_id or "email",
+            ",".join(attempt.sent) or "-",
+            outcome.status,
+            f" error={error}" if error else "",
+        )
         return outcome
 
     async def _chat(self, attempt: _Attempt, person: Staff, identities: list[ChatIdentity], message: Outgoing) -> str:
@@ -285,8 +276,9 @@ class Deliverer:
             return "ok"
         return "elsewhere" if unserved else "lost"
 
-    async def _attach(self, attempt: _Attempt, rows: list[Notification], lang: str, *,
-                      recorded_error: str | None) -> None:
+    async def _attach(
+        self, attempt: _Attempt, rows: list[Notification], lang: str, *, recorded_error: str | None
+    ) -> None:
         """The rule's picture (the digest's chart) after its message, which is already recorded as sent: the
         message is what is owed. A chart that fails (or a crash while drawing it) is written on the
         notification, never retried, since a retry would repeat the message; /tonghop draws it any time."""
@@ -298,8 +290,9 @@ class Deliverer:
 
         def draw() -> bytes | None:
             with session_scope(self.db) as session:
-                return rule.attachment(session, programme=self.programme, subject=first.subject,
-                                       now=self.clock.now(), lang=lang)
+                return rule.attachment(
+                    session, programme=self.programme, subject=first.subject, now=self.clock.now(), lang=lang
+                )
 
         try:
             png = await asyncio.to_thread(draw)
@@ -333,8 +326,19 @@ class Deliverer:
         attempt.sent.append(EMAIL)
         return "ok"
 
-    def _record(self, rows: list[Notification], *, status: str, attempts: int, done: set[str], error: str | None,
-                now: datetime, retry_after: float | None, blocked: list[int], tell_district: bool) -> None:
+    def _record(
+        self,
+        rows: list[Notification],
+        *,
+        status: str,
+        attempts: int,
+        done: set[str],
+        error: str | None,
+        now: datetime,
+        retry_after: float | None,
+        blocked: list[int],
+        tell_district: bool,
+    ) -> None:
         if status == NotificationStatus.PENDING:
             delay = min(self.backoff * (2 ** (attempts - 1)), self.max_backoff)
             if retry_after is not None:
@@ -345,29 +349,40 @@ class Deliverer:
         ids = [r.id for r in rows]
         with session_scope(self.db) as session:
             session.execute(
-                update(Notification).where(Notification.id.in_(ids)).values(
-                    status=status, attempts=attempts, next_attempt_at=next_at,
-                    channels_done=",".join(sorted(done)) or None, last_error=error,
+                update(Notification)
+                .where(Notification.id.in_(ids))
+                .values(
+                    status=status,
+                    attempts=attempts,
+                    next_attempt_at=next_at,
+                    channels_done=",".join(sorted(done)) or None,
+                    last_error=error,
                     sent_at=now if status == NotificationStatus.SENT else None,
                 )
             )
             if blocked:
-                session.execute(update(ChatIdentity).where(ChatIdentity.id.in_(blocked), ChatIdentity.blocked_at.is_(None))
-                                .values(blocked_at=now))
+                session.execute(
+                    update(ChatIdentity)
+                    .where(ChatIdentity.id.in_(blocked), ChatIdentity.blocked_at.is_(None))
+                    .values(blocked_at=now)
+                )
             if status == NotificationStatus.FAILED and tell_district and rows[0].rule != "undeliverable":
                 _tell_the_district(session, rows, programme=self.programme, now=now, reason=error or NO_CHANNEL)
 
 
-SIGNATURE = T(vi="\n\n—\nfieldbot, chương trình “{name}”. Tin nhắn tự động, vui lòng không trả lời email này.",
-              en="\n\n—\nfieldbot, programme “{name}”. Automatic message, please do not reply to this e-mail.")
+SIGNATURE = T(
+    vi="\n\n—\nfieldbot, chương trình “{name}”. Tin nhắn tự động, vui lòng không trả lời email này.",
+    en="\n\n—\nfieldbot, programme “{name}”. Automatic message, please do not reply to this e-mail.",
+)
 UNDELIVERED = T(
     vi="• <b>{name}</b> ({role}, {school}, {phone}) chưa nhận được “{what}”: {why}",
     en="• <b>{name}</b> ({role}, {school}, {phone}) did not get “{what}”: {why}",
 )
 
 
-def _tell_the_district(session: Session, rows: list[Notification], *, programme: Programme, now: datetime,
-                       reason: str) -> None:
+def _tell_the_district(
+    session: Session, rows: list[Notification], *, programme: Programme, now: datetime, reason: str
+) -> None:
     """A person no channel reaches: the district contact hears about it instead of the reminder vanishing."""
     from scheduler.context import Candidate, SweepContext
     from scheduler.rules import ROLE_LABEL, title
@@ -385,9 +400,15 @@ def _tell_the_district(session: Session, rows: list[Notification], *, programme:
     lang = contact.language
     out = []
     for row in rows:
-        line = UNDELIVERED(lang, name=esc(staff.full_name), role=role(lang) if role else esc(staff.role),
-                           school=esc(school), phone=display_phone(staff.phone), what=title(row.rule, lang),
-                           why=esc(reason[:200]))
+        line = UNDELIVERED(
+            lang,
+            name=esc(staff.full_name),
+            role=role(lang) if role else esc(staff.role),
+            school=esc(school),
+            phone=display_phone(staff.phone),
+            what=title(row.rule, lang),
+            why=esc(reason[:200]),
+        )
         c = Candidate("undeliverable", f"notification:{row.id}", contact, "late", now, line, escalation=True)
         out.append(outbox.candidate_row(c, now=now, deliver_at=quiet_release(programme, now)))
     outbox.insert_ignoring_duplicates(session, out)
@@ -404,10 +425,11 @@ def _recipients(session: Session, rows: list[Notification]) -> tuple[dict[int, S
     people: dict[int, Staff] = {}
     identities: dict[int, list[ChatIdentity]] = {}
     for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
+        chunk = ids[i : i + 500]
         people.update({s.id: s for s in session.execute(select(Staff).where(Staff.id.in_(chunk))).scalars()})
         for ident in session.execute(
-            select(ChatIdentity).where(ChatIdentity.staff_id.in_(chunk), ChatIdentity.blocked_at.is_(None))
+            select(ChatIdentity)
+            .where(ChatIdentity.staff_id.in_(chunk), ChatIdentity.blocked_at.is_(None))
             .order_by(ChatIdentity.linked_at.desc(), ChatIdentity.id.desc())  # the latest linked chat first
         ).scalars():
             identities.setdefault(ident.staff_id, []).append(ident)
@@ -418,14 +440,20 @@ def _group(rows: list[Notification]) -> list[list[Notification]]:
     """Rows for one person, rule, stage kind and delivery state become one message (at most 40 items)."""
     groups: dict[tuple, list[Notification]] = {}
     for r in rows:
-        key = (r.recipient_id, r.email if r.recipient_id is None else r.email or "", r.rule, stage_kind(r.stage),
-               r.channels_done or "", r.attempts)
+        key = (
+            r.recipient_id,
+            r.email if r.recipient_id is None else r.email or "",
+            r.rule,
+            stage_kind(r.stage),
+            r.channels_done or "",
+            r.attempts,
+        )
         if r.rule not in RULES_BY_NAME:
             key += (r.stage,)
         groups.setdefault(key, []).append(r)
     out = []
     for g in groups.values():
-        out += [g[i:i + MAX_ITEMS_PER_MESSAGE] for i in range(0, len(g), MAX_ITEMS_PER_MESSAGE)]
+        out += [g[i : i + MAX_ITEMS_PER_MESSAGE] for i in range(0, len(g), MAX_ITEMS_PER_MESSAGE)]
     return out
 
 

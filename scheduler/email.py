@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from scheduler.delivery import DeliveryError, RetryLater, Unreachable
+from core.ports import DeliveryError, RetryLater, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +55,16 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         timeout = float(query.get("timeout", DEFAULT_TIMEOUT))
     except ValueError:
         raise ValueError("SMTP URL: timeout phải là số giây") from None
-    return SmtpConfig(host=parts.hostname, port=port, implicit_tls=implicit_tls, starttls=starttls,
-                      username=username, password=password, sender=sender, timeout=timeout)
+    return SmtpConfig(
+        host=parts.hostname,
+        port=port,
+        implicit_tls=implicit_tls,
+        starttls=starttls,
+        username=username,
+        password=password,
+        sender=sender,
+        timeout=timeout,
+    )
 
 
 class SmtpMailer:
@@ -94,8 +101,9 @@ class SmtpMailer:
         where = f"{c.host}:{c.port}"
         try:
             if c.implicit_tls:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout,
-                                                      context=ssl.create_default_context())
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    c.host, c.port, timeout=c.timeout, context=ssl.create_default_context()
+                )
             else:
                 smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
             with smtp:
@@ -115,8 +123,7 @@ class SmtpMailer:
             if 400 <= exc.smtp_code < 500:
                 raise RetryLater(f"SMTP {where}: temporary failure {exc.smtp_code}") from None
             raise DeliveryError(f"SMTP {where}: rejected {exc.smtp_code}") from None
-        except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, socket.timeout, ssl.SSLError,
-                OSError) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ssl.SSLError, OSError) as exc:
             raise RetryLater(f"SMTP {where} unreachable: {type(exc).__name__}: {exc}") from None
         except smtplib.SMTPException as exc:
             raise RetryLater(f"SMTP {where}: {type(exc).__name__}") from None

@@ -15,8 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from core.vocabulary import NotificationStatus
 from scheduler.context import Candidate
-from storage.models import Notification, NotificationStatus
+from storage.models import Notification
 
 CHUNK = 500
 SUPERSEDED = "superseded: no longer due, or replaced by a later stage"
@@ -24,7 +25,7 @@ SUPERSEDED = "superseded: no longer due, or replaced by a later stage"
 
 def _chunks(items: Sequence, size: int = CHUNK):
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
@@ -51,9 +52,17 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
 
 def candidate_row(c: Candidate, *, now: datetime, deliver_at: datetime) -> dict:
     return dict(
-        key=c.key, rule=c.rule, subject=c.subject, stage=c.stage, recipient_id=c.recipient.staff_id,
-        email=c.recipient.email, text=c.line, status=NotificationStatus.PENDING, attempts=0,
-        next_attempt_at=deliver_at, created_at=now,
+        key=c.key,
+        rule=c.rule,
+        subject=c.subject,
+        stage=c.stage,
+        recipient_id=c.recipient.staff_id,
+        email=c.recipient.email,
+        text=c.line,
+        status=NotificationStatus.PENDING,
+        attempts=0,
+        next_attempt_at=deliver_at,
+        created_at=now,
     )
 
 
@@ -61,24 +70,27 @@ def skip_stale(session: Session, *, rules: Iterable[str], current_keys: set[str]
     """Pending rows of ``rules`` that no rule asks for any more (resolved, or superseded by a later stage):
     marked skipped, so a stale reminder is never sent late. Only pending rows are read: a handful."""
     rows = session.execute(
-        select(Notification.id, Notification.key)
-        .where(Notification.status == NotificationStatus.PENDING, Notification.rule.in_(list(rules)))
+        select(Notification.id, Notification.key).where(
+            Notification.status == NotificationStatus.PENDING, Notification.rule.in_(list(rules))
+        )
     ).all()
     stale = [r for r in rows if r.key not in current_keys]
     if stale and not dry_run:
         for chunk in _chunks([r.id for r in stale]):
             session.execute(
-                update(Notification).where(Notification.id.in_(chunk),
-                                           Notification.status == NotificationStatus.PENDING)
+                update(Notification)
+                .where(Notification.id.in_(chunk), Notification.status == NotificationStatus.PENDING)
                 .values(status=NotificationStatus.SKIPPED, last_error=SUPERSEDED)
             )
     return [r.key for r in stale]
 
 
 def due_rows(session: Session, *, now: datetime, limit: int) -> list[Notification]:
-    return list(session.execute(
-        select(Notification)
-        .where(Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now)
-        .order_by(Notification.next_attempt_at, Notification.id)
-        .limit(limit)
-    ).scalars())
+    return list(
+        session.execute(
+            select(Notification)
+            .where(Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now)
+            .order_by(Notification.next_attempt_at, Notification.id)
+            .limit(limit)
+        ).scalars()
+    )

@@ -34,11 +34,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
-from bot.clock import fmt_date
-from conversations.i18n import T
-from conversations.types import esc
+from core.clock import fmt_date
+from core.i18n import T
+from core.messages import esc
+from core.vocabulary import HandoverStatus, ReviewStatus, Role
 from scheduler.context import Candidate, Recipient, SweepContext, group_by
-from storage.models import Batch, Handover, HandoverStatus, ReviewStatus, Role, School, Student
+from storage.models import Batch, Handover, School, Student
 
 Finder = Callable[[SweepContext], Iterable[Candidate]]
 # (session, programme, subject, now, lang) -> a PNG sent after the message on the person's chat, or None
@@ -56,7 +57,7 @@ class Rule:
 
 
 def stage_kind(stage: str) -> str:
-    """"remind:3" -> "remind", "late:2021-11-22" -> "late": items of one kind share a message."""
+    """ "remind:3" -> "remind", "late:2021-11-22" -> "late": items of one kind share a message."""
     return stage.split(":", 1)[0]
 
 
@@ -73,12 +74,17 @@ DEVICE_LABEL = {
     "tablet": T(vi="máy tính bảng", en="tablets"),
 }
 PRINCIPAL_IS = T(vi="HT {name}, {phone}", en="principal {name}, {phone}")
-NO_PRINCIPAL = T(vi="trường chưa có hiệu trưởng trong danh sách nhân sự",
-                 en="the school has no principal in the roster")
-UNREACHABLE_NOTE = T(vi=" (chưa liên kết Telegram/Zalo và không có email: nhắc việc không đến được)",
-                     en=" (no Telegram/Zalo linked and no e-mail: reminders cannot reach them)")
-NO_PRINCIPAL_PREFIX = T(vi="(Trường chưa có hiệu trưởng trong danh sách nên nhắc việc gửi tới phòng GD&ĐT) ",
-                        en="(The school has no principal in the roster, so this reminder goes to the district) ")
+NO_PRINCIPAL = T(
+    vi="trường chưa có hiệu trưởng trong danh sách nhân sự", en="the school has no principal in the roster"
+)
+UNREACHABLE_NOTE = T(
+    vi=" (chưa liên kết Telegram/Zalo và không có email: nhắc việc không đến được)",
+    en=" (no Telegram/Zalo linked and no e-mail: reminders cannot reach them)",
+)
+NO_PRINCIPAL_PREFIX = T(
+    vi="(Trường chưa có hiệu trưởng trong danh sách nên nhắc việc gửi tới phòng GD&ĐT) ",
+    en="(The school has no principal in the roster, so this reminder goes to the district) ",
+)
 
 
 def principal_text(ctx: SweepContext, school_id: int, lang: str) -> str:
@@ -115,9 +121,9 @@ def _current(stages: list[tuple[str, datetime]], now: datetime) -> tuple[str, da
 
 NEEDS_REMIND = T(
     vi="<b>{school}</b> chưa chốt báo cáo nhu cầu. Hạn chót: hết ngày {deadline} ({left}). "
-       "Đã đăng ký {total} học sinh, {pending} hồ sơ đang chờ duyệt.",
+    "Đã đăng ký {total} học sinh, {pending} hồ sơ đang chờ duyệt.",
     en="<b>{school}</b> has not submitted its needs report. Deadline: end of {deadline} ({left}). "
-       "{total} students registered, {pending} waiting for review.",
+    "{total} students registered, {pending} waiting for review.",
 )
 LEFT_TODAY = T(vi="hôm nay là ngày cuối", en="today is the last day")
 LEFT_DAYS = T(vi="còn {n} ngày", en="{n} days left")
@@ -134,8 +140,10 @@ NEEDS_LATE_DAY = T(
 
 def needs_stages(ctx: SweepContext) -> list[tuple[str, datetime]]:
     deadline = ctx.programme.deadlines.needs_report
-    stages = [(f"remind:{n}", ctx.morning(deadline - timedelta(days=n)))
-              for n in ctx.programme.reminders.needs_report_days_before]
+    stages = [
+        (f"remind:{n}", ctx.morning(deadline - timedelta(days=n)))
+        for n in ctx.programme.reminders.needs_report_days_before
+    ]
     stages.append(("late", ctx.morning(deadline + timedelta(days=1))))
     day = deadline + timedelta(days=2)
     while ctx.morning(day) <= ctx.now:
@@ -149,9 +157,13 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
     if current is None:
         return []
     stage, at = current
-    rows = ctx.session.execute(
-        select(School.id).where(School.active, School.needs_report_submitted_at.is_(None)).order_by(School.id)
-    ).scalars().all()
+    rows = (
+        ctx.session.execute(
+            select(School.id).where(School.active, School.needs_report_submitted_at.is_(None)).order_by(School.id)
+        )
+        .scalars()
+        .all()
+    )
     if not rows:
         return []
     ctx.load_schools(rows)
@@ -166,8 +178,14 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
             total, pending = counts.get(sid, (0, 0))
             for r in recipients:
                 left = LEFT_TODAY(r.language) if days_left == 0 else LEFT_DAYS(r.language, n=days_left)
-                line = NEEDS_REMIND(r.language, school=esc(ctx.school(sid).name), deadline=deadline, left=left,
-                                    total=total, pending=pending)
+                line = NEEDS_REMIND(
+                    r.language,
+                    school=esc(ctx.school(sid).name),
+                    deadline=deadline,
+                    left=left,
+                    total=total,
+                    pending=pending,
+                )
                 if no_principal:
                     line = NO_PRINCIPAL_PREFIX(r.language) + line
                 out.append(Candidate("needs_report", f"school:{sid}", r, stage, at, line, until=until))
@@ -180,17 +198,33 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
         lang = contact.language
         if stage == "late":
             lines = [NEEDS_LATE_LIST(lang, deadline=deadline, n=len(sids))]
-            lines += [NEEDS_LATE_ITEM(lang, school=esc(ctx.school(s).name), principal=principal_text(ctx, s, lang))
-                      for s in sids]
-            out.append(Candidate("needs_report", f"district:{district_id}", contact, stage, at, "\n".join(lines),
-                                 escalation=True, until=until))
+            lines += [
+                NEEDS_LATE_ITEM(lang, school=esc(ctx.school(s).name), principal=principal_text(ctx, s, lang))
+                for s in sids
+            ]
+            out.append(
+                Candidate(
+                    "needs_report",
+                    f"district:{district_id}",
+                    contact,
+                    stage,
+                    at,
+                    "\n".join(lines),
+                    escalation=True,
+                    until=until,
+                )
+            )
             continue
         days_late = (ctx.local_date(at) - ctx.programme.deadlines.needs_report).days
         for s in sids:
-            line = NEEDS_LATE_DAY(lang, school=esc(ctx.school(s).name), days=days_late, deadline=deadline,
-                                  principal=principal_text(ctx, s, lang))
-            out.append(Candidate("needs_report", f"school:{s}", contact, stage, at, line, escalation=True,
-                                 until=until))
+            line = NEEDS_LATE_DAY(
+                lang,
+                school=esc(ctx.school(s).name),
+                days=days_late,
+                deadline=deadline,
+                principal=principal_text(ctx, s, lang),
+            )
+            out.append(Candidate("needs_report", f"school:{s}", contact, stage, at, line, escalation=True, until=until))
     return out
 
 
@@ -231,11 +265,21 @@ def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
     grace = timedelta(hours=ctx.programme.deadlines.handover_update_grace_hours)
     horizon = ctx.now + timedelta(days=1)  # a reminder's moment is the morning of the due day: < 24 h before
     rows = ctx.session.execute(
-        select(Handover.id, Handover.school_id, Handover.recorded_by, Handover.handed_over_on, Handover.csdl_due_at,
-               Student.full_name, Student.class_name)
+        select(
+            Handover.id,
+            Handover.school_id,
+            Handover.recorded_by,
+            Handover.handed_over_on,
+            Handover.csdl_due_at,
+            Student.full_name,
+            Student.class_name,
+        )
         .join(Student, Student.id == Handover.student_id)
-        .where(Handover.csdl_updated_at.is_(None), Handover.status == HandoverStatus.ACTIVE,
-               Handover.csdl_due_at <= horizon)
+        .where(
+            Handover.csdl_updated_at.is_(None),
+            Handover.status == HandoverStatus.ACTIVE,
+            Handover.csdl_due_at <= horizon,
+        )
         .order_by(Handover.csdl_due_at, Handover.id)
     ).all()
     if not rows:
@@ -246,14 +290,20 @@ def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
     for r in rows:
         due_day = ctx.local_date(r.csdl_due_at - timedelta(microseconds=1))  # the last day that counts
         school = ctx.school(r.school_id)
-        values = dict(school=esc(school.name), student=esc(r.full_name), class_name=esc(r.class_name),
-                      handed=fmt_date(r.handed_over_on), due=fmt_date(due_day))
+        values = dict(
+            school=esc(school.name),
+            student=esc(r.full_name),
+            class_name=esc(r.class_name),
+            handed=fmt_date(r.handed_over_on),
+            due=fmt_date(due_day),
+        )
         late_at = r.csdl_due_at + grace
         if ctx.now >= late_at:
             contact = ctx.district_contact(school.district_id)
             if contact is not None:
-                line = CSDL_LATE(contact.language, principal=principal_text(ctx, r.school_id, contact.language),
-                                 **values)
+                line = CSDL_LATE(
+                    contact.language, principal=principal_text(ctx, r.school_id, contact.language), **values
+                )
                 out.append(Candidate("csdl", f"handover:{r.id}", contact, "late", late_at, line, escalation=True))
             continue
         remind_at = ctx.morning(due_day)
@@ -275,15 +325,15 @@ def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
 
 DEVICES_REMIND = T(
     vi="• {school}: lô {quantity} {device} ({model}) nhận ngày {received}: còn <b>{left}</b> máy chưa bàn giao "
-       "sau {days} ngày",
+    "sau {days} ngày",
     en="• {school}: batch of {quantity} {device} ({model}) received {received}: <b>{left}</b> not handed over "
-       "after {days} days",
+    "after {days} days",
 )
 DEVICES_LATE = T(
     vi="• <b>{school}</b>: lô {quantity} {device} ({model}) nhận ngày {received}, còn {left} máy chưa bàn giao "
-       "sau {days} ngày — {principal}",
+    "sau {days} ngày — {principal}",
     en="• <b>{school}</b>: batch of {quantity} {device} ({model}) received {received}, {left} not handed over "
-       "after {days} days — {principal}",
+    "after {days} days — {principal}",
 )
 
 
@@ -292,8 +342,15 @@ def find_devices_waiting(ctx: SweepContext) -> Iterable[Candidate]:
     # The reminder goes out the morning N days after receipt: by today's morning, received_on <= today - N.
     latest = ctx.today - timedelta(days=n)
     rows = ctx.session.execute(
-        select(Batch.id, Batch.school_id, Batch.received_on, Batch.quantity, Batch.handed_over, Batch.device_type,
-               Batch.brand_model)
+        select(
+            Batch.id,
+            Batch.school_id,
+            Batch.received_on,
+            Batch.quantity,
+            Batch.handed_over,
+            Batch.device_type,
+            Batch.brand_model,
+        )
         .where(Batch.handed_over < Batch.quantity, Batch.received_on <= latest)
         .order_by(Batch.received_on, Batch.id)
     ).all()
@@ -316,16 +373,21 @@ def find_devices_waiting(ctx: SweepContext) -> Iterable[Candidate]:
             recipients, no_principal = school_recipients(ctx, r.school_id)
         for rec in recipients:
             lang = rec.language
-            values = dict(school=esc(school.name), quantity=r.quantity, model=esc(r.brand_model),
-                          device=DEVICE_LABEL.get(r.device_type, T(vi=r.device_type, en=r.device_type))(lang),
-                          received=fmt_date(r.received_on), left=r.quantity - r.handed_over, days=waited)
+            values = dict(
+                school=esc(school.name),
+                quantity=r.quantity,
+                model=esc(r.brand_model),
+                device=DEVICE_LABEL.get(r.device_type, T(vi=r.device_type, en=r.device_type))(lang),
+                received=fmt_date(r.received_on),
+                left=r.quantity - r.handed_over,
+                days=waited,
+            )
             if escalate:
                 line = DEVICES_LATE(lang, principal=principal_text(ctx, r.school_id, lang), **values)
                 out.append(Candidate("devices_waiting", f"batch:{r.id}", rec, "late", late_at, line, escalation=True))
             else:
                 line = (NO_PRINCIPAL_PREFIX(lang) if no_principal else "") + DEVICES_REMIND(lang, **values)
-                out.append(Candidate("devices_waiting", f"batch:{r.id}", rec, "remind", remind_at, line,
-                                     until=late_at))
+                out.append(Candidate("devices_waiting", f"batch:{r.id}", rec, "remind", remind_at, line, until=late_at))
     return out
 
 
@@ -354,8 +416,13 @@ def find_pending_review(ctx: SweepContext) -> Iterable[Candidate]:
             continue
         recipients, no_principal = school_recipients(ctx, r.school_id)
         for rec in recipients:
-            line = REVIEW_REMIND(rec.language, school=esc(ctx.school(r.school_id).name), student=esc(r.full_name),
-                                 class_name=esc(r.class_name), created=fmt_date(ctx.local_date(r.created_at)))
+            line = REVIEW_REMIND(
+                rec.language,
+                school=esc(ctx.school(r.school_id).name),
+                student=esc(r.full_name),
+                class_name=esc(r.class_name),
+                created=fmt_date(ctx.local_date(r.created_at)),
+            )
             if no_principal:
                 line = NO_PRINCIPAL_PREFIX(rec.language) + line
             out.append(Candidate("pending_review", f"student:{r.id}", rec, "remind", at, line))
@@ -383,13 +450,19 @@ RULES: tuple[Rule, ...] = (
         title=T(vi="Báo cáo nhu cầu", en="Needs report"),
         find=find_needs_report,
         headers={
-            "remind": T(vi="⏰ <b>Nhắc việc: chốt báo cáo nhu cầu</b>", en="⏰ <b>Reminder: submit the needs report</b>"),
-            "late": T(vi="⚠️ <b>Báo cáo vượt cấp: trường chưa chốt báo cáo nhu cầu</b>",
-                      en="⚠️ <b>Escalation: schools without a needs report</b>"),
+            "remind": T(
+                vi="⏰ <b>Nhắc việc: chốt báo cáo nhu cầu</b>", en="⏰ <b>Reminder: submit the needs report</b>"
+            ),
+            "late": T(
+                vi="⚠️ <b>Báo cáo vượt cấp: trường chưa chốt báo cáo nhu cầu</b>",
+                en="⚠️ <b>Escalation: schools without a needs report</b>",
+            ),
         },
         footers={
-            "remind": T(vi="Gõ /duyet để duyệt hồ sơ đang chờ, rồi /chotbaocao để chốt báo cáo.",
-                        en="Type /duyet to review waiting registrations, then /chotbaocao to submit the report."),
+            "remind": T(
+                vi="Gõ /duyet để duyệt hồ sơ đang chờ, rồi /chotbaocao để chốt báo cáo.",
+                en="Type /duyet to review waiting registrations, then /chotbaocao to submit the report.",
+            ),
             "late": T(vi="Gõ /tonghop để xem số liệu từng trường.", en="Type /tonghop for each school's figures."),
         },
     ),
@@ -398,18 +471,26 @@ RULES: tuple[Rule, ...] = (
         title=T(vi="Cập nhật CSDL ngành", en="Sector-database update"),
         find=find_csdl,
         headers={
-            "remind": T(vi="⏰ <b>Nhắc việc: {n} bàn giao cần cập nhật CSDL ngành</b> (hạn {update_days} ngày sau bàn giao)",
-                        en="⏰ <b>Reminder: handovers to enter in the sector database ({n})</b>, due {update_days} day(s) after the handover"),
-            "late": T(vi="⚠️ <b>Báo cáo vượt cấp: {n} bàn giao quá hạn cập nhật CSDL ngành</b>",
-                      en="⚠️ <b>Escalation: handovers not entered in the sector database on time ({n})</b>"),
+            "remind": T(
+                vi="⏰ <b>Nhắc việc: {n} bàn giao cần cập nhật CSDL ngành</b> (hạn {update_days} ngày sau bàn giao)",
+                en="⏰ <b>Reminder: handovers to enter in the sector database ({n})</b>, due {update_days} day(s) after the handover",
+            ),
+            "late": T(
+                vi="⚠️ <b>Báo cáo vượt cấp: {n} bàn giao quá hạn cập nhật CSDL ngành</b>",
+                en="⚠️ <b>Escalation: handovers not entered in the sector database on time ({n})</b>",
+            ),
         },
         footers={
-            "remind": T(vi="Nhập vào CSDL ngành (csdl.moet.gov.vn), rồi hiệu trưởng gõ /duyet và chọn "
-                           "“Đã cập nhật CSDL ngành” để xác nhận.",
-                        en="Enter them at csdl.moet.gov.vn, then the principal types /duyet and taps "
-                           "“Đã cập nhật CSDL ngành” to confirm."),
-            "late": T(vi="Theo Công văn {letter}: cập nhật muộn nhất {update_days} ngày sau bàn giao.",
-                      en="Letter {letter}: update at the latest {update_days} day(s) after the handover."),
+            "remind": T(
+                vi="Nhập vào CSDL ngành (csdl.moet.gov.vn), rồi hiệu trưởng gõ /duyet và chọn "
+                "“Đã cập nhật CSDL ngành” để xác nhận.",
+                en="Enter them at csdl.moet.gov.vn, then the principal types /duyet and taps "
+                "“Đã cập nhật CSDL ngành” to confirm.",
+            ),
+            "late": T(
+                vi="Theo Công văn {letter}: cập nhật muộn nhất {update_days} ngày sau bàn giao.",
+                en="Letter {letter}: update at the latest {update_days} day(s) after the handover.",
+            ),
         },
     ),
     Rule(
@@ -417,14 +498,20 @@ RULES: tuple[Rule, ...] = (
         title=T(vi="Máy chưa bàn giao", en="Computers not handed over"),
         find=find_devices_waiting,
         headers={
-            "remind": T(vi="💻 <b>Nhắc việc: máy đã nhận nhưng chưa bàn giao</b>",
-                        en="💻 <b>Reminder: computers received but not handed over</b>"),
-            "late": T(vi="⚠️ <b>Báo cáo vượt cấp: máy chưa bàn giao sau {waiting_days2} ngày</b>",
-                      en="⚠️ <b>Escalation: computers not handed over after {waiting_days2} days</b>"),
+            "remind": T(
+                vi="💻 <b>Nhắc việc: máy đã nhận nhưng chưa bàn giao</b>",
+                en="💻 <b>Reminder: computers received but not handed over</b>",
+            ),
+            "late": T(
+                vi="⚠️ <b>Báo cáo vượt cấp: máy chưa bàn giao sau {waiting_days2} ngày</b>",
+                en="⚠️ <b>Escalation: computers not handed over after {waiting_days2} days</b>",
+            ),
         },
         footers={
-            "remind": T(vi="Gõ /bangiao để ghi nhận bàn giao cho học sinh.",
-                        en="Type /bangiao to record a handover to a student."),
+            "remind": T(
+                vi="Gõ /bangiao để ghi nhận bàn giao cho học sinh.",
+                en="Type /bangiao to record a handover to a student.",
+            ),
             "late": T(vi="Gõ /tonghop để xem số liệu từng trường.", en="Type /tonghop for each school's figures."),
         },
     ),
@@ -433,8 +520,10 @@ RULES: tuple[Rule, ...] = (
         title=T(vi="Hồ sơ chờ duyệt", en="Registrations waiting for review"),
         find=find_pending_review,
         headers={
-            "remind": T(vi="📝 <b>Nhắc việc: {n} hồ sơ đăng ký chờ duyệt quá {review_days} ngày</b>",
-                        en="📝 <b>Reminder: registrations waiting more than {review_days} days ({n})</b>"),
+            "remind": T(
+                vi="📝 <b>Nhắc việc: {n} hồ sơ đăng ký chờ duyệt quá {review_days} ngày</b>",
+                en="📝 <b>Reminder: registrations waiting more than {review_days} days ({n})</b>",
+            ),
         },
         footers={"remind": T(vi="Gõ /duyet để duyệt.", en="Type /duyet to review them.")},
     ),
@@ -443,18 +532,30 @@ RULES: tuple[Rule, ...] = (
         title=T(vi="Bản tin hằng ngày", en="Daily digest"),
         find=_find_digest,
         attachment=_digest_chart,
-        footers={"day": T(vi="Gõ /tonghop để xem tổng hợp, /xuatfile để xuất tệp Excel.",
-                          en="Type /tonghop for the summary, /xuatfile for the spreadsheet.")},
+        footers={
+            "day": T(
+                vi="Gõ /tonghop để xem tổng hợp, /xuatfile để xuất tệp Excel.",
+                en="Type /tonghop for the summary, /xuatfile for the spreadsheet.",
+            )
+        },
     ),
     Rule(
         name="undeliverable",
         title=T(vi="Không gửi được thông báo", en="Notifications not delivered"),
         find=None,
-        headers={"late": T(vi="⚠️ <b>Không gửi được {n} thông báo</b>: người nhận không còn kênh liên lạc nào",
-                           en="⚠️ <b>Notifications not delivered ({n})</b>: the person has no channel left")},
-        footers={"late": T(vi="Hãy nhắc họ mở bot và chia sẻ số điện thoại để liên kết, hoặc bổ sung email "
-                              "trong danh sách nhân sự.",
-                           en="Ask them to open the bot and share their phone number, or add an e-mail to the roster.")},
+        headers={
+            "late": T(
+                vi="⚠️ <b>Không gửi được {n} thông báo</b>: người nhận không còn kênh liên lạc nào",
+                en="⚠️ <b>Notifications not delivered ({n})</b>: the person has no channel left",
+            )
+        },
+        footers={
+            "late": T(
+                vi="Hãy nhắc họ mở bot và chia sẻ số điện thoại để liên kết, hoặc bổ sung email "
+                "trong danh sách nhân sự.",
+                en="Ask them to open the bot and share their phone number, or add an e-mail to the roster.",
+            )
+        },
     ),
 )
 RULES_BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
@@ -466,9 +567,14 @@ def compose(rule_name: str, stage: str, lines: list[str], *, lang: str, programm
     rule = RULES_BY_NAME.get(rule_name)
     kind = stage_kind(stage)
     d = programme.deadlines
-    values = dict(n=len(lines), review_days=d.pending_review_days, waiting_days=d.devices_waiting_days,
-                  waiting_days2=2 * d.devices_waiting_days, update_days=d.handover_update_days,
-                  letter=programme.programme.letter)
+    values = dict(
+        n=len(lines),
+        review_days=d.pending_review_days,
+        waiting_days=d.devices_waiting_days,
+        waiting_days2=2 * d.devices_waiting_days,
+        update_days=d.handover_update_days,
+        letter=programme.programme.letter,
+    )
     parts = []
     if rule is not None and kind in rule.headers:
         parts.append(rule.headers[kind](lang, **values))
@@ -485,7 +591,7 @@ def title(rule_name: str, lang: str = "vi") -> str:
 
 def subject_line(rule_name: str, stage: str, *, lang: str, programme, n: int) -> str:
     """E-mail subject: the programme's name and the message's header, as plain text."""
-    from conversations.types import plain_text
+    from core.messages import plain_text
 
     rule = RULES_BY_NAME.get(rule_name)
     kind = stage_kind(stage)

@@ -27,10 +27,11 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
-from bot.clock import Clock
-from bot.programme import Programme
+from core.clock import Clock
+from core.ports import ChannelSender, Mailer
+from core.programme import Programme
 from scheduler import lease
-from scheduler.delivery import ChannelSender, Deliverer, DeliveryReport, Mailer
+from scheduler.delivery import Deliverer, DeliveryReport
 from scheduler.sweep import SweepResult, sweep
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,7 @@ class SchedulerService:
         self.holder = holder
         self.lease_ttl = lease_ttl
         self.deliver_every = deliver_every
-        self.deliverer = deliverer or Deliverer(db=db, programme=programme, clock=clock, senders=senders,
-                                                mailer=mailer)
+        self.deliverer = deliverer or Deliverer(db=db, programme=programme, clock=clock, senders=senders, mailer=mailer)
         self._lock = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
         self.catch_up: asyncio.Task | None = None
@@ -81,8 +81,9 @@ class SchedulerService:
     # --- one cycle ----------------------------------------------------------------------------------------------
 
     async def hold_lease(self) -> bool:
-        return await asyncio.to_thread(lease.try_acquire, self.db, holder=self.holder, now=self.lease_clock.now(),
-                                       ttl=self.lease_ttl)
+        return await asyncio.to_thread(
+            lease.try_acquire, self.db, holder=self.holder, now=self.lease_clock.now(), ttl=self.lease_ttl
+        )
 
     async def run_cycle(self, *, do_sweep: bool = True, deliver: bool = True) -> CycleReport | None:
         """Sweep (optional) and deliver, if this process holds the lease; None when another one does."""
@@ -96,8 +97,13 @@ class SchedulerService:
                 result = await asyncio.to_thread(sweep, self.db, programme=self.programme, now=self.clock.now())
             delivery = await self.deliverer.deliver_due(keep_going=self.hold_lease) if deliver else DeliveryReport()
             if delivery.groups:
-                log.info("delivered messages=%d sent=%d retrying=%d failed=%d", delivery.messages,
-                         delivery.rows_sent, delivery.rows_retrying, delivery.rows_failed)
+                log.info(
+                    "delivered messages=%d sent=%d retrying=%d failed=%d",
+                    delivery.messages,
+                    delivery.rows_sent,
+                    delivery.rows_retrying,
+                    delivery.rows_failed,
+                )
             return CycleReport(sweep=result, delivery=delivery)
 
     async def _job(self, do_sweep: bool) -> None:
@@ -113,12 +119,11 @@ class SchedulerService:
             return 0
         from sqlmodel import Session
 
-        from storage.computers import discard_orphan_files
+        from storage.evidence import discard_orphan_files
 
         def run() -> int:
             with Session(self.db) as session:
-                return discard_orphan_files(session, store=self.photos,
-                                            older_than=self.clock.now() - ORPHAN_PHOTO_AGE)
+                return discard_orphan_files(session, store=self.photos, older_than=self.clock.now() - ORPHAN_PHOTO_AGE)
 
         removed = await asyncio.to_thread(run)
         if removed:
@@ -138,23 +143,38 @@ class SchedulerService:
         tz = self.programme.tz
         sched = AsyncIOScheduler(timezone=tz)
         common = dict(max_instances=1, coalesce=True, misfire_grace_time=60)
-        sched.add_job(self._job, IntervalTrigger(minutes=r.sweep_minutes, timezone=tz), args=[True], id="sweep",
-                      **common)
-        sched.add_job(self._job, CronTrigger(hour=r.morning.hour, minute=r.morning.minute, timezone=tz),
-                      args=[True], id="morning", **common)
-        sched.add_job(self._job, IntervalTrigger(seconds=int(self.deliver_every.total_seconds()), timezone=tz),
-                      args=[False], id="deliver", **common)
+        sched.add_job(
+            self._job, IntervalTrigger(minutes=r.sweep_minutes, timezone=tz), args=[True], id="sweep", **common
+        )
+        sched.add_job(
+            self._job,
+            CronTrigger(hour=r.morning.hour, minute=r.morning.minute, timezone=tz),
+            args=[True],
+            id="morning",
+            **common,
+        )
+        sched.add_job(
+            self._job,
+            IntervalTrigger(seconds=int(self.deliver_every.total_seconds()), timezone=tz),
+            args=[False],
+            id="deliver",
+            **common,
+        )
         if self.photos is not None:
-            sched.add_job(self._cleanup_job, CronTrigger(hour=3, minute=30, timezone=tz), id="photo-cleanup",
-                          **common)
+            sched.add_job(self._cleanup_job, CronTrigger(hour=3, minute=30, timezone=tz), id="photo-cleanup", **common)
         sched.start()
         self._scheduler = sched
         # The catch-up after downtime: right now, not one interval from now (and not through APScheduler,
         # which would call a start-up moment in the past a misfire).
         self.catch_up = asyncio.create_task(self._job(True), name="scheduler-catch-up")
-        log.info("scheduler started: sweep every %d min, morning %s, quiet %s-%s, holder %s", r.sweep_minutes,
-                 r.morning.strftime("%H:%M"), r.quiet_start.strftime("%H:%M"), r.quiet_end.strftime("%H:%M"),
-                 self.holder)
+        log.info(
+            "scheduler started: sweep every %d min, morning %s, quiet %s-%s, holder %s",
+            r.sweep_minutes,
+            r.morning.strftime("%H:%M"),
+            r.quiet_start.strftime("%H:%M"),
+            r.quiet_end.strftime("%H:%M"),
+            self.holder,
+        )
 
     async def shutdown(self) -> None:
         if self._scheduler is not None and self._scheduler.running:
@@ -170,9 +190,25 @@ class SchedulerService:
         return self._scheduler.get_jobs() if self._scheduler else []
 
 
-def build_scheduler(*, db: Engine, programme: Programme, clock: Clock, senders: dict[str, ChannelSender],
-                    mailer: Mailer | None, holder: str, photos=None,
-                    lease_ttl: timedelta = timedelta(minutes=2)) -> SchedulerService:
+def build_scheduler(
+    *,
+    db: Engine,
+    programme: Programme,
+    clock: Clock,
+    senders: dict[str, ChannelSender],
+    mailer: Mailer | None,
+    holder: str,
+    photos=None,
+    lease_ttl: timedelta = timedelta(minutes=2),
+) -> SchedulerService:
     """What `fieldbot run` starts: ``await s.start()`` ... ``await s.shutdown()``."""
-    return SchedulerService(db=db, programme=programme, clock=clock, senders=senders, mailer=mailer, holder=holder,
-                            photos=photos, lease_ttl=lease_ttl)
+    return SchedulerService(
+        db=db,
+        programme=programme,
+        clock=clock,
+        senders=senders,
+        mailer=mailer,
+        holder=holder,
+        photos=photos,
+        lease_ttl=lease_ttl,
+    )

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from bot.programme import Programme
+from core.programme import Programme
 from scheduler import outbox
 from scheduler.context import Candidate, SweepContext
 from scheduler.rules import RULES, Rule
@@ -32,8 +32,9 @@ class SweepResult:
     elapsed_ms: float = 0.0
 
 
-def run_sweep(session, *, programme: Programme, now: datetime, rules: tuple[Rule, ...] = RULES,
-              dry_run: bool = False) -> SweepResult:
+def run_sweep(
+    session, *, programme: Programme, now: datetime, rules: tuple[Rule, ...] = RULES, dry_run: bool = False
+) -> SweepResult:
     """Within the caller's transaction."""
     started = time.perf_counter()
     ctx = SweepContext(session=session, programme=programme, now=now)
@@ -53,18 +54,33 @@ def run_sweep(session, *, programme: Programme, now: datetime, rules: tuple[Rule
     new = [c for c in found if c.key not in existing]
     if not dry_run and new:
         # Quiet hours: recorded now, delivered from the morning.
-        outbox.insert_ignoring_duplicates(session, [outbox.candidate_row(c, now=now, deliver_at=deliver_at)
-                                                    for c in new])
+        outbox.insert_ignoring_duplicates(
+            session, [outbox.candidate_row(c, now=now, deliver_at=deliver_at) for c in new]
+        )
     superseded = outbox.skip_stale(session, rules=swept, current_keys=set(by_key), dry_run=dry_run)
-    result = SweepResult(now=now, found=found, created=new, superseded=superseded, dry_run=dry_run,
-                         elapsed_ms=(time.perf_counter() - started) * 1000)
-    log.info("sweep at=%s found=%d new=%d superseded=%d dry_run=%s ms=%.1f", now.isoformat(), len(found),
-             len(new), len(superseded), dry_run, result.elapsed_ms)
+    result = SweepResult(
+        now=now,
+        found=found,
+        created=new,
+        superseded=superseded,
+        dry_run=dry_run,
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+    )
+    log.info(
+        "sweep at=%s found=%d new=%d superseded=%d dry_run=%s ms=%.1f",
+        now.isoformat(),
+        len(found),
+        len(new),
+        len(superseded),
+        dry_run,
+        result.elapsed_ms,
+    )
     return result
 
 
-def sweep(engine: Engine, *, programme: Programme, now: datetime, dry_run: bool = False,
-          rules: tuple[Rule, ...] = RULES) -> SweepResult:
+def sweep(
+    engine: Engine, *, programme: Programme, now: datetime, dry_run: bool = False, rules: tuple[Rule, ...] = RULES
+) -> SweepResult:
     """One sweep in its own transaction (a dry run rolls back)."""
     if dry_run:
         from sqlmodel import Session

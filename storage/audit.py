@@ -23,11 +23,26 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def record(session: Session, *, actor_id: int | None, action: str, entity: str, entity_id: int | None,
-           before: dict[str, Any] | None, after: dict[str, Any] | None, now: datetime) -> AuditEvent:
-    event = AuditEvent(at=now, actor_id=actor_id, action=action[:32], entity=entity[:32], entity_id=entity_id,
-                       before=_jsonable(before) if before is not None else None,
-                       after=_jsonable(after) if after is not None else None)
+def record(
+    session: Session,
+    *,
+    actor_id: int | None,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    now: datetime,
+) -> AuditEvent:
+    event = AuditEvent(
+        at=now,
+        actor_id=actor_id,
+        action=action[:32],
+        entity=entity[:32],
+        entity_id=entity_id,
+        before=_jsonable(before) if before is not None else None,
+        after=_jsonable(after) if after is not None else None,
+    )
     session.add(event)
     session.flush()
     return event

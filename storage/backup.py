@@ -1,4 +1,4 @@
-"""`fieldbot backup` and `fieldbot restore`.
+"""Consistent backup and restore of the database (`fieldbot backup` / `fieldbot restore` drive it).
 
 SQLite: the online backup API, so a backup taken while the bot runs is consistent (never a copy of a
 half-written file). PostgreSQL: pg_dump in its custom format, restored with pg_restore --clean.
@@ -6,7 +6,6 @@ half-written file). PostgreSQL: pg_dump in its custom format, restored with pg_r
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sqlite3
@@ -15,48 +14,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bot.settings import Settings
-
 
 class BackupError(Exception):
     pass
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    b = sub.add_parser("backup", help="sao lưu cơ sở dữ liệu (back up the database)")
-    b.add_argument("--out", type=Path, required=True, help="tệp sao lưu sẽ tạo (backup file to write)")
-    b.set_defaults(func=cmd_backup)
-    r = sub.add_parser("restore", help="khôi phục từ tệp sao lưu; hãy dừng bot trước (restore; stop the bot first)")
-    r.add_argument("file", type=Path, help="tệp sao lưu (backup file)")
-    r.add_argument("--yes", action="store_true", help="không hỏi lại (do not ask for confirmation)")
-    r.set_defaults(func=cmd_restore)
-
-
-def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import CliError
-
-    try:
-        size = backup(settings.database_url, args.out)
-    except BackupError as exc:
-        raise CliError(str(exc)) from None
-    print(f"Đã sao lưu vào {args.out} ({size / 1024:.0f} KB).")
-    return 0
-
-
-def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import CliError
-
-    if not args.yes:
-        answer = input(f"Khôi phục sẽ GHI ĐÈ dữ liệu hiện tại bằng {args.file}. Gõ 'dong y' để tiếp tục: ")
-        if answer.strip().lower() not in ("dong y", "đồng ý"):
-            print("Đã hủy.")
-            return 1
-    try:
-        restore(settings.database_url, args.file)
-    except BackupError as exc:
-        raise CliError(str(exc)) from None
-    print(f"Đã khôi phục từ {args.file}.")
-    return 0
 
 
 def _sqlite_path(url: str) -> Path:
@@ -98,11 +58,15 @@ def backup(url: str, out: Path) -> int:
         dsn, env = _libpq(url)
         proc = subprocess.run(
             ["pg_dump", "--format=custom", "--no-owner", "--no-privileges", f"--file={tmp}", f"--dbname={dsn}"],
-            env=env, capture_output=True, text=True,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
-            raise BackupError(f"pg_dump lỗi: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode}")
+            raise BackupError(
+                f"pg_dump lỗi: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode}"
+            )
     else:
         raise BackupError(f"Không hỗ trợ sao lưu {backend}.")
     os.replace(tmp, out)
@@ -132,11 +96,23 @@ def restore(url: str, file: Path) -> None:
             raise BackupError("Không tìm thấy lệnh pg_restore (cài gói postgresql-client).")
         dsn, env = _libpq(url)
         proc = subprocess.run(
-            ["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
-             f"--dbname={dsn}", str(file)],
-            env=env, capture_output=True, text=True,
+            [
+                "pg_restore",
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--no-privileges",
+                "--single-transaction",
+                f"--dbname={dsn}",
+                str(file),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
-            raise BackupError(f"pg_restore lỗi: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode}")
+            raise BackupError(
+                f"pg_restore lỗi: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode}"
+            )
     else:
         raise BackupError(f"Không hỗ trợ khôi phục {backend}.")

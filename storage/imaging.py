@@ -15,7 +15,7 @@ import io
 import re
 import struct
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pillow_heif
@@ -131,7 +131,7 @@ def parse_exif_time(value: object, offset: object = None) -> datetime | None:
         minutes = int(m[2]) * 60 + int(m[3])
         if minutes <= 14 * 60:
             tz = timezone(timedelta(minutes=-minutes if m[1] == "-" else minutes))
-    return naive.replace(tzinfo=tz).astimezone(timezone.utc)
+    return naive.replace(tzinfo=tz).astimezone(UTC)
 
 
 @dataclass(frozen=True)

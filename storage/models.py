@@ -8,12 +8,12 @@ status is a code change, not a migration on two databases. Every timestamp is ti
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
-from typing import Any, Optional
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from core.vocabulary import HandoverStatus, NotificationStatus, PhotoKind, ReviewStatus
 from storage.types import UTCDateTime
 
 
@@ -21,118 +21,38 @@ def _ts(nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
 
 
-class Role(StrEnum):
-    DISTRICT_OFFICER = "district_officer"
-    PRINCIPAL = "principal"
-    TEACHER = "teacher"
-
-
-class SchoolLevel(StrEnum):
-    PRIMARY = "TH"
-    LOWER_SECONDARY = "THCS"
-
-
-class Category(StrEnum):
-    POOR = "poor"
-    NEAR_POOR = "near_poor"
-    COVID_ORPHAN = "covid_orphan"
-    OTHER_HARDSHIP = "other_hardship"
-
-
-class Need(StrEnum):
-    DEVICE = "device"
-    INTERNET = "internet"
-    BOTH = "both"
-
-
-class Gender(StrEnum):
-    MALE = "male"
-    FEMALE = "female"
-
-
-class ReviewStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    WITHDRAWN = "withdrawn"
-    # A teacher asked to withdraw an approved entry; it still counts as approved until the principal
-    # confirms in /duyet (storage.students.COUNTED_STATUSES).
-    WITHDRAWING = "withdrawing"
-
-
-class Source(StrEnum):
-    PROGRAMME = "programme"  # allocated by the department through the district office
-    OTHER = "other"  # sponsors not coordinated by the ministry
-
-
-class SponsorKind(StrEnum):
-    PROGRAMME = "programme"
-    BUSINESS = "business"
-    ORGANISATION = "organisation"
-    INDIVIDUAL = "individual"
-
-
-class DeviceType(StrEnum):
-    LAPTOP = "laptop"
-    DESKTOP = "desktop"
-    TABLET = "tablet"
-
-
-class HandoverStatus(StrEnum):
-    ACTIVE = "active"
-    WITHDRAWN = "withdrawn"
-
-
-class PhotoKind(StrEnum):
-    SCENE = "scene"  # the handover itself
-    MINUTES = "minutes"  # the signed handover minutes (biên bản)
-
-
-class FlagKind(StrEnum):
-    PHOTO_REUSED = "photo_reused"
-    PHOTO_NEAR_DUPLICATE = "photo_near_duplicate"
-    CAPTURE_TIME = "capture_time"
-
-
-class NotificationStatus(StrEnum):
-    PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"  # gave up after retries or no channel: recorded, shown in the digest
-    SKIPPED = "skipped"  # superseded (a later stage) or no longer due
-
-
 # --- organisation and people -------------------------------------------------------------------------
 
 
 class District(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     code: str = Field(sa_column=Column(String(32), unique=True, nullable=False))
     name: str = Field(max_length=200)
 
 
 class School(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     code: str = Field(sa_column=Column(String(32), unique=True, nullable=False))
     name: str = Field(max_length=200)
     level: str = Field(max_length=8)  # SchoolLevel
     district_id: int = Field(foreign_key="district.id", index=True)
     active: bool = True
-    needs_report_submitted_at: Optional[datetime] = _ts()
-    needs_report_submitted_by: Optional[int] = None  # staff.id; no FK: staff already references school
+    needs_report_submitted_at: datetime | None = _ts()
+    needs_report_submitted_by: int | None = None  # staff.id; no FK: staff already references school
 
 
 class Staff(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     full_name: str = Field(max_length=120)
     phone: str = Field(sa_column=Column(String(20), unique=True, nullable=False))  # E.164
-    email: Optional[str] = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=200)
     role: str = Field(max_length=20)  # Role
     district_id: int = Field(foreign_key="district.id", index=True)
-    school_id: Optional[int] = Field(default=None, foreign_key="school.id", index=True)
+    school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
     active: bool = True
     language: str = Field(default="vi", max_length=5)
-    created_at: Optional[datetime] = _ts(nullable=False)
-    updated_at: Optional[datetime] = _ts(nullable=False)
+    created_at: datetime | None = _ts(nullable=False)
+    updated_at: datetime | None = _ts(nullable=False)
 
 
 class ChatIdentity(SQLModel, table=True):
@@ -141,13 +61,13 @@ class ChatIdentity(SQLModel, table=True):
     __tablename__ = "chat_identity"
 
     __table_args__ = (UniqueConstraint("channel", "external_id"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     staff_id: int = Field(foreign_key="staff.id", index=True)
     channel: str = Field(max_length=16)
     external_id: str = Field(max_length=64)  # platform user id
     chat_id: str = Field(max_length=64)  # where to send to that person
-    linked_at: Optional[datetime] = _ts(nullable=False)
-    blocked_at: Optional[datetime] = _ts()  # the person blocked the bot: deliver elsewhere
+    linked_at: datetime | None = _ts(nullable=False)
+    blocked_at: datetime | None = _ts()  # the person blocked the bot: deliver elsewhere
 
 
 class LinkCode(SQLModel, table=True):
@@ -155,13 +75,13 @@ class LinkCode(SQLModel, table=True):
 
     __tablename__ = "link_code"
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     staff_id: int = Field(foreign_key="staff.id", index=True)
     code_hash: str = Field(max_length=128)
-    created_by: Optional[int] = Field(default=None, foreign_key="staff.id")
-    created_at: Optional[datetime] = _ts(nullable=False)
-    expires_at: Optional[datetime] = _ts(nullable=False)
-    used_at: Optional[datetime] = _ts()
+    created_by: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime | None = _ts(nullable=False)
+    expires_at: datetime | None = _ts(nullable=False)
+    used_at: datetime | None = _ts()
 
 
 class LinkAttempt(SQLModel, table=True):
@@ -170,13 +90,13 @@ class LinkAttempt(SQLModel, table=True):
     __tablename__ = "link_attempt"
 
     __table_args__ = (UniqueConstraint("channel", "external_id"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=16)
     external_id: str = Field(max_length=64)
-    staff_id: Optional[int] = Field(default=None, foreign_key="staff.id")
+    staff_id: int | None = Field(default=None, foreign_key="staff.id")
     failures: int = 0
-    locked_until: Optional[datetime] = _ts()
-    updated_at: Optional[datetime] = _ts(nullable=False)
+    locked_until: datetime | None = _ts()
+    updated_at: datetime | None = _ts(nullable=False)
 
 
 # --- students in need ----------------------------------------------------------------------------------
@@ -190,7 +110,7 @@ class Student(SQLModel, table=True):
         Index("ix_student_school_name_dob", "school_id", "full_name", "birth_date"),
         Index("ix_student_pending_since", "status", "created_at"),
     )
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id")
     code: str = Field(sa_column=Column(String(12), unique=True, nullable=False))  # mã định danh
     full_name: str = Field(max_length=120)
@@ -198,32 +118,32 @@ class Student(SQLModel, table=True):
     gender: str = Field(max_length=8)  # Gender
     class_name: str = Field(max_length=16)
     category: str = Field(max_length=32)  # Category
-    hardship_reason: Optional[str] = Field(default=None, max_length=500)
+    hardship_reason: str | None = Field(default=None, max_length=500)
     need: str = Field(max_length=16)  # Need
-    guardian_name: Optional[str] = Field(default=None, max_length=120)
-    guardian_phone: Optional[str] = Field(default=None, max_length=20)
-    note: Optional[str] = Field(default=None, max_length=1000)
+    guardian_name: str | None = Field(default=None, max_length=120)
+    guardian_phone: str | None = Field(default=None, max_length=20)
+    note: str | None = Field(default=None, max_length=1000)
     status: str = Field(default=ReviewStatus.PENDING, max_length=16)
-    reject_reason: Optional[str] = Field(default=None, max_length=500)
+    reject_reason: str | None = Field(default=None, max_length=500)
     late: bool = False  # registered after the school submitted its needs report
     registered_by: int = Field(foreign_key="staff.id")
-    reviewed_by: Optional[int] = Field(default=None, foreign_key="staff.id")
-    reviewed_at: Optional[datetime] = _ts()
-    created_at: Optional[datetime] = _ts(nullable=False)
-    updated_at: Optional[datetime] = _ts(nullable=False)
+    reviewed_by: int | None = Field(default=None, foreign_key="staff.id")
+    reviewed_at: datetime | None = _ts()
+    created_at: datetime | None = _ts(nullable=False)
+    updated_at: datetime | None = _ts(nullable=False)
 
 
 # --- computers: sponsors, batches, devices, handovers -----------------------------------------------------
 
 
 class Sponsor(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     kind: str = Field(max_length=16)  # SponsorKind
-    contact_name: Optional[str] = Field(default=None, max_length=120)
-    contact_phone: Optional[str] = Field(default=None, max_length=20)
-    school_id: Optional[int] = Field(default=None, foreign_key="school.id", index=True)  # who recorded it
-    created_at: Optional[datetime] = _ts(nullable=False)
+    contact_name: str | None = Field(default=None, max_length=120)
+    contact_phone: str | None = Field(default=None, max_length=20)
+    school_id: int | None = Field(default=None, foreign_key="school.id", index=True)  # who recorded it
+    created_at: datetime | None = _ts(nullable=False)
 
 
 class Batch(SQLModel, table=True):
@@ -239,10 +159,10 @@ class Batch(SQLModel, table=True):
             postgresql_where=text("handed_over < quantity"),
         ),
     )
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id")
     source: str = Field(max_length=16)  # Source
-    sponsor_id: Optional[int] = Field(default=None, foreign_key="sponsor.id")
+    sponsor_id: int | None = Field(default=None, foreign_key="sponsor.id")
     received_on: date
     quantity: int
     device_type: str = Field(max_length=16)  # DeviceType
@@ -250,11 +170,11 @@ class Batch(SQLModel, table=True):
     condition: str = Field(max_length=200)
     handed_over: int = 0  # maintained with each handover so "devices left" needs no count query
     recorded_by: int = Field(foreign_key="staff.id")
-    created_at: Optional[datetime] = _ts(nullable=False)
+    created_at: datetime | None = _ts(nullable=False)
 
 
 class Device(SQLModel, table=True):
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     batch_id: int = Field(foreign_key="batch.id", index=True)
     serial: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
 
@@ -273,25 +193,25 @@ class Handover(SQLModel, table=True):
         ),
         Index("ix_handover_school", "school_id", "handed_over_on"),
     )
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     student_id: int = Field(foreign_key="student.id", index=True)
     batch_id: int = Field(foreign_key="batch.id", index=True)
-    device_id: Optional[int] = Field(default=None, foreign_key="device.id", unique=True)
+    device_id: int | None = Field(default=None, foreign_key="device.id", unique=True)
     school_id: int = Field(foreign_key="school.id")
     handed_over_on: date
     recorded_by: int = Field(foreign_key="staff.id", index=True)
     status: str = Field(default=HandoverStatus.ACTIVE, max_length=16)
-    csdl_due_at: Optional[datetime] = _ts(nullable=False)
-    csdl_updated_at: Optional[datetime] = _ts()
-    csdl_confirmed_by: Optional[int] = Field(default=None, foreign_key="staff.id")
-    created_at: Optional[datetime] = _ts(nullable=False)
-    updated_at: Optional[datetime] = _ts(nullable=False)
+    csdl_due_at: datetime | None = _ts(nullable=False)
+    csdl_updated_at: datetime | None = _ts()
+    csdl_confirmed_by: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime | None = _ts(nullable=False)
+    updated_at: datetime | None = _ts(nullable=False)
 
 
 class Photo(SQLModel, table=True):
     """A stored, normalised photo; content-addressed so the same image is one row and one file."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     sha256: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
     dhash: int = Field(sa_column=Column(BigInteger, nullable=False, index=True))
     path: str = Field(max_length=200)
@@ -299,16 +219,16 @@ class Photo(SQLModel, table=True):
     width: int
     height: int
     size_bytes: int
-    captured_at: Optional[datetime] = _ts()
+    captured_at: datetime | None = _ts()
     had_location: bool = False
-    uploaded_by: Optional[int] = Field(default=None, foreign_key="staff.id")
-    created_at: Optional[datetime] = _ts(nullable=False)
+    uploaded_by: int | None = Field(default=None, foreign_key="staff.id")
+    created_at: datetime | None = _ts(nullable=False)
 
 
 class HandoverPhoto(SQLModel, table=True):
     __tablename__ = "handover_photo"
     __table_args__ = (UniqueConstraint("handover_id", "photo_id"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     handover_id: int = Field(foreign_key="handover.id", index=True)
     photo_id: int = Field(foreign_key="photo.id", index=True)
     kind: str = Field(default=PhotoKind.SCENE, max_length=16)  # PhotoKind
@@ -318,14 +238,14 @@ class Flag(SQLModel, table=True):
     """Something the principal (and the district digest) should look at: a reused photo, an odd date."""
 
     __table_args__ = (Index("ix_flag_open", "school_id", "resolved_at"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     handover_id: int = Field(foreign_key="handover.id", index=True)
     school_id: int = Field(foreign_key="school.id")
     kind: str = Field(max_length=32)  # FlagKind
     detail: str = Field(sa_column=Column(Text, nullable=False))
-    related_handover_id: Optional[int] = Field(default=None, foreign_key="handover.id")
-    created_at: Optional[datetime] = _ts(nullable=False)
-    resolved_at: Optional[datetime] = _ts()
+    related_handover_id: int | None = Field(default=None, foreign_key="handover.id")
+    created_at: datetime | None = _ts(nullable=False)
+    resolved_at: datetime | None = _ts()
 
 
 # --- conversations, dedupe, outbox, audit -------------------------------------------------------------------
@@ -334,15 +254,15 @@ class Flag(SQLModel, table=True):
 class Conversation(SQLModel, table=True):
     """The one form a person is filling in, saved after every step so a restart resumes it."""
 
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     staff_id: int = Field(foreign_key="staff.id", unique=True)
     channel: str = Field(max_length=16)  # the form belongs to the channel it was started on
     chat_id: str = Field(max_length=64)
     form: str = Field(max_length=32)
     step: str = Field(max_length=64)
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    started_at: Optional[datetime] = _ts(nullable=False)
-    updated_at: Optional[datetime] = _ts(nullable=False)
+    started_at: datetime | None = _ts(nullable=False)
+    updated_at: datetime | None = _ts(nullable=False)
 
 
 class ProcessedMessage(SQLModel, table=True):
@@ -351,41 +271,41 @@ class ProcessedMessage(SQLModel, table=True):
     __tablename__ = "processed_message"
     channel: str = Field(primary_key=True, max_length=16)
     message_id: str = Field(primary_key=True, max_length=128)
-    processed_at: Optional[datetime] = _ts(nullable=False, index=True)
+    processed_at: datetime | None = _ts(nullable=False, index=True)
 
 
 class Notification(SQLModel, table=True):
     """The outbox: each reminder or escalation recorded once under its key, then delivered with retries."""
 
     __table_args__ = (Index("ix_notification_deliver", "status", "next_attempt_at"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     key: str = Field(sa_column=Column(String(200), unique=True, nullable=False))  # rule:subject:recipient:stage
     rule: str = Field(max_length=32)
     subject: str = Field(max_length=64)
     stage: str = Field(max_length=32)
-    recipient_id: Optional[int] = Field(default=None, foreign_key="staff.id", index=True)
-    email: Optional[str] = Field(default=None, max_length=200)  # also by email (district contact)
+    recipient_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    email: str | None = Field(default=None, max_length=200)  # also by email (district contact)
     text: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(default=NotificationStatus.PENDING, max_length=16)
     attempts: int = 0
-    next_attempt_at: Optional[datetime] = _ts(nullable=False)
-    created_at: Optional[datetime] = _ts(nullable=False)
-    sent_at: Optional[datetime] = _ts()
-    channels_done: Optional[str] = Field(default=None, max_length=100)  # "telegram,email"
-    last_error: Optional[str] = Field(default=None, sa_column=Column(Text, nullable=True))
+    next_attempt_at: datetime | None = _ts(nullable=False)
+    created_at: datetime | None = _ts(nullable=False)
+    sent_at: datetime | None = _ts()
+    channels_done: str | None = Field(default=None, max_length=100)  # "telegram,email"
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_event"
     __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
-    at: Optional[datetime] = _ts(nullable=False)
-    actor_id: Optional[int] = Field(default=None, foreign_key="staff.id")
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime | None = _ts(nullable=False)
+    actor_id: int | None = Field(default=None, foreign_key="staff.id")
     action: str = Field(max_length=32)  # create, update, approve, reject, withdraw, confirm_csdl, link ...
     entity: str = Field(max_length=32)
-    entity_id: Optional[int] = None
-    before: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
-    after: Optional[dict] = Field(default=None, sa_column=Column(JSON, nullable=True))
+    entity_id: int | None = None
+    before: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Lease(SQLModel, table=True):
@@ -393,4 +313,4 @@ class Lease(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=32)
     holder: str = Field(max_length=100)
-    expires_at: Optional[datetime] = _ts(nullable=False)
+    expires_at: datetime | None = _ts(nullable=False)

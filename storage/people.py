@@ -7,9 +7,9 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
+from core.phones import normalize_phone
 from storage import audit
 from storage.models import ChatIdentity, Conversation, District, Staff
-from storage.phones import normalize_phone
 
 
 def find_staff_by_phone(session: Session, *, phone: str) -> Staff | None:
@@ -23,8 +23,11 @@ def find_staff_by_phone(session: Session, *, phone: str) -> Staff | None:
 
 
 def find_staff_by_identity(session: Session, *, channel: str, external_id: str) -> Staff | None:
-    q = (select(Staff).join(ChatIdentity, ChatIdentity.staff_id == Staff.id)
-         .where(ChatIdentity.channel == channel, ChatIdentity.external_id == external_id))
+    q = (
+        select(Staff)
+        .join(ChatIdentity, ChatIdentity.staff_id == Staff.id)
+        .where(ChatIdentity.channel == channel, ChatIdentity.external_id == external_id)
+    )
     return session.exec(q).first()
 
 
@@ -33,8 +36,16 @@ def identities_of(session: Session, *, staff_id: int) -> list[ChatIdentity]:
     return list(session.exec(q).all())
 
 
-def link_identity(session: Session, *, staff_id: int, channel: str, external_id: str, chat_id: str,
-                  now: datetime, actor_id: int | None = None) -> ChatIdentity:
+def link_identity(
+    session: Session,
+    *,
+    staff_id: int,
+    channel: str,
+    external_id: str,
+    chat_id: str,
+    now: datetime,
+    actor_id: int | None = None,
+) -> ChatIdentity:
     """Link a chat account to a roster person; one account per person per channel.
 
     - The account already belongs to this person: refresh its chat id.
@@ -46,24 +57,39 @@ def link_identity(session: Session, *, staff_id: int, channel: str, external_id:
         select(ChatIdentity).where(ChatIdentity.channel == channel, ChatIdentity.external_id == external_id)
     ).first()
     others = session.exec(
-        select(ChatIdentity).where(ChatIdentity.staff_id == staff_id, ChatIdentity.channel == channel,
-                                   ChatIdentity.external_id != external_id)
+        select(ChatIdentity).where(
+            ChatIdentity.staff_id == staff_id, ChatIdentity.channel == channel, ChatIdentity.external_id != external_id
+        )
     ).all()
     for old in others:
-        audit.record(session, actor_id=actor_id or staff_id, action="unlink", entity="chat_identity",
-                     entity_id=old.id, before={"staff_id": old.staff_id, "channel": channel,
-                                               "external_id": old.external_id},
-                     after=None, now=now)
+        audit.record(
+            session,
+            actor_id=actor_id or staff_id,
+            action="unlink",
+            entity="chat_identity",
+            entity_id=old.id,
+            before={"staff_id": old.staff_id, "channel": channel, "external_id": old.external_id},
+            after=None,
+            now=now,
+        )
         session.delete(old)
     session.flush()
     if current is not None:
         if current.staff_id != staff_id:
-            audit.record(session, actor_id=actor_id or staff_id, action="relink", entity="chat_identity",
-                         entity_id=current.id, before={"staff_id": current.staff_id},
-                         after={"staff_id": staff_id}, now=now)
+            audit.record(
+                session,
+                actor_id=actor_id or staff_id,
+                action="relink",
+                entity="chat_identity",
+                entity_id=current.id,
+                before={"staff_id": current.staff_id},
+                after={"staff_id": staff_id},
+                now=now,
+            )
             # The previous owner's half-filled form must not be continued by the new owner.
-            prev = session.exec(select(Conversation).where(Conversation.staff_id == current.staff_id,
-                                                           Conversation.channel == channel)).first()
+            prev = session.exec(
+                select(Conversation).where(Conversation.staff_id == current.staff_id, Conversation.channel == channel)
+            ).first()
             if prev is not None:
                 session.delete(prev)
             current.staff_id = staff_id
@@ -73,12 +99,19 @@ def link_identity(session: Session, *, staff_id: int, channel: str, external_id:
         session.add(current)
         session.flush()
         return current
-    identity = ChatIdentity(staff_id=staff_id, channel=channel, external_id=external_id, chat_id=chat_id,
-                            linked_at=now)
+    identity = ChatIdentity(staff_id=staff_id, channel=channel, external_id=external_id, chat_id=chat_id, linked_at=now)
     session.add(identity)
     session.flush()
-    audit.record(session, actor_id=actor_id or staff_id, action="link", entity="chat_identity",
-                 entity_id=identity.id, before=None, after={"staff_id": staff_id, "channel": channel}, now=now)
+    audit.record(
+        session,
+        actor_id=actor_id or staff_id,
+        action="link",
+        entity="chat_identity",
+        entity_id=identity.id,
+        before=None,
+        after={"staff_id": staff_id, "channel": channel},
+        now=now,
+    )
     return identity
 
 

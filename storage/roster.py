@@ -17,12 +17,20 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlmodel import Session
 
-from storage.models import District, Role, School, SchoolLevel, Staff
-from storage.phones import normalize_phone
+from core.phones import normalize_phone
+from core.vocabulary import Role, SchoolLevel
+from storage.models import District, School, Staff
 
 HEADER = (
-    "district_code", "district_name", "school_code", "school_name", "school_level",
-    "role", "full_name", "phone", "email",
+    "district_code",
+    "district_name",
+    "school_code",
+    "school_name",
+    "school_level",
+    "role",
+    "full_name",
+    "phone",
+    "email",
 )
 ROLE_NAMES_VI = {
     Role.DISTRICT_OFFICER: "chuyên viên phòng GD",
@@ -88,9 +96,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
     header = [h.strip().lower() for h in raw_rows[0]]
     missing = [h for h in HEADER if h not in header]
     if missing:
-        raise RosterError(
-            "Thiếu cột: " + ", ".join(missing) + ". Dòng tiêu đề phải là: " + ",".join(HEADER)
-        )
+        raise RosterError("Thiếu cột: " + ", ".join(missing) + ". Dòng tiêu đề phải là: " + ",".join(HEADER))
     out = []
     for offset, values in enumerate(raw_rows[1:], start=2):
         if not any((v or "").strip() for v in values):
@@ -115,9 +121,10 @@ def _read_csv(path: Path) -> list[list[str]]:
 
 
 def _read_xlsx(path: Path) -> list[list[str]]:
+    from zipfile import BadZipFile
+
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
-    from zipfile import BadZipFile
 
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
@@ -184,9 +191,7 @@ def validate(rows: list[tuple[int, dict[str, str]]]) -> list[RosterRow]:
         if email and not _EMAIL.match(email):
             reasons.append(f"email '{email}' không hợp lệ")
         if not reasons and r["district_code"] in districts and districts[r["district_code"]][1] != r["district_name"]:
-            reasons.append(
-                f"quận/huyện {r['district_code']} có tên khác với dòng {districts[r['district_code']][0]}"
-            )
+            reasons.append(f"quận/huyện {r['district_code']} có tên khác với dòng {districts[r['district_code']][0]}")
         if not reasons and role != Role.DISTRICT_OFFICER and r["school_code"] in schools:
             first_line, s_name, s_level, s_district = schools[r["school_code"]]
             if (s_name, s_level, s_district) != (r["school_name"], level, r["district_code"]):
@@ -198,16 +203,27 @@ def validate(rows: list[tuple[int, dict[str, str]]]) -> list[RosterRow]:
         districts.setdefault(r["district_code"], (line, r["district_name"]))
         if role != Role.DISTRICT_OFFICER:
             schools.setdefault(r["school_code"], (line, r["school_name"], level, r["district_code"]))
-        valid.append(RosterRow(
-            line=line, district_code=r["district_code"], district_name=r["district_name"],
-            school_code=r["school_code"], school_name=r["school_name"], school_level=level, role=role,
-            full_name=name, phone=phone, email=email,
-        ))
+        valid.append(
+            RosterRow(
+                line=line,
+                district_code=r["district_code"],
+                district_name=r["district_name"],
+                school_code=r["school_code"],
+                school_name=r["school_name"],
+                school_level=level,
+                role=role,
+                full_name=name,
+                phone=phone,
+                email=email,
+            )
+        )
     principals: dict[str, int] = {}
     for row in valid:
         if row.role == Role.PRINCIPAL:
             if row.school_code in principals:
-                problems.append((row.line, f"trường {row.school_code} đã có hiệu trưởng ở dòng {principals[row.school_code]}"))
+                problems.append(
+                    (row.line, f"trường {row.school_code} đã có hiệu trưởng ở dòng {principals[row.school_code]}")
+                )
             principals.setdefault(row.school_code, row.line)
     if problems:
         raise RosterProblems(sorted(problems))
@@ -249,7 +265,9 @@ def apply(session: Session, *, rows: list[RosterRow], now: datetime) -> ImportRe
     for row in rows:
         seen.add(row.phone)
         values = dict(
-            full_name=row.full_name, email=row.email, role=row.role,
+            full_name=row.full_name,
+            email=row.email,
+            role=row.role,
             district_id=districts[row.district_code].id,
             school_id=schools[row.school_code].id if row.role != Role.DISTRICT_OFFICER else None,
             active=True,

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, select, true
 
-from storage.models import Role, School, Staff
+from core.vocabulary import Role
+from storage.models import School, Staff
 
 
 class OutOfScope(Exception):

@@ -16,15 +16,27 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from core.vocabulary import HandoverStatus, ReviewStatus, Role
 from storage import audit
-from storage.models import Handover, HandoverStatus, ReviewStatus, Role, School, Staff, Student
+from storage.models import Handover, School, Staff, Student
 from storage.scope import Scope
 
 # Statuses that count as "a student in need" in the needs report and may receive a computer.
 COUNTED_STATUSES = (ReviewStatus.APPROVED, ReviewStatus.WITHDRAWING)
 # Fields a correction (/cuatoi) may change.
-EDITABLE_FIELDS = ("full_name", "birth_date", "class_name", "code", "gender", "category", "hardship_reason",
-                   "need", "guardian_name", "guardian_phone", "note")
+EDITABLE_FIELDS = (
+    "full_name",
+    "birth_date",
+    "class_name",
+    "code",
+    "gender",
+    "category",
+    "hardship_reason",
+    "need",
+    "guardian_name",
+    "guardian_phone",
+    "note",
+)
 
 
 class Actor(Protocol):
@@ -53,8 +65,9 @@ class WrongState(StudentError):
 class DuplicateCode(StudentError):
     def __init__(self, *, code: str, school_name: str, registered_on: date) -> None:
         self.code, self.school_name, self.registered_on = code, school_name, registered_on
-        super().__init__(f"Mã định danh {code} đã được đăng ký tại {school_name} ngày "
-                         f"{registered_on.strftime('%d/%m/%Y')}.")
+        super().__init__(
+            f"Mã định danh {code} đã được đăng ký tại {school_name} ngày {registered_on.strftime('%d/%m/%Y')}."
+        )
 
 
 class SameNameAndBirth(StudentError):
@@ -62,8 +75,10 @@ class SameNameAndBirth(StudentError):
 
     def __init__(self, existing: Student) -> None:
         self.existing = existing
-        super().__init__(f"Trường đã có em {existing.full_name}, sinh ngày "
-                         f"{existing.birth_date.strftime('%d/%m/%Y')} (mã {existing.code}).")
+        super().__init__(
+            f"Trường đã có em {existing.full_name}, sinh ngày "
+            f"{existing.birth_date.strftime('%d/%m/%Y')} (mã {existing.code})."
+        )
 
 
 class AlreadySubmitted(StudentError):
@@ -80,7 +95,7 @@ def _check_school(actor: Actor, school_id: int) -> None:
 
 
 def _local_day(at: datetime | None) -> date:
-    from bot.clock import LOCAL_TZ
+    from core.clock import LOCAL_TZ
 
     return (at.astimezone(LOCAL_TZ) if at else datetime.now(LOCAL_TZ)).date()
 
@@ -107,16 +122,19 @@ def find_code_owner(session: Session, *, code: str, exclude_id: int | None = Non
     return (row[0], row[1]) if row else None
 
 
-def find_same_name_and_birth(session: Session, *, school_id: int, full_name: str, birth_date: date,
-                             exclude_id: int | None = None) -> Student | None:
+def find_same_name_and_birth(
+    session: Session, *, school_id: int, full_name: str, birth_date: date, exclude_id: int | None = None
+) -> Student | None:
     """Same birth date and the same name once accents are set aside ("Le Thi Hoa" typed without a Vietnamese
     keyboard is still "Lê Thị Hoa")."""
-    from conversations.text import fold
+    from core.text import fold
 
     # Columns, not entities: this runs while a teacher types, and usually finds nothing.
     q = select(Student.id, Student.full_name).where(
-        Student.school_id == school_id, Student.birth_date == birth_date,
-        Student.status.in_([ReviewStatus.PENDING, *COUNTED_STATUSES]))
+        Student.school_id == school_id,
+        Student.birth_date == birth_date,
+        Student.status.in_([ReviewStatus.PENDING, *COUNTED_STATUSES]),
+    )
     if exclude_id is not None:
         q = q.where(Student.id != exclude_id)
     wanted = fold(full_name)
@@ -133,9 +151,21 @@ def _duplicate_code_error(session: Session, code: str, exclude_id: int | None = 
 
 
 def register_student(
-    session: Session, *, actor: Actor, full_name: str, birth_date: date, class_name: str, code: str,
-    gender: str, category: str, need: str, now: datetime, hardship_reason: str | None = None,
-    guardian_name: str | None = None, guardian_phone: str | None = None, note: str | None = None,
+    session: Session,
+    *,
+    actor: Actor,
+    full_name: str,
+    birth_date: date,
+    class_name: str,
+    code: str,
+    gender: str,
+    category: str,
+    need: str,
+    now: datetime,
+    hardship_reason: str | None = None,
+    guardian_name: str | None = None,
+    guardian_phone: str | None = None,
+    note: str | None = None,
     confirm_same_name: bool = False,
 ) -> Student:
     """A new registration, pending the principal's review (a principal's own registration too: the review is
@@ -152,10 +182,23 @@ def register_student(
         if same is not None:
             raise SameNameAndBirth(same)
     student = Student(
-        school_id=school.id, code=code, full_name=full_name, birth_date=birth_date, gender=gender,
-        class_name=class_name, category=category, hardship_reason=hardship_reason, need=need,
-        guardian_name=guardian_name, guardian_phone=guardian_phone, note=note, status=ReviewStatus.PENDING,
-        late=school.needs_report_submitted_at is not None, registered_by=actor.id, created_at=now, updated_at=now,
+        school_id=school.id,
+        code=code,
+        full_name=full_name,
+        birth_date=birth_date,
+        gender=gender,
+        class_name=class_name,
+        category=category,
+        hardship_reason=hardship_reason,
+        need=need,
+        guardian_name=guardian_name,
+        guardian_phone=guardian_phone,
+        note=note,
+        status=ReviewStatus.PENDING,
+        late=school.needs_report_submitted_at is not None,
+        registered_by=actor.id,
+        created_at=now,
+        updated_at=now,
     )
     try:
         with session.begin_nested():  # a concurrent registration of the same code: a clear refusal, not a 500
@@ -166,16 +209,25 @@ def register_student(
         if dup is not None:
             raise dup from None
         raise
-    audit.record(session, actor_id=actor.id, action="create", entity="student", entity_id=student.id,
-                 before=None, after=_snapshot(student), now=now)
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="create",
+        entity="student",
+        entity_id=student.id,
+        before=None,
+        after=_snapshot(student),
+        now=now,
+    )
     return student
 
 
 # --- review ----------------------------------------------------------------------------------------------------
 
 
-def list_pending(session: Session, *, school_id: int, exclude_ids: tuple[int, ...] | list[int] = (),
-                 limit: int | None = None) -> list[Student]:
+def list_pending(
+    session: Session, *, school_id: int, exclude_ids: tuple[int, ...] | list[int] = (), limit: int | None = None
+) -> list[Student]:
     """Registrations waiting for the principal, oldest first."""
     q = select(Student).where(Student.school_id == school_id, Student.status == ReviewStatus.PENDING)
     if exclude_ids:
@@ -187,8 +239,11 @@ def list_pending(session: Session, *, school_id: int, exclude_ids: tuple[int, ..
 
 
 def count_pending(session: Session, *, school_id: int) -> int:
-    q = select(func.count()).select_from(Student).where(Student.school_id == school_id,
-                                                       Student.status == ReviewStatus.PENDING)
+    q = (
+        select(func.count())
+        .select_from(Student)
+        .where(Student.school_id == school_id, Student.status == ReviewStatus.PENDING)
+    )
     return int(session.exec(q).one())
 
 
@@ -208,11 +263,23 @@ def approve(session: Session, *, actor: Actor, student_id: int, now: datetime) -
         raise WrongState("Hồ sơ này đã được xử lý trước đó.")
     before = _snapshot(student, ("status",))
     student.status, student.reviewed_by, student.reviewed_at, student.updated_at = (
-        ReviewStatus.APPROVED, actor.id, now, now)
+        ReviewStatus.APPROVED,
+        actor.id,
+        now,
+        now,
+    )
     session.add(student)
     session.flush()
-    audit.record(session, actor_id=actor.id, action="approve", entity="student", entity_id=student.id,
-                 before=before, after={"status": student.status}, now=now)
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="approve",
+        entity="student",
+        entity_id=student.id,
+        before=before,
+        after={"status": student.status},
+        now=now,
+    )
     return student
 
 
@@ -227,8 +294,16 @@ def reject(session: Session, *, actor: Actor, student_id: int, reason: str, now:
     student.reviewed_by, student.reviewed_at, student.updated_at = actor.id, now, now
     session.add(student)
     session.flush()
-    audit.record(session, actor_id=actor.id, action="reject", entity="student", entity_id=student.id,
-                 before=before, after={"status": student.status, "reason": student.reject_reason}, now=now)
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="reject",
+        entity="student",
+        entity_id=student.id,
+        before=before,
+        after={"status": student.status, "reason": student.reject_reason},
+        now=now,
+    )
     return student
 
 
@@ -252,8 +327,7 @@ def withdraw(session: Session, *, actor: Actor, student_id: int, reason: str | N
     if _served(session, student.id):
         raise WrongState("Em này đã được bàn giao máy; không rút hồ sơ được nữa.")
     before = _snapshot(student, ("status",))
-    if student.status == ReviewStatus.PENDING or (
-            student.status in COUNTED_STATUSES and actor.role == Role.PRINCIPAL):
+    if student.status == ReviewStatus.PENDING or (student.status in COUNTED_STATUSES and actor.role == Role.PRINCIPAL):
         student.status = ReviewStatus.WITHDRAWN
         action = "withdraw"
     elif student.status == ReviewStatus.APPROVED:
@@ -264,8 +338,16 @@ def withdraw(session: Session, *, actor: Actor, student_id: int, reason: str | N
     student.updated_at = now
     session.add(student)
     session.flush()
-    audit.record(session, actor_id=actor.id, action=action, entity="student", entity_id=student.id,
-                 before=before, after={"status": student.status, "reason": reason}, now=now)
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action=action,
+        entity="student",
+        entity_id=student.id,
+        before=before,
+        after={"status": student.status, "reason": reason},
+        now=now,
+    )
     return student
 
 
@@ -282,9 +364,16 @@ def decide_withdrawal(session: Session, *, actor: Actor, student_id: int, accept
     student.updated_at = now
     session.add(student)
     session.flush()
-    audit.record(session, actor_id=actor.id, action="withdraw" if accept else "withdraw_declined",
-                 entity="student", entity_id=student.id, before={"status": ReviewStatus.WITHDRAWING},
-                 after={"status": student.status}, now=now)
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="withdraw" if accept else "withdraw_declined",
+        entity="student",
+        entity_id=student.id,
+        before={"status": ReviewStatus.WITHDRAWING},
+        after={"status": student.status},
+        now=now,
+    )
     return student
 
 
@@ -299,8 +388,9 @@ def can_edit(actor: Actor, student: Student) -> bool:
     return actor.role == Role.PRINCIPAL or student.registered_by == actor.id
 
 
-def update_student_field(session: Session, *, actor: Actor, student_id: int, field: str, value: Any,
-                         now: datetime) -> Student:
+def update_student_field(
+    session: Session, *, actor: Actor, student_id: int, field: str, value: Any, now: datetime
+) -> Student:
     """Change one field, audited with before and after. A rejected entry that is corrected goes back to the
     principal (pending)."""
     if field not in EDITABLE_FIELDS:
@@ -326,8 +416,16 @@ def update_student_field(session: Session, *, actor: Actor, student_id: int, fie
     student.updated_at = now
     session.add(student)
     session.flush()
-    audit.record(session, actor_id=actor.id, action="update", entity="student", entity_id=student.id,
-                 before=before, after=after, now=now)
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="update",
+        entity="student",
+        entity_id=student.id,
+        before=before,
+        after=after,
+        now=now,
+    )
     return student
 
 
@@ -343,11 +441,14 @@ def recent_by(session: Session, *, staff_id: int, limit: int = 10) -> list[Stude
 def search_unserved_students(session: Session, *, school_id: int, query: str, limit: int = 8) -> list[Student]:
     """Approved students of a school without an active handover whose name (accents optional, any word
     order) or code matches ``query``; an empty query lists them by name."""
-    from conversations.text import fold
+    from core.text import fold
 
     served = select(Handover.student_id).where(Handover.status == HandoverStatus.ACTIVE)
-    q = select(Student).where(Student.school_id == school_id, Student.status == ReviewStatus.APPROVED,
-                              Student.id.not_in(served)).order_by(Student.full_name, Student.id)
+    q = (
+        select(Student)
+        .where(Student.school_id == school_id, Student.status == ReviewStatus.APPROVED, Student.id.not_in(served))
+        .order_by(Student.full_name, Student.id)
+    )
     digits = "".join(ch for ch in query if ch.isdigit())
     if digits and len(digits) >= 3 and digits == query.strip().replace(" ", ""):
         q = q.where(Student.code.contains(digits))
@@ -368,12 +469,19 @@ def search_unserved_students(session: Session, *, school_id: int, query: str, li
 
 def needs_report_counts(session: Session, *, school_id: int) -> dict[str, Any]:
     """{"total", "by_category": {category: n}, "by_need": {need: n}, "pending": n} over approved students."""
-    rows = session.exec(select(Student.category, Student.need).where(
-        Student.school_id == school_id, Student.status.in_(list(COUNTED_STATUSES)))).all()
+    rows = session.exec(
+        select(Student.category, Student.need).where(
+            Student.school_id == school_id, Student.status.in_(list(COUNTED_STATUSES))
+        )
+    ).all()
     by_category = Counter(r[0] for r in rows)
     by_need = Counter(r[1] for r in rows)
-    return {"total": len(rows), "by_category": dict(by_category), "by_need": dict(by_need),
-            "pending": count_pending(session, school_id=school_id)}
+    return {
+        "total": len(rows),
+        "by_category": dict(by_category),
+        "by_need": dict(by_need),
+        "pending": count_pending(session, school_id=school_id),
+    }
 
 
 def submit_needs_report(session: Session, *, actor: Actor, now: datetime) -> School:
@@ -386,8 +494,16 @@ def submit_needs_report(session: Session, *, actor: Actor, now: datetime) -> Sch
     school.needs_report_submitted_at, school.needs_report_submitted_by = now, actor.id
     session.add(school)
     session.flush()
-    audit.record(session, actor_id=actor.id, action="submit_needs_report", entity="school", entity_id=school.id,
-                 before=None, after=needs_report_counts(session, school_id=school.id), now=now)
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="submit_needs_report",
+        entity="school",
+        entity_id=school.id,
+        before=None,
+        after=needs_report_counts(session, school_id=school.id),
+        now=now,
+    )
     return school
 
 

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from bot.clock import LOCAL_TZ, FixedClock
-from bot.programme import Programme, load_programme
 from bot.settings import DEFAULT_PROGRAMME
+from core.clock import LOCAL_TZ, FixedClock
+from core.programme import Programme, load_programme
 from storage.db import create_all, make_engine
 
 PG_URL = os.environ.get("FIELDBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from bot.clock import FixedClock
-from bot.programme import Programme
 from conversations.engine import ConversationEngine
-from conversations.types import Contact, Incoming, Option, Outgoing, PhotoInput, plain_text
+from core.clock import FixedClock
+from core.messages import Contact, Incoming, Option, Outgoing, PhotoInput, plain_text
+from core.programme import Programme
 
 _ids = itertools.count(1)
 
@@ -32,8 +32,9 @@ def make_engine(db: Engine, programme: Programme, clock: FixedClock, **kwargs) -
 
 
 class Chat:
-    def __init__(self, engine: ConversationEngine, user_id: str, channel: str = "telegram",
-                 chat_id: str | None = None) -> None:
+    def __init__(
+        self, engine: ConversationEngine, user_id: str, channel: str = "telegram", chat_id: str | None = None
+    ) -> None:
         self.engine = engine
         self.user_id = str(user_id)
         self.channel = channel
@@ -42,8 +43,9 @@ class Chat:
         self.last: Incoming | None = None
 
     @classmethod
-    async def linked(cls, engine: ConversationEngine, phone: str, channel: str = "telegram",
-                     user_id: str | None = None) -> Chat:
+    async def linked(
+        cls, engine: ConversationEngine, phone: str, channel: str = "telegram", user_id: str | None = None
+    ) -> Chat:
         """A person already linked to ``phone`` (uses ``link_directly``, as the console does)."""
         chat = cls(engine, user_id or f"{channel}-{phone.lstrip('+')}", channel)
         engine.link_directly(channel=channel, external_id=chat.user_id, chat_id=chat.chat_id, phone=phone)
@@ -53,8 +55,14 @@ class Chat:
 
     async def send(self, **fields) -> list[Outgoing]:
         message_id = fields.pop("message_id", None) or f"m{next(_ids)}"
-        incoming = Incoming(channel=self.channel, user_id=self.user_id, chat_id=self.chat_id,
-                            received_at=self.engine.clock.now(), message_id=message_id, **fields)
+        incoming = Incoming(
+            channel=self.channel,
+            user_id=self.user_id,
+            chat_id=self.chat_id,
+            received_at=self.engine.clock.now(),
+            message_id=message_id,
+            **fields,
+        )
         return await self.deliver(incoming)
 
     async def deliver(self, incoming: Incoming) -> list[Outgoing]:

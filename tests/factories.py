@@ -7,8 +7,9 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
+from core.vocabulary import Role
 from storage.db import session_scope
-from storage.models import District, Role, School, Staff
+from storage.models import District, School, Staff
 
 
 @dataclass
@@ -43,7 +44,14 @@ def seed_world(engine: Engine, *, now: datetime) -> World:
         s.flush()
         people = {
             "officer": ("Lê Minh Tiến", "+84913860438", "leminhtien@tptdm.edu.vn", Role.DISTRICT_OFFICER, None, tdm.id),
-            "other_officer": ("Phan Văn Hải", "+84913000001", "hai@dian.example", Role.DISTRICT_OFFICER, None, other.id),
+            "other_officer": (
+                "Phan Văn Hải",
+                "+84913000001",
+                "hai@dian.example",
+                Role.DISTRICT_OFFICER,
+                None,
+                other.id,
+            ),
             "principal_a": ("Nguyễn Thị Lan", "+84901000001", "lan@phuhoa1.example", Role.PRINCIPAL, a.id, tdm.id),
             "teacher_a": ("Trần Văn Minh", "+84901000002", None, Role.TEACHER, a.id, tdm.id),
             "teacher_a2": ("Lý Thu Hà", "+84901000003", "ha@phuhoa1.example", Role.TEACHER, a.id, tdm.id),
@@ -55,13 +63,25 @@ def seed_world(engine: Engine, *, now: datetime) -> World:
         ids: dict[str, int] = {}
         for key, (name, phone, email, role, school_id, district_id) in people.items():
             st = Staff(
-                full_name=name, phone=phone, email=email, role=role, school_id=school_id,
-                district_id=district_id, active=key != "inactive_teacher_a", created_at=now, updated_at=now,
+                full_name=name,
+                phone=phone,
+                email=email,
+                role=role,
+                school_id=school_id,
+                district_id=district_id,
+                active=key != "inactive_teacher_a",
+                created_at=now,
+                updated_at=now,
             )
             s.add(st)
             s.flush()
             ids[key] = st.id
         return World(
-            district_id=tdm.id, other_district_id=other.id, school_a=a.id, school_b=b.id, school_other=o.id,
-            phones={k: v[1] for k, v in people.items()}, **ids,
+            district_id=tdm.id,
+            other_district_id=other.id,
+            school_a=a.id,
+            school_b=b.id,
+            school_other=o.id,
+            phones={k: v[1] for k, v in people.items()},
+            **ids,
         )

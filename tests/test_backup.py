@@ -19,15 +19,29 @@ def _add_students(engine, world, now, n: int) -> None:
 
     with session_scope(engine) as s:
         for i in range(n):
-            s.add(Student(school_id=world.school_a, code=f"{7900000000 + i}", full_name=f"Nguyễn Văn Số {i}",
-                          birth_date=date(2012, 1, 1), gender="male", class_name="4A1", category="poor", need="device",
-                          registered_by=world.teacher_a, created_at=now, updated_at=now))
+            s.add(
+                Student(
+                    school_id=world.school_a,
+                    code=f"{7900000000 + i}",
+                    full_name=f"Nguyễn Văn Số {i}",
+                    birth_date=date(2012, 1, 1),
+                    gender="male",
+                    class_name="4A1",
+                    category="poor",
+                    need="device",
+                    registered_by=world.teacher_a,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
 
 
 def _counts(engine) -> tuple[int, int]:
     with session_scope(engine) as s:
-        return (s.exec(select(func.count()).select_from(Staff)).scalar_one(),
-                s.exec(select(func.count()).select_from(Student)).scalar_one())
+        return (
+            s.exec(select(func.count()).select_from(Staff)).scalar_one(),
+            s.exec(select(func.count()).select_from(Student)).scalar_one(),
+        )
 
 
 def test_sqlite_backup_and_restore(tmp_path, clock) -> None:

@@ -61,8 +61,10 @@ def test_roster_import_list_and_reimport(env, capsys) -> None:
 
 def test_roster_import_bad_file_prints_every_bad_row(env, capsys) -> None:
     bad = env / "bad.csv"
-    bad.write_text(EXAMPLE.read_text(encoding="utf-8") + "TDM,Thành phố Thủ Dầu Một,X,Trường X,THPT,teacher,A B,1,\n",
-                   encoding="utf-8")
+    bad.write_text(
+        EXAMPLE.read_text(encoding="utf-8") + "TDM,Thành phố Thủ Dầu Một,X,Trường X,THPT,teacher,A B,1,\n",
+        encoding="utf-8",
+    )
     assert main(["roster", "import", str(bad)]) == 2
     out = capsys.readouterr().out
     assert "chưa có gì thay đổi" in out and "Dòng 15:" in out and "THPT" in out
@@ -89,8 +91,10 @@ def test_unreachable_database(env, monkeypatch, capsys) -> None:
 
 def test_bad_programme_file(env, monkeypatch, capsys) -> None:
     prog = env / "p.toml"
-    prog.write_text((ROOT / "bot" / "programme.toml").read_text(encoding="utf-8").replace("20/11/2021", "31/02/2021"),
-                    encoding="utf-8")
+    prog.write_text(
+        (ROOT / "bot" / "programme.toml").read_text(encoding="utf-8").replace("20/11/2021", "31/02/2021"),
+        encoding="utf-8",
+    )
     monkeypatch.setenv("FIELDBOT_PROGRAMME", str(prog))
     assert main(["db", "upgrade"]) == 2
     assert "deadlines.needs_report" in capsys.readouterr().err

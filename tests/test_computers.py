@@ -1,37 +1,20 @@
-"""storage.computers on SQLite and PostgreSQL: receipts, sponsors, handovers, photo reuse, CSDL confirmation."""
+"""storage.receipts, handovers and evidence on SQLite and PostgreSQL: receipts, sponsors, handovers, photo reuse, CSDL confirmation."""
 
 from __future__ import annotations
 
-import io
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot.clock import LOCAL_TZ
-from storage import computers as comp
-from storage.computers import ComputersError, NotAllowed
+from core.clock import LOCAL_TZ
+from core.vocabulary import DeviceType, FlagKind, PhotoKind, ReviewStatus, Source, SponsorKind
+from storage import evidence, handovers, receipts
 from storage.db import session_scope
-from storage.models import (
-    AuditEvent,
-    Batch,
-    Device,
-    DeviceType,
-    Flag,
-    FlagKind,
-    Handover,
-    HandoverPhoto,
-    Photo,
-    PhotoKind,
-    ReviewStatus,
-    Source,
-    Sponsor,
-    SponsorKind,
-    Student,
-)
+from storage.errors import ComputersError, NotAllowed
+from storage.models import AuditEvent, Batch, Handover, HandoverPhoto, Photo, Sponsor, Student
 from storage.photos import PhotoStore
 from tests.photo_factory import encode, phone_jpeg, scene
 
@@ -39,30 +22,58 @@ RECEIVED = date(2021, 11, 15)
 TODAY = date(2021, 11, 17)  # the clock fixture's local date
 
 
-def add_student(engine, world, *, name: str, code: str, school: str = "a", status=ReviewStatus.APPROVED,
-                now: datetime) -> int:
+def add_student(
+    engine, world, *, name: str, code: str, school: str = "a", status=ReviewStatus.APPROVED, now: datetime
+) -> int:
     school_id = world.school_a if school == "a" else world.school_b
     teacher = world.teacher_a if school == "a" else world.teacher_b
     with session_scope(engine) as s:
         st = Student(
-            school_id=school_id, code=code, full_name=name, birth_date=date(2011, 3, 4), gender="female",
-            class_name="5A1", category="poor", need="device", status=status, registered_by=teacher,
-            created_at=now, updated_at=now,
+            school_id=school_id,
+            code=code,
+            full_name=name,
+            birth_date=date(2011, 3, 4),
+            gender="female",
+            class_name="5A1",
+            category="poor",
+            need="device",
+            status=status,
+            registered_by=teacher,
+            created_at=now,
+            updated_at=now,
         )
         s.add(st)
         s.flush()
         return st.id
 
 
-def add_batch(engine, world, *, quantity: int = 3, serials: list[str] | None = None, school: str = "a",
-              received_on: date = RECEIVED, now: datetime, brand: str = "Dell Latitude 3420") -> int:
+def add_batch(
+    engine,
+    world,
+    *,
+    quantity: int = 3,
+    serials: list[str] | None = None,
+    school: str = "a",
+    received_on: date = RECEIVED,
+    now: datetime,
+    brand: str = "Dell Latitude 3420",
+) -> int:
     school_id = world.school_a if school == "a" else world.school_b
     principal = world.principal_a if school == "a" else world.principal_b
     with session_scope(engine) as s:
-        batch = comp.record_batch(
-            s, school_id=school_id, by=principal, source=Source.PROGRAMME, sponsor_id=None,
-            received_on=received_on, quantity=quantity, device_type=DeviceType.LAPTOP, brand_model=brand,
-            condition="Mới", serials=serials or [], now=now,
+        batch = receipts.record_batch(
+            s,
+            school_id=school_id,
+            by=principal,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=received_on,
+            quantity=quantity,
+            device_type=DeviceType.LAPTOP,
+            brand_model=brand,
+            condition="Mới",
+            serials=serials or [],
+            now=now,
         )
         return batch.id
 
@@ -76,12 +87,30 @@ def media_files(store: PhotoStore) -> set[str]:
     return {str(p.relative_to(store.media_dir)) for p in store.media_dir.rglob("*.jpg")}
 
 
-def handover(engine, world, programme, clock, *, student: int, batch: int, photos, serial: str | None = None,
-             by: int | None = None, day: date = TODAY):
+def handover(
+    engine,
+    world,
+    programme,
+    clock,
+    *,
+    student: int,
+    batch: int,
+    photos,
+    serial: str | None = None,
+    by: int | None = None,
+    day: date = TODAY,
+):
     with session_scope(engine) as s:
-        h, flags = comp.record_handover(
-            s, student_id=student, batch_id=batch, serial=serial, handed_over_on=day,
-            by=by or world.teacher_a, photos=photos, programme=programme, now=clock.now(),
+        h, flags = handovers.record_handover(
+            s,
+            student_id=student,
+            batch_id=batch,
+            serial=serial,
+            handed_over_on=day,
+            by=by or world.teacher_a,
+            photos=photos,
+            programme=programme,
+            now=clock.now(),
         )
         return h, flags
 
@@ -94,8 +123,8 @@ def test_record_batch_with_serials_creates_devices_and_audit(db_engine, world, c
     with session_scope(db_engine) as s:
         batch = s.get(Batch, bid)
         assert (batch.quantity, batch.handed_over, batch.source) == (3, 0, "programme")
-        assert comp.free_serials(s, batch_id=bid) == ["ABC-1", "ABC-2", "ABC-3"]
-        assert comp.batch_label(batch) == "Lô 15/11/2021 — Dell Latitude 3420 (còn 3/3)"
+        assert receipts.free_serials(s, batch_id=bid) == ["ABC-1", "ABC-2", "ABC-3"]
+        assert receipts.batch_label(batch) == "Lô 15/11/2021 — Dell Latitude 3420 (còn 3/3)"
         audit = s.scalars(select(AuditEvent).where(AuditEvent.entity == "batch")).one()
         assert audit.actor_id == world.principal_a and audit.after["serials"] == 3
 
@@ -118,13 +147,26 @@ BATCH_REFUSALS = [
 
 def test_record_batch_refusals(db_engine, world, clock) -> None:
     for kwargs, code, needle in BATCH_REFUSALS:
-        args = dict(school_id=world.school_a, by=world.principal_a, source=Source.PROGRAMME, sponsor_id=None,
-                    received_on=RECEIVED, quantity=2, device_type=DeviceType.LAPTOP, brand_model="Dell",
-                    condition="Mới", serials=[], now=clock.now()) | kwargs
+        args = (
+            dict(
+                school_id=world.school_a,
+                by=world.principal_a,
+                source=Source.PROGRAMME,
+                sponsor_id=None,
+                received_on=RECEIVED,
+                quantity=2,
+                device_type=DeviceType.LAPTOP,
+                brand_model="Dell",
+                condition="Mới",
+                serials=[],
+                now=clock.now(),
+            )
+            | kwargs
+        )
         if isinstance(args["by"], str):
             args["by"] = getattr(world, args["by"])
         with pytest.raises(ComputersError) as err, session_scope(db_engine) as s:
-            comp.record_batch(s, **args)
+            receipts.record_batch(s, **args)
         assert (err.value.code, needle in err.value.message_vi) == (code, True), kwargs
         assert isinstance(err.value, NotAllowed) == (code in ("not_principal", "inactive"))
     with session_scope(db_engine) as s:
@@ -134,10 +176,19 @@ def test_record_batch_refusals(db_engine, world, clock) -> None:
 def test_serial_already_in_database_is_named(db_engine, world, clock) -> None:
     add_batch(db_engine, world, quantity=2, serials=["SN100", "SN101"], now=clock.now())
     with pytest.raises(ComputersError) as err, session_scope(db_engine) as s:
-        comp.record_batch(
-            s, school_id=world.school_b, by=world.principal_b, source=Source.PROGRAMME, sponsor_id=None,
-            received_on=RECEIVED, quantity=2, device_type=DeviceType.TABLET, brand_model="Samsung Tab A7",
-            condition="Mới", serials=["SN200", "sn101"], now=clock.now(),
+        receipts.record_batch(
+            s,
+            school_id=world.school_b,
+            by=world.principal_b,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=RECEIVED,
+            quantity=2,
+            device_type=DeviceType.TABLET,
+            brand_model="Samsung Tab A7",
+            condition="Mới",
+            serials=["SN200", "sn101"],
+            now=clock.now(),
         )
     assert err.value.code == "serial_taken"
     assert "SN101" in err.value.message_vi and "Trường Tiểu học Phú Hòa 1" in err.value.message_vi
@@ -145,35 +196,89 @@ def test_serial_already_in_database_is_named(db_engine, world, clock) -> None:
 
 def test_sponsor_phone_normalised_and_same_name_reused(db_engine, world, clock) -> None:
     with session_scope(db_engine) as s:
-        sp = comp.record_sponsor(s, school_id=world.school_a, by=world.principal_a, name="Công ty  Viettel",
-                                 kind=SponsorKind.BUSINESS, contact_name="Trần Hùng", contact_phone="0913.860.438",
-                                 now=clock.now())
+        sp = receipts.record_sponsor(
+            s,
+            school_id=world.school_a,
+            by=world.principal_a,
+            name="Công ty  Viettel",
+            kind=SponsorKind.BUSINESS,
+            contact_name="Trần Hùng",
+            contact_phone="0913.860.438",
+            now=clock.now(),
+        )
         first = sp.id
         assert (sp.name, sp.contact_phone) == ("Công ty Viettel", "+84913860438")
     with session_scope(db_engine) as s:
-        again = comp.record_sponsor(s, school_id=world.school_a, by=world.principal_a, name="cong ty viettel",
-                                    kind=SponsorKind.BUSINESS, contact_name=None, contact_phone="0901 000 009",
-                                    now=clock.now())
+        again = receipts.record_sponsor(
+            s,
+            school_id=world.school_a,
+            by=world.principal_a,
+            name="cong ty viettel",
+            kind=SponsorKind.BUSINESS,
+            contact_name=None,
+            contact_phone="0901 000 009",
+            now=clock.now(),
+        )
         assert again.id == first and again.contact_name == "Trần Hùng" and again.contact_phone == "+84901000009"
-        other = comp.record_sponsor(s, school_id=world.school_b, by=world.principal_b, name="Công ty Viettel",
-                                    kind=SponsorKind.BUSINESS, contact_name=None, contact_phone=None, now=clock.now())
+        other = receipts.record_sponsor(
+            s,
+            school_id=world.school_b,
+            by=world.principal_b,
+            name="Công ty Viettel",
+            kind=SponsorKind.BUSINESS,
+            contact_name=None,
+            contact_phone=None,
+            now=clock.now(),
+        )
         assert other.id != first  # each school keeps its own sponsor list
-        batch = comp.record_batch(
-            s, school_id=world.school_a, by=world.principal_a, source=Source.OTHER, sponsor_id=first,
-            received_on=RECEIVED, quantity=5, device_type=DeviceType.DESKTOP, brand_model="HP ProDesk",
-            condition="Đã qua sử dụng - tốt", now=clock.now(),
+        batch = receipts.record_batch(
+            s,
+            school_id=world.school_a,
+            by=world.principal_a,
+            source=Source.OTHER,
+            sponsor_id=first,
+            received_on=RECEIVED,
+            quantity=5,
+            device_type=DeviceType.DESKTOP,
+            brand_model="HP ProDesk",
+            condition="Đã qua sử dụng - tốt",
+            now=clock.now(),
         )
         assert batch.sponsor_id == first
     with pytest.raises(ComputersError, match="phone"), session_scope(db_engine) as s:
-        comp.record_sponsor(s, school_id=world.school_a, by=world.principal_a, name="Cá nhân X",
-                            kind=SponsorKind.INDIVIDUAL, contact_name="X", contact_phone="12345", now=clock.now())
+        receipts.record_sponsor(
+            s,
+            school_id=world.school_a,
+            by=world.principal_a,
+            name="Cá nhân X",
+            kind=SponsorKind.INDIVIDUAL,
+            contact_name="X",
+            contact_phone="12345",
+            now=clock.now(),
+        )
     with pytest.raises(NotAllowed), session_scope(db_engine) as s:
-        comp.record_sponsor(s, school_id=world.school_a, by=world.teacher_a, name="Y",
-                            kind=SponsorKind.INDIVIDUAL, contact_name=None, contact_phone=None, now=clock.now())
+        receipts.record_sponsor(
+            s,
+            school_id=world.school_a,
+            by=world.teacher_a,
+            name="Y",
+            kind=SponsorKind.INDIVIDUAL,
+            contact_name=None,
+            contact_phone=None,
+            now=clock.now(),
+        )
     with pytest.raises(NotAllowed), session_scope(db_engine) as s:  # B's principal cannot use A's sponsor
-        comp.record_batch(
-            s, school_id=world.school_b, by=world.principal_b, source=Source.OTHER, sponsor_id=first,
-            received_on=RECEIVED, quantity=1, device_type=DeviceType.DESKTOP, brand_model="HP", condition="Mới",
+        receipts.record_batch(
+            s,
+            school_id=world.school_b,
+            by=world.principal_b,
+            source=Source.OTHER,
+            sponsor_id=first,
+            received_on=RECEIVED,
+            quantity=1,
+            device_type=DeviceType.DESKTOP,
+            brand_model="HP",
+            condition="Mới",
             now=clock.now(),
         )
     with session_scope(db_engine) as s:
@@ -189,17 +294,25 @@ def test_handover_recorded_with_due_date_counter_and_photos(db_engine, world, cl
     bid = add_batch(db_engine, world, quantity=2, serials=["SN1", "SN2"], now=now)
     scene_p = store.ingest(phone_jpeg(1, taken=datetime(2021, 11, 17, 7, 30)))
     minutes_p = store.ingest(phone_jpeg(2))
-    h, flags = handover(db_engine, world, programme, clock, student=sid, batch=bid, serial="sn2",
-                        photos=[(scene_p, PhotoKind.SCENE), (minutes_p, PhotoKind.MINUTES), (scene_p, PhotoKind.SCENE)])
+    h, flags = handover(
+        db_engine,
+        world,
+        programme,
+        clock,
+        student=sid,
+        batch=bid,
+        serial="sn2",
+        photos=[(scene_p, PhotoKind.SCENE), (minutes_p, PhotoKind.MINUTES), (scene_p, PhotoKind.SCENE)],
+    )
     assert flags == []
     with session_scope(db_engine) as s:
         row = s.get(Handover, h.id)
         assert row.csdl_due_at == datetime(2021, 11, 19, 0, 0, tzinfo=LOCAL_TZ)  # end of the next local day
         assert s.get(Batch, bid).handed_over == 1
-        assert comp.free_serials(s, batch_id=bid) == ["SN1"]
+        assert receipts.free_serials(s, batch_id=bid) == ["SN1"]
         links = s.execute(select(HandoverPhoto.kind, Photo.sha256).join(Photo)).all()
         assert sorted(links) == sorted([("scene", scene_p.sha256), ("minutes", minutes_p.sha256)])
-        assert comp.students_to_serve(s, school_id=world.school_a) == []
+        assert handovers.students_to_serve(s, school_id=world.school_a) == []
 
 
 def test_handover_refusals(db_engine, world, clock, programme, store) -> None:
@@ -210,8 +323,16 @@ def test_handover_refusals(db_engine, world, clock, programme, store) -> None:
     serial_batch = add_batch(db_engine, world, quantity=2, serials=["X1", "X2"], now=now)
     plain_batch = add_batch(db_engine, world, quantity=2, now=now, brand="Asus")
     b_batch = add_batch(db_engine, world, quantity=2, school="b", now=now)
-    handover(db_engine, world, programme, clock, student=served, batch=serial_batch, serial="X1",
-             photos=[(store.ingest(phone_jpeg(4)), PhotoKind.SCENE)])
+    handover(
+        db_engine,
+        world,
+        programme,
+        clock,
+        student=served,
+        batch=serial_batch,
+        serial="X1",
+        photos=[(store.ingest(phone_jpeg(4)), PhotoKind.SCENE)],
+    )
     photo = store.ingest(phone_jpeg(3))
     cases = [
         ({"student": pending}, "not_approved"),
@@ -248,12 +369,27 @@ def test_last_computer_cannot_be_handed_over_twice(db_engine, world, clock, prog
     with Session(db_engine, expire_on_commit=False) as late:
         assert late.get(Batch, bid).handed_over == 0  # read, and kept in the identity map
         late.commit()
-        handover(db_engine, world, programme, clock, student=s1, batch=bid,
-                 photos=[(store.ingest(phone_jpeg(5)), PhotoKind.SCENE)])
+        handover(
+            db_engine,
+            world,
+            programme,
+            clock,
+            student=s1,
+            batch=bid,
+            photos=[(store.ingest(phone_jpeg(5)), PhotoKind.SCENE)],
+        )
         with pytest.raises(ComputersError) as err:
-            comp.record_handover(late, student_id=s2, batch_id=bid, serial=None, handed_over_on=TODAY,
-                                 by=world.teacher_a, photos=[(store.ingest(phone_jpeg(6)), PhotoKind.SCENE)],
-                                 programme=programme, now=now)
+            handovers.record_handover(
+                late,
+                student_id=s2,
+                batch_id=bid,
+                serial=None,
+                handed_over_on=TODAY,
+                by=world.teacher_a,
+                photos=[(store.ingest(phone_jpeg(6)), PhotoKind.SCENE)],
+                programme=programme,
+                now=now,
+            )
         assert err.value.code == "batch_empty"
         late.rollback()
     with session_scope(db_engine) as s:
@@ -281,7 +417,9 @@ def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, st
     bid_b = add_batch(db_engine, world, quantity=5, school="b", now=now)
 
     original = store.ingest(phone_jpeg(11))
-    h1, flags = handover(db_engine, world, programme, clock, student=a1, batch=bid, photos=[(original, PhotoKind.SCENE)])
+    h1, flags = handover(
+        db_engine, world, programme, clock, student=a1, batch=bid, photos=[(original, PhotoKind.SCENE)]
+    )
     assert flags == []
 
     # The very same picture sent again for another child: one Photo row, two links, both handovers flagged.
@@ -300,12 +438,24 @@ def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, st
     h3, flags = handover(db_engine, world, programme, clock, student=a3, batch=bid, photos=[(crop, PhotoKind.SCENE)])
     assert {f.kind for f in flags} == {FlagKind.PHOTO_NEAR_DUPLICATE}
     assert {(f.handover_id, f.related_handover_id) for f in flags} == {
-        (h3.id, h1.id), (h1.id, h3.id), (h3.id, h2.id), (h2.id, h3.id)}
+        (h3.id, h1.id),
+        (h1.id, h3.id),
+        (h3.id, h2.id),
+        (h2.id, h3.id),
+    }
     assert "gần giống" in flags[0].detail
 
     # Another school reusing it: flagged on both sides, each principal sees the other side by school only.
-    h4, flags = handover(db_engine, world, programme, clock, student=b1, batch=bid_b, by=world.teacher_b,
-                         photos=[(store.ingest(phone_jpeg(11)), PhotoKind.SCENE)])
+    h4, flags = handover(
+        db_engine,
+        world,
+        programme,
+        clock,
+        student=b1,
+        batch=bid_b,
+        by=world.teacher_b,
+        photos=[(store.ingest(phone_jpeg(11)), PhotoKind.SCENE)],
+    )
     mine = [f for f in flags if f.handover_id == h4.id]
     theirs = [f for f in flags if f.handover_id != h4.id]
     assert {f.school_id for f in theirs} == {world.school_a} and len(theirs) == 3
@@ -314,8 +464,8 @@ def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, st
 
     with session_scope(db_engine) as s:
         assert s.scalar(select(func.count()).select_from(Photo)) == 2
-        assert len(comp.open_flags(s, school_id=world.school_a)) == 2 + 4 + 3
-        assert len(comp.open_flags(s, school_id=world.school_b)) == 3
+        assert len(handovers.open_flags(s, school_id=world.school_a)) == 2 + 4 + 3
+        assert len(handovers.open_flags(s, school_id=world.school_b)) == 3
 
 
 def test_different_photo_not_flagged(db_engine, world, clock, programme, store) -> None:
@@ -323,8 +473,15 @@ def test_different_photo_not_flagged(db_engine, world, clock, programme, store) 
     ids = [add_student(db_engine, world, name=f"Học Sinh Số {n}", code=f"200000000{n}", now=now) for n in range(4)]
     bid = add_batch(db_engine, world, quantity=4, now=now)
     for n, sid in enumerate(ids):
-        _, flags = handover(db_engine, world, programme, clock, student=sid, batch=bid,
-                            photos=[(store.ingest(phone_jpeg(100 + n)), PhotoKind.SCENE)])
+        _, flags = handover(
+            db_engine,
+            world,
+            programme,
+            clock,
+            student=sid,
+            batch=bid,
+            photos=[(store.ingest(phone_jpeg(100 + n)), PhotoKind.SCENE)],
+        )
         assert flags == []
 
 
@@ -357,14 +514,22 @@ def test_failed_handover_leaves_no_orphan_file(db_engine, world, clock, programm
     reused = store.ingest(phone_jpeg(31))
     assert fresh.is_new and not reused.is_new and media_files(store) > kept
     with pytest.raises(RuntimeError), session_scope(db_engine) as s:
-        comp.record_handover(s, student_id=s2, batch_id=bid, serial="Z2", handed_over_on=TODAY, by=world.teacher_a,
-                             photos=[(fresh, PhotoKind.SCENE), (reused, PhotoKind.MINUTES)], programme=programme,
-                             now=now)
+        handovers.record_handover(
+            s,
+            student_id=s2,
+            batch_id=bid,
+            serial="Z2",
+            handed_over_on=TODAY,
+            by=world.teacher_a,
+            photos=[(fresh, PhotoKind.SCENE), (reused, PhotoKind.MINUTES)],
+            programme=programme,
+            now=now,
+        )
         raise RuntimeError("the form's end could not be saved")
     with session_scope(db_engine) as s:
-        assert comp.discard_unreferenced(s, store=store, photos=[fresh, reused]) == 1
+        assert evidence.discard_unreferenced(s, store=store, photos=[fresh, reused]) == 1
         assert s.scalar(select(func.count()).select_from(Handover)) == 1
-        assert s.get(Batch, bid).handed_over == 1 and comp.free_serials(s, batch_id=bid) == ["Z2"]
+        assert s.get(Batch, bid).handed_over == 1 and receipts.free_serials(s, batch_id=bid) == ["Z2"]
     assert media_files(store) == kept
 
 
@@ -384,15 +549,24 @@ def test_orphan_files_of_cancelled_forms_are_swept(db_engine, world, clock, prog
     cancelled = store.ingest(phone_jpeg(63))
     recent = store.ingest(phone_jpeg(64))
     with session_scope(db_engine) as s:
-        s.add(Conversation(staff_id=world.teacher_a2, channel="telegram", chat_id="1", form="bangiao", step="photos",
-                           data={"v": {"student": sid}, "s": [comp.stored_photo_to_dict(in_form)]},
-                           started_at=now, updated_at=now))
+        s.add(
+            Conversation(
+                staff_id=world.teacher_a2,
+                channel="telegram",
+                chat_id="1",
+                form="bangiao",
+                step="photos",
+                data={"v": {"student": sid}, "s": [evidence.stored_photo_to_dict(in_form)]},
+                started_at=now,
+                updated_at=now,
+            )
+        )
     old = (now - timedelta(hours=3)).timestamp()
     for p in (committed, in_form, cancelled):
         for rel in (p.path, p.thumb_path):
             os.utime(store.open_path(rel), (old, old))
     with session_scope(db_engine) as s:
-        assert comp.discard_orphan_files(s, store=store, older_than=now - timedelta(hours=1)) == 1
+        assert evidence.discard_orphan_files(s, store=store, older_than=now - timedelta(hours=1)) == 1
     left = media_files(store)
     assert cancelled.path not in left and cancelled.thumb_path not in left
     assert {committed.path, in_form.path, recent.path, committed.thumb_path} <= left
@@ -400,7 +574,7 @@ def test_orphan_files_of_cancelled_forms_are_swept(db_engine, world, clock, prog
 
 def test_stored_photo_round_trips_through_form_state(store) -> None:
     p = store.ingest(phone_jpeg(41, taken=datetime(2021, 11, 16, 10, 0), gps=True))
-    back = comp.stored_photo_from_dict(comp.stored_photo_to_dict(p))
+    back = evidence.stored_photo_from_dict(evidence.stored_photo_to_dict(p))
     assert back == p and back.is_new == p.is_new and back.captured_at == p.captured_at and back.had_location
 
 
@@ -415,7 +589,7 @@ def test_students_to_serve_matches_without_accents_and_by_code(db_engine, world,
     add_student(db_engine, world, name="Lê Văn Toàn", code="5000000005", now=now)
     add_student(db_engine, world, name="Nguyễn Văn Bê", code="5000000004", school="b", now=now)
     with session_scope(db_engine) as s:
-        names = lambda q: [st.full_name for st in comp.students_to_serve(s, school_id=world.school_a, query=q)]  # noqa: E731
+        names = lambda q: [st.full_name for st in handovers.students_to_serve(s, school_id=world.school_a, query=q)]
         assert names("nguyen") == ["Nguyễn Đức Anh", "Nguyễn Thị Ánh"]
         assert names("van") == ["Lê Văn Toàn"]
         assert names("duc anh") == ["Nguyễn Đức Anh"]
@@ -433,26 +607,50 @@ def test_confirm_csdl_only_own_unconfirmed_and_audited(db_engine, world, clock, 
     made = []
     for n, day in enumerate([date(2021, 11, 16), date(2021, 11, 10), date(2021, 11, 17)]):
         sid = add_student(db_engine, world, name=f"Hồ Văn {'ABC'[n]}", code=f"600000000{n}", now=now)
-        h, _ = handover(db_engine, world, programme, clock, student=sid, batch=bid, day=day,
-                        photos=[(store.ingest(phone_jpeg(50 + n)), PhotoKind.SCENE)])
+        h, _ = handover(
+            db_engine,
+            world,
+            programme,
+            clock,
+            student=sid,
+            batch=bid,
+            day=day,
+            photos=[(store.ingest(phone_jpeg(50 + n)), PhotoKind.SCENE)],
+        )
         made.append(h.id)
     sb = add_student(db_engine, world, name="Vũ Văn Bình", code="6000000009", school="b", now=now)
-    hb, _ = handover(db_engine, world, programme, clock, student=sb, batch=bid_b, by=world.principal_b,
-                     photos=[(store.ingest(phone_jpeg(59)), PhotoKind.SCENE)])
+    hb, _ = handover(
+        db_engine,
+        world,
+        programme,
+        clock,
+        student=sb,
+        batch=bid_b,
+        by=world.principal_b,
+        photos=[(store.ingest(phone_jpeg(59)), PhotoKind.SCENE)],
+    )
     with session_scope(db_engine) as s:
-        waiting = comp.handovers_awaiting_csdl(s, school_id=world.school_a)
+        waiting = handovers.handovers_awaiting_csdl(s, school_id=world.school_a)
         assert [h.id for h in waiting] == [made[1], made[0], made[2]]  # oldest due first
         with pytest.raises(NotAllowed):
-            comp.confirm_csdl(s, handover_ids=made, by=world.teacher_a, school_id=world.school_a, now=now)
+            handovers.confirm_csdl(s, handover_ids=made, by=world.teacher_a, school_id=world.school_a, now=now)
     with session_scope(db_engine) as s:
-        assert comp.confirm_csdl(s, handover_ids=[made[1], hb.id], by=world.principal_a,
-                                 school_id=world.school_a, now=now) == 1
+        assert (
+            handovers.confirm_csdl(
+                s, handover_ids=[made[1], hb.id], by=world.principal_a, school_id=world.school_a, now=now
+            )
+            == 1
+        )
     clock.advance(timedelta(hours=1))
     with session_scope(db_engine) as s:
         # A stale "confirm all" including the already confirmed one confirms only the rest.
-        assert comp.confirm_csdl(s, handover_ids=made, by=world.principal_a, school_id=world.school_a,
-                                 now=clock.now()) == 2
-        assert comp.handovers_awaiting_csdl(s, school_id=world.school_a) == []
+        assert (
+            handovers.confirm_csdl(
+                s, handover_ids=made, by=world.principal_a, school_id=world.school_a, now=clock.now()
+            )
+            == 2
+        )
+        assert handovers.handovers_awaiting_csdl(s, school_id=world.school_a) == []
         assert s.get(Handover, made[1]).csdl_updated_at == now  # not moved by the second confirmation
         assert s.get(Handover, hb.id).csdl_updated_at is None
         events = s.scalars(select(AuditEvent).where(AuditEvent.action == "confirm_csdl")).all()
@@ -473,12 +671,26 @@ def test_photos_near_agrees_with_python_on_signed_extremes(db_engine, clock) -> 
     hashes += [rnd.getrandbits(64) - (1 << 63) for _ in range(200)]
     hashes += [(probe ^ (1 << rnd.randrange(63)) ^ (1 << rnd.randrange(63))) for _ in range(20)]
     with session_scope(db_engine) as s:
-        s.execute(Photo.__table__.insert(), [
-            {"sha256": f"{i:064x}", "dhash": h, "path": "p", "thumb_path": "t", "width": 1, "height": 1,
-             "size_bytes": 1, "had_location": False, "created_at": clock.now()} for i, h in enumerate(hashes)])
+        s.execute(
+            Photo.__table__.insert(),
+            [
+                {
+                    "sha256": f"{i:064x}",
+                    "dhash": h,
+                    "path": "p",
+                    "thumb_path": "t",
+                    "width": 1,
+                    "height": 1,
+                    "size_bytes": 1,
+                    "had_location": False,
+                    "created_at": clock.now(),
+                }
+                for i, h in enumerate(hashes)
+            ],
+        )
     with session_scope(db_engine) as s:
         ids = dict(s.execute(select(Photo.id, Photo.dhash)).all())
         for threshold in (0, 3, 10):
             expected = sorted(pid for pid, h in ids.items() if hamming(probe, h) <= threshold)
-            assert sorted(comp.photos_near(s, probe, threshold=threshold)) == expected
+            assert sorted(evidence.photos_near(s, probe, threshold=threshold)) == expected
             assert len(expected) >= (1 if threshold == 0 else 2)

@@ -9,9 +9,10 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from bot.console import ConsoleChannel
-from storage import computers as comp
+from core.vocabulary import DeviceType, ReviewStatus, Source
+from storage import receipts
 from storage.db import session_scope
-from storage.models import DeviceType, Handover, ReviewStatus, Source, Student
+from storage.models import Handover, Student
 from storage.photos import PhotoStore
 from tests.engine_helpers import make_engine
 from tests.photo_factory import phone_jpeg
@@ -25,17 +26,29 @@ async def test_console_dangky_then_bangiao(sqlite_engine, sqlite_world, programm
     console = ConsoleChannel(eng.handle, user_id=user, clock=clock, media_dir=tmp_path)
     out = io.StringIO()
     # Options are answered by their number as shown: 1 = Nam, 1 = Hộ nghèo, 3 = Cả hai, 1 = Bỏ qua, 1 = Lưu.
-    await console.run(["/dangky", "Nguyễn Văn An", "05/09/2012", "4A1", "0123456789", "1", "1", "3",
-                       "1", "1", "1", "1"], out)
+    await console.run(
+        ["/dangky", "Nguyễn Văn An", "05/09/2012", "4A1", "0123456789", "1", "1", "3", "1", "1", "1", "1"], out
+    )
     text = out.getvalue()
     assert "  1. Nam" in text and "Đã lưu" in text
     with session_scope(sqlite_engine) as s:
         student = s.exec(select(Student)).scalars().one()
         assert (student.gender, student.category, student.need) == ("male", "poor", "both")
         student.status = ReviewStatus.APPROVED
-        comp.record_batch(s, school_id=sqlite_world.school_a, by=sqlite_world.principal_a, source=Source.PROGRAMME,
-                          sponsor_id=None, received_on=date(2021, 11, 15), quantity=2, device_type=DeviceType.LAPTOP,
-                          brand_model="Dell Latitude 3420", condition="mới", serials=[], now=clock.now())
+        receipts.record_batch(
+            s,
+            school_id=sqlite_world.school_a,
+            by=sqlite_world.principal_a,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=date(2021, 11, 15),
+            quantity=2,
+            device_type=DeviceType.LAPTOP,
+            brand_model="Dell Latitude 3420",
+            condition="mới",
+            serials=[],
+            now=clock.now(),
+        )
     photo = tmp_path / "ban-giao.jpg"
     photo.write_bytes(phone_jpeg(3))
     out = io.StringIO()

@@ -10,13 +10,21 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import select
 
-from bot.clock import FixedClock
-from scheduler.delivery import Deliverer, DeliveryError, RetryLater, Unreachable
+from core.clock import FixedClock
+from core.ports import DeliveryError, RetryLater, Unreachable
+from core.vocabulary import NotificationStatus
+from scheduler.delivery import Deliverer
 from scheduler.sweep import sweep
 from storage.db import make_engine, session_scope
-from storage.models import ChatIdentity, NotificationStatus, Staff
+from storage.models import ChatIdentity, Staff
 from tests.test_scheduler_support import (
-    RecordingMailer, RecordingSender, add_handover, link, local, rows, submit_report,
+    RecordingMailer,
+    RecordingSender,
+    add_handover,
+    link,
+    local,
+    rows,
+    submit_report,
 )
 
 
@@ -40,14 +48,22 @@ def identities(session, staff_id: int) -> list[ChatIdentity]:
 
 
 def deliverer(engine, programme, clock, *senders, mailer=None, **kw) -> Deliverer:
-    return Deliverer(db=engine, programme=programme, clock=clock, senders={s.channel: s for s in senders},
-                     mailer=mailer, **kw)
+    return Deliverer(
+        db=engine, programme=programme, clock=clock, senders={s.channel: s for s in senders}, mailer=mailer, **kw
+    )
 
 
 def three_handovers(engine, programme, w):
     for name in ("Trần Thị Bích", "Lê Văn Cường", "Đỗ Thị Dung"):
-        add_handover(engine, programme, school_id=w.school_a, recorded_by=w.teacher_a,
-                     handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9), name=name)
+        add_handover(
+            engine,
+            programme,
+            school_id=w.school_a,
+            recorded_by=w.teacher_a,
+            handed_over_on=date(2021, 11, 17),
+            created_at=local(2021, 11, 17, 9),
+            name=name,
+        )
     submit_report(engine, school_id=w.school_a, at=local(2021, 11, 16))  # keep the needs-report rule quiet
 
 
@@ -67,7 +83,9 @@ async def test_items_for_one_person_go_out_as_one_message(db_engine, world, prog
     assert len(zalo.texts(teacher_chat)) == 1  # the teacher who recorded them, on their own channel
     csdl = rows(db_engine, rule="csdl")
     assert {(r.status, r.channels_done, r.attempts) for r in csdl} == {
-        (NotificationStatus.SENT, "telegram", 1), (NotificationStatus.SENT, "zalo", 1)}
+        (NotificationStatus.SENT, "telegram", 1),
+        (NotificationStatus.SENT, "zalo", 1),
+    }
     assert all(r.sent_at == clock.now() for r in csdl)
     assert {g.status for g in report.groups if g.rule == "csdl"} == {"sent"}
     # Delivered once: a second pass and a second sweep send nothing more.
@@ -95,8 +113,7 @@ async def test_blocked_chat_falls_back_to_the_next_channel(sqlite_engine, sqlite
     assert blocked == {"telegram": clock.now(), "zalo": None}
 
 
-async def test_person_with_no_channel_and_no_email_is_reported_to_the_district(db_engine, world, programme, tg,
-                                                                              mailer):
+async def test_person_with_no_channel_and_no_email_is_reported_to_the_district(db_engine, world, programme, tg, mailer):
     """The teacher has no chat and no e-mail: the reminder fails, and the district contact is told so."""
     w = world
     three_handovers(db_engine, programme, w)
@@ -204,7 +221,8 @@ async def test_contact_not_in_the_roster_still_gets_email(sqlite_engine, sqlite_
     await deliverer(sqlite_engine, programme, clock, tg, mailer=mailer).deliver_due()
     late = rows(sqlite_engine, rule="csdl", stage="late")
     assert {(r.recipient_id, r.email, r.status) for r in late} == {
-        (None, "leminhtien@tptdm.edu.vn", NotificationStatus.SENT)}
+        (None, "leminhtien@tptdm.edu.vn", NotificationStatus.SENT)
+    }
     assert any("quá hạn cập nhật CSDL" in subject for _, subject, _ in mailer.sent)
 
 
@@ -220,8 +238,9 @@ async def test_quiet_hours_hold_delivery_until_morning(sqlite_engine, sqlite_wor
     assert len(tg.texts(chat)) == 1
 
 
-async def test_killed_between_finding_and_delivering_nothing_lost_nothing_repeated(db_url, world, programme, tg,
-                                                                                  db_engine):
+async def test_killed_between_finding_and_delivering_nothing_lost_nothing_repeated(
+    db_url, world, programme, tg, db_engine
+):
     three_handovers(db_engine, programme, world)
     chat = link(db_engine, staff_id=world.principal_a, linked_at=local(2021, 11, 1))
     now = local(2021, 11, 18, 7)
@@ -242,8 +261,7 @@ async def test_killed_between_finding_and_delivering_nothing_lost_nothing_repeat
     assert {r.status for r in rows(db_engine, rule="csdl")} == {NotificationStatus.SENT, NotificationStatus.FAILED}
 
 
-async def test_a_bad_request_tries_the_next_channel_without_blocking(sqlite_engine, sqlite_world, programme, tg,
-                                                                    zalo):
+async def test_a_bad_request_tries_the_next_channel_without_blocking(sqlite_engine, sqlite_world, programme, tg, zalo):
     w = sqlite_world
     three_handovers(sqlite_engine, programme, w)
     tg_chat = link(sqlite_engine, staff_id=w.principal_a, linked_at=local(2021, 11, 5))
@@ -257,8 +275,7 @@ async def test_a_bad_request_tries_the_next_channel_without_blocking(sqlite_engi
         assert all(i.blocked_at is None for i in identities(s, w.principal_a))
 
 
-async def test_linked_only_on_a_channel_this_process_does_not_serve_waits(sqlite_engine, sqlite_world, programme,
-                                                                          tg):
+async def test_linked_only_on_a_channel_this_process_does_not_serve_waits(sqlite_engine, sqlite_world, programme, tg):
     """A Telegram-only process must not give up on a principal linked on Zalo: the row waits (and is retried,
     and reported in the digest if it never goes), instead of being failed and escalated at once."""
     w = sqlite_world
@@ -288,8 +305,9 @@ async def test_the_digest_comes_with_the_district_chart(sqlite_engine, sqlite_wo
     assert row.status == NotificationStatus.SENT and row.last_error is None
 
 
-async def test_a_chart_that_fails_is_recorded_and_the_digest_is_not_repeated(sqlite_engine, sqlite_world, programme,
-                                                                           tg, mailer):
+async def test_a_chart_that_fails_is_recorded_and_the_digest_is_not_repeated(
+    sqlite_engine, sqlite_world, programme, tg, mailer
+):
     officer_chat = link(sqlite_engine, staff_id=sqlite_world.officer, linked_at=local(2021, 11, 1))
     tg.fail_photos = RetryLater("Telegram: Bad Gateway")
     clock = FixedClock(local(2021, 11, 18, 7))

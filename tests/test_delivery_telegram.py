@@ -8,13 +8,14 @@ import pytest
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
-from bot.clock import FixedClock
 from bot.telegram_sender import TelegramSender
-from conversations.types import Outgoing
-from scheduler.delivery import Deliverer, DeliveryError, RetryLater, Unreachable
+from core.clock import FixedClock
+from core.messages import Outgoing
+from core.ports import DeliveryError, RetryLater, Unreachable
+from core.vocabulary import NotificationStatus
+from scheduler.delivery import Deliverer
 from scheduler.ratelimit import RateLimiter
 from scheduler.sweep import sweep
-from storage.models import NotificationStatus
 from tests.fakes.telegram_api import FakeTelegram
 from tests.test_scheduler_support import RecordingSender, add_handover, link, local, rows, submit_report
 
@@ -30,8 +31,12 @@ async def fake():
 
 @pytest.fixture
 async def bot(fake):
-    b = Bot(fake.token, base_url=fake.base_url, base_file_url=fake.base_file_url,
-            request=HTTPXRequest(read_timeout=2, connect_timeout=2))
+    b = Bot(
+        fake.token,
+        base_url=fake.base_url,
+        base_file_url=fake.base_file_url,
+        request=HTTPXRequest(read_timeout=2, connect_timeout=2),
+    )
     async with b:
         yield b
 
@@ -101,18 +106,29 @@ async def test_forbidden_in_the_outbox_falls_back_to_zalo(fake, bot, sqlite_engi
     """The whole path: sweep, outbox, TelegramSender over HTTP; the blocked Telegram chat is marked and the
     principal gets the reminder on Zalo instead."""
     w = sqlite_world
-    add_handover(sqlite_engine, programme, school_id=w.school_a, recorded_by=w.teacher_a,
-                 handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9))
+    add_handover(
+        sqlite_engine,
+        programme,
+        school_id=w.school_a,
+        recorded_by=w.teacher_a,
+        handed_over_on=date(2021, 11, 17),
+        created_at=local(2021, 11, 17, 9),
+    )
     submit_report(sqlite_engine, school_id=w.school_a, at=local(2021, 11, 16))
-    link(sqlite_engine, staff_id=w.principal_a, channel="telegram", chat_id=str(PRINCIPAL),
-         linked_at=local(2021, 11, 5))
+    link(
+        sqlite_engine, staff_id=w.principal_a, channel="telegram", chat_id=str(PRINCIPAL), linked_at=local(2021, 11, 5)
+    )
     zalo_chat = link(sqlite_engine, staff_id=w.principal_a, channel="zalo", linked_at=local(2021, 11, 1))
     fake.block(PRINCIPAL)
     zalo = RecordingSender("zalo")
     clock = FixedClock(local(2021, 11, 18, 7))
     sweep(sqlite_engine, programme=programme, now=clock.now())
-    await Deliverer(db=sqlite_engine, programme=programme, clock=clock, senders={
-        "telegram": TelegramSender(bot, limiter=instant_limiter()), "zalo": zalo}).deliver_due()
+    await Deliverer(
+        db=sqlite_engine,
+        programme=programme,
+        clock=clock,
+        senders={"telegram": TelegramSender(bot, limiter=instant_limiter()), "zalo": zalo},
+    ).deliver_due()
     [row] = rows(sqlite_engine, rule="csdl", recipient_id=w.principal_a)
     assert (row.status, row.channels_done) == (NotificationStatus.SENT, "zalo")
     assert "Forbidden: bot was blocked by the user" in row.last_error
@@ -121,9 +137,19 @@ async def test_forbidden_in_the_outbox_falls_back_to_zalo(fake, bot, sqlite_engi
     # Unblocked later: the blocked identity is no longer tried (the person re-links to use it again).
     fake.unblock(PRINCIPAL)
     clock.set(local(2021, 11, 19, 7))
-    add_handover(sqlite_engine, programme, school_id=w.school_a, recorded_by=w.teacher_a,
-                 handed_over_on=date(2021, 11, 18), created_at=local(2021, 11, 18, 9))
+    add_handover(
+        sqlite_engine,
+        programme,
+        school_id=w.school_a,
+        recorded_by=w.teacher_a,
+        handed_over_on=date(2021, 11, 18),
+        created_at=local(2021, 11, 18, 9),
+    )
     sweep(sqlite_engine, programme=programme, now=clock.now())
-    await Deliverer(db=sqlite_engine, programme=programme, clock=clock, senders={
-        "telegram": TelegramSender(bot, limiter=instant_limiter()), "zalo": zalo}).deliver_due()
+    await Deliverer(
+        db=sqlite_engine,
+        programme=programme,
+        clock=clock,
+        senders={"telegram": TelegramSender(bot, limiter=instant_limiter()), "zalo": zalo},
+    ).deliver_due()
     assert len(zalo.texts(zalo_chat)) == 2 and fake.messages_to(PRINCIPAL) == []

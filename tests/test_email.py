@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from scheduler.delivery import RetryLater, Unreachable
+from core.ports import RetryLater, Unreachable
 from scheduler.email import SmtpMailer, parse_smtp_url
 
 PASSWORD = "p@ss:w/rd%"
@@ -48,8 +48,7 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 def smtp_server():
     inbox = Inbox()
     port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticator,
-                            auth_require_tls=False)
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticator, auth_require_tls=False)
     controller.start()
     yield inbox, port
     controller.stop()
@@ -58,8 +57,11 @@ def smtp_server():
 async def test_sends_utf8_mail_to_a_local_server(smtp_server):
     inbox, port = smtp_server
     mailer = SmtpMailer(f"smtp://127.0.0.1:{port}?from=fieldbot@tptdm.edu.vn&timeout=5")
-    await mailer.send("leminhtien@tptdm.edu.vn", "Báo cáo vượt cấp: 3 bàn giao quá hạn",
-                      "Trường Tiểu học Phú Hòa 1: Trần Thị Bích (lớp 6A1)")
+    await mailer.send(
+        "leminhtien@tptdm.edu.vn",
+        "Báo cáo vượt cấp: 3 bàn giao quá hạn",
+        "Trường Tiểu học Phú Hòa 1: Trần Thị Bích (lớp 6A1)",
+    )
     [(sender, rcpts, msg)] = inbox.messages
     assert sender == "fieldbot@tptdm.edu.vn" and rcpts == ["leminhtien@tptdm.edu.vn"]
     assert msg["Subject"] == "Báo cáo vượt cấp: 3 bàn giao quá hạn"
@@ -99,7 +101,13 @@ async def test_server_down_is_retry_later():
 def test_url_options():
     c = parse_smtp_url("smtps://user%40x.org:secret@mail.example.org")
     assert (c.port, c.implicit_tls, c.starttls, c.username, c.password, c.sender) == (
-        465, True, False, "user@x.org", "secret", "user@x.org")
+        465,
+        True,
+        False,
+        "user@x.org",
+        "secret",
+        "user@x.org",
+    )
     c = parse_smtp_url("smtp://mail.example.org?starttls=1&from=bot@example.org")
     assert (c.port, c.starttls, c.sender, c.username) == (587, True, "bot@example.org", None)
     assert parse_smtp_url("smtp://mail.example.org:2525").sender == "fieldbot@mail.example.org"
@@ -113,20 +121,31 @@ async def test_escalation_email_waits_for_smtp_and_telegram_is_not_repeated(sqli
     server is up, and the chat is not sent twice."""
     from datetime import date, timedelta
 
-    from bot.clock import FixedClock
+    from core.clock import FixedClock
+    from core.vocabulary import NotificationStatus
     from scheduler.delivery import Deliverer
     from scheduler.sweep import sweep
-    from storage.models import NotificationStatus
     from tests.test_scheduler_support import RecordingSender, add_handover, link, local, rows
 
-    add_handover(sqlite_engine, programme, school_id=sqlite_world.school_a, recorded_by=sqlite_world.teacher_a,
-                 handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9))
+    add_handover(
+        sqlite_engine,
+        programme,
+        school_id=sqlite_world.school_a,
+        recorded_by=sqlite_world.teacher_a,
+        handed_over_on=date(2021, 11, 17),
+        created_at=local(2021, 11, 17, 9),
+    )
     chat = link(sqlite_engine, staff_id=sqlite_world.officer, linked_at=local(2021, 11, 1))
     port = free_port()
     tg = RecordingSender("telegram")
     clock = FixedClock(local(2021, 11, 19, 7))
-    d = Deliverer(db=sqlite_engine, programme=programme, clock=clock, senders={"telegram": tg},
-                  mailer=SmtpMailer(f"smtp://127.0.0.1:{port}?from=fieldbot@tptdm.edu.vn&timeout=3"))
+    d = Deliverer(
+        db=sqlite_engine,
+        programme=programme,
+        clock=clock,
+        senders={"telegram": tg},
+        mailer=SmtpMailer(f"smtp://127.0.0.1:{port}?from=fieldbot@tptdm.edu.vn&timeout=3"),
+    )
     sweep(sqlite_engine, programme=programme, now=clock.now())
     await d.deliver_due()
     [late] = rows(sqlite_engine, rule="csdl", stage="late")

@@ -9,7 +9,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 
-from scheduler.delivery import RetryLater
+from core.ports import RetryLater
 from scheduler.email import SmtpMailer
 from tests.test_email import PASSWORD, PASSWORD_IN_URL, Inbox, authenticator, free_port
 
@@ -42,8 +42,16 @@ def serve(controller: Controller):
 async def test_smtps_implicit_tls_with_login(server_tls, trust) -> None:
     inbox, port = Inbox(), free_port()
     # auth_require_tls=False: aiosmtpd only counts STARTTLS as TLS; here the whole connection is TLS already.
-    controller = serve(Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=server_tls,
-                                  authenticator=authenticator, auth_require_tls=False))
+    controller = serve(
+        Controller(
+            inbox,
+            hostname="127.0.0.1",
+            port=port,
+            ssl_context=server_tls,
+            authenticator=authenticator,
+            auth_require_tls=False,
+        )
+    )
     try:
         mailer = SmtpMailer(f"smtps://bot:{PASSWORD_IN_URL}@127.0.0.1:{port}?from=bot@example.org&timeout=5")
         await mailer.send("leminhtien@tptdm.edu.vn", "Bản tin hằng ngày", "Trường Tiểu học Phú Hòa 1: 2 bàn giao")
@@ -55,8 +63,17 @@ async def test_smtps_implicit_tls_with_login(server_tls, trust) -> None:
 
 async def test_starttls_is_required_before_the_password_and_works(server_tls, trust) -> None:
     inbox, port = Inbox(), free_port()
-    controller = serve(Controller(inbox, hostname="127.0.0.1", port=port, tls_context=server_tls,
-                                  require_starttls=True, authenticator=authenticator, auth_require_tls=True))
+    controller = serve(
+        Controller(
+            inbox,
+            hostname="127.0.0.1",
+            port=port,
+            tls_context=server_tls,
+            require_starttls=True,
+            authenticator=authenticator,
+            auth_require_tls=True,
+        )
+    )
     try:
         plain = SmtpMailer(f"smtp://bot:{PASSWORD_IN_URL}@127.0.0.1:{port}?timeout=5")  # no starttls=1
         with pytest.raises(RetryLater) as err:  # the server insists on TLS first: the mail stays owed
@@ -74,10 +91,21 @@ async def test_an_untrusted_certificate_is_refused_before_the_password(server_tl
     """No SSL_CERT_FILE: the throwaway CA is not trusted, so nothing (and no password) is sent."""
     inbox, port = Inbox(), free_port()
     kwargs = {"ssl_context": server_tls} if scheme == "smtps" else {"tls_context": server_tls, "require_starttls": True}
-    controller = serve(Controller(inbox, hostname="127.0.0.1", port=port, authenticator=authenticator,
-                                  auth_require_tls=scheme != "smtps", **kwargs))
-    url = (f"smtps://bot:{PASSWORD_IN_URL}@127.0.0.1:{port}?timeout=5" if scheme == "smtps"
-           else f"smtp://bot:{PASSWORD_IN_URL}@127.0.0.1:{port}?starttls=1&timeout=5")
+    controller = serve(
+        Controller(
+            inbox,
+            hostname="127.0.0.1",
+            port=port,
+            authenticator=authenticator,
+            auth_require_tls=scheme != "smtps",
+            **kwargs,
+        )
+    )
+    url = (
+        f"smtps://bot:{PASSWORD_IN_URL}@127.0.0.1:{port}?timeout=5"
+        if scheme == "smtps"
+        else f"smtp://bot:{PASSWORD_IN_URL}@127.0.0.1:{port}?starttls=1&timeout=5"
+    )
     try:
         with pytest.raises(RetryLater, match="SSL|certificate") as err:
             await SmtpMailer(url).send("a@example.org", "x", "y")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from conversations.flood import FloodGate, Verdict
-from conversations.types import Incoming
+from core.messages import Incoming
 from storage.models import Conversation, ProcessedMessage, Staff, Student
 from tests.engine_helpers import Chat, fill, make_engine
 
@@ -65,8 +65,9 @@ async def test_help_explains_commands(teacher) -> None:
     assert "/dangky" in teacher.text and "/huy" in teacher.text and "Lê Minh Tiến" in teacher.text
 
 
-async def test_progress_is_saved_after_every_step_and_a_new_engine_resumes(eng, teacher, sqlite_engine,
-                                                                          sqlite_world, programme, clock) -> None:
+async def test_progress_is_saved_after_every_step_and_a_new_engine_resumes(
+    eng, teacher, sqlite_engine, sqlite_world, programme, clock
+) -> None:
     await fill(teacher, *FIRST_ANSWERS)
     conv = _conv(sqlite_engine, sqlite_world.teacher_a)
     assert conv is not None and conv.form == "dangky" and conv.step == "code"
@@ -186,8 +187,20 @@ async def test_typed_options_with_and_without_accents(teacher) -> None:
 
 
 async def test_edit_from_summary_returns_to_summary_and_asks_new_conditional_fields(teacher, sqlite_engine) -> None:
-    await fill(teacher, "/dangky", "Nguyễn Văn An", "05/09/2012", "3/2", "0123456789", "tap:Nam", "tap:Hộ nghèo",
-               "tap:Máy tính", "tap:Bỏ qua", "tap:Bỏ qua", "tap:Bỏ qua")
+    await fill(
+        teacher,
+        "/dangky",
+        "Nguyễn Văn An",
+        "05/09/2012",
+        "3/2",
+        "0123456789",
+        "tap:Nam",
+        "tap:Hộ nghèo",
+        "tap:Máy tính",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+    )
     assert "Kiểm tra lại" in teacher.text
     await teacher.tap("Sửa một mục")
     await teacher.tap("Đối tượng")
@@ -209,8 +222,21 @@ async def test_edit_from_summary_returns_to_summary_and_asks_new_conditional_fie
 
 
 async def test_summary_cancel(teacher, sqlite_engine) -> None:
-    await fill(teacher, "/dangky", "Nguyễn Văn An", "05/09/2012", "3/2", "0123456789", "tap:Nam", "tap:Hộ nghèo",
-               "tap:Máy tính", "tap:Bỏ qua", "tap:Bỏ qua", "tap:Bỏ qua", "tap:Hủy")
+    await fill(
+        teacher,
+        "/dangky",
+        "Nguyễn Văn An",
+        "05/09/2012",
+        "3/2",
+        "0123456789",
+        "tap:Nam",
+        "tap:Hộ nghèo",
+        "tap:Máy tính",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+        "tap:Hủy",
+    )
     assert "Đã hủy" in teacher.text and _count(sqlite_engine, Student) == 0
 
 
@@ -228,8 +254,9 @@ async def test_deactivated_person_is_refused_with_whom_to_ask(eng, sqlite_engine
         assert not teacher.options
 
 
-async def test_a_bug_in_a_form_is_an_apology_and_the_state_is_kept(eng, teacher, sqlite_engine, sqlite_world,
-                                                                    caplog) -> None:
+async def test_a_bug_in_a_form_is_an_apology_and_the_state_is_kept(
+    eng, teacher, sqlite_engine, sqlite_world, caplog
+) -> None:
     await fill(teacher, *FIRST_ANSWERS)
     from conversations.forms import register
 
@@ -309,8 +336,15 @@ async def test_flooding_is_slowed_without_affecting_others(sqlite_engine, sqlite
 
 async def test_messages_without_id_are_not_deduped(eng, teacher) -> None:
     for _ in range(2):
-        replies = await teacher.deliver(Incoming(channel="telegram", user_id=teacher.user_id, chat_id=teacher.chat_id,
-                                                 received_at=eng.clock.now(), text="/menu"))
+        replies = await teacher.deliver(
+            Incoming(
+                channel="telegram",
+                user_id=teacher.user_id,
+                chat_id=teacher.chat_id,
+                received_at=eng.clock.now(),
+                text="/menu",
+            )
+        )
         assert replies
 
 
@@ -326,8 +360,17 @@ async def test_fast_path_on_both_databases(db_engine, world, programme, clock) -
     assert await teacher.resend() == []
     await fill(teacher, "Nguyễn Văn An", "05/09/2012", "3/2")
     again = Chat(make_engine(db_engine, programme, clock), teacher.user_id)
-    await fill(again, "0123456789", "tap:Nam", "tap:Hộ nghèo", "tap:Máy tính", "tap:Bỏ qua", "tap:Bỏ qua",
-               "tap:Bỏ qua", "tap:Lưu")
+    await fill(
+        again,
+        "0123456789",
+        "tap:Nam",
+        "tap:Hộ nghèo",
+        "tap:Máy tính",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+        "tap:Lưu",
+    )
     assert "Đã lưu" in again.text
     assert _count(db_engine, Student) == 1 and _conv(db_engine, world.teacher_a) is None
 
@@ -364,8 +407,9 @@ def test_claim_and_load_relaxes_only_progress_commits(db_engine, world, clock) -
     from conversations.state import claim_and_load, require_durable_commit
 
     with db_engine.connect() as conn, conn.begin():
-        fresh, sender = claim_and_load(conn, channel="telegram", message_id="x-1", external_id="nobody",
-                                       now=clock.now())
+        fresh, sender = claim_and_load(
+            conn, channel="telegram", message_id="x-1", external_id="nobody", now=clock.now()
+        )
         assert fresh and sender is None
         again, _ = claim_and_load(conn, channel="telegram", message_id="x-1", external_id="nobody", now=clock.now())
         assert not again

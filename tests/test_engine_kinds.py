@@ -20,9 +20,10 @@ from conversations.fields import (
 )
 from conversations.forms import registry
 from conversations.forms.base import Choice, Done, Form, FormContext
-from conversations.i18n import T
-from conversations.types import PhotoInput
-from storage.models import Photo, ProcessedMessage, Role
+from core.i18n import T
+from core.messages import PhotoInput
+from core.vocabulary import Role
+from storage.models import Photo, ProcessedMessage
 from storage.photos import PhotoStore
 from tests.engine_helpers import Chat, make_engine
 from tests.photo_factory import encode, scene
@@ -42,27 +43,54 @@ DEMO = Form(
     roles=frozenset({Role.TEACHER}),
     fields=[
         number_field("qty", T(vi="Số lượng?", en="How many?"), T(vi="Số lượng", en="Quantity")),
-        date_field("day", T(vi="Ngày nhận?", en="Received on?"), T(vi="Ngày", en="Day"), parse=parse_past_date,
-                   default_today=True),
-        multi_field("colours", T(vi="Màu nào?", en="Which colours?"), T(vi="Màu", en="Colours"),
-                    [Choice("red", "Đỏ"), Choice("green", "Xanh lá"), Choice("blue", "Xanh dương")]),
-        photo_field("scene", T(vi="Gửi ảnh bàn giao (1–3 ảnh).", en="Send 1-3 photos."), T(vi="Ảnh", en="Photos"),
-                    min_photos=1, max_photos=3),
-        photo_field("minutes", T(vi="Ảnh biên bản? (không bắt buộc)", en="Minutes? (optional)"),
-                    T(vi="Biên bản", en="Minutes"), required=False),
+        date_field(
+            "day",
+            T(vi="Ngày nhận?", en="Received on?"),
+            T(vi="Ngày", en="Day"),
+            parse=parse_past_date,
+            default_today=True,
+        ),
+        multi_field(
+            "colours",
+            T(vi="Màu nào?", en="Which colours?"),
+            T(vi="Màu", en="Colours"),
+            [Choice("red", "Đỏ"), Choice("green", "Xanh lá"), Choice("blue", "Xanh dương")],
+        ),
+        photo_field(
+            "scene",
+            T(vi="Gửi ảnh bàn giao (1–3 ảnh).", en="Send 1-3 photos."),
+            T(vi="Ảnh", en="Photos"),
+            min_photos=1,
+            max_photos=3,
+        ),
+        photo_field(
+            "minutes",
+            T(vi="Ảnh biên bản? (không bắt buộc)", en="Minutes? (optional)"),
+            T(vi="Biên bản", en="Minutes"),
+            required=False,
+        ),
     ],
     on_complete=_save,
 )
 
 
-CHAIN_A = Form(name="chain_a", command="chaina", title=T(vi="A", en="A"), roles=frozenset({Role.TEACHER}),
-               fields=[choice_field("go", T(vi="Tiếp?", en="Next?"), T(vi="Tiếp", en="Next"),
-                                    [Choice(True, "Sang B")])],
-               on_complete=lambda ctx: Done("A xong.", next_form="chain_b", next_values={"from_a": 42}),
-               summary=False)
-CHAIN_B = Form(name="chain_b", title=T(vi="B", en="B"), roles=frozenset({Role.TEACHER}),
-               start=lambda ctx: Done(f"B bắt đầu với {ctx.values['from_a']}."), fields=[],
-               on_complete=lambda ctx: Done())
+CHAIN_A = Form(
+    name="chain_a",
+    command="chaina",
+    title=T(vi="A", en="A"),
+    roles=frozenset({Role.TEACHER}),
+    fields=[choice_field("go", T(vi="Tiếp?", en="Next?"), T(vi="Tiếp", en="Next"), [Choice(True, "Sang B")])],
+    on_complete=lambda ctx: Done("A xong.", next_form="chain_b", next_values={"from_a": 42}),
+    summary=False,
+)
+CHAIN_B = Form(
+    name="chain_b",
+    title=T(vi="B", en="B"),
+    roles=frozenset({Role.TEACHER}),
+    start=lambda ctx: Done(f"B bắt đầu với {ctx.values['from_a']}."),
+    fields=[],
+    on_complete=lambda ctx: Done(),
+)
 
 
 @pytest.fixture(autouse=True)

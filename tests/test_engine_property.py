@@ -14,19 +14,44 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot.clock import LOCAL_TZ, FixedClock
-from bot.programme import load_programme
 from bot.settings import DEFAULT_PROGRAMME
 from conversations.engine import APOLOGY
+from core.clock import LOCAL_TZ, FixedClock
+from core.programme import load_programme
 from storage.db import create_all, make_engine
 from storage.models import Student
 from tests.engine_helpers import Chat
 from tests.engine_helpers import make_engine as make_conversation_engine
 from tests.factories import seed_world
 
-WORDS = ["/dangky", "/cuatoi", "/huy", "/menu", "/trogiup", "quay lại", "bỏ qua", "1", "2", "3", "9", "Nguyễn Văn An",
-         "05/09/2012", "31/02/2012", "4A", "0123456789", "can ngheo", "khó khăn khác", "Có", "không", "🙂", "",
-         "<b>x</b>", "a" * 700, "2012-13-01", "0912345678"]
+WORDS = [
+    "/dangky",
+    "/cuatoi",
+    "/huy",
+    "/menu",
+    "/trogiup",
+    "quay lại",
+    "bỏ qua",
+    "1",
+    "2",
+    "3",
+    "9",
+    "Nguyễn Văn An",
+    "05/09/2012",
+    "31/02/2012",
+    "4A",
+    "0123456789",
+    "can ngheo",
+    "khó khăn khác",
+    "Có",
+    "không",
+    "🙂",
+    "",
+    "<b>x</b>",
+    "a" * 700,
+    "2012-13-01",
+    "0912345678",
+]
 
 action = st.one_of(
     st.sampled_from(WORDS).map(lambda w: ("say", w)),
@@ -40,11 +65,15 @@ CODE = re.compile(r"^(\d{10}|\d{12})$")
 
 
 def _valid(student: Student) -> bool:
-    return (bool(CODE.match(student.code)) and 2 <= len(student.full_name.split()) <= 7
-            and unicodedata.is_normalized("NFC", student.full_name)
-            and student.category in {"poor", "near_poor", "covid_orphan", "other_hardship"}
-            and (student.category != "other_hardship" or bool(student.hardship_reason))
-            and student.need in {"device", "internet", "both"} and student.gender in {"male", "female"})
+    return (
+        bool(CODE.match(student.code))
+        and 2 <= len(student.full_name.split()) <= 7
+        and unicodedata.is_normalized("NFC", student.full_name)
+        and student.category in {"poor", "near_poor", "covid_orphan", "other_hardship"}
+        and (student.category != "other_hardship" or bool(student.hardship_reason))
+        and student.need in {"device", "internet", "both"}
+        and student.gender in {"male", "female"}
+    )
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

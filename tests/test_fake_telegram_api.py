@@ -22,8 +22,9 @@ from telegram.request import HTTPXRequest
 from tests.fakes.telegram_api import FakeTelegram, parse_html
 
 LAN = 5550001
-KEYBOARD = InlineKeyboardMarkup([[InlineKeyboardButton("Có", callback_data="yes"),
-                                  InlineKeyboardButton("Không", callback_data="no")]])
+KEYBOARD = InlineKeyboardMarkup(
+    [[InlineKeyboardButton("Có", callback_data="yes"), InlineKeyboardButton("Không", callback_data="no")]]
+)
 
 
 def jpeg(size: tuple[int, int] = (1600, 1200)) -> bytes:
@@ -56,8 +57,9 @@ async def test_get_me(bot: Bot, tg: FakeTelegram) -> None:
 
 
 async def test_send_message_with_keyboard_reads_back(bot: Bot, tg: FakeTelegram) -> None:
-    first = await bot.send_message(LAN, "  <b>Chào</b> cô &lt;3 &#x27;ok&#x27;  ", parse_mode=ParseMode.HTML,
-                                   reply_markup=KEYBOARD)
+    first = await bot.send_message(
+        LAN, "  <b>Chào</b> cô &lt;3 &#x27;ok&#x27;  ", parse_mode=ParseMode.HTML, reply_markup=KEYBOARD
+    )
     second = await bot.send_message(str(LAN), "2")
     # What PTB parsed: plain text with entities, trimmed; dates in seconds; the bot as sender.
     assert first.text == "Chào cô <3 'ok'" and first.text_html == "<b>Chào</b> cô &lt;3 &#x27;ok&#x27;"
@@ -73,13 +75,14 @@ async def test_send_message_with_keyboard_reads_back(bot: Bot, tg: FakeTelegram)
 
 
 async def test_telegram_refusals(bot: Bot) -> None:
-    with pytest.raises(BadRequest, match="(?i)can.t parse entities: unsupported start tag \"x\""):
+    with pytest.raises(BadRequest, match='(?i)can.t parse entities: unsupported start tag "x"'):
         await bot.send_message(LAN, "a <x> b", parse_mode=ParseMode.HTML)
     with pytest.raises(BadRequest, match="(?i)can.t find end tag"):
         await bot.send_message(LAN, "<b>open", parse_mode=ParseMode.HTML)
     with pytest.raises(BadRequest, match="(?i)BUTTON_DATA_INVALID"):
-        await bot.send_message(LAN, "x", reply_markup=InlineKeyboardMarkup(
-            [[InlineKeyboardButton("x", callback_data="đ" * 33)]]))
+        await bot.send_message(
+            LAN, "x", reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data="đ" * 33)]])
+        )
     with pytest.raises(BadRequest, match="(?i)message is too long"):
         await bot.send_message(LAN, "a" * 4097)
     with pytest.raises(BadRequest, match="(?i)chat not found"):
@@ -91,8 +94,10 @@ async def test_telegram_refusals(bot: Bot) -> None:
 def test_html_parse_like_telegram() -> None:
     text, entities = parse_html('Tom & <a href="https://x.vn/?a=1&amp;b=2">Jerry</a> 👍<i>ý</i>')
     assert text == "Tom & Jerry 👍ý"
-    assert entities == [{"type": "text_link", "offset": 6, "length": 5, "url": "https://x.vn/?a=1&b=2"},
-                        {"type": "italic", "offset": 14, "length": 1}]  # 👍 is two UTF-16 units
+    assert entities == [
+        {"type": "text_link", "offset": 6, "length": 5, "url": "https://x.vn/?a=1&b=2"},
+        {"type": "italic", "offset": 14, "length": 1},
+    ]  # 👍 is two UTF-16 units
 
 
 async def test_edits_follow_telegram(bot: Bot, tg: FakeTelegram) -> None:
@@ -116,8 +121,9 @@ async def test_send_document_bytes_read_back(bot: Bot, tg: FakeTelegram) -> None
     wb.active.append(["TH Hòa Bình", 12])
     out = io.BytesIO()
     wb.save(out)
-    msg = await bot.send_document(LAN, out.getvalue(), filename="tong_hop.xlsx", caption="<b>Tổng hợp</b>",
-                                  parse_mode=ParseMode.HTML)
+    msg = await bot.send_document(
+        LAN, out.getvalue(), filename="tong_hop.xlsx", caption="<b>Tổng hợp</b>", parse_mode=ParseMode.HTML
+    )
     assert msg.document.file_name == "tong_hop.xlsx" and msg.caption == "Tổng hợp"
     [sent] = await tg.wait_for_messages(LAN, timeout=1)
     assert sent.file_name == "tong_hop.xlsx" and sent.text == "Tổng hợp" and sent.raw_text == "<b>Tổng hợp</b>"
@@ -237,8 +243,9 @@ async def test_webhook_blocks_polling_and_commands_are_kept(bot: Bot, tg: FakeTe
 async def test_raw_http_bodies_tokens_and_unknown_methods(tg: FakeTelegram) -> None:
     async with aiohttp.ClientSession() as http:
         base = f"{tg.root}/bot{tg.token}"
-        async with http.post(f"{base}/sendMessage", json={"chat_id": str(LAN), "text": "json",
-                                                           "reply_markup": KEYBOARD.to_dict()}) as r:
+        async with http.post(
+            f"{base}/sendMessage", json={"chat_id": str(LAN), "text": "json", "reply_markup": KEYBOARD.to_dict()}
+        ) as r:
             assert (await r.json())["result"]["reply_markup"] == KEYBOARD.to_dict()
         async with http.post(f"{base}/sendMessage", data={"chat_id": LAN, "text": "form"}) as r:
             assert (await r.json())["ok"] is True
@@ -288,8 +295,7 @@ async def _photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def test_application_long_polling_end_to_end(tg: FakeTelegram) -> None:
-    app = (Application.builder().token(tg.token).base_url(tg.base_url).base_file_url(tg.base_file_url)
-           .build())
+    app = Application.builder().token(tg.token).base_url(tg.base_url).base_file_url(tg.base_file_url).build()
     app.add_handler(CommandHandler("start", _start))
     app.add_handler(CallbackQueryHandler(_tap))
     app.add_handler(MessageHandler(filters.CONTACT, _contact))
@@ -307,7 +313,9 @@ async def test_application_long_polling_end_to_end(tg: FakeTelegram) -> None:
         lan.share_contact("+84912345678")
         lan.share_contact("0987654321", user_id=42)
         assert [m.text for m in await lan.wait_for_messages(2, timeout=3)] == [
-            "+84912345678 của bạn", "0987654321 của người khác"]
+            "+84912345678 của bạn",
+            "0987654321 của người khác",
+        ]
         photo = jpeg((640, 480))
         lan.send_photo(photo)
         text, doc = await lan.wait_for_messages(2, timeout=3)

@@ -44,7 +44,8 @@ async def test_sqlite_busy_waits_for_the_other_writer(tmp_path, short_busy_timeo
 
 
 async def test_sqlite_busy_beyond_the_timeout_is_a_clear_message_and_a_second_chance(
-        tmp_path, short_busy_timeout, programme, clock) -> None:
+    tmp_path, short_busy_timeout, programme, clock
+) -> None:
     path = str(tmp_path / "busy.db")
     db = make_engine(f"sqlite:///{path}")
     create_all(db)
@@ -74,8 +75,10 @@ async def test_postgres_connections_dropped_under_the_bot_reconnect(pg_schema_ur
     # What a PostgreSQL restart looks like from the bot: every pooled connection is cut.
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        killed = conn.execute(text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                                   "WHERE application_name = :tag"), {"tag": tag}).scalar_one()
+        killed = conn.execute(
+            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :tag"),
+            {"tag": tag},
+        ).scalar_one()
     admin.dispose()
     assert killed >= 1
     await teacher.say("Nguyễn Văn An")

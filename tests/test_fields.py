@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.clock import LOCAL_TZ, FixedClock
 from conversations.fields import (
     int_parser,
     parse_birth_date,
@@ -19,7 +18,8 @@ from conversations.fields import (
     parse_student_code,
 )
 from conversations.forms.base import FormContext, Invalid, Person
-from conversations.text import fold, match_label
+from core.clock import LOCAL_TZ, FixedClock
+from core.text import fold, match_label
 
 
 class _Ctx(FormContext):
@@ -27,8 +27,15 @@ class _Ctx(FormContext):
 
     def __init__(self, programme, level: str | None) -> None:
         clock = FixedClock(datetime(2021, 11, 17, 8, 0, tzinfo=LOCAL_TZ))
-        super().__init__(session_factory=lambda: None, staff=Person(1, "X Y", "teacher", 1, 1), programme=programme,
-                         clock=clock, now=clock.now(), lang="vi", values={})
+        super().__init__(
+            session_factory=lambda: None,
+            staff=Person(1, "X Y", "teacher", 1, 1),
+            programme=programme,
+            clock=clock,
+            now=clock.now(),
+            lang="vi",
+            values={},
+        )
         self.__dict__["school_level"] = level
 
 
@@ -42,12 +49,15 @@ def thcs(programme):
     return _Ctx(programme, "THCS")
 
 
-@pytest.mark.parametrize("typed, expected", [
-    ("nguyễn văn AN", "Nguyễn Văn An"),
-    ("  TRẦN   thị  bích  ngọc ", "Trần Thị Bích Ngọc"),
-    ("đỗ đức", "Đỗ Đức"),
-    ("Nguyễn Văn An", "Nguyễn Văn An"),
-])
+@pytest.mark.parametrize(
+    "typed, expected",
+    [
+        ("nguyễn văn AN", "Nguyễn Văn An"),
+        ("  TRẦN   thị  bích  ngọc ", "Trần Thị Bích Ngọc"),
+        ("đỗ đức", "Đỗ Đức"),
+        ("Nguyễn Văn An", "Nguyễn Văn An"),
+    ],
+)
 def test_names_are_normalised(typed: str, expected: str) -> None:
     assert parse_person_name(typed) == expected
 
@@ -58,14 +68,17 @@ def test_decomposed_accents_are_composed() -> None:
     assert parse_person_name(unicodedata.normalize("NFD", "nguyễn văn an")) == "Nguyễn Văn An"
 
 
-@pytest.mark.parametrize("typed, fragment", [
-    ("Nguyen Van 4n", "không có số"),
-    ("Nguyễn Văn An 😀", "không có số"),
-    ("An", "từ 2 đến 7 chữ"),
-    ("a b c d e f g h", "từ 2 đến 7 chữ"),
-    ("Nguyễn <b>An</b>", "không có số"),
-    ("", "nhập họ và tên"),
-])
+@pytest.mark.parametrize(
+    "typed, fragment",
+    [
+        ("Nguyen Van 4n", "không có số"),
+        ("Nguyễn Văn An 😀", "không có số"),
+        ("An", "từ 2 đến 7 chữ"),
+        ("a b c d e f g h", "từ 2 đến 7 chữ"),
+        ("Nguyễn <b>An</b>", "không có số"),
+        ("", "nhập họ và tên"),
+    ],
+)
 def test_bad_names(typed: str, fragment: str) -> None:
     with pytest.raises(Invalid) as exc:
         parse_person_name(typed)
@@ -80,15 +93,18 @@ def test_dates() -> None:
     assert parse_date("29/02/2012") == date(2012, 2, 29)
 
 
-@pytest.mark.parametrize("typed, fragment", [
-    ("31/02/2012", "không có trên lịch"),
-    ("29/02/2013", "không có trên lịch"),
-    ("2012-13-01", "chưa đúng dạng"),
-    ("2012-01-13", "chưa đúng dạng"),
-    ("01/13/2012", "Tháng 13 không tồn tại"),
-    ("hôm qua", "chưa đúng dạng"),
-    ("05/09/12", "chưa đúng dạng"),
-])
+@pytest.mark.parametrize(
+    "typed, fragment",
+    [
+        ("31/02/2012", "không có trên lịch"),
+        ("29/02/2013", "không có trên lịch"),
+        ("2012-13-01", "chưa đúng dạng"),
+        ("2012-01-13", "chưa đúng dạng"),
+        ("01/13/2012", "Tháng 13 không tồn tại"),
+        ("hôm qua", "chưa đúng dạng"),
+        ("05/09/12", "chưa đúng dạng"),
+    ],
+)
 def test_bad_dates(typed: str, fragment: str) -> None:
     with pytest.raises(Invalid) as exc:
         parse_date(typed)

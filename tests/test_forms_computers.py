@@ -44,10 +44,17 @@ async def test_nhanmay_records_a_programme_batch_with_serials(principal, sqlite_
     for shown in ("17/11/2021", "Dell Latitude 3420", "Máy tính xách tay (laptop)", "Mới", "3: DL-001, DL-002, DL-003"):
         assert shown in principal.text
     await principal.tap("Lưu")
-    assert "Đã ghi nhận lô máy" in principal.text and "3 máy tính xách tay (laptop) Dell Latitude 3420" in principal.text
+    assert (
+        "Đã ghi nhận lô máy" in principal.text and "3 máy tính xách tay (laptop) Dell Latitude 3420" in principal.text
+    )
     [batch] = _batches(sqlite_engine)
     assert (batch.school_id, batch.source, batch.quantity, batch.received_on, batch.condition) == (
-        sqlite_world.school_a, "programme", 3, date(2021, 11, 17), "Mới")
+        sqlite_world.school_a,
+        "programme",
+        3,
+        date(2021, 11, 17),
+        "Mới",
+    )
     assert _serials(sqlite_engine) == ["DL-001", "DL-002", "DL-003"]
 
 
@@ -82,13 +89,18 @@ async def test_nhanmay_bad_inputs_get_a_second_chance(principal, sqlite_engine) 
     await principal.tap("Lưu")
     [batch] = _batches(sqlite_engine)
     assert (batch.device_type, batch.condition, batch.quantity, batch.received_on) == (
-        "desktop", "Đã qua sử dụng, thay pin mới", 2, date(2021, 11, 12))
+        "desktop",
+        "Đã qua sử dụng, thay pin mới",
+        2,
+        date(2021, 11, 12),
+    )
     assert _serials(sqlite_engine) == []
 
 
 async def test_serial_already_recorded_is_named(eng, principal, sqlite_engine, sqlite_world) -> None:
-    await fill(principal, "/nhanmay", "tap:Hôm nay", "2", "tap:bảng", "Samsung Tab A7", "tap:Mới", "SN-1, SN-2",
-               "tap:Lưu")
+    await fill(
+        principal, "/nhanmay", "tap:Hôm nay", "2", "tap:bảng", "Samsung Tab A7", "tap:Mới", "SN-1, SN-2", "tap:Lưu"
+    )
     other = await Chat.linked(eng, sqlite_world.phones["principal_b"])
     await fill(other, "/nhanmay", "tap:Hôm nay", "2", "tap:bảng", "Samsung Tab A7", "tap:Mới")
     await other.say("sn-2, SN-3")
@@ -137,11 +149,24 @@ async def test_taitro_records_sponsor_and_batch(principal, sqlite_engine, sqlite
     with Session(sqlite_engine) as s:
         sponsor = s.scalars(select(Sponsor)).one()
         assert (sponsor.name, sponsor.kind, sponsor.contact_name, sponsor.contact_phone, sponsor.school_id) == (
-            "Công ty Cổ phần <Sao Mai>", "organisation", "Trần Văn Hùng", "+84913860438", sqlite_world.school_a)
+            "Công ty Cổ phần <Sao Mai>",
+            "organisation",
+            "Trần Văn Hùng",
+            "+84913860438",
+            sqlite_world.school_a,
+        )
         batch = s.scalars(select(Batch)).one()
         assert (batch.source, batch.sponsor_id, batch.quantity, batch.condition, batch.received_on) == (
-            "other", sponsor.id, 5, "Đã qua sử dụng - tốt", date(2021, 11, 16))
-        assert s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.entity.in_(["sponsor", "batch"]))) == 2
+            "other",
+            sponsor.id,
+            5,
+            "Đã qua sử dụng - tốt",
+            date(2021, 11, 16),
+        )
+        assert (
+            s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.entity.in_(["sponsor", "batch"])))
+            == 2
+        )
 
 
 async def test_taitro_cancel_saves_nothing(principal, sqlite_engine) -> None:

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
-from storage import computers as comp
+from core.vocabulary import DeviceType, PhotoKind, ReviewStatus, Source
+from storage import handovers, receipts
 from storage.db import session_scope
-from storage.models import AuditEvent, DeviceType, Handover, PhotoKind, ReviewStatus, Source, Student
+from storage.models import AuditEvent, Handover, Student
 from storage.photos import PhotoStore
 from tests.engine_helpers import Chat, make_engine
 from tests.photo_factory import phone_jpeg
@@ -30,20 +31,48 @@ def _handovers(db, world, programme, clock, store, *, school: str, days: list[da
     now = clock.now()
     ids = []
     with session_scope(db) as s:
-        batch = comp.record_batch(s, school_id=school_id, by=principal, source=Source.PROGRAMME, sponsor_id=None,
-                                  received_on=date(2021, 11, 1), quantity=len(days), device_type=DeviceType.LAPTOP,
-                                  brand_model="Dell", condition="Mới", serials=[], now=now)
+        batch = receipts.record_batch(
+            s,
+            school_id=school_id,
+            by=principal,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=date(2021, 11, 1),
+            quantity=len(days),
+            device_type=DeviceType.LAPTOP,
+            brand_model="Dell",
+            condition="Mới",
+            serials=[],
+            now=now,
+        )
         for n, day in enumerate(days):
-            st = Student(school_id=school_id, code=f"{school_id}{n:09d}", full_name=f"Học Sinh {'ABCDEFGH'[n]}",
-                         birth_date=date(2011, 1, 2), gender="male", class_name="5A1", category="poor",
-                         need="device", status=ReviewStatus.APPROVED, registered_by=principal, created_at=now,
-                         updated_at=now)
+            st = Student(
+                school_id=school_id,
+                code=f"{school_id}{n:09d}",
+                full_name=f"Học Sinh {'ABCDEFGH'[n]}",
+                birth_date=date(2011, 1, 2),
+                gender="male",
+                class_name="5A1",
+                category="poor",
+                need="device",
+                status=ReviewStatus.APPROVED,
+                registered_by=principal,
+                created_at=now,
+                updated_at=now,
+            )
             s.add(st)
             s.flush()
-            h, _ = comp.record_handover(s, student_id=st.id, batch_id=batch.id, serial=None, handed_over_on=day,
-                                        by=principal, photos=[(store.ingest(phone_jpeg(200 * school_id + n)),
-                                                               PhotoKind.SCENE)],
-                                        programme=programme, now=now)
+            h, _ = handovers.record_handover(
+                s,
+                student_id=st.id,
+                batch_id=batch.id,
+                serial=None,
+                handed_over_on=day,
+                by=principal,
+                photos=[(store.ingest(phone_jpeg(200 * school_id + n)), PhotoKind.SCENE)],
+                programme=programme,
+                now=now,
+            )
             ids.append(h.id)
     return ids
 
@@ -53,10 +82,19 @@ def _confirmed(db) -> dict[int, bool]:
         return {h.id: h.csdl_updated_at is not None for h in s.scalars(select(Handover))}
 
 
-async def test_confirm_one_tap_each_then_all(eng, sqlite_engine, sqlite_world, programme, clock, tmp_path: Path) -> None:
+async def test_confirm_one_tap_each_then_all(
+    eng, sqlite_engine, sqlite_world, programme, clock, tmp_path: Path
+) -> None:
     store = PhotoStore(tmp_path / "media")
-    a = _handovers(sqlite_engine, sqlite_world, programme, clock, store, school="a",
-                   days=[date(2021, 11, 17), date(2021, 11, 15), date(2021, 11, 16)])
+    a = _handovers(
+        sqlite_engine,
+        sqlite_world,
+        programme,
+        clock,
+        store,
+        school="a",
+        days=[date(2021, 11, 17), date(2021, 11, 15), date(2021, 11, 16)],
+    )
     b = _handovers(sqlite_engine, sqlite_world, programme, clock, store, school="b", days=[date(2021, 11, 16)])
     principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
     await principal.say("/duyet")
@@ -67,8 +105,12 @@ async def test_confirm_one_tap_each_then_all(eng, sqlite_engine, sqlite_world, p
     assert text.index(f"#{a[1]} Học Sinh B") < text.index(f"#{a[2]} Học Sinh C") < text.index(f"#{a[0]} Học Sinh A")
     assert f"#{a[1]} Học Sinh B — bàn giao 15/11/2021 — hạn 16/11/2021 ⏰ quá hạn" in text
     assert f"#{a[0]} Học Sinh A — bàn giao 17/11/2021 — hạn 18/11/2021" in text
-    assert principal.labels[:4] == [f"✅ #{a[1]} Học Sinh B", f"✅ #{a[2]} Học Sinh C", f"✅ #{a[0]} Học Sinh A",
-                                    "Xác nhận tất cả (3)"]
+    assert principal.labels[:4] == [
+        f"✅ #{a[1]} Học Sinh B",
+        f"✅ #{a[2]} Học Sinh C",
+        f"✅ #{a[0]} Học Sinh A",
+        "Xác nhận tất cả (3)",
+    ]
     assert not principal.has_option(f"#{b[0]}")  # another school's handover is never offered
     await principal.tap(f"#{a[1]}")
     assert "Đã xác nhận cập nhật CSDL ngành cho 1 bàn giao" in principal.text
@@ -80,34 +122,64 @@ async def test_confirm_one_tap_each_then_all(eng, sqlite_engine, sqlite_world, p
     with Session(sqlite_engine) as s:
         events = s.scalars(select(AuditEvent).where(AuditEvent.action == "confirm_csdl")).all()
         assert sorted(e.entity_id for e in events) == sorted(a) and {e.actor_id for e in events} == {
-            sqlite_world.principal_a}
+            sqlite_world.principal_a
+        }
 
 
-async def test_confirm_all_covers_only_what_was_listed(eng, sqlite_engine, sqlite_world, programme, clock,
-                                                       tmp_path: Path) -> None:
+async def test_confirm_all_covers_only_what_was_listed(
+    eng, sqlite_engine, sqlite_world, programme, clock, tmp_path: Path
+) -> None:
     """A handover recorded after the list was shown is not confirmed by the old "all" button."""
     store = PhotoStore(tmp_path / "media")
-    first = _handovers(sqlite_engine, sqlite_world, programme, clock, store, school="a",
-                       days=[date(2021, 11, 16), date(2021, 11, 17)])
+    first = _handovers(
+        sqlite_engine, sqlite_world, programme, clock, store, school="a", days=[date(2021, 11, 16), date(2021, 11, 17)]
+    )
     principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
     await principal.say("/duyet")
     await principal.tap("CSDL")
     stale_all = principal.key("Xác nhận tất cả (2)")
     clock.advance(timedelta(minutes=5))
     with session_scope(sqlite_engine) as s:
-        batch = comp.record_batch(s, school_id=sqlite_world.school_a, by=sqlite_world.principal_a,
-                                  source=Source.PROGRAMME, sponsor_id=None, received_on=date(2021, 11, 1), quantity=1,
-                                  device_type=DeviceType.LAPTOP, brand_model="HP", condition="Mới", now=clock.now())
-        st = Student(school_id=sqlite_world.school_a, code="9999999999", full_name="Học Sinh Mới",
-                     birth_date=date(2011, 1, 2), gender="male", class_name="5A1", category="poor", need="device",
-                     status=ReviewStatus.APPROVED, registered_by=sqlite_world.teacher_a, created_at=clock.now(),
-                     updated_at=clock.now())
+        batch = receipts.record_batch(
+            s,
+            school_id=sqlite_world.school_a,
+            by=sqlite_world.principal_a,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=date(2021, 11, 1),
+            quantity=1,
+            device_type=DeviceType.LAPTOP,
+            brand_model="HP",
+            condition="Mới",
+            now=clock.now(),
+        )
+        st = Student(
+            school_id=sqlite_world.school_a,
+            code="9999999999",
+            full_name="Học Sinh Mới",
+            birth_date=date(2011, 1, 2),
+            gender="male",
+            class_name="5A1",
+            category="poor",
+            need="device",
+            status=ReviewStatus.APPROVED,
+            registered_by=sqlite_world.teacher_a,
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
         s.add(st)
         s.flush()
-        late, _ = comp.record_handover(s, student_id=st.id, batch_id=batch.id, serial=None,
-                                       handed_over_on=date(2021, 11, 17), by=sqlite_world.teacher_a,
-                                       photos=[(store.ingest(phone_jpeg(777)), PhotoKind.SCENE)], programme=programme,
-                                       now=clock.now())
+        late, _ = handovers.record_handover(
+            s,
+            student_id=st.id,
+            batch_id=batch.id,
+            serial=None,
+            handed_over_on=date(2021, 11, 17),
+            by=sqlite_world.teacher_a,
+            photos=[(store.ingest(phone_jpeg(777)), PhotoKind.SCENE)],
+            programme=programme,
+            now=clock.now(),
+        )
     await principal.tap_key(stale_all)
     assert "cho 2 bàn giao" in principal.text
     assert f"✅ #{late.id} Học Sinh Mới" in principal.labels  # still waiting, offered again

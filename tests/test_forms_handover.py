@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from conversations import engine as engine_module
-from storage import computers as comp
+from core.vocabulary import DeviceType, ReviewStatus, Source
+from storage import evidence, receipts
 from storage.db import session_scope
-from storage.models import DeviceType, Flag, Handover, HandoverPhoto, Photo, ReviewStatus, Source, Student
+from storage.models import Flag, Handover, HandoverPhoto, Photo, Student
 from storage.photos import PhotoStore
 from tests.engine_helpers import Chat, fill, make_engine
 from tests.photo_factory import minimal_pdf, phone_jpeg
@@ -45,20 +46,49 @@ def seeded(sqlite_engine, sqlite_world, clock):
             ("pending", "Phạm Văn Chờ", "0100000004", sqlite_world.school_a, ReviewStatus.PENDING),
             ("b_an", "Đỗ Văn An", "0200000001", sqlite_world.school_b, ReviewStatus.APPROVED),
         ):
-            st = Student(school_id=school, code=code, full_name=name, birth_date=date(2011, 1, 2), gender="male",
-                         class_name="5A1", category="poor", need="device", status=status,
-                         registered_by=sqlite_world.teacher_a, created_at=now, updated_at=now)
+            st = Student(
+                school_id=school,
+                code=code,
+                full_name=name,
+                birth_date=date(2011, 1, 2),
+                gender="male",
+                class_name="5A1",
+                category="poor",
+                need="device",
+                status=status,
+                registered_by=sqlite_world.teacher_a,
+                created_at=now,
+                updated_at=now,
+            )
             s.add(st)
             s.flush()
             ids[key] = st.id
         for key, school, by, quantity, serials, model in (
-            ("dell", sqlite_world.school_a, sqlite_world.principal_a, 3, ["DL-1", "DL-2", "DL-3"], "Dell Latitude 3420"),
+            (
+                "dell",
+                sqlite_world.school_a,
+                sqlite_world.principal_a,
+                3,
+                ["DL-1", "DL-2", "DL-3"],
+                "Dell Latitude 3420",
+            ),
             ("hp", sqlite_world.school_a, sqlite_world.principal_a, 20, [], "HP ProBook 440"),
             ("b", sqlite_world.school_b, sqlite_world.principal_b, 2, [], "Asus VivoBook"),
         ):
-            batch = comp.record_batch(s, school_id=school, by=by, source=Source.PROGRAMME, sponsor_id=None,
-                                      received_on=RECEIVED, quantity=quantity, device_type=DeviceType.LAPTOP,
-                                      brand_model=model, condition="Mới", serials=serials, now=now)
+            batch = receipts.record_batch(
+                s,
+                school_id=school,
+                by=by,
+                source=Source.PROGRAMME,
+                sponsor_id=None,
+                received_on=RECEIVED,
+                quantity=quantity,
+                device_type=DeviceType.LAPTOP,
+                brand_model=model,
+                condition="Mới",
+                serials=serials,
+                now=now,
+            )
             ids[key] = batch.id
     return ids
 
@@ -98,8 +128,10 @@ async def test_bangiao_with_serial_photos_and_minutes(teacher, principal, seeded
     assert teacher.labels[:2] == ["Nguyễn Văn An — 5A1 — 0100000001", "Trần Thị Ánh — 5A1 — 0100000002"]
     assert not teacher.has_option("Chờ") and not teacher.has_option("Đỗ Văn An")
     await teacher.tap("Nguyễn Văn An")
-    assert teacher.labels[:2] == ["Lô 15/11/2021 — Dell Latitude 3420 (còn 3/3)",
-                                  "Lô 15/11/2021 — HP ProBook 440 (còn 20/20)"]
+    assert teacher.labels[:2] == [
+        "Lô 15/11/2021 — Dell Latitude 3420 (còn 3/3)",
+        "Lô 15/11/2021 — HP ProBook 440 (còn 20/20)",
+    ]
     assert not teacher.has_option("Asus")
     await teacher.tap("Dell")
     assert teacher.labels[:3] == ["DL-1", "DL-2", "DL-3"]
@@ -122,7 +154,7 @@ async def test_bangiao_with_serial_photos_and_minutes(teacher, principal, seeded
     with Session(sqlite_engine) as s:
         kinds = sorted(k for (k,) in s.execute(select(HandoverPhoto.kind).where(HandoverPhoto.handover_id == h.id)))
         assert kinds == ["minutes", "scene", "scene"]
-        assert comp.free_serials(s, batch_id=seeded["dell"]) == ["DL-1", "DL-3"]
+        assert receipts.free_serials(s, batch_id=seeded["dell"]) == ["DL-1", "DL-3"]
     assert len(_files(store)) == 6  # three photos and their thumbnails, nothing else
     await teacher.say("/bangiao")
     await teacher.say("0100000001")  # served now: no longer offered
@@ -165,12 +197,25 @@ async def test_bangiao_bad_inputs_get_a_second_chance(teacher, seeded, sqlite_en
     assert h.handed_over_on == date(2021, 11, 16)
 
 
-async def test_many_serials_are_typed_and_checked(principal, teacher, sqlite_engine, sqlite_world, seeded, clock) -> None:
+async def test_many_serials_are_typed_and_checked(
+    principal, teacher, sqlite_engine, sqlite_world, seeded, clock
+) -> None:
     serials = [f"SN{n:03d}" for n in range(1, 16)]
     with session_scope(sqlite_engine) as s:
-        comp.record_batch(s, school_id=sqlite_world.school_a, by=sqlite_world.principal_a, source=Source.OTHER,
-                          sponsor_id=None, received_on=RECEIVED, quantity=15, device_type=DeviceType.TABLET,
-                          brand_model="Samsung Tab A7", condition="Mới", serials=serials, now=clock.now())
+        receipts.record_batch(
+            s,
+            school_id=sqlite_world.school_a,
+            by=sqlite_world.principal_a,
+            source=Source.OTHER,
+            sponsor_id=None,
+            received_on=RECEIVED,
+            quantity=15,
+            device_type=DeviceType.TABLET,
+            brand_model="Samsung Tab A7",
+            condition="Mới",
+            serials=serials,
+            now=clock.now(),
+        )
     await fill(teacher, "/bangiao", "binh", "tap:Lê Văn Bình", "tap:Samsung")
     assert "Gõ số sê-ri" in teacher.text and teacher.labels == ["↩ Quay lại"]
     await teacher.say("DL-1")  # a serial of another batch
@@ -202,8 +247,9 @@ async def test_serial_taken_by_someone_else_meanwhile(eng, teacher, seeded, sqli
     assert len(_files(store)) == 4  # both handovers' photos kept, nothing else
 
 
-async def test_photo_reuse_flags_both_handovers_and_tells_the_principal(eng, teacher, principal, seeded,
-                                                                       sqlite_engine, sqlite_world) -> None:
+async def test_photo_reuse_flags_both_handovers_and_tells_the_principal(
+    eng, teacher, principal, seeded, sqlite_engine, sqlite_world
+) -> None:
     evidence = phone_jpeg(21)
     await _to_photos(teacher, "Nguyễn Văn An")
     await teacher.photo(evidence)
@@ -223,7 +269,9 @@ async def test_photo_reuse_flags_both_handovers_and_tells_the_principal(eng, tea
     with Session(sqlite_engine) as s:
         flags = s.scalars(select(Flag).order_by(Flag.id)).all()
         assert {(f.handover_id, f.related_handover_id, f.kind) for f in flags} == {
-            (second.id, first.id, "photo_reused"), (first.id, second.id, "photo_reused")}
+            (second.id, first.id, "photo_reused"),
+            (first.id, second.id, "photo_reused"),
+        }
     # A different scene for the third student: nothing flagged.
     await _to_photos(teacher, "Lê Văn Bình")
     await teacher.photo(phone_jpeg(22))
@@ -272,8 +320,9 @@ async def test_restart_resumes_between_photos(teacher, seeded, sqlite_engine, pr
         assert s.scalar(select(func.count()).select_from(HandoverPhoto).where(HandoverPhoto.handover_id == h.id)) == 2
 
 
-async def test_no_orphan_file_when_a_photo_step_fails_or_the_form_is_cancelled(teacher, seeded, sqlite_engine,
-                                                                              store, clock, monkeypatch) -> None:
+async def test_no_orphan_file_when_a_photo_step_fails_or_the_form_is_cancelled(
+    teacher, seeded, sqlite_engine, store, clock, monkeypatch
+) -> None:
     await _to_photos(teacher)
     real_save = engine_module.save_conversation
 
@@ -294,7 +343,7 @@ async def test_no_orphan_file_when_a_photo_step_fails_or_the_form_is_cancelled(t
     for path in store.media_dir.rglob("*.jpg"):
         os.utime(path, (old, old))
     with session_scope(sqlite_engine) as s:
-        assert comp.discard_orphan_files(s, store=store, older_than=clock.now() - timedelta(hours=1)) == 1
+        assert evidence.discard_orphan_files(s, store=store, older_than=clock.now() - timedelta(hours=1)) == 1
         assert s.scalar(select(func.count()).select_from(Photo)) == 0
     assert _files(store) == set()
 
@@ -305,12 +354,36 @@ async def test_two_handovers_with_one_photo_on_both_databases(db_engine, world, 
     now = clock.now()
     with session_scope(db_engine) as s:
         for name, code in (("Nguyễn Văn An", "0300000001"), ("Trần Thị Ánh", "0300000002")):
-            s.add(Student(school_id=world.school_a, code=code, full_name=name, birth_date=date(2011, 1, 2),
-                          gender="male", class_name="5A1", category="poor", need="device",
-                          status=ReviewStatus.APPROVED, registered_by=world.teacher_a, created_at=now, updated_at=now))
-        comp.record_batch(s, school_id=world.school_a, by=world.principal_a, source=Source.PROGRAMME, sponsor_id=None,
-                          received_on=RECEIVED, quantity=2, device_type=DeviceType.LAPTOP, brand_model="HP ProBook 440",
-                          condition="Mới", serials=["H1", "H2"], now=now)
+            s.add(
+                Student(
+                    school_id=world.school_a,
+                    code=code,
+                    full_name=name,
+                    birth_date=date(2011, 1, 2),
+                    gender="male",
+                    class_name="5A1",
+                    category="poor",
+                    need="device",
+                    status=ReviewStatus.APPROVED,
+                    registered_by=world.teacher_a,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        receipts.record_batch(
+            s,
+            school_id=world.school_a,
+            by=world.principal_a,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=RECEIVED,
+            quantity=2,
+            device_type=DeviceType.LAPTOP,
+            brand_model="HP ProBook 440",
+            condition="Mới",
+            serials=["H1", "H2"],
+            now=now,
+        )
     eng = make_engine(db_engine, programme, clock, photos=store)
     teacher = await Chat.linked(eng, world.phones["teacher_a"])
     await Chat.linked(eng, world.phones["principal_a"])

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
+from core.vocabulary import ReviewStatus
 from storage import students
 from storage.db import session_scope
-from storage.models import AuditEvent, ReviewStatus, Staff, Student
+from storage.models import AuditEvent, Staff, Student
 from tests.engine_helpers import Chat, make_engine
 
 
@@ -23,9 +24,17 @@ def eng(sqlite_engine, sqlite_world, programme, clock):
 def _seed(db, world, clock, *, teacher="teacher_a", code="5000000001", name="Nguyễn Thị Mai") -> int:
     with session_scope(db) as s:
         return students.register_student(
-            s, actor=s.get(Staff, getattr(world, teacher)), now=clock.now(), full_name=name,
-            birth_date=date(2012, 3, 4), class_name="4A", code=code, gender="female", category="poor",
-            need="device").id
+            s,
+            actor=s.get(Staff, getattr(world, teacher)),
+            now=clock.now(),
+            full_name=name,
+            birth_date=date(2012, 3, 4),
+            class_name="4A",
+            code=code,
+            gender="female",
+            category="poor",
+            need="device",
+        ).id
 
 
 def _row(db, sid: int) -> Student:
@@ -56,9 +65,13 @@ async def test_correct_a_field_with_audit(eng, sqlite_engine, sqlite_world, cloc
     row = _row(sqlite_engine, sid)
     assert row.class_name == "5C" and row.code == "500000000123"
     with Session(sqlite_engine) as s:
-        events = s.exec(select(AuditEvent).where(AuditEvent.action == "update", AuditEvent.entity_id == sid)).scalars().all()
-    assert {(tuple(e.before), e.actor_id) for e in events} == {(("class_name",), sqlite_world.teacher_a),
-                                                              (("code",), sqlite_world.teacher_a)}
+        events = (
+            s.exec(select(AuditEvent).where(AuditEvent.action == "update", AuditEvent.entity_id == sid)).scalars().all()
+        )
+    assert {(tuple(e.before), e.actor_id) for e in events} == {
+        (("class_name",), sqlite_world.teacher_a),
+        (("code",), sqlite_world.teacher_a),
+    }
     assert {e.after.get("class_name") or e.after.get("code") for e in events} == {"5C", "500000000123"}
 
 
@@ -112,8 +125,9 @@ async def test_no_entries(eng, sqlite_world) -> None:
 async def test_rejected_entry_corrected_goes_back_to_review(eng, sqlite_engine, sqlite_world, clock) -> None:
     sid = _seed(sqlite_engine, sqlite_world, clock)
     with session_scope(sqlite_engine) as s:
-        students.reject(s, actor=s.get(Staff, sqlite_world.principal_a), student_id=sid, reason="Sai ngày sinh",
-                        now=clock.now())
+        students.reject(
+            s, actor=s.get(Staff, sqlite_world.principal_a), student_id=sid, reason="Sai ngày sinh", now=clock.now()
+        )
     teacher = await Chat.linked(eng, sqlite_world.phones["teacher_a"])
     await teacher.say("/cuatoi")
     await teacher.tap("Nguyễn Thị Mai")
@@ -128,8 +142,9 @@ async def test_rejected_entry_corrected_goes_back_to_review(eng, sqlite_engine, 
     assert row.birth_date == date(2013, 3, 4) and row.status == ReviewStatus.PENDING
 
 
-async def test_correcting_the_group_to_other_hardship_asks_for_the_hardship(eng, sqlite_engine, sqlite_world,
-                                                                             clock) -> None:
+async def test_correcting_the_group_to_other_hardship_asks_for_the_hardship(
+    eng, sqlite_engine, sqlite_world, clock
+) -> None:
     """Found by tests/test_forms_property.py: the correction form pre-fills every field from the record, the
     empty hardship reason too, so changing the group to «Khó khăn khác» went straight to the summary and saved
     the entry without the reason that group requires."""

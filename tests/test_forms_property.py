@@ -42,41 +42,33 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot.clock import LOCAL_TZ, FixedClock
-from bot.programme import Programme, load_programme
 from bot.settings import DEFAULT_PROGRAMME
 from bot.zalo.render import TEXT_LIMIT as ZALO_LIMIT
 from bot.zalo.render import ZaloPhoto, ZaloRenderer, ZaloText, zalo_len
 from conversations.engine import APOLOGY, NOT_FOR_ROLE
 from conversations.forms import registry
 from conversations.forms.base import Kind
-from conversations.i18n import LANGUAGES
 from conversations.menu import role_label
 from conversations.runner import EDIT, FILL, PICK, SUMMARY
-from conversations.types import Outgoing, plain_text
-from storage import computers as comp
-from storage import people, students
+from core.clock import LOCAL_TZ, FixedClock
+from core.i18n import LANGUAGES
+from core.messages import Outgoing, plain_text
+from core.programme import Programme, load_programme
+from core.vocabulary import DeviceType, FlagKind, HandoverStatus, PhotoKind, ReviewStatus, Role, Source, SponsorKind
+from storage import handovers, people, receipts, students
 from storage.db import create_all, make_engine, session_scope
 from storage.models import (
     AuditEvent,
     Batch,
     Conversation,
     Device,
-    DeviceType,
     Flag,
-    FlagKind,
     Handover,
     HandoverPhoto,
-    HandoverStatus,
     LinkCode,
     Photo,
-    PhotoKind,
-    ReviewStatus,
-    Role,
     School,
-    Source,
     Sponsor,
-    SponsorKind,
     Staff,
     Student,
 )
@@ -122,8 +114,7 @@ TYPED: dict[str, list[str | None]] = {
     "sponsor_name": ["Công ty CP ABC", "Quỹ Khuyến học", "công ty cp sóng xanh", None, "a"],
     "contact_name": ["Nguyễn Văn Liên", None, "a"],
     "contact_phone": ["0913860438", "bỏ qua", None, "0000"],
-    "phone": ["0901000003", "+84 901 000 003", None, "0902000002", "0903000001", "0901000009", "0999999999",
-              "abc"],
+    "phone": ["0901000003", "+84 901 000 003", None, "0902000002", "0903000001", "0901000009", "0999999999", "abc"],
 }
 
 
@@ -131,15 +122,47 @@ def typed_answer(field: str, i: int) -> str:
     """Mostly a valid answer; one time in four, one the form must refuse (when there are such)."""
     answers = TYPED[field]
     cut = answers.index(None) if None in answers else len(answers)
-    valid, wrong = answers[:cut], answers[cut + 1:]
+    valid, wrong = answers[:cut], answers[cut + 1 :]
     pool = wrong if wrong and i % 4 == 3 else valid
     return pool[(i // 4) % len(pool)]  # type: ignore[return-value]
 
 
-WORDS = ["quay lại", "bỏ qua", "xong", "có", "không", "hủy", "1", "2", "3", "9", "0", "-1", "Lưu", "hôm nay",
-         "Nguyễn Văn An", "05/09/2012", "4A", "0123456789", "can ngheo", "🙂", "", " ", "<b>x</b>", "&amp;",
-         "a" * 700, "x" * 5000, "\u0000", "Nguye\u0302\u0303n Va\u0306n An", "/", "/ dangky", "/dangky@bot",
-         "/maketoken 0901000003", "/cuatoi extra words", "/DUYET"]
+WORDS = [
+    "quay lại",
+    "bỏ qua",
+    "xong",
+    "có",
+    "không",
+    "hủy",
+    "1",
+    "2",
+    "3",
+    "9",
+    "0",
+    "-1",
+    "Lưu",
+    "hôm nay",
+    "Nguyễn Văn An",
+    "05/09/2012",
+    "4A",
+    "0123456789",
+    "can ngheo",
+    "🙂",
+    "",
+    " ",
+    "<b>x</b>",
+    "&amp;",
+    "a" * 700,
+    "x" * 5000,
+    "\u0000",
+    "Nguye\u0302\u0303n Va\u0306n An",
+    "/",
+    "/ dangky",
+    "/dangky@bot",
+    "/maketoken 0901000003",
+    "/cuatoi extra words",
+    "/DUYET",
+]
 
 
 def _jpeg(seed: int, **exif: object) -> bytes:
@@ -200,11 +223,14 @@ action = st.one_of(
     st.one_of(st.sampled_from(WORDS), commands.map(lambda c: "/" + c)).map(lambda w: ("zalo", w)),
     st.sampled_from([1, 20, 30, 100]).map(lambda h: ("wait", h)),  # hours pass: deadlines, "today"
     # Someone else of the school acts meanwhile (approves the pupil being edited, takes the last computer...).
-    st.tuples(st.integers(0, 1), st.one_of(
-        st.tuples(st.integers(1, 12), st.integers(0, 50)).map(lambda t: ("goods", t)),
-        st.tuples(commands, st.just("")).map(lambda c: ("cmd", c[0])),
-        st.integers(0, 30).map(lambda i: ("tap", i)),
-    )).map(lambda t: ("other", t)),
+    st.tuples(
+        st.integers(0, 1),
+        st.one_of(
+            st.tuples(st.integers(1, 12), st.integers(0, 50)).map(lambda t: ("goods", t)),
+            st.tuples(commands, st.just("")).map(lambda c: ("cmd", c[0])),
+            st.integers(0, 30).map(lambda i: ("tap", i)),
+        ),
+    ).map(lambda t: ("other", t)),
 )
 actions = st.lists(action, min_size=1, max_size=15)
 languages = st.sampled_from(sorted(LANGUAGES))  # the person's language: every English text is exercised too
@@ -225,83 +251,201 @@ def _seed(db, world: World, store: PhotoStore, programme: Programme) -> None:
     """Pupils in every state, batches, a sponsor and handovers in school A; a smaller copy in school B."""
     now = NOW
     with session_scope(db) as s:
-        staff = {key: s.get(Staff, getattr(world, key)) for key in ("teacher_a", "principal_a", "teacher_b",
-                                                                    "principal_b")}
+        staff = {
+            key: s.get(Staff, getattr(world, key)) for key in ("teacher_a", "principal_a", "teacher_b", "principal_b")
+        }
 
         def register(key: str, name: str, born: date, cls: str, code: str, minutes: int, **extra: Any) -> Student:
             extra.setdefault("category", "poor")
-            return students.register_student(s, actor=staff[key], full_name=name, birth_date=born, class_name=cls,
-                                             code=code, gender="male", need="device",
-                                             now=now - timedelta(days=2, minutes=-minutes), **extra)
+            return students.register_student(
+                s,
+                actor=staff[key],
+                full_name=name,
+                birth_date=born,
+                class_name=cls,
+                code=code,
+                gender="male",
+                need="device",
+                now=now - timedelta(days=2, minutes=-minutes),
+                **extra,
+            )
 
         a = {}
-        for i, (key, name, born, cls) in enumerate([
-            ("teacher_a", "Nguyễn Văn An", date(2012, 3, 4), "4A"),
-            ("teacher_a", "Trần Thị Ánh", date(2011, 5, 6), "5A1"),
-            ("teacher_a", "Lê Văn Bình", date(2013, 7, 8), "3/2"),
-            ("teacher_a", "Phạm Thị Chi", date(2012, 9, 10), "4B"),
-            ("teacher_a", "Hoàng Văn Dũng", date(2011, 11, 12), "5B"),
-            ("teacher_a", "Đỗ Thị Em", date(2012, 1, 13), "4A"),
-            ("teacher_a", "Vũ Văn Giang", date(2013, 2, 14), "3A"),
-            ("principal_a", "Bùi Thị Hoa", date(2012, 4, 15), "4C"),
-            ("principal_a", "Ngô Văn Khang", date(2011, 6, 16), "5C"),
-        ]):
+        for i, (key, name, born, cls) in enumerate(
+            [
+                ("teacher_a", "Nguyễn Văn An", date(2012, 3, 4), "4A"),
+                ("teacher_a", "Trần Thị Ánh", date(2011, 5, 6), "5A1"),
+                ("teacher_a", "Lê Văn Bình", date(2013, 7, 8), "3/2"),
+                ("teacher_a", "Phạm Thị Chi", date(2012, 9, 10), "4B"),
+                ("teacher_a", "Hoàng Văn Dũng", date(2011, 11, 12), "5B"),
+                ("teacher_a", "Đỗ Thị Em", date(2012, 1, 13), "4A"),
+                ("teacher_a", "Vũ Văn Giang", date(2013, 2, 14), "3A"),
+                ("principal_a", "Bùi Thị Hoa", date(2012, 4, 15), "4C"),
+                ("principal_a", "Ngô Văn Khang", date(2011, 6, 16), "5C"),
+            ]
+        ):
             extra = {"category": "other_hardship", "hardship_reason": "Bố mất việc"} if i == 1 else {}
-            a[name.split()[-1]] = register(key, name, born, cls, f"01000000{i:02d}", i, guardian_name="Nguyễn Văn Bố",
-                                           guardian_phone="+84912345678", **extra)
+            a[name.split()[-1]] = register(
+                key,
+                name,
+                born,
+                cls,
+                f"01000000{i:02d}",
+                i,
+                guardian_name="Nguyễn Văn Bố",
+                guardian_phone="+84912345678",
+                **extra,
+            )
         principal = staff["principal_a"]
         for name in ("An", "Ánh", "Dũng", "Em", "Giang", "Khang"):
             students.approve(s, actor=principal, student_id=a[name].id, now=now - timedelta(days=1))
-        students.reject(s, actor=principal, student_id=a["Chi"].id, reason="Thiếu giấy xác nhận",
-                        now=now - timedelta(days=1))
-        students.withdraw(s, actor=staff["teacher_a"], student_id=a["Dũng"].id, reason="Chuyển trường",
-                          now=now - timedelta(hours=20))
+        students.reject(
+            s, actor=principal, student_id=a["Chi"].id, reason="Thiếu giấy xác nhận", now=now - timedelta(days=1)
+        )
+        students.withdraw(
+            s, actor=staff["teacher_a"], student_id=a["Dũng"].id, reason="Chuyển trường", now=now - timedelta(hours=20)
+        )
         received = date(2021, 11, 15)
-        serial_batch = comp.record_batch(
-            s, school_id=world.school_a, by=world.principal_a, source=Source.PROGRAMME, sponsor_id=None,
-            received_on=received, quantity=3, device_type=DeviceType.LAPTOP, brand_model="Dell Latitude 3420",
-            condition="Mới", serials=["DL-1", "DL-2", "DL-3"], now=now)
-        plain_batch = comp.record_batch(
-            s, school_id=world.school_a, by=world.principal_a, source=Source.PROGRAMME, sponsor_id=None,
-            received_on=received, quantity=4, device_type=DeviceType.TABLET, brand_model="Samsung Tab A7",
-            condition="Mới", serials=[], now=now)
-        comp.record_batch(  # more serials than buttons: /bangiao asks for the serial to be typed
-            s, school_id=world.school_a, by=world.principal_a, source=Source.PROGRAMME, sponsor_id=None,
-            received_on=received, quantity=14, device_type=DeviceType.LAPTOP, brand_model="HP ProBook 440",
-            condition="Mới", serials=[f"HP-{n:02d}" for n in range(1, 15)], now=now)
-        sponsor = comp.record_sponsor(s, school_id=world.school_a, by=world.principal_a, name="Công ty CP Sóng Xanh",
-                                      kind=SponsorKind.BUSINESS, contact_name="Lý Văn Sóng",
-                                      contact_phone="0913000111", now=now)
-        comp.record_batch(
-            s, school_id=world.school_a, by=world.principal_a, source=Source.OTHER, sponsor_id=sponsor.id,
-            received_on=date(2021, 11, 10), quantity=1, device_type=DeviceType.DESKTOP, brand_model="Lenovo M70",
-            condition="Đã qua sử dụng - tốt", serials=[], now=now)
+        serial_batch = receipts.record_batch(
+            s,
+            school_id=world.school_a,
+            by=world.principal_a,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=received,
+            quantity=3,
+            device_type=DeviceType.LAPTOP,
+            brand_model="Dell Latitude 3420",
+            condition="Mới",
+            serials=["DL-1", "DL-2", "DL-3"],
+            now=now,
+        )
+        plain_batch = receipts.record_batch(
+            s,
+            school_id=world.school_a,
+            by=world.principal_a,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=received,
+            quantity=4,
+            device_type=DeviceType.TABLET,
+            brand_model="Samsung Tab A7",
+            condition="Mới",
+            serials=[],
+            now=now,
+        )
+        receipts.record_batch(  # more serials than buttons: /bangiao asks for the serial to be typed
+            s,
+            school_id=world.school_a,
+            by=world.principal_a,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=received,
+            quantity=14,
+            device_type=DeviceType.LAPTOP,
+            brand_model="HP ProBook 440",
+            condition="Mới",
+            serials=[f"HP-{n:02d}" for n in range(1, 15)],
+            now=now,
+        )
+        sponsor = receipts.record_sponsor(
+            s,
+            school_id=world.school_a,
+            by=world.principal_a,
+            name="Công ty CP Sóng Xanh",
+            kind=SponsorKind.BUSINESS,
+            contact_name="Lý Văn Sóng",
+            contact_phone="0913000111",
+            now=now,
+        )
+        receipts.record_batch(
+            s,
+            school_id=world.school_a,
+            by=world.principal_a,
+            source=Source.OTHER,
+            sponsor_id=sponsor.id,
+            received_on=date(2021, 11, 10),
+            quantity=1,
+            device_type=DeviceType.DESKTOP,
+            brand_model="Lenovo M70",
+            condition="Đã qua sử dụng - tốt",
+            serials=[],
+            now=now,
+        )
         photo_a = store.ingest(_photos()["a_handover"])
-        for name, batch, serial, day in (("Em", plain_batch, None, date(2021, 11, 15)),
-                                         ("Giang", serial_batch, "DL-1", date(2021, 11, 16))):
-            comp.record_handover(s, student_id=a[name].id, batch_id=batch.id, serial=serial, handed_over_on=day,
-                                 by=world.teacher_a, photos=[(photo_a, PhotoKind.SCENE)], programme=programme,
-                                 now=now - timedelta(hours=1))
+        for name, batch, serial, day in (
+            ("Em", plain_batch, None, date(2021, 11, 15)),
+            ("Giang", serial_batch, "DL-1", date(2021, 11, 16)),
+        ):
+            handovers.record_handover(
+                s,
+                student_id=a[name].id,
+                batch_id=batch.id,
+                serial=serial,
+                handed_over_on=day,
+                by=world.teacher_a,
+                photos=[(photo_a, PhotoKind.SCENE)],
+                programme=programme,
+                now=now - timedelta(hours=1),
+            )
 
         b = {}
-        for i, (name, born, cls) in enumerate([("Đỗ Văn An", date(2009, 3, 4), "7A"),
-                                               ("Mai Thị Lan", date(2010, 5, 6), "6A"),
-                                               ("Võ Văn Tâm", date(2008, 5, 6), "8A")]):
+        for i, (name, born, cls) in enumerate(
+            [
+                ("Đỗ Văn An", date(2009, 3, 4), "7A"),
+                ("Mai Thị Lan", date(2010, 5, 6), "6A"),
+                ("Võ Văn Tâm", date(2008, 5, 6), "8A"),
+            ]
+        ):
             b[name] = students.register_student(
-                s, actor=staff["teacher_b"], full_name=name, birth_date=born, class_name=cls, code=f"02000000{i:02d}",
-                gender="male", category="near_poor", need="both", now=now - timedelta(days=3))
+                s,
+                actor=staff["teacher_b"],
+                full_name=name,
+                birth_date=born,
+                class_name=cls,
+                code=f"02000000{i:02d}",
+                gender="male",
+                category="near_poor",
+                need="both",
+                now=now - timedelta(days=3),
+            )
         for name in ("Đỗ Văn An", "Võ Văn Tâm"):
             students.approve(s, actor=staff["principal_b"], student_id=b[name].id, now=now - timedelta(days=2))
-        batch_b = comp.record_batch(
-            s, school_id=world.school_b, by=world.principal_b, source=Source.PROGRAMME, sponsor_id=None,
-            received_on=received, quantity=2, device_type=DeviceType.LAPTOP, brand_model="Asus VivoBook",
-            condition="Mới", serials=["AS-1", "AS-2"], now=now)
-        comp.record_handover(s, student_id=b["Võ Văn Tâm"].id, batch_id=batch_b.id, serial="AS-1",
-                             handed_over_on=date(2021, 11, 16), by=world.teacher_b,
-                             photos=[(store.ingest(_photos()["b_handover"]), PhotoKind.SCENE)], programme=programme,
-                             now=now - timedelta(hours=1))
-        comp.record_sponsor(s, school_id=world.school_b, by=world.principal_b, name="Quỹ Khuyến học",
-                            kind=SponsorKind.ORGANISATION, contact_name=None, contact_phone=None, now=now)
+        batch_b = receipts.record_batch(
+            s,
+            school_id=world.school_b,
+            by=world.principal_b,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=received,
+            quantity=2,
+            device_type=DeviceType.LAPTOP,
+            brand_model="Asus VivoBook",
+            condition="Mới",
+            serials=["AS-1", "AS-2"],
+            now=now,
+        )
+        handovers.record_handover(
+            s,
+            student_id=b["Võ Văn Tâm"].id,
+            batch_id=batch_b.id,
+            serial="AS-1",
+            handed_over_on=date(2021, 11, 16),
+            by=world.teacher_b,
+            photos=[(store.ingest(_photos()["b_handover"]), PhotoKind.SCENE)],
+            programme=programme,
+            now=now - timedelta(hours=1),
+        )
+        receipts.record_sponsor(
+            s,
+            school_id=world.school_b,
+            by=world.principal_b,
+            name="Quỹ Khuyến học",
+            kind=SponsorKind.ORGANISATION,
+            contact_name=None,
+            contact_phone=None,
+            now=now,
+        )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -365,9 +509,14 @@ def template(tmp_path_factory) -> Template:
         with session_scope(db) as s:  # everyone who may be told something has a chat on Telegram and Zalo
             for key in (*PLAYERS.values(), "teacher_a2", "principal_b"):
                 for channel in ("telegram", "zalo"):
-                    people.link_identity(s, staff_id=getattr(world, key), channel=channel,
-                                         external_id=_account(channel, world.phones[key]),
-                                         chat_id=_account(channel, world.phones[key]), now=NOW)
+                    people.link_identity(
+                        s,
+                        staff_id=getattr(world, key),
+                        channel=channel,
+                        external_id=_account(channel, world.phones[key]),
+                        chat_id=_account(channel, world.phones[key]),
+                        now=NOW,
+                    )
         school_b = school_rows(db, world.school_b)
         with Session(db) as s:
             last_audit = s.scalar(select(func.max(AuditEvent.id)))
@@ -375,8 +524,7 @@ def template(tmp_path_factory) -> Template:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         db.dispose()
-    return Template(root=root, world=world, programme=programme, school_b=school_b,
-                    last_audit=last_audit)
+    return Template(root=root, world=world, programme=programme, school_b=school_b, last_audit=last_audit)
 
 
 # --- properties of what is sent ----------------------------------------------------------------------------------
@@ -405,8 +553,11 @@ def check_reply(out: Outgoing) -> None:
 
 def progress_of(db, staff_id: int):
     with db.connect() as conn:
-        return conn.execute(select(Conversation.form, Conversation.step, Conversation.channel, Conversation.data)
-                            .where(Conversation.staff_id == staff_id)).first()
+        return conn.execute(
+            select(Conversation.form, Conversation.step, Conversation.channel, Conversation.data).where(
+                Conversation.staff_id == staff_id
+            )
+        ).first()
 
 
 def check_progress(db, person: Staff) -> None:
@@ -535,8 +686,9 @@ async def _drive(tpl: Template, db, workdir: Path, role: str, lang: str, body) -
     checks of what was stored."""
     store = PhotoStore(workdir / "media")
     clock = FixedClock(NOW)
-    eng = make_conversation_engine(db, tpl.programme, clock, photos=store, media_dir=store.media_dir,
-                                   flood_limit_per_minute=10**6)
+    eng = make_conversation_engine(
+        db, tpl.programme, clock, photos=store, media_dir=store.media_dir, flood_limit_per_minute=10**6
+    )
 
     def driver(key: str) -> Driver:
         with session_scope(db) as s:
@@ -544,8 +696,13 @@ async def _drive(tpl: Template, db, workdir: Path, role: str, lang: str, body) -
             if key == PLAYERS[role]:
                 person.language = lang
         phone = tpl.world.phones[key]
-        return Driver(db, person, Chat(eng, _account("telegram", phone)),
-                      Chat(eng, _account("zalo", phone), channel="zalo"), clock)
+        return Driver(
+            db,
+            person,
+            Chat(eng, _account("telegram", phone)),
+            Chat(eng, _account("zalo", phone), channel="zalo"),
+            clock,
+        )
 
     main = driver(PLAYERS[role])
     main.others = [driver(key) for key in SCHOOL_A if key != PLAYERS[role]]
@@ -562,11 +719,17 @@ def _run(tmp_path_factory, tpl: Template, dbs: Databases, role: str, lang: str, 
         driver = asyncio.run(_drive(tpl, db, workdir, role, lang, body))
         with db.connect() as conn:  # the example's own copy, never the template
             assert Path(conn.exec_driver_sql("PRAGMA database_list").first()[2]) == workdir / "fieldbot.db"
-        check_storage(db, tpl, workdir / "media", talkers={d.person.id for d in (driver, *driver.others)},
-                      today=driver.clock.now().astimezone(tpl.programme.tz).date())
+        check_storage(
+            db,
+            tpl,
+            workdir / "media",
+            talkers={d.person.id for d in (driver, *driver.others)},
+            today=driver.clock.now().astimezone(tpl.programme.tz).date(),
+        )
         with Session(db) as s:  # what the run did, for --hypothesis-show-statistics
-            for action, entity in s.execute(select(AuditEvent.action, AuditEvent.entity)
-                                            .where(AuditEvent.id > tpl.last_audit).distinct()):
+            for action, entity in s.execute(
+                select(AuditEvent.action, AuditEvent.entity).where(AuditEvent.id > tpl.last_audit).distinct()
+            ):
                 if action != "link":
                     event(f"{action} {entity}")
     finally:
@@ -584,10 +747,15 @@ QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 @pytest.mark.parametrize(("command", "role"), ALLOWED, ids=[f"{c}-{r}" for c, r in ALLOWED])
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=QUIET)
-@given(args=st.sampled_from(["", "", "", " 0901000003", " xyz"]),
-       lead=st.tuples(st.integers(0, 16), st.integers(0, 50)), steps=actions, lang=languages)
-def test_random_input_through_a_form(tmp_path_factory, template, databases, command, role, args, lead, steps,
-                                     lang) -> None:
+@given(
+    args=st.sampled_from(["", "", "", " 0901000003", " xyz"]),
+    lead=st.tuples(st.integers(0, 16), st.integers(0, 50)),
+    steps=actions,
+    lang=languages,
+)
+def test_random_input_through_a_form(
+    tmp_path_factory, template, databases, command, role, args, lead, steps, lang
+) -> None:
     """A person who may use the command starts it (with an argument now and then), answers a few of its
     questions plausibly (mostly valid answers, some refused ones), then anything goes."""
 
@@ -601,16 +769,20 @@ def test_random_input_through_a_form(tmp_path_factory, template, databases, comm
 @pytest.mark.parametrize(("command", "role"), REFUSED, ids=[f"{c}-{r}" for c, r in REFUSED])
 @settings(max_examples=max(1, EXAMPLES // 3), deadline=None, suppress_health_check=QUIET)
 @given(steps=st.lists(action, max_size=10), lang=languages)
-def test_a_command_refused_for_a_role_stays_refused(tmp_path_factory, template, databases, command, role, steps,
-                                                    lang) -> None:
+def test_a_command_refused_for_a_role_stays_refused(
+    tmp_path_factory, template, databases, command, role, steps, lang
+) -> None:
     """Typed or as a forged menu button, a command the role may not use starts nothing, and random input
     afterwards breaks nothing."""
     refusal = NOT_FOR_ROLE(lang, cmd=command, role=role_label(role, lang))
 
     async def body(driver: Driver) -> None:
         chat = driver.chat
-        for send in (lambda: chat.say(f"/{command}"), lambda: chat.say(f"/{command} 0901000003"),
-                     lambda: chat.tap_key(f"/{command}")):  # typed, with an argument, as a forged menu button
+        for send in (
+            lambda: chat.say(f"/{command}"),
+            lambda: chat.say(f"/{command} 0901000003"),
+            lambda: chat.tap_key(f"/{command}"),
+        ):  # typed, with an argument, as a forged menu button
             await driver.checked(send())
             assert refusal in chat.text and driver.conversation() is None
         for kind, value in steps:
@@ -642,8 +814,11 @@ def _student_problems(s: Student, programme: Programme, staff: dict[int, Staff],
     cat = programme.category(s.category)
     if not CODE.match(s.code):
         out.append("code")
-    if not (2 <= len(s.full_name.split()) <= 7 and unicodedata.is_normalized("NFC", s.full_name)
-            and s.full_name == " ".join(s.full_name.split())):
+    if not (
+        2 <= len(s.full_name.split()) <= 7
+        and unicodedata.is_normalized("NFC", s.full_name)
+        and s.full_name == " ".join(s.full_name.split())
+    ):
         out.append("name")
     if not CLASS.match(s.class_name):
         out.append("class")
@@ -716,7 +891,7 @@ def check_storage(db, tpl: Template, media: Path, *, talkers: set[int], today: d
         for b in batches.values():
             p = staff[b.recorded_by]
             assert p.role == Role.PRINCIPAL and p.school_id == b.school_id, b
-            assert 1 <= b.quantity <= comp.MAX_QUANTITY and b.received_on <= today, b
+            assert 1 <= b.quantity <= receipts.MAX_QUANTITY and b.received_on <= today, b
             assert b.brand_model.strip() and b.condition.strip(), b
             n_devices = sum(1 for d in devices.values() if d.batch_id == b.id)
             assert n_devices in (0, b.quantity), (b, n_devices)
@@ -727,7 +902,7 @@ def check_storage(db, tpl: Template, media: Path, *, talkers: set[int], today: d
                 assert sp is not None and sp.school_id in (None, b.school_id)
                 assert b.source == Source.OTHER
         for d in devices.values():
-            assert comp.SERIAL_RE.match(d.serial), d
+            assert receipts.SERIAL_RE.match(d.serial), d
 
         active_students = [h.student_id for h in handovers if h.status == HandoverStatus.ACTIVE]
         assert len(active_students) == len(set(active_students)), "a pupil with two computers"

@@ -34,8 +34,12 @@ async def test_full_registration_with_every_bad_input_on_the_way(teacher, sqlite
         await teacher.say(bad)
         assert why in teacher.text and "Họ và tên" in teacher.text
     await teacher.say("nguyễn văn AN")
-    for bad, why in (("31/02/2012", "không có trên lịch"), ("2012-13-01", "chưa đúng dạng"),
-                     ("01/01/2030", "tương lai"), ("01/01/2000", "không phải tuổi học sinh")):
+    for bad, why in (
+        ("31/02/2012", "không có trên lịch"),
+        ("2012-13-01", "chưa đúng dạng"),
+        ("01/01/2030", "tương lai"),
+        ("01/01/2000", "không phải tuổi học sinh"),
+    ):
         await teacher.say(bad)
         assert why in teacher.text and "Ngày sinh" in teacher.text
     await teacher.say("05/09/2012")
@@ -71,14 +75,34 @@ async def test_full_registration_with_every_bad_input_on_the_way(teacher, sqlite
     assert "Đã lưu đăng ký của em Nguyễn Văn An" in teacher.text
     [st] = _students(sqlite_engine)
     assert (st.full_name, st.birth_date, st.class_name, st.code, st.gender, st.category, st.need) == (
-        "Nguyễn Văn An", date(2012, 9, 5), "4A2", "0123456789", "male", "other_hardship", "both")
+        "Nguyễn Văn An",
+        date(2012, 9, 5),
+        "4A2",
+        "0123456789",
+        "male",
+        "other_hardship",
+        "both",
+    )
     assert st.hardship_reason.startswith("Bố mất việc") and st.guardian_name == "Trần Thị Bình"
     assert st.guardian_phone == "+84912345678" and st.school_id == sqlite_world.school_a and st.status == "pending"
 
 
 async def _register(chat: Chat, name: str, birth: str, code: str) -> None:
-    await fill(chat, "/dangky", name, birth, "4A", code, "tap:Nữ", "tap:Hộ nghèo", "tap:Máy tính",
-               "tap:Bỏ qua", "tap:Bỏ qua", "tap:Bỏ qua", "tap:Lưu")
+    await fill(
+        chat,
+        "/dangky",
+        name,
+        birth,
+        "4A",
+        code,
+        "tap:Nữ",
+        "tap:Hộ nghèo",
+        "tap:Máy tính",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+        "tap:Lưu",
+    )
 
 
 async def test_duplicate_code_names_the_school_and_date(eng, teacher, sqlite_world, sqlite_engine) -> None:
@@ -98,16 +122,42 @@ async def test_same_name_and_birth_asks_first(eng, teacher, sqlite_world, sqlite
     assert "Trường đã có em Lê Thị Hoa" in colleague.text and "0123456789" in colleague.text
     await colleague.tap("Không, dừng lại")
     assert "Đã dừng đăng ký" in colleague.text
-    await fill(colleague, "/dangky", "le thi hoa", "01/02/2012", "tap:Đúng, là em khác", "3A", "0123456780",
-               "tap:Nữ", "tap:Hộ nghèo", "tap:Máy tính", "tap:Bỏ qua", "tap:Bỏ qua", "tap:Bỏ qua", "tap:Lưu")
+    await fill(
+        colleague,
+        "/dangky",
+        "le thi hoa",
+        "01/02/2012",
+        "tap:Đúng, là em khác",
+        "3A",
+        "0123456780",
+        "tap:Nữ",
+        "tap:Hộ nghèo",
+        "tap:Máy tính",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+        "tap:Lưu",
+    )
     assert "Đã lưu" in colleague.text
     assert len(_students(sqlite_engine)) == 2
 
 
 async def test_code_taken_while_filling_is_caught_at_save(eng, teacher, sqlite_world, sqlite_engine) -> None:
     colleague = await Chat.linked(eng, sqlite_world.phones["teacher_a2"])
-    await fill(colleague, "/dangky", "Đỗ Văn Long", "01/03/2012", "4A", "0123456789", "tap:Nam", "tap:Hộ nghèo",
-               "tap:Máy tính", "tap:Bỏ qua", "tap:Bỏ qua", "tap:Bỏ qua")
+    await fill(
+        colleague,
+        "/dangky",
+        "Đỗ Văn Long",
+        "01/03/2012",
+        "4A",
+        "0123456789",
+        "tap:Nam",
+        "tap:Hộ nghèo",
+        "tap:Máy tính",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+        "tap:Bỏ qua",
+    )
     assert "Kiểm tra lại" in colleague.text
     await _register(teacher, "Lê Thị Hoa", "01/02/2012", "0123456789")  # same code saved first
     await colleague.tap("Lưu")

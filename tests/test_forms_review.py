@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import select
 from sqlmodel import Session
 
 from conversations.forms import registry
+from core.vocabulary import ReviewStatus
 from storage import students
 from storage.db import session_scope
-from storage.models import ReviewStatus, School, Staff, Student
+from storage.models import School, Staff, Student
 from tests.engine_helpers import Chat, make_engine
 
 
@@ -26,9 +26,17 @@ def _seed(db, world, clock, n: int, *, teacher: str = "teacher_a") -> list[int]:
         actor = s.get(Staff, getattr(world, teacher))
         for i in range(n):
             st = students.register_student(
-                s, actor=actor, now=clock.now() + timedelta(minutes=i), full_name=f"Nguyễn Văn {'ABCDE'[i]}",
-                birth_date=date(2012, 1, 1 + i), class_name="4A", code=f"40000000{i:02d}", gender="male",
-                category="poor", need="device")
+                s,
+                actor=actor,
+                now=clock.now() + timedelta(minutes=i),
+                full_name=f"Nguyễn Văn {'ABCDE'[i]}",
+                birth_date=date(2012, 1, 1 + i),
+                class_name="4A",
+                code=f"40000000{i:02d}",
+                gender="male",
+                category="poor",
+                need="device",
+            )
             ids.append(st.id)
     return ids
 
@@ -110,8 +118,9 @@ async def test_withdrawal_request_is_confirmed_in_duyet(eng, sqlite_engine, sqli
     (sid,) = _seed(sqlite_engine, sqlite_world, clock, 1)
     with session_scope(sqlite_engine) as s:
         students.approve(s, actor=s.get(Staff, sqlite_world.principal_a), student_id=sid, now=clock.now())
-        students.withdraw(s, actor=s.get(Staff, sqlite_world.teacher_a), student_id=sid, reason="chuyển trường",
-                          now=clock.now())
+        students.withdraw(
+            s, actor=s.get(Staff, sqlite_world.teacher_a), student_id=sid, reason="chuyển trường", now=clock.now()
+        )
     principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
     await principal.say("/duyet")
     await principal.tap("Yêu cầu rút hồ sơ (1)")

@@ -20,20 +20,32 @@ def eng(sqlite_engine, sqlite_world, programme, clock, tmp_path):
 
 def _seed(db, world, clock) -> None:
     with session_scope(db) as s:
-        for who, code, name, birth in (("teacher_a", "6000000001", "Nguyễn Văn Phúc", date(2012, 1, 1)),
-                                       ("teacher_b", "6000000002", "Trần Thị Quyên", date(2008, 1, 1))):
+        for who, code, name, birth in (
+            ("teacher_a", "6000000001", "Nguyễn Văn Phúc", date(2012, 1, 1)),
+            ("teacher_b", "6000000002", "Trần Thị Quyên", date(2008, 1, 1)),
+        ):
             actor = s.get(Staff, getattr(world, who))
-            st = students.register_student(s, actor=actor, now=clock.now(), full_name=name, birth_date=birth,
-                                           class_name="4A" if who == "teacher_a" else "8A", code=code,
-                                           gender="male", category="poor", need="device")
+            st = students.register_student(
+                s,
+                actor=actor,
+                now=clock.now(),
+                full_name=name,
+                birth_date=birth,
+                class_name="4A" if who == "teacher_a" else "8A",
+                code=code,
+                gender="male",
+                category="poor",
+                need="device",
+            )
             principal = s.get(Staff, world.principal_a if who == "teacher_a" else world.principal_b)
             students.approve(s, actor=principal, student_id=st.id, now=clock.now())
 
 
 def _cells(path) -> str:
     wb = load_workbook(path, read_only=True)
-    return "\n".join(str(c) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for c in row
-                     if c is not None)
+    return "\n".join(
+        str(c) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for c in row if c is not None
+    )
 
 
 async def test_tonghop_sends_text_and_chart(eng, sqlite_engine, sqlite_world, clock) -> None:

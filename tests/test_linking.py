@@ -212,7 +212,9 @@ async def test_new_account_for_the_same_person_replaces_the_old_one(eng, sqlite_
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "unlink")).first() is not None
 
 
-async def test_linked_account_sharing_another_roster_phone_moves_with_an_audit(eng, sqlite_engine, sqlite_world) -> None:
+async def test_linked_account_sharing_another_roster_phone_moves_with_an_audit(
+    eng, sqlite_engine, sqlite_world
+) -> None:
     chat = Chat(eng, "1001")
     await chat.contact(sqlite_world.phones["teacher_a"])
     await chat.contact(sqlite_world.phones["teacher_a"])
@@ -232,7 +234,11 @@ async def test_link_directly_for_the_console(eng, sqlite_world) -> None:
     with pytest.raises(LookupError, match="không có trong danh sách"):
         eng.link_directly(channel="console", external_id="console:2", chat_id="console", phone="0987654321")
     with pytest.raises(LookupError, match="ngừng hoạt động"):
-        eng.link_directly(channel="console", external_id="console:3", chat_id="console",
-                          phone=sqlite_world.phones["inactive_teacher_a"])
+        eng.link_directly(
+            channel="console",
+            external_id="console:3",
+            chat_id="console",
+            phone=sqlite_world.phones["inactive_teacher_a"],
+        )
     with pytest.raises(LookupError):
         eng.link_directly(channel="console", external_id="console:4", chat_id="console", phone="abc")

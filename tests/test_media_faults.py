@@ -12,7 +12,7 @@ from tests.photo_factory import phone_jpeg
 from tests.test_forms_handover import eng, seeded, store, teacher  # noqa: F401  (fixtures)
 
 
-async def _to_photo_step(teacher) -> None:  # noqa: F811
+async def _to_photo_step(teacher) -> None:
     await teacher.say("/bangiao")
     await teacher.say("an")
     await teacher.tap("Nguyễn Văn An")
@@ -20,8 +20,9 @@ async def _to_photo_step(teacher) -> None:  # noqa: F811
     await teacher.tap("Hôm nay")
 
 
-async def test_media_disk_full_is_explained_and_nothing_half_saved(teacher, seeded, store, sqlite_engine,  # noqa: F811
-                                                                   monkeypatch) -> None:
+async def test_media_disk_full_is_explained_and_nothing_half_saved(
+    teacher, seeded, store, sqlite_engine, monkeypatch
+) -> None:
     await _to_photo_step(teacher)
     import storage.photos as photos_module
 

@@ -21,16 +21,27 @@ async def test_orphan_photo_files_are_cleaned_up(sqlite_engine, sqlite_world, pr
     from sqlmodel import Session
 
     from storage.models import Conversation
+
     with Session(sqlite_engine) as s:  # a form in progress that still holds the second photo
-        s.add(Conversation(staff_id=sqlite_world.teacher_a, channel="telegram", chat_id=teacher.chat_id,
-                           form="bangiao", step="photos", data={"photos": [{"sha256": kept_by_form.sha256}]},
-                           started_at=clock.now(), updated_at=clock.now()))
+        s.add(
+            Conversation(
+                staff_id=sqlite_world.teacher_a,
+                channel="telegram",
+                chat_id=teacher.chat_id,
+                form="bangiao",
+                step="photos",
+                data={"photos": [{"sha256": kept_by_form.sha256}]},
+                started_at=clock.now(),
+                updated_at=clock.now(),
+            )
+        )
         s.commit()
     old = (clock.now() - timedelta(days=2)).timestamp()
     for p in (orphan.path, orphan.thumb_path, kept_by_form.path, kept_by_form.thumb_path):
         os.utime(store.media_dir / p, (old, old))
-    service = SchedulerService(db=sqlite_engine, programme=programme, clock=clock, senders={}, mailer=None,
-                               holder="test", photos=store)
+    service = SchedulerService(
+        db=sqlite_engine, programme=programme, clock=clock, senders={}, mailer=None, holder="test", photos=store
+    )
     assert await service.clean_photo_files() == 1
     assert not (store.media_dir / orphan.path).exists() and not (store.media_dir / orphan.thumb_path).exists()
     assert (store.media_dir / kept_by_form.path).exists()

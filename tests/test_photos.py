@@ -10,7 +10,7 @@ import hashlib
 import io
 import os
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ from storage.photos import (
 )
 from tests.photo_factory import encode, exif_bytes, huge_bilevel_png, minimal_pdf, phone_jpeg, scene
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture
@@ -265,8 +265,12 @@ def test_animation_keeps_its_first_frame(store: PhotoStore, fmt: str) -> None:
 
 def test_heic_from_iphone(store: PhotoStore) -> None:
     try:
-        data = encode(scene(14, (400, 300)), "HEIF", quality=80,
-                      exif=exif_bytes(orientation=6, gps=True, taken="2025:03:01 09:30:00"))
+        data = encode(
+            scene(14, (400, 300)),
+            "HEIF",
+            quality=80,
+            exif=exif_bytes(orientation=6, gps=True, taken="2025:03:01 09:30:00"),
+        )
     except Exception as exc:  # pragma: no cover - depends on the libheif build
         pytest.skip(f"this pillow_heif build cannot encode HEIF: {exc}")
     assert data[4:12] == b"ftypheic"
@@ -297,22 +301,26 @@ def _truncated_jpeg() -> bytes:
 @pytest.mark.parametrize(
     ("data", "code", "vi"),
     [
-        pytest.param(minimal_pdf(), "not_image", "Tệp này không phải là ảnh. Vui lòng gửi ảnh JPEG, PNG, "
-                     "WebP hoặc HEIC.", id="renamed-pdf"),
+        pytest.param(
+            minimal_pdf(),
+            "not_image",
+            "Tệp này không phải là ảnh. Vui lòng gửi ảnh JPEG, PNG, WebP hoặc HEIC.",
+            id="renamed-pdf",
+        ),
         pytest.param("Biên bản bàn giao".encode(), "not_image", "không phải là ảnh", id="text"),
         pytest.param(b"", "not_image", "không phải là ảnh", id="empty"),
         pytest.param(b"\xff\xd8\xff\xe0" + b"\x00" * 50, "corrupt", "Ảnh bị hỏng", id="jpeg-magic-only"),
         pytest.param(_truncated_jpeg(), "truncated", "chưa được gửi hết", id="truncated-jpeg"),
-        pytest.param(encode(Image.new("RGB", (200, 100)), "BMP"), "unsupported_format", "Chưa hỗ trợ ảnh "
-                     "định dạng BMP", id="bmp"),
-        pytest.param(encode(Image.new("RGB", (1, 1), (9, 9, 9)), "PNG"), "too_small", "Ảnh quá nhỏ (1 x 1 "
-                     "điểm ảnh)", id="1x1"),
+        pytest.param(
+            encode(Image.new("RGB", (200, 100)), "BMP"), "unsupported_format", "Chưa hỗ trợ ảnh định dạng BMP", id="bmp"
+        ),
+        pytest.param(
+            encode(Image.new("RGB", (1, 1), (9, 9, 9)), "PNG"), "too_small", "Ảnh quá nhỏ (1 x 1 điểm ảnh)", id="1x1"
+        ),
         pytest.param(encode(Image.new("RGB", (63, 500)), "PNG"), "too_small", "cạnh ngắn ít nhất 64", id="thin"),
     ],
 )
-def test_bad_input_is_refused_with_vietnamese_message(
-    store: PhotoStore, data: bytes, code: str, vi: str
-) -> None:
+def test_bad_input_is_refused_with_vietnamese_message(store: PhotoStore, data: bytes, code: str, vi: str) -> None:
     with pytest.raises(PhotoRejected) as err:
         store.ingest(data, file_name="anh.jpg", mime_type="image/jpeg")
     assert err.value.code == code
@@ -396,7 +404,8 @@ def test_hostile_file_name_is_never_used(store: PhotoStore, tmp_path: Path) -> N
     assert "passwd" not in photo.path and ".." not in photo.path
     assert all(p.is_relative_to(store.media_dir) for p in files_under(tmp_path))
     assert {p.relative_to(store.media_dir).as_posix() for p in files_under(store.media_dir)} == {
-        photo.path, photo.thumb_path
+        photo.path,
+        photo.thumb_path,
     }
 
 
@@ -574,13 +583,14 @@ def test_hamming_and_threshold() -> None:
 
 def test_capture_time_flag() -> None:
     handover = date(2025, 3, 15)
-    vn = lambda *a: datetime(*a, tzinfo=photos.LOCAL_TZ)  # noqa: E731
+    vn = lambda *a: datetime(*a, tzinfo=photos.LOCAL_TZ)
     assert capture_time_flag(None, handover) is None
     assert capture_time_flag(vn(2025, 3, 15, 8), handover) is None
     assert capture_time_flag(vn(2025, 3, 8, 0, 1), handover) is None  # exactly 7 days before
     early = capture_time_flag(vn(2025, 3, 7, 23), handover)
-    assert early == ("Ảnh được chụp ngày 07/03/2025, trước ngày bàn giao 15/03/2025 tới 8 ngày "
-                     "(chỉ cho phép tối đa 7 ngày).")
+    assert early == (
+        "Ảnh được chụp ngày 07/03/2025, trước ngày bàn giao 15/03/2025 tới 8 ngày (chỉ cho phép tối đa 7 ngày)."
+    )
     assert capture_time_flag(vn(2025, 3, 1), handover, max_days_before=14) is None
     after = capture_time_flag(vn(2025, 3, 16, 0, 5), handover)
     assert after == "Ảnh được chụp ngày 16/03/2025, sau ngày bàn giao 15/03/2025."

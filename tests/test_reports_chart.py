@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import sys
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from matplotlib.ft2font import FT2Font
@@ -21,16 +21,31 @@ _TONED = ("àảãáạ ằẳẵắặ ầẩẫấậ èẻẽéẹ ềểễ�
 VIETNAMESE = _BASES + _TONED + "đ"
 VIETNAMESE += VIETNAMESE.upper()
 
-NOW = datetime(2021, 11, 17, 1, 0, tzinfo=timezone.utc)
-NAMES = ["Phú Hòa", "Chu Văn An", "Nguyễn Du", "Lê Quý Đôn", "Trần Hưng Đạo", "Định Hòa", "Tương Bình Hiệp",
-         "Hiệp An", "Chánh Mỹ", "Phú Mỹ"]
+NOW = datetime(2021, 11, 17, 1, 0, tzinfo=UTC)
+NAMES = [
+    "Phú Hòa",
+    "Chu Văn An",
+    "Nguyễn Du",
+    "Lê Quý Đôn",
+    "Trần Hưng Đạo",
+    "Định Hòa",
+    "Tương Bình Hiệp",
+    "Hiệp An",
+    "Chánh Mỹ",
+    "Phú Mỹ",
+]
 
 
 def summary_of(schools: list[SchoolSummary], programme, *, school_id: int | None = None) -> Summary:
-    return Summary(scope=Scope(district_id=1, school_id=school_id), title="Thành phố Thủ Dầu Một",
-                   generated_at=NOW, schools=schools, totals=SchoolSummary(None, "", ""),
-                   needs_report_due=programme.needs_report_due,
-                   category_labels={c.code: (c.label_vi, c.label_en) for c in programme.categories})
+    return Summary(
+        scope=Scope(district_id=1, school_id=school_id),
+        title="Thành phố Thủ Dầu Một",
+        generated_at=NOW,
+        schools=schools,
+        totals=SchoolSummary(None, "", ""),
+        needs_report_due=programme.needs_report_due,
+        category_labels={c.code: (c.label_vi, c.label_en) for c in programme.categories},
+    )
 
 
 def district(n: int, programme) -> Summary:
@@ -39,10 +54,19 @@ def district(n: int, programme) -> Summary:
         reg = 10 + (i * 37) % 110
         rec = reg * (i % 4) // 4
         handed = rec // 2
-        schools.append(SchoolSummary(
-            school_id=i + 1, code=f"S{i}", name=f"Trường {'Tiểu học' if i % 2 else 'THCS'} {NAMES[i % 10]} {i}",
-            registered=reg, approved=reg, received_programme=rec, handed_over=handed, waiting=rec - handed,
-            late_csdl=handed // 3 if i % 5 == 0 else 0))
+        schools.append(
+            SchoolSummary(
+                school_id=i + 1,
+                code=f"S{i}",
+                name=f"Trường {'Tiểu học' if i % 2 else 'THCS'} {NAMES[i % 10]} {i}",
+                registered=reg,
+                approved=reg,
+                received_programme=rec,
+                handed_over=handed,
+                waiting=rec - handed,
+                late_csdl=handed // 3 if i % 5 == 0 else 0,
+            )
+        )
     return summary_of(schools, programme)
 
 
@@ -91,8 +115,9 @@ def test_thirty_schools_phone_sized_with_every_label_drawn(programme) -> None:
     assert width == WIDTH_PX and 1500 < height <= 2560  # Telegram keeps up to 2,560 px on the long side
     fig.canvas.draw()  # tick labels get their text when drawn
     # Every text with a letter is drawn from the bundled font file (tick labels are digits only).
-    fonts = {t.get_fontproperties().get_file() for t in fig.findobj(Text) if not t.get_text().isdigit()
-             and t.get_text()}
+    fonts = {
+        t.get_fontproperties().get_file() for t in fig.findobj(Text) if not t.get_text().isdigit() and t.get_text()
+    }
     assert fonts == {str(FONT_REGULAR), str(FONT_BOLD)}
     sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text()]
     assert min(sizes) >= 11
@@ -103,24 +128,34 @@ def test_more_schools_than_fit_show_the_late_ones_and_say_so(programme) -> None:
     fig = build_figure(summary)
     labels = texts(fig)
     assert any(f"{MAX_SCHOOLS}/{MAX_SCHOOLS + 15} trường" in t for t in labels)
-    late_names = [s.name.removeprefix("Trường ") for s in summary.schools
-                  if s.late_csdl]
+    late_names = [s.name.removeprefix("Trường ") for s in summary.schools if s.late_csdl]
     assert all(name in labels for name in late_names)
     assert png_size(render_chart(summary))[1] <= 2560
 
 
 @pytest.mark.parametrize("lang,text", [("vi", "Chưa có dữ liệu"), ("en", "No data yet")])
 def test_empty_district_gives_a_clear_card(programme, lang, text) -> None:
-    for summary in (summary_of([], programme),
-                    summary_of([SchoolSummary(school_id=1, code="S", name="Trường THCS Trống")], programme)):
+    for summary in (
+        summary_of([], programme),
+        summary_of([SchoolSummary(school_id=1, code="S", name="Trường THCS Trống")], programme),
+    ):
         fig = build_figure(summary, lang=lang)
         assert text in texts(fig)
         assert png_size(render_chart(summary, lang=lang))[0] == WIDTH_PX
 
 
 def test_one_school_and_awkward_names(programme) -> None:
-    s = SchoolSummary(school_id=7, code="S7", name="Trường Tiểu học $5 & <Ánh Dương> " + "Rất Dài " * 10,
-                      registered=3, approved=3, received_other=2, handed_over=2, late_csdl=2, waiting=0)
+    s = SchoolSummary(
+        school_id=7,
+        code="S7",
+        name="Trường Tiểu học $5 & <Ánh Dương> " + "Rất Dài " * 10,
+        registered=3,
+        approved=3,
+        received_other=2,
+        handed_over=2,
+        late_csdl=2,
+        waiting=0,
+    )
     summary = summary_of([s], programme, school_id=7)
     labels = texts(build_figure(summary, lang="en"))
     assert "Handed over" in labels and any("late 2" in t for t in labels)

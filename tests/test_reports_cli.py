@@ -55,15 +55,20 @@ def test_export_with_photos(env, capsys) -> None:
     assert not (env / "a.xlsx").exists()
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["export", "--out", "x.xlsx"], "có 2 quận/huyện (DA, TDM): chọn một bằng --district MÃ"),
-    (["export", "--out", "x.xlsx", "--district", "XYZ"], "không có quận/huyện mã XYZ (có: DA, TDM)"),
-    (["export", "--out", "x.xlsx", "--school", "KHONGCO"], "không có trường mã KHONGCO"),
-    (["export", "--out", "x.xlsx", "--school", "TH-DIAN", "--district", "TDM"],
-     "trường TH-DIAN không thuộc quận/huyện TDM"),
-    (["export", "--out", "x.csv"], "--out phải là tệp .xlsx"),
-    (["export", "--out", "x.zip"], "tệp .zip chỉ dùng với --with-photos"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["export", "--out", "x.xlsx"], "có 2 quận/huyện (DA, TDM): chọn một bằng --district MÃ"),
+        (["export", "--out", "x.xlsx", "--district", "XYZ"], "không có quận/huyện mã XYZ (có: DA, TDM)"),
+        (["export", "--out", "x.xlsx", "--school", "KHONGCO"], "không có trường mã KHONGCO"),
+        (
+            ["export", "--out", "x.xlsx", "--school", "TH-DIAN", "--district", "TDM"],
+            "trường TH-DIAN không thuộc quận/huyện TDM",
+        ),
+        (["export", "--out", "x.csv"], "--out phải là tệp .xlsx"),
+        (["export", "--out", "x.zip"], "tệp .zip chỉ dùng với --with-photos"),
+    ],
+)
 def test_operator_mistakes_are_one_line(env, capsys, argv, message) -> None:
     capsys.readouterr()
     assert main(argv) == 2

@@ -12,11 +12,17 @@ import pytest
 from openpyxl.utils import get_column_letter
 
 import reports.export as export_module
+from core.phones import display_phone
 from reports.export import (
-    HANDOVER_COLUMNS, NEEDS_COLUMNS, RECEIPT_COLUMNS, export_workbook, phone_cell, photo_file_name, write_export,
+    HANDOVER_COLUMNS,
+    NEEDS_COLUMNS,
+    RECEIPT_COLUMNS,
+    export_workbook,
+    phone_cell,
+    photo_file_name,
+    write_export,
 )
 from storage.db import session_scope
-from storage.phones import display_phone
 from storage.scope import Scope
 from tests.test_reports_data import INJECTIONS, OUTSIDER, OUTSIDER_SPONSOR, seed_reports
 
@@ -67,9 +73,21 @@ def test_district_workbook(db_engine, world, seeded, clock, programme, tmp_path)
     for ws in wb.worksheets:
         assert ws.freeze_panes == "A2"
         assert ws.auto_filter.ref and ws.auto_filter.ref.startswith("A1:")
-    assert rows(wb["Nhu cầu"])[0] == ["Mã định danh", "Họ và tên", "Ngày sinh", "Giới tính", "Lớp", "Trường",
-                                      "Đối tượng", "Lý do (khó khăn khác)", "Nhu cầu", "Người giám hộ", "SĐT",
-                                      "Trạng thái duyệt", "Ngày đăng ký"]
+    assert rows(wb["Nhu cầu"])[0] == [
+        "Mã định danh",
+        "Họ và tên",
+        "Ngày sinh",
+        "Giới tính",
+        "Lớp",
+        "Trường",
+        "Đối tượng",
+        "Lý do (khó khăn khác)",
+        "Nhu cầu",
+        "Người giám hộ",
+        "SĐT",
+        "Trạng thái duyệt",
+        "Ngày đăng ký",
+    ]
     assert wb["Nhu cầu"].auto_filter.ref == "A1:M10"
 
     needs = {r["Mã định danh"]: r for r in by_header(wb["Nhu cầu"])}
@@ -121,14 +139,31 @@ def test_district_workbook(db_engine, world, seeded, clock, programme, tmp_path)
 
     summary = rows(wb["Tổng hợp"])
     head = summary[0]
-    assert head[:8] == ["Mã trường", "Trường", "Cấp học", "Hiệu trưởng", "SĐT hiệu trưởng", "Học sinh đăng ký",
-                        "Đã duyệt", "Chờ duyệt"]
+    assert head[:8] == [
+        "Mã trường",
+        "Trường",
+        "Cấp học",
+        "Hiệu trưởng",
+        "SĐT hiệu trưởng",
+        "Học sinh đăng ký",
+        "Đã duyệt",
+        "Chờ duyệt",
+    ]
     assert "Đã duyệt: Hộ nghèo" in head and "Nhu cầu: Sóng internet" in head and "Trễ cập nhật CSDL" in head
     a = dict(zip(head, summary[2]))
     assert a["Mã trường"] == "TH-PHUHOA1" and a["Cấp học"] == "Tiểu học" and a["Hiệu trưởng"] == "Nguyễn Thị Lan"
-    assert (a["Học sinh đăng ký"], a["Đã duyệt"], a["Chờ duyệt"], a["Máy nhận (chương trình)"],
-            a["Máy nhận (nhà tài trợ khác)"], a["Đã bàn giao"], a["Chờ bàn giao"], a["Trễ cập nhật CSDL"],
-            a["Ảnh bị gắn cờ"], a["Chốt báo cáo nhu cầu lúc"]) == (5, 4, 1, 5, 3, 3, 5, 1, 1, None)
+    assert (
+        a["Học sinh đăng ký"],
+        a["Đã duyệt"],
+        a["Chờ duyệt"],
+        a["Máy nhận (chương trình)"],
+        a["Máy nhận (nhà tài trợ khác)"],
+        a["Đã bàn giao"],
+        a["Chờ bàn giao"],
+        a["Trễ cập nhật CSDL"],
+        a["Ảnh bị gắn cờ"],
+        a["Chốt báo cáo nhu cầu lúc"],
+    ) == (5, 4, 1, 5, 3, 3, 5, 1, 1, None)
     b = dict(zip(head, summary[1]))
     assert b["Chốt báo cáo nhu cầu lúc"] == datetime(2021, 11, 16, 10, 0)
     total = dict(zip(head, summary[3]))
@@ -140,8 +175,11 @@ def test_district_workbook(db_engine, world, seeded, clock, programme, tmp_path)
     for ws in wb.worksheets[:3]:
         for col, values in enumerate(zip(*rows(ws)), start=1):
             # a CR is stored as the 7-character escape _x000D_ but shows as one character
-            longest = max(len(str(v).replace("_x000D_", "\r")) if not isinstance(v, datetime) else 10
-                          for v in values if v is not None)
+            longest = max(
+                len(str(v).replace("_x000D_", "\r")) if not isinstance(v, datetime) else 10
+                for v in values
+                if v is not None
+            )
             assert width(ws, col) >= min(longest, export_module.MAX_WIDTH), (ws.title, col)
     assert OUTSIDER not in all_values(wb) and OUTSIDER_SPONSOR not in all_values(wb)
 
@@ -197,8 +235,7 @@ def test_other_district_sees_only_its_own(db_engine, world, seeded, clock, progr
     assert OUTSIDER in text and "Phú Hòa" not in text and "Chu Văn An" not in text
 
 
-def test_streams_in_chunks_on_both_databases(db_engine, world, seeded, clock, programme, tmp_path,
-                                             monkeypatch) -> None:
+def test_streams_in_chunks_on_both_databases(db_engine, world, seeded, clock, programme, tmp_path, monkeypatch) -> None:
     """Chunks of two rows: photos and flags are read per chunk and still land on the right handover."""
     whole = tmp_path / "whole.xlsx"
     export(db_engine, Scope(district_id=world.district_id), whole, programme, clock.now())
@@ -213,21 +250,30 @@ def test_streams_in_chunks_on_both_databases(db_engine, world, seeded, clock, pr
 def test_with_photos_writes_a_zip(db_engine, world, seeded, clock, programme, tmp_path) -> None:
     media = tmp_path / "media"
     seeded.photo_files[1].unlink()  # the minutes of the late handover went missing on disk
-    result = export(db_engine, Scope(district_id=world.district_id, school_id=world.school_a),
-                    tmp_path / "out" / "phu-hoa.xlsx", programme, clock.now(), with_photos=True, media_dir=media)
+    result = export(
+        db_engine,
+        Scope(district_id=world.district_id, school_id=world.school_a),
+        tmp_path / "out" / "phu-hoa.xlsx",
+        programme,
+        clock.now(),
+        with_photos=True,
+        media_dir=media,
+    )
     assert result.path == tmp_path / "out" / "phu-hoa.zip"
     assert (result.photos, result.missing_photos) == (2, 1)
     hid, hc = seeded.handovers["late"], seeded.handovers["confirmed"]
     with zipfile.ZipFile(result.path) as z:
         names = sorted(z.namelist())
-        assert names == sorted(["phu-hoa.xlsx", f"photos/BG{hid:06d}_079215000001_1.jpg",
-                                f"photos/BG{hc:06d}_079215000003_1.jpg"])
+        assert names == sorted(
+            ["phu-hoa.xlsx", f"photos/BG{hid:06d}_079215000001_1.jpg", f"photos/BG{hc:06d}_079215000003_1.jpg"]
+        )
         assert z.read(f"photos/BG{hid:06d}_079215000001_1.jpg") == seeded.photo_files[0].read_bytes()
         z.extract("phu-hoa.xlsx", tmp_path / "x")
     wb = openpyxl.load_workbook(tmp_path / "x" / "phu-hoa.xlsx")
     photos = {r["Mã bàn giao"]: r["Ảnh (tên tệp)"] for r in by_header(wb["Bàn giao"])}
-    assert photos[f"BG{hid:06d}"] == (f"BG{hid:06d}_079215000001_1.jpg; "
-                                      f"BG{hid:06d}_079215000001_2_bienban.jpg (thiếu tệp)")
+    assert photos[f"BG{hid:06d}"] == (
+        f"BG{hid:06d}_079215000001_1.jpg; BG{hid:06d}_079215000001_2_bienban.jpg (thiếu tệp)"
+    )
     # every name the sheet gives (that exists) is a file in photos/
     listed = {n.removesuffix(" (thiếu tệp)") for v in photos.values() if v for n in v.split("; ")}
     assert {f"photos/{n}" for n in listed} - set(names) == {f"photos/BG{hid:06d}_079215000001_2_bienban.jpg"}
@@ -243,8 +289,15 @@ def test_with_photos_never_reads_outside_media(db_engine, world, seeded, clock, 
     secret.write_bytes(b"not for the zip")
     with session_scope(db_engine) as s:
         s.execute(update(Photo).values(path="../secret.jpg"))
-    result = export(db_engine, Scope(district_id=world.district_id), tmp_path / "p.zip", programme, clock.now(),
-                    with_photos=True, media_dir=tmp_path / "media")
+    result = export(
+        db_engine,
+        Scope(district_id=world.district_id),
+        tmp_path / "p.zip",
+        programme,
+        clock.now(),
+        with_photos=True,
+        media_dir=tmp_path / "media",
+    )
     assert result.photos == 0 and result.missing_photos == 3
     with zipfile.ZipFile(result.path) as z:
         assert z.namelist() == ["p.xlsx"]
@@ -267,8 +320,9 @@ def test_failure_leaves_no_file(db_engine, world, seeded, clock, programme, tmp_
 def test_english_headers_and_empty_scope(db_engine, world, clock, programme, tmp_path) -> None:
     out = tmp_path / "empty.xlsx"
     with session_scope(db_engine) as s:
-        path = export_workbook(s, scope=Scope(district_id=world.district_id), out=out, programme=programme,
-                               now=clock.now(), lang="en")
+        path = export_workbook(
+            s, scope=Scope(district_id=world.district_id), out=out, programme=programme, now=clock.now(), lang="en"
+        )
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames == ["Needs", "Receipts", "Handovers", "Summary"]
     assert rows(wb["Needs"]) == [[c.header.en for c in NEEDS_COLUMNS]]
@@ -279,14 +333,19 @@ def test_english_headers_and_empty_scope(db_engine, world, clock, programme, tmp
 
 
 def test_photo_file_names_are_safe() -> None:
-    assert photo_file_name(handover_id=7, student_code="0792/../x", index=2, kind="minutes", suffix=".jpg") == \
-        "BG000007_0792x_2_bienban.jpg"
-    assert photo_file_name(handover_id=7, student_code="../", index=1, kind="scene", suffix=".exe;rm") == \
-        "BG000007_1.jpg"
+    assert (
+        photo_file_name(handover_id=7, student_code="0792/../x", index=2, kind="minutes", suffix=".jpg")
+        == "BG000007_0792x_2_bienban.jpg"
+    )
+    assert (
+        photo_file_name(handover_id=7, student_code="../", index=1, kind="scene", suffix=".exe;rm") == "BG000007_1.jpg"
+    )
 
 
-@pytest.mark.parametrize("phone", ["+84912345678", "+84351234567", "+84789999000", "+84561234567",
-                                   "+84838123456", "+842743822222", "+12025550123"])
+@pytest.mark.parametrize(
+    "phone",
+    ["+84912345678", "+84351234567", "+84789999000", "+84561234567", "+84838123456", "+842743822222", "+12025550123"],
+)
 def test_phone_cell_matches_display_phone(phone) -> None:
     assert phone_cell(phone) == display_phone(phone)
     assert phone_cell(None) is None and phone_cell("") is None

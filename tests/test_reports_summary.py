@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event
@@ -15,7 +15,7 @@ from storage.models import Student
 from storage.scope import Scope
 from tests.test_reports_data import OUTSIDER, seed_reports
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture
@@ -42,8 +42,16 @@ def test_district_summary_counts_school_by_school(db_engine, world, seeded, cloc
     assert (b.registered, b.approved, b.pending, b.received, b.handed_over, b.late_csdl) == (2, 1, 1, 2, 1, 1)
     assert b.needs_report_submitted_at == datetime(2021, 11, 16, 3, 0, tzinfo=UTC)
     t = summary.totals
-    assert (t.registered, t.approved, t.pending, t.received, t.handed_over, t.waiting, t.late_csdl, t.open_flags) \
-        == (7, 5, 2, 10, 4, 6, 2, 1)
+    assert (t.registered, t.approved, t.pending, t.received, t.handed_over, t.waiting, t.late_csdl, t.open_flags) == (
+        7,
+        5,
+        2,
+        10,
+        4,
+        6,
+        2,
+        1,
+    )
     assert t.students_by_need == {"device": 2, "internet": 1, "both": 2}
     assert summary.reports_submitted == 1
 
@@ -62,8 +70,7 @@ def test_principal_scope_sees_only_their_school(db_engine, world, seeded, clock,
 def test_officer_scope_excludes_other_districts(db_engine, world, seeded, clock, programme) -> None:
     with session_scope(db_engine) as s:
         tdm = build_summary(s, scope=Scope(district_id=world.district_id), programme=programme, now=clock.now())
-        other = build_summary(s, scope=Scope(district_id=world.other_district_id), programme=programme,
-                              now=clock.now())
+        other = build_summary(s, scope=Scope(district_id=world.other_district_id), programme=programme, now=clock.now())
     assert world.school_other not in {x.school_id for x in tdm.schools}
     assert [x.school_id for x in other.schools] == [world.school_other]
     o = other.schools[0]
@@ -75,17 +82,31 @@ def test_summary_is_aggregate_sql_not_per_row(db_engine, world, seeded, clock, p
     """The number of queries does not grow with students: six aggregates plus the school and district rows."""
     with session_scope(db_engine) as s:
         build_summary(s, scope=Scope(district_id=world.district_id), programme=programme, now=clock.now())
-        s.add_all([Student(school_id=world.school_a, code=f"0792159{i:05d}", full_name=f"Học sinh {i}",
-                           birth_date=datetime(2012, 1, 1).date(), gender="male", class_name="1A", category="poor",
-                           need="device", status="approved", registered_by=world.teacher_a, created_at=clock.now(),
-                           updated_at=clock.now()) for i in range(50)])
+        s.add_all(
+            [
+                Student(
+                    school_id=world.school_a,
+                    code=f"0792159{i:05d}",
+                    full_name=f"Học sinh {i}",
+                    birth_date=datetime(2012, 1, 1).date(),
+                    gender="male",
+                    class_name="1A",
+                    category="poor",
+                    need="device",
+                    status="approved",
+                    registered_by=world.teacher_a,
+                    created_at=clock.now(),
+                    updated_at=clock.now(),
+                )
+                for i in range(50)
+            ]
+        )
         s.flush()
         statements: list[str] = []
-        listener = lambda *a: statements.append(a[2])  # noqa: E731
+        listener = lambda *a: statements.append(a[2])
         event.listen(db_engine, "before_cursor_execute", listener)
         try:
-            summary = build_summary(s, scope=Scope(district_id=world.district_id), programme=programme,
-                                    now=clock.now())
+            summary = build_summary(s, scope=Scope(district_id=world.district_id), programme=programme, now=clock.now())
         finally:
             event.remove(db_engine, "before_cursor_execute", listener)
     assert summary.totals.approved == 55
@@ -94,8 +115,9 @@ def test_summary_is_aggregate_sql_not_per_row(db_engine, world, seeded, clock, p
 
 
 def test_late_counts_the_grace_hours(db_engine, world, seeded, clock, programme) -> None:
-    graced = programme.model_copy(update={"deadlines": programme.deadlines.model_copy(
-        update={"handover_update_grace_hours": 48})})
+    graced = programme.model_copy(
+        update={"deadlines": programme.deadlines.model_copy(update={"handover_update_grace_hours": 48})}
+    )
     with session_scope(db_engine) as s:
         scope = Scope(district_id=world.district_id, school_id=world.school_a)
         assert build_summary(s, scope=scope, programme=graced, now=clock.now()).totals.late_csdl == 0
@@ -105,10 +127,13 @@ def test_late_counts_the_grace_hours(db_engine, world, seeded, clock, programme)
 
 def test_format_district_and_school(db_engine, world, seeded, clock, programme) -> None:
     with session_scope(db_engine) as s:
-        district = build_summary(s, scope=Scope(district_id=world.district_id), programme=programme,
-                                 now=clock.now())
-        school = build_summary(s, scope=Scope(district_id=world.district_id, school_id=world.school_a),
-                               programme=programme, now=clock.now())
+        district = build_summary(s, scope=Scope(district_id=world.district_id), programme=programme, now=clock.now())
+        school = build_summary(
+            s,
+            scope=Scope(district_id=world.district_id, school_id=world.school_a),
+            programme=programme,
+            now=clock.now(),
+        )
     text = format_summary(district)
     assert "Số liệu lúc 08:00 17/11/2021" in text
     assert "5 đã duyệt, 2 chờ duyệt" in text
@@ -132,13 +157,28 @@ def _many(n: int, *, now: datetime, programme) -> Summary:
     for i in range(n):
         # long enough to be cut at 40 characters, with markup characters that must be escaped
         name = f"Trường Tiểu học Số {i:03d} <Bình> & " + "Đ" * 40
-        s = SchoolSummary(school_id=i + 1, code=f"S{i}", name=name, registered=100 + i, approved=90 + i,
-                          received_programme=50, handed_over=40, waiting=10, late_csdl=3 if i % 7 == 0 else 0,
-                          open_flags=1 if i % 11 == 0 else 0)
+        s = SchoolSummary(
+            school_id=i + 1,
+            code=f"S{i}",
+            name=name,
+            registered=100 + i,
+            approved=90 + i,
+            received_programme=50,
+            handed_over=40,
+            waiting=10,
+            late_csdl=3 if i % 7 == 0 else 0,
+            open_flags=1 if i % 11 == 0 else 0,
+        )
         schools.append(s)
-    return Summary(scope=Scope(district_id=1), title="Quận <Thử>", generated_at=now, schools=schools,
-                   totals=SchoolSummary(None, "", "Quận"), needs_report_due=programme.needs_report_due,
-                   category_labels={c.code: (c.label_vi, c.label_en) for c in programme.categories})
+    return Summary(
+        scope=Scope(district_id=1),
+        title="Quận <Thử>",
+        generated_at=now,
+        schools=schools,
+        totals=SchoolSummary(None, "", "Quận"),
+        needs_report_due=programme.needs_report_due,
+        category_labels={c.code: (c.label_vi, c.label_en) for c in programme.categories},
+    )
 
 
 @pytest.mark.parametrize("n", [30, 60, 200])
@@ -154,8 +194,11 @@ def test_long_district_fits_one_message_and_keeps_the_late_schools(n, clock, pro
     # Summarised tail: schools that need attention keep their lines first (late before only-flagged before
     # quiet), the rest are counted in one line.
     assert f"• … và {n - len(lines)} trường khác" in text and "/xuatfile" in text
-    shown = {s.school_id for s in summary.schools
-             if any(line.startswith(f"• Tiểu học Số {s.school_id - 1:03d} ") for line in lines)}
+    shown = {
+        s.school_id
+        for s in summary.schools
+        if any(line.startswith(f"• Tiểu học Số {s.school_id - 1:03d} ") for line in lines)
+    }
     rank = {s.school_id: 2 if s.late_csdl else 1 if s.open_flags else 0 for s in summary.schools}
     hidden = set(rank) - shown
     assert min(rank[i] for i in shown) >= max(rank[i] for i in hidden)

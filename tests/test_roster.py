@@ -76,9 +76,14 @@ def test_bad_row_imports_nothing_and_names_line(db_engine, clock, tmp_path, row:
 
 
 def test_every_bad_row_is_listed(db_engine, clock, tmp_path) -> None:
-    path = write_csv(tmp_path, [*OK_ROWS,
-                                "TDM,Thành phố Thủ Dầu Một,TH-A,Trường Tiểu học A,TH,teacher,Lý Thu Hà,999,",
-                                "TDM,Thành phố Thủ Dầu Một,TH-A,Trường Tiểu học A,XX,boss,Võ Mai,0901000004,"])
+    path = write_csv(
+        tmp_path,
+        [
+            *OK_ROWS,
+            "TDM,Thành phố Thủ Dầu Một,TH-A,Trường Tiểu học A,TH,teacher,Lý Thu Hà,999,",
+            "TDM,Thành phố Thủ Dầu Một,TH-A,Trường Tiểu học A,XX,boss,Võ Mai,0901000004,",
+        ],
+    )
     with pytest.raises(RosterProblems) as info:
         run_import(db_engine, path, clock)
     assert [line for line, _ in info.value.problems] == [5, 6]

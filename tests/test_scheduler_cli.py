@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 
 from bot.cli import main
+from core.vocabulary import NotificationStatus
 from storage.db import make_engine
-from storage.models import NotificationStatus
 from tests.factories import seed_world
 from tests.fakes.telegram_api import FakeTelegram
 from tests.test_scheduler_support import add_handover, link, local, rows
@@ -36,8 +36,14 @@ def seeded(env, programme):
     assert main(["db", "upgrade"]) == 0  # the schema from the migrations, as an operator has it
     engine = make_engine(env)
     w = seed_world(engine, now=local(2021, 11, 17, 8))
-    add_handover(engine, programme, school_id=w.school_a, recorded_by=w.teacher_a,
-                 handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9))
+    add_handover(
+        engine,
+        programme,
+        school_id=w.school_a,
+        recorded_by=w.teacher_a,
+        handed_over_on=date(2021, 11, 17),
+        created_at=local(2021, 11, 17, 9),
+    )
     link(engine, staff_id=w.officer, chat_id=str(OFFICER_CHAT), linked_at=local(2021, 11, 1))
     link(engine, staff_id=w.principal_a, chat_id=str(PRINCIPAL_CHAT), linked_at=local(2021, 11, 1))
     yield engine, w

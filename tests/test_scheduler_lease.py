@@ -39,8 +39,8 @@ def test_lease_one_holder_renewal_expiry_release(db_engine):
 
 WORKER = textwrap.dedent("""
     import asyncio, json, sys
-    from bot.clock import FixedClock
-    from bot.programme import load_programme
+    from core.clock import FixedClock
+    from core.programme import load_programme
     from bot.settings import DEFAULT_PROGRAMME
     from scheduler.service import SchedulerService
     from storage.db import make_engine
@@ -67,15 +67,31 @@ def test_two_processes_only_one_sweeps_and_delivers(pg_schema_url, programme):
     create_all(engine)
     w = seed_world(engine, now=local(2021, 11, 17, 8))
     for name in ("Trần Thị Bích", "Lê Văn Cường"):
-        add_handover(engine, programme, school_id=w.school_a, recorded_by=w.teacher_a,
-                     handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9), name=name)
+        add_handover(
+            engine,
+            programme,
+            school_id=w.school_a,
+            recorded_by=w.teacher_a,
+            handed_over_on=date(2021, 11, 17),
+            created_at=local(2021, 11, 17, 9),
+            name=name,
+        )
     for staff in (w.principal_a, w.teacher_a, w.principal_b, w.principal_other, w.officer, w.other_officer):
         link(engine, staff_id=staff, linked_at=local(2021, 11, 1))
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, pg_schema_url, name], cwd=ROOT, env=env, text=True,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for name in ("host-a:1", "host-b:2")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, pg_schema_url, name],
+            cwd=ROOT,
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for name in ("host-a:1", "host-b:2")
+    ]
     try:
         for p in procs:
             assert p.stdout.readline().strip() == "ready", p.stderr.read()

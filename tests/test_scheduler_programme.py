@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from bot.programme import ProgrammeError, load_programme
 from bot.settings import DEFAULT_PROGRAMME
+from core.programme import ProgrammeError, load_programme
 
 DEFAULT = DEFAULT_PROGRAMME.read_text(encoding="utf-8")
 
@@ -30,11 +30,14 @@ def test_impossible_date_is_refused_naming_the_field(tmp_path):
     assert "deadlines.needs_report" in str(err.value) and "31/11/2021" in str(err.value)
 
 
-@pytest.mark.parametrize("field, line", [
-    ("deadlines.handover_update_days", "handover_update_days = -1"),
-    ("deadlines.devices_waiting_days", "devices_waiting_days = -7"),
-    ("reminders.needs_report_days_before", "needs_report_days_before = [3, -1, 0]"),
-])
+@pytest.mark.parametrize(
+    "field, line",
+    [
+        ("deadlines.handover_update_days", "handover_update_days = -1"),
+        ("deadlines.devices_waiting_days", "devices_waiting_days = -7"),
+        ("reminders.needs_report_days_before", "needs_report_days_before = [3, -1, 0]"),
+    ],
+)
 def test_negative_delay_is_refused_naming_the_field(tmp_path, field, line):
     key = line.split(" = ")[0]
     text = re.sub(rf"^{key} = .*$", line, DEFAULT, count=1, flags=re.M)
@@ -45,7 +48,7 @@ def test_negative_delay_is_refused_naming_the_field(tmp_path, field, line):
 
 
 def test_missing_contact_is_refused(tmp_path):
-    without = DEFAULT[:DEFAULT.index("[[contacts]]")]
+    without = DEFAULT[: DEFAULT.index("[[contacts]]")]
     with pytest.raises(ProgrammeError) as err:
         load_programme(write(tmp_path, without))
     assert "contacts" in str(err.value)

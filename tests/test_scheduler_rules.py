@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from core.vocabulary import NotificationStatus
 from scheduler.sweep import sweep
 from storage.db import session_scope
-from storage.models import Flag, Handover, NotificationStatus, School, Staff
+from storage.models import Flag, Handover, School, Staff
 from tests.test_scheduler_support import (
-    add_batch, add_handover, add_student, link, local, rows, submit_report,
+    add_batch,
+    add_handover,
+    add_student,
+    link,
+    local,
+    rows,
+    submit_report,
 )
 
 
@@ -31,13 +38,18 @@ def test_needs_report_ladder_then_escalations(db_engine, world, programme):
     r = sweep(db_engine, programme=programme, now=local(2021, 11, 17, 7, 0))
     needs = {c.key for c in r.created if c.rule == "needs_report"}
     # Schools without a submitted report, to their principals; school B submitted, so nothing for it.
-    assert needs == {f"needs_report:school:{w.school_a}:s{w.principal_a}:remind:3",
-                     f"needs_report:school:{w.school_other}:s{w.principal_other}:remind:3"}
+    assert needs == {
+        f"needs_report:school:{w.school_a}:s{w.principal_a}:remind:3",
+        f"needs_report:school:{w.school_other}:s{w.principal_other}:remind:3",
+    }
     text = next(c.line for c in r.created if c.recipient.staff_id == w.principal_a)
     assert "Trường Tiểu học Phú Hòa 1" in text and "hết ngày 20/11/2021" in text and "còn 3 ngày" in text
 
-    assert {c.stage for c in sweep(db_engine, programme=programme, now=local(2021, 11, 19, 7)).created
-            if c.rule == "needs_report"} == {"remind:1"}
+    assert {
+        c.stage
+        for c in sweep(db_engine, programme=programme, now=local(2021, 11, 19, 7)).created
+        if c.rule == "needs_report"
+    } == {"remind:1"}
     r = sweep(db_engine, programme=programme, now=local(2021, 11, 20, 7))
     assert "hôm nay là ngày cuối" in next(c.line for c in r.created if c.recipient.staff_id == w.principal_a)
 
@@ -45,7 +57,9 @@ def test_needs_report_ladder_then_escalations(db_engine, world, programme):
     r = sweep(db_engine, programme=programme, now=local(2021, 11, 21, 7))
     late = [c for c in r.created if c.rule == "needs_report"]
     assert {(c.subject, c.recipient.staff_id) for c in late} == {
-        (f"district:{w.district_id}", w.officer), (f"district:{w.other_district_id}", w.other_officer)}
+        (f"district:{w.district_id}", w.officer),
+        (f"district:{w.other_district_id}", w.other_officer),
+    }
     tdm = next(c for c in late if c.recipient.staff_id == w.officer)
     assert tdm.escalation and tdm.recipient.email == "leminhtien@tptdm.edu.vn"
     assert "Trường Tiểu học Phú Hòa 1" in tdm.line and "Nguyễn Thị Lan, 0901 000 001" in tdm.line
@@ -56,11 +70,15 @@ def test_needs_report_ladder_then_escalations(db_engine, world, programme):
     day2 = [c for c in r.created if c.rule == "needs_report"]
     assert {c.key for c in day2} == {
         f"needs_report:school:{w.school_a}:s{w.officer}:late:2021-11-22",
-        f"needs_report:school:{w.school_other}:s{w.other_officer}:late:2021-11-22"}
+        f"needs_report:school:{w.school_other}:s{w.other_officer}:late:2021-11-22",
+    }
     assert "trễ 2 ngày" in next(c.line for c in day2 if c.recipient.staff_id == w.officer)
     submit_report(db_engine, school_id=w.school_a, at=local(2021, 11, 22, 9))
-    assert [c.subject for c in sweep(db_engine, programme=programme, now=local(2021, 11, 23, 7)).created
-            if c.rule == "needs_report"] == [f"school:{w.school_other}"]
+    assert [
+        c.subject
+        for c in sweep(db_engine, programme=programme, now=local(2021, 11, 23, 7)).created
+        if c.rule == "needs_report"
+    ] == [f"school:{w.school_other}"]
 
 
 def test_catch_up_sends_the_current_stage_and_skips_the_missed_one(db_engine, world, programme):
@@ -73,12 +91,18 @@ def test_catch_up_sends_the_current_stage_and_skips_the_missed_one(db_engine, wo
 
 def test_a_reminder_that_could_only_go_out_the_next_day_is_dropped(db_engine, world, programme):
     # 00:05 on 19/11: the current stage is still "3 days before" (17/11), but its day is over.
-    assert not [c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 19, 0, 5)).created
-                if c.rule == "needs_report"]
+    assert not [
+        c
+        for c in sweep(db_engine, programme=programme, now=local(2021, 11, 19, 0, 5)).created
+        if c.rule == "needs_report"
+    ]
     # 22:00 on 19/11: the "1 day before" reminder is current, but quiet hours would hold it until tomorrow,
     # when the "deadline day" reminder takes over. Nothing is recorded tonight ...
-    assert not [c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 19, 22)).created
-                if c.rule == "needs_report"]
+    assert not [
+        c
+        for c in sweep(db_engine, programme=programme, now=local(2021, 11, 19, 22)).created
+        if c.rule == "needs_report"
+    ]
     # ... and the morning brings exactly one reminder.
     r = sweep(db_engine, programme=programme, now=local(2021, 11, 20, 7))
     assert {c.stage for c in r.created if c.rule == "needs_report"} == {"remind:0"}
@@ -115,10 +139,18 @@ def test_school_without_principal_reminds_the_district_instead(db_engine, world,
 
 def test_csdl_reminder_then_one_escalation(db_engine, world, programme):
     w = world
-    hid = add_handover(db_engine, programme, school_id=w.school_a, recorded_by=w.teacher_a,
-                       handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9), name="Trần Thị Bích")
-    assert not [c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 17, 12)).created
-                if c.rule == "csdl"]
+    hid = add_handover(
+        db_engine,
+        programme,
+        school_id=w.school_a,
+        recorded_by=w.teacher_a,
+        handed_over_on=date(2021, 11, 17),
+        created_at=local(2021, 11, 17, 9),
+        name="Trần Thị Bích",
+    )
+    assert not [
+        c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 17, 12)).created if c.rule == "csdl"
+    ]
     # Due by the end of 18/11: reminded that morning, principal and the teacher who recorded it.
     r = sweep(db_engine, programme=programme, now=local(2021, 11, 18, 7))
     csdl = [c for c in r.created if c.rule == "csdl"]
@@ -134,15 +166,23 @@ def test_csdl_reminder_then_one_escalation(db_engine, world, programme):
     assert {x.status for x in rows(db_engine, rule="csdl", stage="remind")} == {NotificationStatus.SKIPPED}
     # Escalated once: later sweeps find it again but record nothing new.
     for day in (19, 20, 25):
-        assert not [c for c in sweep(db_engine, programme=programme, now=local(2021, 11, day, 9)).created
-                    if c.rule == "csdl"]
+        assert not [
+            c for c in sweep(db_engine, programme=programme, now=local(2021, 11, day, 9)).created if c.rule == "csdl"
+        ]
 
 
 def test_csdl_grace_and_confirmation(db_engine, world, programme):
-    graced = programme.model_copy(update={"deadlines": programme.deadlines.model_copy(
-        update={"handover_update_grace_hours": 6})})
-    hid = add_handover(db_engine, graced, school_id=world.school_b, recorded_by=world.principal_b,
-                       handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9))
+    graced = programme.model_copy(
+        update={"deadlines": programme.deadlines.model_copy(update={"handover_update_grace_hours": 6})}
+    )
+    hid = add_handover(
+        db_engine,
+        graced,
+        school_id=world.school_b,
+        recorded_by=world.principal_b,
+        handed_over_on=date(2021, 11, 17),
+        created_at=local(2021, 11, 17, 9),
+    )
     sweep(db_engine, programme=graced, now=local(2021, 11, 18, 7))
     # The principal recorded it: reminded once, not twice.
     assert len([x for x in rows(db_engine, rule="csdl")]) == 1
@@ -159,12 +199,29 @@ def test_csdl_grace_and_confirmation(db_engine, world, programme):
 
 def test_devices_waiting_reminder_then_escalation(db_engine, world, programme):
     w = world
-    bid = add_batch(db_engine, school_id=w.school_a, recorded_by=w.principal_a, received_on=date(2021, 11, 10),
-                    quantity=5, handed_over=2, created_at=local(2021, 11, 10, 9))
-    add_batch(db_engine, school_id=w.school_a, recorded_by=w.principal_a, received_on=date(2021, 11, 1),
-              quantity=3, handed_over=3, created_at=local(2021, 11, 1, 9))  # all handed over: never chased
-    assert not [c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 16, 9)).created
-                if c.rule == "devices_waiting"]
+    bid = add_batch(
+        db_engine,
+        school_id=w.school_a,
+        recorded_by=w.principal_a,
+        received_on=date(2021, 11, 10),
+        quantity=5,
+        handed_over=2,
+        created_at=local(2021, 11, 10, 9),
+    )
+    add_batch(
+        db_engine,
+        school_id=w.school_a,
+        recorded_by=w.principal_a,
+        received_on=date(2021, 11, 1),
+        quantity=3,
+        handed_over=3,
+        created_at=local(2021, 11, 1, 9),
+    )  # all handed over: never chased
+    assert not [
+        c
+        for c in sweep(db_engine, programme=programme, now=local(2021, 11, 16, 9)).created
+        if c.rule == "devices_waiting"
+    ]
     r = sweep(db_engine, programme=programme, now=local(2021, 11, 17, 7))
     [c] = [c for c in r.created if c.rule == "devices_waiting"]
     assert (c.subject, c.recipient.staff_id, c.stage) == (f"batch:{bid}", w.principal_a, "remind")
@@ -177,13 +234,28 @@ def test_devices_waiting_reminder_then_escalation(db_engine, world, programme):
 
 def test_pending_review_after_two_days_goes_out_the_next_morning(db_engine, world, programme):
     w = world
-    old = add_student(db_engine, school_id=w.school_a, registered_by=w.teacher_a, created_at=local(2021, 11, 14, 10),
-                      status="pending", name="Lê Văn Cường")
-    add_student(db_engine, school_id=w.school_a, registered_by=w.teacher_a, created_at=local(2021, 11, 16, 10),
-                status="pending", name="Đỗ Thị Dung")
+    old = add_student(
+        db_engine,
+        school_id=w.school_a,
+        registered_by=w.teacher_a,
+        created_at=local(2021, 11, 14, 10),
+        status="pending",
+        name="Lê Văn Cường",
+    )
+    add_student(
+        db_engine,
+        school_id=w.school_a,
+        registered_by=w.teacher_a,
+        created_at=local(2021, 11, 16, 10),
+        status="pending",
+        name="Đỗ Thị Dung",
+    )
     # 2 days passed at 16/11 10:00; collected into the next morning's message, not sent mid-afternoon.
-    assert not [c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 16, 15)).created
-                if c.rule == "pending_review"]
+    assert not [
+        c
+        for c in sweep(db_engine, programme=programme, now=local(2021, 11, 16, 15)).created
+        if c.rule == "pending_review"
+    ]
     r = sweep(db_engine, programme=programme, now=local(2021, 11, 17, 7))
     [c] = [c for c in r.created if c.rule == "pending_review"]
     assert c.subject == f"student:{old}" and "Lê Văn Cường" in c.line and c.recipient.staff_id == w.principal_a
@@ -193,15 +265,22 @@ def test_pending_review_after_two_days_goes_out_the_next_morning(db_engine, worl
 
 
 def test_quiet_hours_record_now_deliver_in_the_morning(db_engine, world, programme):
-    add_handover(db_engine, programme, school_id=world.school_a, recorded_by=world.teacher_a,
-                 handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9))
+    add_handover(
+        db_engine,
+        programme,
+        school_id=world.school_a,
+        recorded_by=world.teacher_a,
+        handed_over_on=date(2021, 11, 17),
+        created_at=local(2021, 11, 17, 9),
+    )
     sweep(db_engine, programme=programme, now=local(2021, 11, 19, 0, 5))  # the escalation, found at night
     [late] = rows(db_engine, rule="csdl", stage="late")
     assert late.created_at == local(2021, 11, 19, 0, 5)
     assert late.next_attempt_at == local(2021, 11, 19, 6, 30)
     sweep(db_engine, programme=programme, now=local(2021, 11, 19, 22))
-    assert all(r.next_attempt_at.astimezone(programme.tz).time() >= programme.reminders.quiet_end
-               for r in rows(db_engine))
+    assert all(
+        r.next_attempt_at.astimezone(programme.tz).time() >= programme.reminders.quiet_end for r in rows(db_engine)
+    )
 
 
 def test_two_sweeps_at_the_same_moment_record_once(db_engine, world, programme):
@@ -223,16 +302,31 @@ def test_two_sweeps_at_the_same_moment_record_once(db_engine, world, programme):
 def test_digest_every_morning_with_counts_late_items_and_flags(db_engine, world, programme):
     w = world
     submit_report(db_engine, school_id=w.school_b, at=local(2021, 11, 19, 10))
-    add_student(db_engine, school_id=w.school_a, registered_by=w.teacher_a, created_at=local(2021, 11, 15, 10),
-                status="pending")
-    hid = add_handover(db_engine, programme, school_id=w.school_a, recorded_by=w.teacher_a,
-                       handed_over_on=date(2021, 11, 18), created_at=local(2021, 11, 18, 9))
+    add_student(
+        db_engine, school_id=w.school_a, registered_by=w.teacher_a, created_at=local(2021, 11, 15, 10), status="pending"
+    )
+    hid = add_handover(
+        db_engine,
+        programme,
+        school_id=w.school_a,
+        recorded_by=w.teacher_a,
+        handed_over_on=date(2021, 11, 18),
+        created_at=local(2021, 11, 18, 9),
+    )
     with session_scope(db_engine) as s:
-        s.add(Flag(handover_id=hid, school_id=w.school_a, kind="photo_reused", detail="ảnh trùng bàn giao #9",
-                   created_at=local(2021, 11, 18, 9)))
+        s.add(
+            Flag(
+                handover_id=hid,
+                school_id=w.school_a,
+                kind="photo_reused",
+                detail="ảnh trùng bàn giao #9",
+                created_at=local(2021, 11, 18, 9),
+            )
+        )
     link(db_engine, staff_id=w.officer, linked_at=local(2021, 11, 1))
-    assert not [c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 22, 6, 59)).created
-                if c.rule == "digest"]
+    assert not [
+        c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 22, 6, 59)).created if c.rule == "digest"
+    ]
     r = sweep(db_engine, programme=programme, now=local(2021, 11, 22, 7))
     digest = {c.recipient.staff_id: c for c in r.created if c.rule == "digest"}
     assert set(digest) == {w.officer, w.other_officer}
@@ -245,8 +339,9 @@ def test_digest_every_morning_with_counts_late_items_and_flags(db_engine, world,
     assert "Ảnh bị gắn cờ chưa xử lý: 1" in text and "ảnh đã dùng cho bàn giao khác" in text
     assert "Dĩ An" not in text  # another district's school
     # Once a day: the next sweep finds today's digest recorded and does not recompute it.
-    assert not [c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 22, 7, 5)).created
-                if c.rule == "digest"]
+    assert not [
+        c for c in sweep(db_engine, programme=programme, now=local(2021, 11, 22, 7, 5)).created if c.rule == "digest"
+    ]
     assert len(rows(db_engine, rule="digest")) == 2
 
 
@@ -263,8 +358,14 @@ def test_a_person_who_chose_english_gets_english(sqlite_engine, sqlite_world, pr
 
     with session_scope(sqlite_engine) as s:
         s.get(Staff, sqlite_world.principal_a).language = "en"
-    add_handover(sqlite_engine, programme, school_id=sqlite_world.school_a, recorded_by=sqlite_world.teacher_a,
-                 handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9))
+    add_handover(
+        sqlite_engine,
+        programme,
+        school_id=sqlite_world.school_a,
+        recorded_by=sqlite_world.teacher_a,
+        handed_over_on=date(2021, 11, 17),
+        created_at=local(2021, 11, 17, 9),
+    )
     r = sweep(sqlite_engine, programme=programme, now=local(2021, 11, 18, 7))
     [c] = [c for c in r.created if c.rule == "csdl" and c.recipient.staff_id == sqlite_world.principal_a]
     assert "handed over 17/11/2021, update due by end of 18/11/2021" in c.line

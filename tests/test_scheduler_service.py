@@ -9,17 +9,23 @@ from datetime import date, timedelta
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.clock import FixedClock
+from core.clock import FixedClock
+from core.vocabulary import NotificationStatus
 from scheduler import lease
 from scheduler.delivery import Deliverer
 from scheduler.service import SchedulerService, build_scheduler
-from storage.models import NotificationStatus
 from tests.test_scheduler_support import RecordingSender, add_handover, link, local, rows
 
 
 def seed(engine, programme, w):
-    add_handover(engine, programme, school_id=w.school_a, recorded_by=w.teacher_a,
-                 handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9))
+    add_handover(
+        engine,
+        programme,
+        school_id=w.school_a,
+        recorded_by=w.teacher_a,
+        handed_over_on=date(2021, 11, 17),
+        created_at=local(2021, 11, 17, 9),
+    )
     for staff in (w.principal_a, w.teacher_a, w.principal_b, w.officer):
         link(engine, staff_id=staff, linked_at=local(2021, 11, 1))
 
@@ -27,8 +33,14 @@ def seed(engine, programme, w):
 async def test_start_schedules_jobs_and_catches_up_at_once(sqlite_engine, sqlite_world, programme):
     seed(sqlite_engine, programme, sqlite_world)
     tg = RecordingSender("telegram")
-    service = build_scheduler(db=sqlite_engine, programme=programme, clock=FixedClock(local(2021, 11, 18, 7, 2)),
-                              senders={"telegram": tg}, mailer=None, holder="test:1")
+    service = build_scheduler(
+        db=sqlite_engine,
+        programme=programme,
+        clock=FixedClock(local(2021, 11, 18, 7, 2)),
+        senders={"telegram": tg},
+        mailer=None,
+        holder="test:1",
+    )
     await service.start()
     try:
         jobs = {j.id: j.trigger for j in service.jobs}
@@ -46,15 +58,16 @@ async def test_start_schedules_jobs_and_catches_up_at_once(sqlite_engine, sqlite
     assert lease.current_holder(sqlite_engine, now=local(2021, 11, 18, 7, 2)) is None  # handed over
 
 
-async def test_a_second_process_stays_idle_while_the_first_holds_the_lease(sqlite_engine, sqlite_world,
-                                                                           programme):
+async def test_a_second_process_stays_idle_while_the_first_holds_the_lease(sqlite_engine, sqlite_world, programme):
     seed(sqlite_engine, programme, sqlite_world)
     clock = FixedClock(local(2021, 11, 18, 7))
     first_tg, second_tg = RecordingSender("telegram"), RecordingSender("telegram")
-    first = SchedulerService(db=sqlite_engine, programme=programme, clock=clock, senders={"telegram": first_tg},
-                             mailer=None, holder="a")
-    second = SchedulerService(db=sqlite_engine, programme=programme, clock=clock, senders={"telegram": second_tg},
-                              mailer=None, holder="b")
+    first = SchedulerService(
+        db=sqlite_engine, programme=programme, clock=clock, senders={"telegram": first_tg}, mailer=None, holder="a"
+    )
+    second = SchedulerService(
+        db=sqlite_engine, programme=programme, clock=clock, senders={"telegram": second_tg}, mailer=None, holder="b"
+    )
     assert await first.run_cycle() is not None
     assert await second.run_cycle() is None and second_tg.sent == []
     clock.advance(timedelta(minutes=3))  # "a" died without a word: its lease runs out
@@ -75,10 +88,16 @@ async def test_shutdown_mid_delivery_leaves_the_rest_pending(sqlite_engine, sqli
 
     tg = SlowSender("telegram")
     clock = FixedClock(local(2021, 11, 18, 7))
-    deliverer = Deliverer(db=sqlite_engine, programme=programme, clock=clock, senders={"telegram": tg},
-                          concurrency=1)
-    service = SchedulerService(db=sqlite_engine, programme=programme, clock=clock, senders={"telegram": tg},
-                               mailer=None, holder="a", deliverer=deliverer)
+    deliverer = Deliverer(db=sqlite_engine, programme=programme, clock=clock, senders={"telegram": tg}, concurrency=1)
+    service = SchedulerService(
+        db=sqlite_engine,
+        programme=programme,
+        clock=clock,
+        senders={"telegram": tg},
+        mailer=None,
+        holder="a",
+        deliverer=deliverer,
+    )
     cycle = asyncio.create_task(service.run_cycle())
     await asyncio.wait_for(started.wait(), 10)
     stopping = asyncio.create_task(service.shutdown())

@@ -12,10 +12,10 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.clock import LOCAL_TZ, UTC
-from bot.programme import Programme
-from conversations.types import Outgoing
-from scheduler.delivery import RetryLater
+from core.clock import LOCAL_TZ, UTC
+from core.messages import Outgoing
+from core.ports import RetryLater
+from core.programme import Programme
 from storage.db import session_scope
 from storage.models import Batch, ChatIdentity, Handover, Notification, School, Student
 
@@ -26,49 +26,110 @@ def local(y: int, m: int, d: int, h: int = 0, mi: int = 0) -> datetime:
     return datetime(y, m, d, h, mi, tzinfo=LOCAL_TZ).astimezone(UTC)
 
 
-def add_student(engine: Engine, *, school_id: int, registered_by: int, created_at: datetime, status: str = "approved",
-                name: str = "Nguyễn Văn An", class_name: str = "6A1") -> int:
+def add_student(
+    engine: Engine,
+    *,
+    school_id: int,
+    registered_by: int,
+    created_at: datetime,
+    status: str = "approved",
+    name: str = "Nguyễn Văn An",
+    class_name: str = "6A1",
+) -> int:
     with session_scope(engine) as s:
-        st = Student(school_id=school_id, code=str(next(_codes)), full_name=name, birth_date=date(2012, 3, 4),
-                     gender="male", class_name=class_name, category="poor", need="device", status=status,
-                     registered_by=registered_by, created_at=created_at, updated_at=created_at)
+        st = Student(
+            school_id=school_id,
+            code=str(next(_codes)),
+            full_name=name,
+            birth_date=date(2012, 3, 4),
+            gender="male",
+            class_name=class_name,
+            category="poor",
+            need="device",
+            status=status,
+            registered_by=registered_by,
+            created_at=created_at,
+            updated_at=created_at,
+        )
         s.add(st)
         s.flush()
         return st.id
 
 
-def add_batch(engine: Engine, *, school_id: int, recorded_by: int, received_on: date, quantity: int = 5,
-              handed_over: int = 0, created_at: datetime) -> int:
+def add_batch(
+    engine: Engine,
+    *,
+    school_id: int,
+    recorded_by: int,
+    received_on: date,
+    quantity: int = 5,
+    handed_over: int = 0,
+    created_at: datetime,
+) -> int:
     with session_scope(engine) as s:
-        b = Batch(school_id=school_id, source="programme", received_on=received_on, quantity=quantity,
-                  device_type="laptop", brand_model="Dell Latitude 3420", condition="mới", handed_over=handed_over,
-                  recorded_by=recorded_by, created_at=created_at)
+        b = Batch(
+            school_id=school_id,
+            source="programme",
+            received_on=received_on,
+            quantity=quantity,
+            device_type="laptop",
+            brand_model="Dell Latitude 3420",
+            condition="mới",
+            handed_over=handed_over,
+            recorded_by=recorded_by,
+            created_at=created_at,
+        )
         s.add(b)
         s.flush()
         return b.id
 
 
-def add_handover(engine: Engine, programme: Programme, *, school_id: int, recorded_by: int, handed_over_on: date,
-                 created_at: datetime, name: str = "Trần Thị Bích", batch_id: int | None = None) -> int:
+def add_handover(
+    engine: Engine,
+    programme: Programme,
+    *,
+    school_id: int,
+    recorded_by: int,
+    handed_over_on: date,
+    created_at: datetime,
+    name: str = "Trần Thị Bích",
+    batch_id: int | None = None,
+) -> int:
     student = add_student(engine, school_id=school_id, registered_by=recorded_by, created_at=created_at, name=name)
     if batch_id is None:
-        batch_id = add_batch(engine, school_id=school_id, recorded_by=recorded_by, received_on=handed_over_on,
-                             quantity=1, handed_over=1, created_at=created_at)
+        batch_id = add_batch(
+            engine,
+            school_id=school_id,
+            recorded_by=recorded_by,
+            received_on=handed_over_on,
+            quantity=1,
+            handed_over=1,
+            created_at=created_at,
+        )
     with session_scope(engine) as s:
-        h = Handover(student_id=student, batch_id=batch_id, school_id=school_id, handed_over_on=handed_over_on,
-                     recorded_by=recorded_by, csdl_due_at=programme.handover_update_due(handed_over_on),
-                     created_at=created_at, updated_at=created_at)
+        h = Handover(
+            student_id=student,
+            batch_id=batch_id,
+            school_id=school_id,
+            handed_over_on=handed_over_on,
+            recorded_by=recorded_by,
+            csdl_due_at=programme.handover_update_due(handed_over_on),
+            created_at=created_at,
+            updated_at=created_at,
+        )
         s.add(h)
         s.flush()
         return h.id
 
 
-def link(engine: Engine, *, staff_id: int, channel: str = "telegram", chat_id: str | None = None,
-         linked_at: datetime) -> str:
+def link(
+    engine: Engine, *, staff_id: int, channel: str = "telegram", chat_id: str | None = None, linked_at: datetime
+) -> str:
     chat_id = chat_id or f"{channel[:2]}{staff_id}"
     with session_scope(engine) as s:
-        s.add(ChatIdentity(staff_id=staff_id, channel=channel, external_id=chat_id, chat_id=chat_id,
-                           linked_at=linked_at))
+        s.add(
+            ChatIdentity(staff_id=staff_id, channel=channel, external_id=chat_id, chat_id=chat_id, linked_at=linked_at)
+        )
     return chat_id
 
 
@@ -123,4 +184,3 @@ class RecordingMailer:
 
     async def __call__(self, to: str, subject: str, body: str) -> None:
         await self.send(to, subject, body)
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from datetime import date, datetime
+from datetime import date
 
 import pytest
 from openpyxl import load_workbook
@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from conversations.menu import COMMANDS
-from conversations.types import Outgoing, plain_text
-from storage import computers as comp
+from core.messages import Outgoing, plain_text
+from core.vocabulary import DeviceType, ReviewStatus, Source
+from storage import handovers, receipts
 from storage.db import session_scope
-from storage.models import Batch, DeviceType, Handover, ReviewStatus, Source, Student
+from storage.models import Batch, Handover, Student
 from storage.photos import PhotoStore
 from tests.engine_helpers import Chat, make_engine
 from tests.photo_factory import phone_jpeg
@@ -44,21 +45,49 @@ def school_a(sqlite_engine, sqlite_world, programme, clock, store):
     with session_scope(sqlite_engine) as s:
         ids = []
         for i, status in enumerate([ReviewStatus.PENDING, ReviewStatus.APPROVED, ReviewStatus.APPROVED]):
-            st = Student(school_id=sqlite_world.school_a, code=f"55500000{i:02d}", full_name=f"Học Sinh {MARK} {i}",
-                         birth_date=date(2012, 3, 4), gender="female", class_name="4A1", category="poor",
-                         need="device", status=status, registered_by=sqlite_world.teacher_a, created_at=now,
-                         updated_at=now)
+            st = Student(
+                school_id=sqlite_world.school_a,
+                code=f"55500000{i:02d}",
+                full_name=f"Học Sinh {MARK} {i}",
+                birth_date=date(2012, 3, 4),
+                gender="female",
+                class_name="4A1",
+                category="poor",
+                need="device",
+                status=status,
+                registered_by=sqlite_world.teacher_a,
+                created_at=now,
+                updated_at=now,
+            )
             s.add(st)
             s.flush()
             ids.append(st.id)
-        batch = comp.record_batch(s, school_id=sqlite_world.school_a, by=sqlite_world.principal_a,
-                                  source=Source.PROGRAMME, sponsor_id=None, received_on=date(2021, 11, 15),
-                                  quantity=4, device_type=DeviceType.LAPTOP, brand_model=f"Dell {MARK}",
-                                  condition="mới", serials=[], now=now)
+        batch = receipts.record_batch(
+            s,
+            school_id=sqlite_world.school_a,
+            by=sqlite_world.principal_a,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=date(2021, 11, 15),
+            quantity=4,
+            device_type=DeviceType.LAPTOP,
+            brand_model=f"Dell {MARK}",
+            condition="mới",
+            serials=[],
+            now=now,
+        )
         photo = store.ingest(phone_jpeg(5))
-        comp.record_handover(s, student_id=ids[1], batch_id=batch.id, serial=None,
-                             handed_over_on=date(2021, 11, 16), by=sqlite_world.teacher_a,
-                             photos=[(photo, "scene")], programme=programme, now=now)
+        handovers.record_handover(
+            s,
+            student_id=ids[1],
+            batch_id=batch.id,
+            serial=None,
+            handed_over_on=date(2021, 11, 16),
+            by=sqlite_world.teacher_a,
+            photos=[(photo, "scene")],
+            programme=programme,
+            now=now,
+        )
     return ids
 
 
@@ -81,8 +110,7 @@ def _xlsx_text(data: bytes) -> str:
         return ""
     if data[:4] == b"PK\x03\x04" and b"xl/" not in data[:2000]:
         with zipfile.ZipFile(io.BytesIO(data)) as z:  # a zip of workbook + photos
-            return " ".join(z.namelist()) + " ".join(
-                _xlsx_text(z.read(n)) for n in z.namelist() if n.endswith(".xlsx"))
+            return " ".join(z.namelist()) + " ".join(_xlsx_text(z.read(n)) for n in z.namelist() if n.endswith(".xlsx"))
     wb = load_workbook(io.BytesIO(data), read_only=True)
     return " ".join(str(v) for ws in wb.worksheets for row in ws.iter_rows(values_only=True) for v in row if v)
 

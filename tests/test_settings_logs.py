@@ -58,8 +58,10 @@ def test_bad_value_names_the_variable(monkeypatch, var: str, value: str) -> None
 
 def test_redaction_of_tokens_urls_and_phones() -> None:
     register_secret("s3cr3t-smtp-pass")
-    line = ("POST https://api.telegram.org/bot123456:AAH-very_secret/sendMessage for 0913860438 and +84901000002 "
-            "smtp pass s3cr3t-smtp-pass")
+    line = (
+        "POST https://api.telegram.org/bot123456:AAH-very_secret/sendMessage for 0913860438 and +84901000002 "
+        "smtp pass s3cr3t-smtp-pass"
+    )
     clean = redact(line)
     assert "AAH-very_secret" not in clean and "s3cr3t-smtp-pass" not in clean
     assert "0913860438" not in clean and "+84901000002" not in clean

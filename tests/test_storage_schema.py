@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -33,53 +33,73 @@ def test_timestamps_round_trip_as_aware_utc(db_engine, world) -> None:
 
 
 def test_naive_datetime_refused(db_engine, world) -> None:
-    with pytest.raises(Exception, match="naive"):
-        with session_scope(db_engine) as s:
-            st = s.get(Staff, world.teacher_a)
-            st.updated_at = datetime(2021, 11, 17, 8, 0)
+    with pytest.raises(Exception, match="naive"), session_scope(db_engine) as s:
+        st = s.get(Staff, world.teacher_a)
+        st.updated_at = datetime(2021, 11, 17, 8, 0)
 
 
 def _student(world, code: str, now: datetime) -> Student:
     return Student(
-        school_id=world.school_a, code=code, full_name="Nguyễn Văn An", birth_date=date(2012, 5, 1),
-        gender="male", class_name="4A1", category="poor", need="device", registered_by=world.teacher_a,
-        created_at=now, updated_at=now,
+        school_id=world.school_a,
+        code=code,
+        full_name="Nguyễn Văn An",
+        birth_date=date(2012, 5, 1),
+        gender="male",
+        class_name="4A1",
+        category="poor",
+        need="device",
+        registered_by=world.teacher_a,
+        created_at=now,
+        updated_at=now,
     )
 
 
 @pytest.mark.parametrize("what", ["student_code", "staff_phone", "device_serial"])
 def test_unique_constraints(db_engine, world, clock, what: str) -> None:
     now = clock.now()
-    with pytest.raises(IntegrityError):
-        with session_scope(db_engine) as s:
-            if what == "student_code":
-                s.add(_student(world, "0123456789", now))
-                s.add(_student(world, "0123456789", now))
-            elif what == "staff_phone":
-                s.add(Staff(full_name="X Y", phone=world.phones["teacher_a"], role="teacher",
-                            district_id=world.district_id, created_at=now, updated_at=now))
-            else:
-                b = Batch(school_id=world.school_a, source="programme", received_on=date(2021, 11, 20), quantity=2,
-                          device_type="laptop", brand_model="Dell", condition="mới", recorded_by=world.principal_a,
-                          created_at=now)
-                s.add(b)
-                s.flush()
-                s.add_all([Device(batch_id=b.id, serial="SN1"), Device(batch_id=b.id, serial="SN1")])
+    with pytest.raises(IntegrityError), session_scope(db_engine) as s:
+        if what == "student_code":
+            s.add(_student(world, "0123456789", now))
+            s.add(_student(world, "0123456789", now))
+        elif what == "staff_phone":
+            s.add(
+                Staff(
+                    full_name="X Y",
+                    phone=world.phones["teacher_a"],
+                    role="teacher",
+                    district_id=world.district_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        else:
+            b = Batch(
+                school_id=world.school_a,
+                source="programme",
+                received_on=date(2021, 11, 20),
+                quantity=2,
+                device_type="laptop",
+                brand_model="Dell",
+                condition="mới",
+                recorded_by=world.principal_a,
+                created_at=now,
+            )
+            s.add(b)
+            s.flush()
+            s.add_all([Device(batch_id=b.id, serial="SN1"), Device(batch_id=b.id, serial="SN1")])
 
 
 def test_foreign_keys_enforced(db_engine, world, clock) -> None:
-    with pytest.raises(IntegrityError):
-        with session_scope(db_engine) as s:
-            st = _student(world, "0123456780", clock.now())
-            st.school_id = 999_999
-            s.add(st)
+    with pytest.raises(IntegrityError), session_scope(db_engine) as s:
+        st = _student(world, "0123456780", clock.now())
+        st.school_id = 999_999
+        s.add(st)
 
 
 def test_session_scope_rolls_back_on_error(db_engine, world, clock) -> None:
-    with pytest.raises(RuntimeError):
-        with session_scope(db_engine) as s:
-            s.add(_student(world, "0123456781", clock.now()))
-            s.flush()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), session_scope(db_engine) as s:
+        s.add(_student(world, "0123456781", clock.now()))
+        s.flush()
+        raise RuntimeError("boom")
     with session_scope(db_engine) as s:
         assert s.exec(select(Student)).all() == []

@@ -8,9 +8,10 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import select
 
+from core.vocabulary import ReviewStatus
 from storage import audit, students
 from storage.db import session_scope
-from storage.models import AuditEvent, Batch, Handover, ReviewStatus, School, Staff, Student
+from storage.models import AuditEvent, Batch, Handover, School, Staff, Student
 
 
 def _staff(s, staff_id: int) -> Staff:
@@ -18,8 +19,9 @@ def _staff(s, staff_id: int) -> Staff:
 
 
 def _register(s, actor, now, code="0123456789", name="Nguyễn Văn An", birth=date(2012, 9, 5), **kw) -> Student:
-    fields = dict(full_name=name, birth_date=birth, class_name="4A", code=code, gender="male", category="poor",
-                  need="device")
+    fields = dict(
+        full_name=name, birth_date=birth, class_name="4A", code=code, gender="male", category="poor", need="device"
+    )
     fields.update(kw)
     return students.register_student(s, actor=actor, now=now, **fields)
 
@@ -91,14 +93,20 @@ def test_withdrawal_rules(db_engine, world, clock) -> None:
             students.withdraw(s, actor=_staff(s, world.teacher_a2), student_id=pending, reason=None, now=now)
         with pytest.raises(students.NotAllowed):  # another school
             students.withdraw(s, actor=_staff(s, world.principal_b), student_id=pending, reason=None, now=now)
-        assert students.withdraw(s, actor=teacher, student_id=pending, reason="nhầm", now=now).status == ReviewStatus.WITHDRAWN
+        assert (
+            students.withdraw(s, actor=teacher, student_id=pending, reason="nhầm", now=now).status
+            == ReviewStatus.WITHDRAWN
+        )
         st = students.withdraw(s, actor=teacher, student_id=approved, reason="chuyển trường", now=now)
         assert st.status == ReviewStatus.WITHDRAWING
         assert students.needs_report_counts(s, school_id=world.school_a)["total"] == 1  # still counted
         assert [x.id for x in students.list_withdrawal_requests(s, school_id=world.school_a)] == [approved]
         st = students.decide_withdrawal(s, actor=principal, student_id=approved, accept=False, now=now)
         assert st.status == ReviewStatus.APPROVED
-        assert students.withdraw(s, actor=principal, student_id=approved, reason=None, now=now).status == ReviewStatus.WITHDRAWN
+        assert (
+            students.withdraw(s, actor=principal, student_id=approved, reason=None, now=now).status
+            == ReviewStatus.WITHDRAWN
+        )
 
 
 def test_corrections_are_audited_and_resubmit_a_rejected_entry(db_engine, world, clock) -> None:
@@ -116,11 +124,13 @@ def test_corrections_are_audited_and_resubmit_a_rejected_entry(db_engine, world,
         with pytest.raises(students.DuplicateCode):
             students.update_student_field(s, actor=teacher, student_id=sid, field="code", value="1111111111", now=later)
         with pytest.raises(students.NotAllowed):
-            students.update_student_field(s, actor=_staff(s, world.teacher_a2), student_id=sid, field="note",
-                                          value="x", now=later)
+            students.update_student_field(
+                s, actor=_staff(s, world.teacher_a2), student_id=sid, field="note", value="x", now=later
+            )
         with pytest.raises(students.NotAllowed):
-            students.update_student_field(s, actor=_staff(s, world.principal_b), student_id=sid, field="note",
-                                          value="x", now=later)
+            students.update_student_field(
+                s, actor=_staff(s, world.principal_b), student_id=sid, field="note", value="x", now=later
+            )
         with pytest.raises(students.NotAllowed):
             students.update_student_field(s, actor=teacher, student_id=sid, field="status", value="approved", now=later)
         assert other
@@ -146,19 +156,40 @@ def test_search_unserved_students(db_engine, world, clock) -> None:
     with session_scope(db_engine) as s:
         teacher, principal = _staff(s, world.teacher_a), _staff(s, world.principal_a)
         ids = {}
-        for code, name in (("2000000001", "Nguyễn Văn An"), ("2000000002", "Trần Thị Ánh"),
-                           ("2000000003", "Lê Văn Anh"), ("2000000004", "Phạm Văn Bình")):
+        for code, name in (
+            ("2000000001", "Nguyễn Văn An"),
+            ("2000000002", "Trần Thị Ánh"),
+            ("2000000003", "Lê Văn Anh"),
+            ("2000000004", "Phạm Văn Bình"),
+        ):
             ids[name] = _register(s, teacher, now, code=code, name=name).id
             students.approve(s, actor=principal, student_id=ids[name], now=now)
         _register(s, teacher, now, code="2000000005", name="Võ Văn An")  # pending: not offered
-        batch = Batch(school_id=world.school_a, source="programme", received_on=date(2021, 11, 10), quantity=5,
-                      device_type="laptop", brand_model="X", condition="mới", recorded_by=world.principal_a,
-                      created_at=now)
+        batch = Batch(
+            school_id=world.school_a,
+            source="programme",
+            received_on=date(2021, 11, 10),
+            quantity=5,
+            device_type="laptop",
+            brand_model="X",
+            condition="mới",
+            recorded_by=world.principal_a,
+            created_at=now,
+        )
         s.add(batch)
         s.flush()
-        s.add(Handover(student_id=ids["Lê Văn Anh"], batch_id=batch.id, school_id=world.school_a,
-                       handed_over_on=date(2021, 11, 16), recorded_by=world.teacher_a, csdl_due_at=now,
-                       created_at=now, updated_at=now))
+        s.add(
+            Handover(
+                student_id=ids["Lê Văn Anh"],
+                batch_id=batch.id,
+                school_id=world.school_a,
+                handed_over_on=date(2021, 11, 16),
+                recorded_by=world.teacher_a,
+                csdl_due_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
     with session_scope(db_engine) as s:
         names = lambda q: [x.full_name for x in students.search_unserved_students(s, school_id=world.school_a, query=q)]
         assert names("an") == ["Nguyễn Văn An", "Trần Thị Ánh"]  # accents optional; served Lê Văn Anh left out
@@ -178,8 +209,12 @@ def test_needs_report_counts_and_submission(db_engine, world, clock) -> None:
         for st in (a, b):
             students.approve(s, actor=principal, student_id=st.id, now=now)
         counts = students.needs_report_counts(s, school_id=world.school_a)
-        assert counts == {"total": 2, "by_category": {"poor": 1, "near_poor": 1}, "by_need": {"both": 1, "device": 1},
-                          "pending": 1}
+        assert counts == {
+            "total": 2,
+            "by_category": {"poor": 1, "near_poor": 1},
+            "by_need": {"both": 1, "device": 1},
+            "pending": 1,
+        }
         with pytest.raises(students.NotAllowed):
             students.submit_needs_report(s, actor=teacher, now=now)
         school = students.submit_needs_report(s, actor=principal, now=now)
@@ -188,7 +223,8 @@ def test_needs_report_counts_and_submission(db_engine, world, clock) -> None:
             students.submit_needs_report(s, actor=principal, now=now)
         late = _register(s, teacher, now + timedelta(days=1), code="3000000004", name="Đỗ Văn Dũng")
         assert late.late
-        other_school = _register(s, _staff(s, world.teacher_b), now, code="3000000005", name="Đỗ Văn Em",
-                                 birth=date(2008, 1, 1))
+        other_school = _register(
+            s, _staff(s, world.teacher_b), now, code="3000000005", name="Đỗ Văn Em", birth=date(2008, 1, 1)
+        )
         assert not other_school.late
         assert s.get(School, world.school_b).needs_report_submitted_at is None

@@ -6,9 +6,9 @@ from datetime import datetime
 
 import pytest
 
-from bot.clock import LOCAL_TZ, FixedClock
-from bot.telegram import CONTACT_BUTTON, build_application, incoming_from_update, split_text
-from conversations.types import Incoming, Option, Outgoing, esc
+from bot.telegram import CONTACT_BUTTON, build_application, split_text
+from core.clock import LOCAL_TZ, FixedClock
+from core.messages import Incoming, Option, Outgoing, esc
 from tests.telegram_offline import TOKEN, OfflineRequest, UpdateFactory
 
 CLOCK = FixedClock(datetime(2021, 11, 18, 9, 0, tzinfo=LOCAL_TZ))
@@ -31,8 +31,15 @@ async def tg():
     async def make(*replies: Outgoing):
         request = OfflineRequest()
         handle = Recorder(*replies)
-        app = build_application(token=TOKEN, api_url="http://127.0.0.1:9", handle=handle, clock=CLOCK,
-                                rate_limit=False, request=request, set_my_commands=False)
+        app = build_application(
+            token=TOKEN,
+            api_url="http://127.0.0.1:9",
+            handle=handle,
+            clock=CLOCK,
+            rate_limit=False,
+            request=request,
+            set_my_commands=False,
+        )
         await app.initialize()
         made.append(app)
         return app, request, handle, UpdateFactory(app.bot)

@@ -6,15 +6,13 @@ inline buttons, a redelivered update, and an unlinked person asking for anything
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
 from bot.telegram import build_application
 from storage.db import session_scope
-from storage.models import ChatIdentity, Staff, Student
+from storage.models import ChatIdentity, Student
 from tests.engine_helpers import make_engine
 from tests.telegram_offline import TOKEN, OfflineRequest, UpdateFactory
 
@@ -23,8 +21,15 @@ from tests.telegram_offline import TOKEN, OfflineRequest, UpdateFactory
 async def tg(sqlite_engine, sqlite_world, programme, clock):
     request = OfflineRequest()
     engine = make_engine(sqlite_engine, programme, clock)
-    app = build_application(token=TOKEN, api_url="http://127.0.0.1:9", handle=engine.handle, clock=clock,
-                            rate_limit=False, request=request, set_my_commands=False)
+    app = build_application(
+        token=TOKEN,
+        api_url="http://127.0.0.1:9",
+        handle=engine.handle,
+        clock=clock,
+        rate_limit=False,
+        request=request,
+        set_my_commands=False,
+    )
     await app.initialize()
     yield app, request, UpdateFactory(app.bot)
     await app.shutdown()
@@ -67,7 +72,9 @@ async def test_someone_elses_contact_unknown_phone_and_deactivated_are_refused(t
     await app.process_update(f.contact(502, sqlite_world.phones["principal_a"]))  # typed card: no user id
     await app.process_update(f.contact(503, "0988 777 666", contact_user_id=503))  # not in the roster
     await app.process_update(f.contact(504, sqlite_world.phones["inactive_teacher_a"], contact_user_id=504))
-    assert linked(sqlite_engine, 502) is None and linked(sqlite_engine, 503) is None and linked(sqlite_engine, 504) is None
+    assert (
+        linked(sqlite_engine, 502) is None and linked(sqlite_engine, 503) is None and linked(sqlite_engine, 504) is None
+    )
     assert "0913" in last_text(request, 503)  # whom to ask: the district contact, with phone
     for chat in (502, 503, 504):
         assert request.texts(chat), f"chat {chat} got no answer"

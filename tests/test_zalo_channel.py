@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from bot.clock import FixedClock
 from bot.settings import Settings
 from bot.zalo import ZaloConfigError, ZaloService, run_zalo
 from bot.zalo.adapter import OptionMemory, ZaloChannel, parse_update
@@ -23,7 +22,8 @@ from bot.zalo.api import ZaloApi
 from bot.zalo.polling import poll_updates
 from bot.zalo.render import TEXT_LIMIT, PublicMedia, ZaloRenderer, split_text
 from bot.zalo.webhook import SECRET_HEADER
-from conversations.types import Incoming, Option, Outgoing
+from core.clock import FixedClock
+from core.messages import Incoming, Option, Outgoing
 from tests.fakes.zalo_api import TOKEN, FakeZaloApi, zalo_fake  # noqa: F401 (fixture)
 
 WEBHOOK_SECRET = "hook-Secret-0123456789"
@@ -51,15 +51,23 @@ async def no_sleep(_: float) -> None:
 class Polling:
     """A ZaloChannel fed by the polling loop against the fake platform, stopped at the end of the test."""
 
-    def __init__(self, fake: FakeZaloApi, engine: Recorder, *, memory: OptionMemory | None = None,
-                 media: PublicMedia | None = None) -> None:
+    def __init__(
+        self,
+        fake: FakeZaloApi,
+        engine: Recorder,
+        *,
+        memory: OptionMemory | None = None,
+        media: PublicMedia | None = None,
+    ) -> None:
         self.fake = fake
         self.api = ZaloApi(token=TOKEN, api_url=fake.api_url, sleep=no_sleep)
-        self.channel = ZaloChannel(api=self.api, handle=engine.handle, memory=memory,
-                                   renderer=ZaloRenderer(media=media))
+        self.channel = ZaloChannel(
+            api=self.api, handle=engine.handle, memory=memory, renderer=ZaloRenderer(media=media)
+        )
         self.stop = asyncio.Event()
-        self.task = asyncio.create_task(poll_updates(api=self.api, on_update=self.channel.dispatch, stop=self.stop,
-                                                     timeout=5, sleep=no_sleep))
+        self.task = asyncio.create_task(
+            poll_updates(api=self.api, on_update=self.channel.dispatch, stop=self.stop, timeout=5, sleep=no_sleep)
+        )
 
     async def close(self) -> None:
         self.stop.set()
@@ -88,17 +96,19 @@ async def test_polling_text_reaches_the_engine_and_the_reply_comes_back(zalo_fak
     zalo_fake.push(zalo_fake.text_update("/dangky", user_id="u1", message_id="m-1", date_ms=1637114400123))
     await zalo_fake.wait_sent(1)
     inc = engine.seen[0]
-    assert (inc.channel, inc.user_id, inc.chat_id, inc.message_id, inc.command) == ("zalo", "u1", "u1", "m-1",
-                                                                                  "dangky")
-    assert inc.received_at == datetime(2021, 11, 17, 2, 0, 0, 123000, tzinfo=timezone.utc)
+    assert (inc.channel, inc.user_id, inc.chat_id, inc.message_id, inc.command) == ("zalo", "u1", "u1", "m-1", "dangky")
+    assert inc.received_at == datetime(2021, 11, 17, 2, 0, 0, 123000, tzinfo=UTC)
     assert inc.display_name == "Cô Lan"
     assert zalo_fake.texts("u1") == ["Đã nhận: /dangky"]
 
 
 async def test_numbered_answer_maps_to_the_option_and_survives_losing_the_map(zalo_fake, polling) -> None:
     options = [Option("cat:poor", "Hộ nghèo"), Option("cat:near_poor", "Hộ cận nghèo")]
-    engine = Recorder(lambda inc: [Outgoing(text="Đối tượng?", options=options)] if inc.text == "/dangky"
-                      else [Outgoing(text="Số máy?")])
+    engine = Recorder(
+        lambda inc: (
+            [Outgoing(text="Đối tượng?", options=options)] if inc.text == "/dangky" else [Outgoing(text="Số máy?")]
+        )
+    )
     p = polling(engine)
     zalo_fake.push(zalo_fake.text_update("/dangky", user_id="u1"))
     await zalo_fake.wait_sent(1)
@@ -116,8 +126,9 @@ async def test_numbered_answer_maps_to_the_option_and_survives_losing_the_map(za
     assert parse_update(update, clock=p.channel.clock, memory=fresh).incoming.text == "2"
     # An out-of-range number is text too.
     fresh.remember("u1", options)
-    assert parse_update(zalo_fake.text_update("7", user_id="u1"), clock=p.channel.clock,
-                        memory=fresh).incoming.text == "7"
+    assert (
+        parse_update(zalo_fake.text_update("7", user_id="u1"), clock=p.channel.clock, memory=fresh).incoming.text == "7"
+    )
 
 
 async def test_long_reply_is_split_under_the_platform_limit_in_order(zalo_fake, polling) -> None:
@@ -183,7 +194,7 @@ async def test_sticker_and_protected_user_are_unsupported(zalo_fake, polling) ->
 
 
 async def test_group_chats_and_bots_are_ignored(zalo_fake) -> None:
-    clock = FixedClock(datetime(2021, 11, 17, tzinfo=timezone.utc))
+    clock = FixedClock(datetime(2021, 11, 17, tzinfo=UTC))
     group = zalo_fake.text_update("danh sách học sinh", chat_id="g1", chat_type="GROUP")
     assert parse_update(group, clock=clock) is None
     bot = zalo_fake.text_update("hi")
@@ -232,9 +243,13 @@ async def test_notifications_go_to_other_chats_without_breaking_the_reply(zalo_f
     async def cross(channel: str, chat_id: str, out: Outgoing) -> None:
         crossed.append((channel, chat_id, out.text))
 
-    engine = Recorder(lambda inc: [Outgoing(text="Có đăng ký mới", chat_id="p-zalo"),
-                                   Outgoing(text="Có đăng ký mới", chat_id="777", channel="telegram"),
-                                   Outgoing(text="Đã gửi cho hiệu trưởng")])
+    engine = Recorder(
+        lambda inc: [
+            Outgoing(text="Có đăng ký mới", chat_id="p-zalo"),
+            Outgoing(text="Có đăng ký mới", chat_id="777", channel="telegram"),
+            Outgoing(text="Đã gửi cho hiệu trưởng"),
+        ]
+    )
     zalo_fake.fail_next("sendMessage", status=403, chat_id="p-zalo")  # the principal blocked the bot
     async with ZaloApi(token=TOKEN, api_url=zalo_fake.api_url, sleep=no_sleep) as api:
         channel = ZaloChannel(api=api, handle=engine.handle, cross_channel=cross)
@@ -247,16 +262,28 @@ async def test_notifications_go_to_other_chats_without_breaking_the_reply(zalo_f
 
 
 def zalo_settings(fake: FakeZaloApi, tmp_path: Path, **kw) -> Settings:
-    return Settings(_env_file=None, zalo_token=SecretStr(TOKEN), zalo_api_url=fake.api_url,
-                    database_url=f"sqlite:///{tmp_path / 'x.db'}", media_dir=tmp_path / "media", **kw)
+    return Settings(
+        _env_file=None,
+        zalo_token=SecretStr(TOKEN),
+        zalo_api_url=fake.api_url,
+        database_url=f"sqlite:///{tmp_path / 'x.db'}",
+        media_dir=tmp_path / "media",
+        **kw,
+    )
 
 
-async def test_webhook_refuses_a_wrong_or_missing_secret_and_processes_the_right_one(zalo_fake, tmp_path,
-                                                                                      caplog) -> None:
+async def test_webhook_refuses_a_wrong_or_missing_secret_and_processes_the_right_one(
+    zalo_fake, tmp_path, caplog
+) -> None:
     engine = Recorder()
-    settings = zalo_settings(zalo_fake, tmp_path, zalo_webhook_url="https://bot.example.org/zalo/hook",
-                             zalo_webhook_secret=SecretStr(WEBHOOK_SECRET), zalo_webhook_listen="127.0.0.1:0",
-                             public_media_url="https://bot.example.org/media")
+    settings = zalo_settings(
+        zalo_fake,
+        tmp_path,
+        zalo_webhook_url="https://bot.example.org/zalo/hook",
+        zalo_webhook_secret=SecretStr(WEBHOOK_SECRET),
+        zalo_webhook_listen="127.0.0.1:0",
+        public_media_url="https://bot.example.org/media",
+    )
     service = ZaloService(settings=settings, engine=engine)
     await service.start()
     caplog.set_level(logging.INFO, logger="bot.zalo")
@@ -287,17 +314,20 @@ async def test_webhook_refuses_a_wrong_or_missing_secret_and_processes_the_right
     assert WEBHOOK_SECRET not in caplog.text and WEBHOOK_SECRET[:-1] not in caplog.text
 
 
-@pytest.mark.parametrize("url, secret, fragment", [
-    ("https://bot.example.org/zalo", None, "FIELDBOT_ZALO_WEBHOOK_SECRET"),
-    ("https://bot.example.org/zalo", "short", "8–256"),
-    ("https://bot.example.org/zalo", "x" * 257, "8–256"),
-    ("https://bot.example.org/zalo", "has a space!", "8–256"),
-    ("http://bot.example.org/zalo", "long-enough-secret", "https://"),
-])
-async def test_webhook_configuration_is_checked_before_any_call(zalo_fake, tmp_path, url, secret,
-                                                                fragment) -> None:
-    settings = zalo_settings(zalo_fake, tmp_path, zalo_webhook_url=url,
-                             zalo_webhook_secret=SecretStr(secret) if secret else None)
+@pytest.mark.parametrize(
+    "url, secret, fragment",
+    [
+        ("https://bot.example.org/zalo", None, "FIELDBOT_ZALO_WEBHOOK_SECRET"),
+        ("https://bot.example.org/zalo", "short", "8–256"),
+        ("https://bot.example.org/zalo", "x" * 257, "8–256"),
+        ("https://bot.example.org/zalo", "has a space!", "8–256"),
+        ("http://bot.example.org/zalo", "long-enough-secret", "https://"),
+    ],
+)
+async def test_webhook_configuration_is_checked_before_any_call(zalo_fake, tmp_path, url, secret, fragment) -> None:
+    settings = zalo_settings(
+        zalo_fake, tmp_path, zalo_webhook_url=url, zalo_webhook_secret=SecretStr(secret) if secret else None
+    )
     with pytest.raises(ZaloConfigError, match=fragment):
         await run_zalo(settings=settings, engine=Recorder(), stop=asyncio.Event())
     assert zalo_fake.calls == []

@@ -17,20 +17,20 @@ import pytest
 from pydantic import SecretStr
 from sqlmodel import Session, select
 
-from bot.clock import FixedClock
 from bot.settings import Settings
 from bot.zalo import ZaloService
 from bot.zalo.api import ZaloApi
 from bot.zalo.sender import ZaloSender
 from conversations.engine import ConversationEngine
 from conversations.linking import issue_link_code
+from core.clock import FixedClock
+from core.vocabulary import DeviceType, NotificationStatus, ReviewStatus, Source
 from scheduler.delivery import Deliverer
 from scheduler.email import SmtpMailer
 from scheduler.sweep import sweep
-from storage import computers as comp
+from storage import receipts
 from storage.db import session_scope
-from storage.models import ChatIdentity, DeviceType, Handover, HandoverPhoto, NotificationStatus, ReviewStatus, \
-    Source, Student
+from storage.models import ChatIdentity, Handover, HandoverPhoto, Student
 from storage.photos import PhotoStore
 from tests.fakes.zalo_api import TOKEN, FakeZaloApi, zalo_fake  # noqa: F401 (fixture)
 from tests.photo_factory import phone_jpeg
@@ -44,9 +44,14 @@ class ZaloWorld:
 
     def __init__(self, fake: FakeZaloApi, engine: ConversationEngine, tmp_path: Path) -> None:
         self.fake = fake
-        settings = Settings(_env_file=None, zalo_token=SecretStr(TOKEN), zalo_api_url=fake.api_url,
-                            media_dir=tmp_path / "media", zalo_webhook_listen="127.0.0.1:0",
-                            public_media_url="http://127.0.0.1:1/media")
+        settings = Settings(
+            _env_file=None,
+            zalo_token=SecretStr(TOKEN),
+            zalo_api_url=fake.api_url,
+            media_dir=tmp_path / "media",
+            zalo_webhook_listen="127.0.0.1:0",
+            public_media_url="http://127.0.0.1:1/media",
+        )
         self.service = ZaloService(settings=settings, engine=engine, poll_timeout=5)
         self.stop = asyncio.Event()
         self.handled = 0
@@ -129,8 +134,9 @@ def engine(db, w, programme, clock, store, mail) -> ConversationEngine:
     async def mailer(to: str, subject: str, body: str) -> None:
         mail.append((to, subject, body))
 
-    return ConversationEngine(db=db, programme=programme, clock=clock, photos=store,
-                              media_dir=store.media_dir, mailer=mailer)
+    return ConversationEngine(
+        db=db, programme=programme, clock=clock, photos=store, media_dir=store.media_dir, mailer=mailer
+    )
 
 
 @pytest.fixture
@@ -174,8 +180,9 @@ def smtp_server():
     controller.stop()
 
 
-async def test_linking_by_emailed_code_over_smtp(zalo_fake, db, w, programme, clock, store, tmp_path,
-                                                 smtp_server) -> None:
+async def test_linking_by_emailed_code_over_smtp(
+    zalo_fake, db, w, programme, clock, store, tmp_path, smtp_server
+) -> None:
     controller, inbox = smtp_server
     mailer = SmtpMailer(f"smtp://127.0.0.1:{controller.port}?from=bot@fieldbot.example")
     engine = ConversationEngine(db=db, programme=programme, clock=clock, photos=store, mailer=mailer)
@@ -218,8 +225,7 @@ async def test_linking_by_a_principals_code(zw, db, w, clock) -> None:
 # --- forms --------------------------------------------------------------------------------------------------
 
 
-async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(zw, engine, db,
-                                                                             w) -> None:
+async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(zw, engine, db, w) -> None:
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
     engine.link_directly(channel="zalo", external_id="z-lan", chat_id="z-lan", phone=w.phones["principal_a"])
     assert "Họ và tên" in await zw.say("z-minh", "/dangky")
@@ -240,7 +246,12 @@ async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(zw,
     with Session(db) as s:
         [st] = s.exec(select(Student)).all()
     assert (st.full_name, st.code, st.gender, st.category, st.school_id) == (
-        "Lê Thị Hoa", "0123456789", "female", "poor", w.school_a)
+        "Lê Thị Hoa",
+        "0123456789",
+        "female",
+        "poor",
+        w.school_a,
+    )
     # The principal, linked on Zalo, got the notification in their own chat.
     [note] = zw.fake.texts("z-lan")
     assert "Lê Thị Hoa" in note and "/duyet" in note
@@ -250,13 +261,36 @@ async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(zw,
 def seeded(db, w, clock) -> None:
     now = clock.now()
     with session_scope(db) as s:
-        s.add(Student(school_id=w.school_a, code="0100000001", full_name="Nguyễn Văn An",
-                      birth_date=date(2011, 1, 2), gender="male", class_name="5A1", category="poor", need="device",
-                      status=ReviewStatus.APPROVED, registered_by=w.teacher_a, created_at=now, updated_at=now))
-        comp.record_batch(s, school_id=w.school_a, by=w.principal_a, source=Source.PROGRAMME,
-                          sponsor_id=None, received_on=date(2021, 11, 15), quantity=20,
-                          device_type=DeviceType.LAPTOP, brand_model="HP ProBook 440", condition="Mới", serials=[],
-                          now=now)
+        s.add(
+            Student(
+                school_id=w.school_a,
+                code="0100000001",
+                full_name="Nguyễn Văn An",
+                birth_date=date(2011, 1, 2),
+                gender="male",
+                class_name="5A1",
+                category="poor",
+                need="device",
+                status=ReviewStatus.APPROVED,
+                registered_by=w.teacher_a,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        receipts.record_batch(
+            s,
+            school_id=w.school_a,
+            by=w.principal_a,
+            source=Source.PROGRAMME,
+            sponsor_id=None,
+            received_on=date(2021, 11, 15),
+            quantity=20,
+            device_type=DeviceType.LAPTOP,
+            brand_model="HP ProBook 440",
+            condition="Mới",
+            serials=[],
+            now=now,
+        )
 
 
 async def test_bangiao_with_photo_urls_end_to_end(zw, engine, db, w, seeded, store) -> None:
@@ -283,8 +317,7 @@ async def test_bangiao_with_photo_urls_end_to_end(zw, engine, db, w, seeded, sto
     assert zw.fake.file_downloads == 2
 
 
-async def test_redelivered_message_is_processed_once(zalo_fake, db_engine, world, programme, clock,
-                                                    tmp_path) -> None:
+async def test_redelivered_message_is_processed_once(zalo_fake, db_engine, world, programme, clock, tmp_path) -> None:
     engine = ConversationEngine(db=db_engine, programme=programme, clock=clock)
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=world.phones["teacher_a"])
     zw = await ZaloWorld(zalo_fake, engine, tmp_path).start()
@@ -322,11 +355,17 @@ async def test_form_belongs_to_the_channel_it_was_started_on(zw, engine, w) -> N
 
 async def test_reminder_reaches_a_principal_linked_only_on_zalo(zalo_fake, db_engine, world, programme) -> None:
     for name in ("Trần Thị Bích", "Lê Văn Cường"):
-        add_handover(db_engine, programme, school_id=world.school_a, recorded_by=world.teacher_a,
-                     handed_over_on=date(2021, 11, 17), created_at=local(2021, 11, 17, 9), name=name)
+        add_handover(
+            db_engine,
+            programme,
+            school_id=world.school_a,
+            recorded_by=world.teacher_a,
+            handed_over_on=date(2021, 11, 17),
+            created_at=local(2021, 11, 17, 9),
+            name=name,
+        )
     submit_report(db_engine, school_id=world.school_a, at=local(2021, 11, 16))
-    chat = link(db_engine, staff_id=world.principal_a, channel="zalo", chat_id="z-lan",
-                linked_at=local(2021, 11, 1))
+    chat = link(db_engine, staff_id=world.principal_a, channel="zalo", chat_id="z-lan", linked_at=local(2021, 11, 1))
     clock = FixedClock(local(2021, 11, 18, 7))
     sweep(db_engine, programme=programme, now=clock.now())
 
@@ -358,8 +397,13 @@ async def test_fieldbot_run_serves_zalo_and_stops_on_signal(zalo_fake, tmp_path)
     from bot.app import build_app
     from bot.run import serve
 
-    settings = Settings(_env_file=None, zalo_token=SecretStr(TOKEN), zalo_api_url=zalo_fake.api_url,
-                        database_url=f"sqlite:///{tmp_path / 'run.db'}", media_dir=tmp_path / "media")
+    settings = Settings(
+        _env_file=None,
+        zalo_token=SecretStr(TOKEN),
+        zalo_api_url=zalo_fake.api_url,
+        database_url=f"sqlite:///{tmp_path / 'run.db'}",
+        media_dir=tmp_path / "media",
+    )
     app = build_app(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(serve(app, scheduler=False, stop=stop))

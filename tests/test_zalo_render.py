@@ -9,7 +9,6 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.clock import FixedClock
 from bot.zalo.render import (
     TEXT_LIMIT,
     PublicMedia,
@@ -19,14 +18,17 @@ from bot.zalo.render import (
     split_text,
     zalo_len,
 )
-from conversations.types import Option, Outgoing, esc
+from core.clock import FixedClock
+from core.messages import Option, Outgoing, esc
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def test_html_lite_is_stripped_and_options_numbered() -> None:
-    out = Outgoing(text=f"<b>Đối tượng</b> của em {esc('Nguyễn <Văn> A')}?",
-                   options=[Option("cat:poor", "Hộ nghèo"), Option("cat:near", "Hộ cận nghèo")])
+    out = Outgoing(
+        text=f"<b>Đối tượng</b> của em {esc('Nguyễn <Văn> A')}?",
+        options=[Option("cat:poor", "Hộ nghèo"), Option("cat:near", "Hộ cận nghèo")],
+    )
     [msg] = ZaloRenderer().render(out)
     assert isinstance(msg, ZaloText)
     lines = msg.text.split("\n")
@@ -71,8 +73,7 @@ def test_picture_is_published_with_an_unguessable_name(tmp_path: Path, clock: Fi
 
 
 def test_media_names_are_checked_and_files_expire(tmp_path: Path, clock: FixedClock) -> None:
-    media = PublicMedia(directory=tmp_path / "public", base_url="https://x/media", clock=clock,
-                        keep=timedelta(days=7))
+    media = PublicMedia(directory=tmp_path / "public", base_url="https://x/media", clock=clock, keep=timedelta(days=7))
     name = media.publish(PNG).rsplit("/", 1)[1]
     (tmp_path / "secret.png").write_bytes(PNG)
     for bad in ("../secret.png", "..%2Fsecret.png", "secret.png", name[:-4] + ".svg", name + "/x", ""):

@@ -9,8 +9,8 @@ from bot.settings import Settings
 from bot.zalo.adapter import OptionMemory
 from bot.zalo.api import ZaloApi
 from bot.zalo.sender import ZaloSender
-from conversations.types import Option, Outgoing
-from scheduler.delivery import ChannelSender, DeliveryError, RetryLater, Unreachable
+from core.messages import Option, Outgoing
+from core.ports import ChannelSender, DeliveryError, RetryLater, Unreachable
 from tests.fakes.zalo_api import TOKEN, FakeZaloApi, zalo_fake  # noqa: F401 (fixture)
 
 
@@ -20,28 +20,34 @@ async def no_sleep(_: float) -> None:
 
 @pytest.fixture
 async def sender(zalo_fake: FakeZaloApi):
-    s = ZaloSender(api=ZaloApi(token=TOKEN, api_url=zalo_fake.api_url, sleep=no_sleep, max_retries=2),
-                   memory=OptionMemory())
+    s = ZaloSender(
+        api=ZaloApi(token=TOKEN, api_url=zalo_fake.api_url, sleep=no_sleep, max_retries=2), memory=OptionMemory()
+    )
     yield s
     await s.aclose()
 
 
 async def test_reminder_is_delivered_as_plain_text(zalo_fake: FakeZaloApi, sender: ZaloSender) -> None:
     assert isinstance(sender, ChannelSender) and sender.channel == "zalo"
-    await sender.send("p1", Outgoing(text="<b>Nhắc việc</b>: còn 3 ngày để nộp báo cáo nhu cầu",
-                                     options=[Option("r:open", "Mở báo cáo")]))
+    await sender.send(
+        "p1",
+        Outgoing(text="<b>Nhắc việc</b>: còn 3 ngày để nộp báo cáo nhu cầu", options=[Option("r:open", "Mở báo cáo")]),
+    )
     assert zalo_fake.texts("p1")[0].startswith("Nhắc việc: còn 3 ngày")
     assert sender.memory.choice_for("p1", "1") == "r:open"  # shared memory: "1" answers the reminder
 
 
-@pytest.mark.parametrize("status, retry_after, expected", [
-    (429, 120, RetryLater),  # longer than the client waits by itself: the outbox waits
-    (500, None, RetryLater),
-    (503, None, RetryLater),
-    (401, None, RetryLater),  # our token, not the person: the reminder is still owed
-    (403, None, Unreachable),
-    (404, None, Unreachable),
-])
+@pytest.mark.parametrize(
+    "status, retry_after, expected",
+    [
+        (429, 120, RetryLater),  # longer than the client waits by itself: the outbox waits
+        (500, None, RetryLater),
+        (503, None, RetryLater),
+        (401, None, RetryLater),  # our token, not the person: the reminder is still owed
+        (403, None, Unreachable),
+        (404, None, Unreachable),
+    ],
+)
 async def test_failures_map_to_the_delivery_contract(zalo_fake, sender, status, retry_after, expected) -> None:
     zalo_fake.fail_next("sendMessage", status=status, retry_after=retry_after, count=5)
     with pytest.raises(expected) as info:
@@ -64,8 +70,7 @@ async def test_a_refused_chat_is_unreachable(zalo_fake: FakeZaloApi, sender: Zal
 
 
 async def test_from_settings(zalo_fake: FakeZaloApi, tmp_path) -> None:
-    settings = Settings(_env_file=None, zalo_token=SecretStr(TOKEN), zalo_api_url=zalo_fake.api_url,
-                        media_dir=tmp_path)
+    settings = Settings(_env_file=None, zalo_token=SecretStr(TOKEN), zalo_api_url=zalo_fake.api_url, media_dir=tmp_path)
     sender = ZaloSender.from_settings(settings)
     try:
         await sender.send("p2", Outgoing(text="Bản tin sáng"))

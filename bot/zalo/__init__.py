@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.clock import Clock, SystemClock
 from bot.settings import Settings
 from bot.zalo.adapter import CrossChannelSend, OptionMemory, ZaloChannel
 from bot.zalo.api import ZaloApi, ZaloApiError, ZaloUnauthorized
 from bot.zalo.polling import poll_updates
 from bot.zalo.render import PublicMedia, ZaloRenderer
 from bot.zalo.webhook import ZaloConfigError, ZaloWebServer, build_web_app, validate_webhook, webhook_path
+from core.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,15 @@ class ZaloService:
     async def start(self) -> None:
         try:
             me = await self.api.get_me()
-            log.info("zalo bot %s ready (%s mode)", (me or {}).get("account_name") or (me or {}).get("id") or "?",
-                     "webhook" if self.webhook else "polling")
+            log.info(
+                "zalo bot %s ready (%s mode)",
+                (me or {}).get("account_name") or (me or {}).get("id") or "?",
+                "webhook" if self.webhook else "polling",
+            )
         except ZaloUnauthorized:
-            raise ZaloConfigError("FIELDBOT_ZALO_TOKEN bị Zalo từ chối: kiểm tra lại mã bot "
-                                  "(the Zalo token was rejected)") from None
+            raise ZaloConfigError(
+                "FIELDBOT_ZALO_TOKEN bị Zalo từ chối: kiểm tra lại mã bot (the Zalo token was rejected)"
+            ) from None
         except ZaloApiError as exc:  # the platform may be back by the first poll
             log.warning("zalo getMe failed at start-up: %s", exc)
         on_update = None

@@ -17,16 +17,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from bot.clock import Clock, SystemClock
 from bot.zalo.api import ZaloApi, ZaloApiError
 from bot.zalo.render import ZaloPhoto, ZaloRenderer, ZaloText
-from conversations.i18n import T
-from conversations.types import Incoming, Option, Outgoing, PhotoInput
+from core.clock import Clock, SystemClock
+from core.i18n import T
+from core.messages import Incoming, Option, Outgoing, PhotoInput
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,9 @@ PHOTO_TOO_BIG = T(
 )
 SORRY = T(
     vi="Xin lỗi, hệ thống đang gặp sự cố nên chưa xử lý được tin nhắn này. Thông tin bạn đã nhập vẫn được "
-       "giữ; vui lòng thử lại sau ít phút.",
+    "giữ; vui lòng thử lại sau ít phút.",
     en="Sorry, something went wrong and this message was not handled. What you entered is kept; please try "
-       "again in a few minutes.",
+    "again in a few minutes.",
 )
 
 
@@ -174,7 +174,7 @@ def _received_at(date_ms: object, clock: Clock) -> datetime:
     if value < 10**11:  # seconds, not milliseconds: still a usable time
         value *= 1000
     try:
-        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return clock.now()
 
@@ -269,8 +269,13 @@ class ZaloChannel:
                 return
         replies = await self.handle(incoming)
         await self.deliver(incoming, replies)
-        log.info("update handled channel=zalo user=%s kind=%s replies=%d ms=%.1f", incoming.user_id,
-                 _kind(incoming), len(replies), (time.perf_counter() - started) * 1000)
+        log.info(
+            "update handled channel=zalo user=%s kind=%s replies=%d ms=%.1f",
+            incoming.user_id,
+            _kind(incoming),
+            len(replies),
+            (time.perf_counter() - started) * 1000,
+        )
 
     async def deliver(self, incoming: Incoming, replies: Sequence[Outgoing]) -> None:
         shown_options = False
@@ -317,8 +322,9 @@ class ZaloChannel:
         async def fetch() -> bytes:
             return data
 
-        return PhotoInput(fetch=fetch, mime_type=mime, size=len(data), file_name=None, as_document=False,
-                          platform_file_id=message_id)
+        return PhotoInput(
+            fetch=fetch, mime_type=mime, size=len(data), file_name=None, as_document=False, platform_file_id=message_id
+        )
 
     async def _download(self, url: str) -> tuple[bytes, str | None]:
         try:
@@ -350,8 +356,9 @@ class ZaloChannel:
             pass
 
 
-async def send_rendered(api: ZaloApi, renderer: ZaloRenderer, chat_id: str, out: Outgoing, *,
-                        memory: OptionMemory | None = None) -> None:
+async def send_rendered(
+    api: ZaloApi, renderer: ZaloRenderer, chat_id: str, out: Outgoing, *, memory: OptionMemory | None = None
+) -> None:
     """Render one Outgoing and send its parts in order (shared by replies and reminders)."""
     messages = renderer.render(out)
     if out.typing and not messages:

@@ -30,8 +30,9 @@ NO_UPDATE = 408  # getUpdates: the long poll ended without a message
 class ZaloApiError(Exception):
     """The platform refused a call or could not be reached. Never carries the token."""
 
-    def __init__(self, method: str, *, error_code: int | None, description: str,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, method: str, *, error_code: int | None, description: str, retry_after: float | None = None
+    ) -> None:
         self.method = method
         self.error_code = error_code
         self.description = description
@@ -109,8 +110,14 @@ class ZaloApi:
 
     # --- the one request path ---------------------------------------------------------------------------
 
-    async def call(self, method: str, params: dict[str, Any] | None = None, *, read_timeout: float | None = None,
-                   retries: int | None = None) -> Any:
+    async def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        read_timeout: float | None = None,
+        retries: int | None = None,
+    ) -> Any:
         """POST ``params`` as JSON; the envelope's ``result``, or a ``ZaloApiError``."""
         attempts = 1 + (self.max_retries if retries is None else retries)
         last: ZaloApiError | None = None
@@ -123,10 +130,19 @@ class ZaloApi:
                     break
                 if exc.retry_after is not None and exc.retry_after > self.max_retry_after:
                     break  # a long pause is the caller's decision (the outbox retries later)
-                wait = exc.retry_after if exc.retry_after is not None else min(
-                    self.max_backoff, self.backoff * (2 ** attempt))
-                log.warning("zalo %s failed (%s), retry %d/%d in %.1fs", self.masked_url(method),
-                            exc.description, attempt + 1, attempts - 1, wait)
+                wait = (
+                    exc.retry_after
+                    if exc.retry_after is not None
+                    else min(self.max_backoff, self.backoff * (2**attempt))
+                )
+                log.warning(
+                    "zalo %s failed (%s), retry %d/%d in %.1fs",
+                    self.masked_url(method),
+                    exc.description,
+                    attempt + 1,
+                    attempts - 1,
+                    wait,
+                )
                 await self._sleep(wait)
         assert last is not None
         raise last
@@ -143,11 +159,11 @@ class ZaloApi:
                 kwargs["timeout"] = timeout
             response = await self._client.post(url, **kwargs)
         except httpx.TimeoutException as exc:
-            raise ZaloTransientError(method, error_code=None,
-                                     description=f"timeout ({type(exc).__name__})") from None
+            raise ZaloTransientError(method, error_code=None, description=f"timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise ZaloTransientError(method, error_code=None,
-                                     description=self._clean(f"network error ({type(exc).__name__}: {exc})")) from None
+            raise ZaloTransientError(
+                method, error_code=None, description=self._clean(f"network error ({type(exc).__name__}: {exc})")
+            ) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         try:
             body = response.json()
@@ -157,8 +173,9 @@ class ZaloApi:
             code = response.status_code
             desc = f"HTTP {code} without an API envelope"
             if _transient_code(code):
-                raise ZaloTransientError(method, error_code=code, description=desc,
-                                         retry_after=_retry_after_header(response))
+                raise ZaloTransientError(
+                    method, error_code=code, description=desc, retry_after=_retry_after_header(response)
+                )
             raise (ZaloUnauthorized if code == 401 else ZaloRequestError)(method, error_code=code, description=desc)
         if body.get("ok") is True:
             log.debug("zalo %s ok (%.0f ms)", self.masked_url(method), elapsed_ms)

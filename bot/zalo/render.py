@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from bot.clock import Clock
-from conversations.i18n import T
-from conversations.types import Option, Outgoing, plain_text
+from core.clock import Clock
+from core.i18n import T
+from core.messages import Option, Outgoing, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +29,20 @@ MEDIA_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(png|jpg)$")
 MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
 
 CHOOSE_HINT = T(vi="(Trả lời bằng số thứ tự, ví dụ: 1)", en="(Reply with the number, e.g. 1)")
-TYPE_PHONE = T(vi="Gõ số điện thoại của bạn (ví dụ: 0901234567).",
-               en="Type your phone number (e.g. 0901234567).")
+TYPE_PHONE = T(vi="Gõ số điện thoại của bạn (ví dụ: 0901234567).", en="Type your phone number (e.g. 0901234567).")
 NO_PICTURE = T(
     vi="(Zalo chỉ gửi được ảnh qua một đường dẫn công khai, mà hệ thống chưa được cấu hình, nên ảnh không "
-       "hiển thị ở đây. Số liệu đầy đủ nằm trong tin nhắn này; muốn xem ảnh, hãy dùng bot trên Telegram.)",
+    "hiển thị ở đây. Số liệu đầy đủ nằm trong tin nhắn này; muốn xem ảnh, hãy dùng bot trên Telegram.)",
     en="(Zalo only shows pictures from a public link, which this deployment has not configured, so the "
-       "picture is not shown here. The figures are all in this message; use the bot on Telegram to see it.)",
+    "picture is not shown here. The figures are all in this message; use the bot on Telegram to see it.)",
 )
 # Exports hold children's personal data (names, household status): they are never published as a link in
 # a chat app that previews and forwards links. The person gets the file where a file can be delivered.
 FILE_READY = T(
     vi="📄 Tệp «{name}» đã sẵn sàng, nhưng Zalo không cho phép bot gửi tệp. Để nhận tệp: gõ lệnh /xuatfile "
-       "với bot trên Telegram, hoặc nhờ chuyên viên Phòng GD&ĐT gửi qua email.",
+    "với bot trên Telegram, hoặc nhờ chuyên viên Phòng GD&ĐT gửi qua email.",
     en="📄 The file “{name}” is ready, but Zalo does not let bots send files. To get it, use /xuatfile with "
-       "the bot on Telegram, or ask the district office to email it to you.",
+    "the bot on Telegram, or ask the district office to email it to you.",
 )
 
 
@@ -80,7 +79,7 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
                 pages.append(current)
                 current = ""
             pages.append(head.rstrip())
-            line = line[len(head):].lstrip()
+            line = line[len(head) :].lstrip()
         candidate = f"{current}\n{line}" if current else line
         if zalo_len(candidate) > limit:
             pages.append(current)

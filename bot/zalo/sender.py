@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 
-from bot.clock import Clock, SystemClock
 from bot.zalo.adapter import CHANNEL, OptionMemory, send_rendered
 from bot.zalo.api import ZaloApi, ZaloApiError, ZaloRequestError, ZaloTransientError, ZaloUnauthorized
 from bot.zalo.render import PublicMedia, ZaloRenderer
-from conversations.types import Outgoing
-from scheduler.delivery import DeliveryError, RetryLater, Unreachable
+from core.clock import Clock, SystemClock
+from core.messages import Outgoing
+from core.ports import DeliveryError, RetryLater, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,9 @@ def _unreachable(exc: ZaloRequestError) -> bool:
 class ZaloSender:
     channel = CHANNEL
 
-    def __init__(self, *, api: ZaloApi, renderer: ZaloRenderer | None = None,
-                 memory: OptionMemory | None = None) -> None:
+    def __init__(
+        self, *, api: ZaloApi, renderer: ZaloRenderer | None = None, memory: OptionMemory | None = None
+    ) -> None:
         self.api = api
         self.renderer = renderer or ZaloRenderer()
         self.memory = memory  # share the channel's, so "2" answers a reminder's options too

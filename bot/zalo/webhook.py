@@ -37,14 +37,20 @@ def validate_webhook(url: str | None, secret: str | None) -> tuple[str, str] | N
         return None
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.netloc:
-        raise ZaloConfigError("Cấu hình sai FIELDBOT_ZALO_WEBHOOK_URL: Zalo chỉ gửi tới địa chỉ https:// công khai "
-                              "(must be a public https:// URL)")
+        raise ZaloConfigError(
+            "Cấu hình sai FIELDBOT_ZALO_WEBHOOK_URL: Zalo chỉ gửi tới địa chỉ https:// công khai "
+            "(must be a public https:// URL)"
+        )
     if not secret:
-        raise ZaloConfigError("Thiếu FIELDBOT_ZALO_WEBHOOK_SECRET: chế độ webhook cần một chuỗi bí mật 8–256 ký tự "
-                              "(webhook mode needs a secret of 8-256 characters)")
+        raise ZaloConfigError(
+            "Thiếu FIELDBOT_ZALO_WEBHOOK_SECRET: chế độ webhook cần một chuỗi bí mật 8–256 ký tự "
+            "(webhook mode needs a secret of 8-256 characters)"
+        )
     if not 8 <= len(secret) <= 256 or not all(33 <= ord(ch) <= 126 for ch in secret):
-        raise ZaloConfigError("Cấu hình sai FIELDBOT_ZALO_WEBHOOK_SECRET: cần 8–256 ký tự ASCII, không dấu cách "
-                              "(8-256 printable ASCII characters, no spaces)")
+        raise ZaloConfigError(
+            "Cấu hình sai FIELDBOT_ZALO_WEBHOOK_SECRET: cần 8–256 ký tự ASCII, không dấu cách "
+            "(8-256 printable ASCII characters, no spaces)"
+        )
     return url, secret
 
 
@@ -69,8 +75,11 @@ def build_web_app(
         async def receive(request: web.Request) -> web.Response:
             given = request.headers.get(SECRET_HEADER, "")
             if not given or not hmac.compare_digest(given.encode(), expected):
-                log.warning("zalo webhook refused: %s secret header from %s",
-                            "missing" if not given else "wrong", request.remote or "?")
+                log.warning(
+                    "zalo webhook refused: %s secret header from %s",
+                    "missing" if not given else "wrong",
+                    request.remote or "?",
+                )
                 return web.json_response({"ok": False, "description": "Forbidden"}, status=403)
             try:
                 body = json.loads(await request.read())
@@ -91,11 +100,14 @@ def build_web_app(
             if found is None:
                 raise web.HTTPNotFound()
             file, content_type = found
-            return web.FileResponse(file, headers={
-                "Content-Type": content_type,
-                "Cache-Control": "private, max-age=86400",
-                "X-Content-Type-Options": "nosniff",
-            })
+            return web.FileResponse(
+                file,
+                headers={
+                    "Content-Type": content_type,
+                    "Cache-Control": "private, max-age=86400",
+                    "X-Content-Type-Options": "nosniff",
+                },
+            )
 
         app.router.add_get("/media/{name}", serve_media)
     return app

@@ -5,8 +5,8 @@ How to write a form (see ``conversations/forms/register.py`` for a full one)::
 
     from conversations.fields import choice, date_field, text_field, parse_quantity
     from conversations.forms.base import Choice, Done, Form, FormContext, Invalid
-    from conversations.i18n import T
-    from storage.models import Role
+    from core.i18n import T
+    from core.vocabulary import Role
 
     def save(ctx: FormContext) -> Done:
         v = ctx.values                       # python values: date, int, str, list, bool, None (skipped)
@@ -54,14 +54,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conversations.i18n import T
-from conversations.types import Outgoing, PhotoInput
+from core.i18n import T
+from core.messages import Outgoing, PhotoInput
 
 if TYPE_CHECKING:
     from sqlmodel import Session
 
-    from bot.clock import Clock
-    from bot.programme import Programme
+    from core.clock import Clock
+    from core.programme import Programme
     from storage.photos import PhotoStore
     from storage.scope import Scope
 
@@ -115,9 +115,16 @@ class Done:
 
     __slots__ = ("message", "messages", "next_form", "next_values", "next_pick", "values")
 
-    def __init__(self, message: T | str = "", *, messages: list[Outgoing] | None = None,
-                 next_form: str | None = None, next_values: dict[str, Any] | None = None,
-                 next_pick: bool = False, **values: object) -> None:
+    def __init__(
+        self,
+        message: T | str = "",
+        *,
+        messages: list[Outgoing] | None = None,
+        next_form: str | None = None,
+        next_values: dict[str, Any] | None = None,
+        next_pick: bool = False,
+        **values: object,
+    ) -> None:
         self.message = message
         self.messages = list(messages or [])
         self.next_form = next_form
@@ -174,29 +181,29 @@ class Field:
     kind: Kind
     prompt: Prompt
     label: T
-    parse: Callable[[str, "FormContext"], Any] | None = None
+    parse: Callable[[str, FormContext], Any] | None = None
     options: Options | None = None
     required: bool = True
-    when: Callable[["FormContext"], bool] | None = None
-    after: Callable[["FormContext", Any], "Done | None"] | None = None
-    show: Callable[[Any, "FormContext"], str] | None = None
-    accept_photo: Callable[["FormContext", bytes, PhotoInput], Any] | None = None
+    when: Callable[[FormContext], bool] | None = None
+    after: Callable[[FormContext, Any], Done | None] | None = None
+    show: Callable[[Any, FormContext], str] | None = None
+    accept_photo: Callable[[FormContext, bytes, PhotoInput], Any] | None = None
     min_photos: int = 1
     max_photos: int = 1
-    default: Callable[["FormContext"], tuple[Any, str] | None] | None = None
+    default: Callable[[FormContext], tuple[Any, str] | None] | None = None
     empty: T | None = None
     editable: bool = True
     columns: int = 1
 
-    def prompt_text(self, ctx: "FormContext") -> str:
+    def prompt_text(self, ctx: FormContext) -> str:
         return self.prompt(ctx.lang) if isinstance(self.prompt, T) else self.prompt(ctx)
 
-    def choices(self, ctx: "FormContext") -> list[Choice]:
+    def choices(self, ctx: FormContext) -> list[Choice]:
         if self.options is None:
             return []
         return list(self.options(ctx) if callable(self.options) else self.options)
 
-    def applies(self, ctx: "FormContext") -> bool:
+    def applies(self, ctx: FormContext) -> bool:
         return self.when is None or bool(self.when(ctx))
 
 
@@ -217,11 +224,11 @@ class Form:
     name: str
     title: T
     fields: Sequence[Field]
-    on_complete: Callable[["FormContext"], Done]
+    on_complete: Callable[[FormContext], Done]
     roles: frozenset[str]
     command: str | None = None
     description: T | None = None
-    start: Callable[["FormContext"], "Done | None"] | None = None
+    start: Callable[[FormContext], Done | None] | None = None
     summary: bool = True
     args_field: str | None = None
     intro: T | None = None
@@ -246,7 +253,7 @@ class Action:
     command: str
     description: T
     roles: frozenset[str]
-    run: Callable[["FormContext"], Done]
+    run: Callable[[FormContext], Done]
     slow: bool = False  # the adapter shows "typing..."
 
 
@@ -256,14 +263,14 @@ class FormContext:
     def __init__(
         self,
         *,
-        session_factory: Callable[[], "Session"],
+        session_factory: Callable[[], Session],
         staff: Person,
-        programme: "Programme",
-        clock: "Clock",
+        programme: Programme,
+        clock: Clock,
         now: datetime,
         lang: str,
         values: dict[str, Any],
-        photos: "PhotoStore | None" = None,
+        photos: PhotoStore | None = None,
         media_dir: Path | None = None,
         channel: str = "",
     ) -> None:
@@ -281,12 +288,12 @@ class FormContext:
         self.rollback_hooks: list[Callable[[], None]] = []
 
     @cached_property
-    def session(self) -> "Session":
+    def session(self) -> Session:
         """The step's ORM session (inside the step's transaction: flush, never commit)."""
         return self._session_factory()
 
     @cached_property
-    def scope(self) -> "Scope":
+    def scope(self) -> Scope:
         from storage.scope import Scope
 
         return Scope.for_staff(self.staff)  # type: ignore[arg-type]  (Person has the fields Scope reads)

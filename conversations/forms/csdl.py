@@ -10,44 +10,52 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.clock import fmt_date
 from conversations.fields import choice_field
 from conversations.forms.base import Choice, Done, Form, FormContext
-from conversations.i18n import T
-from conversations.types import esc
-from storage import computers as comp
-from storage.models import Handover, Role, Student
+from core.clock import fmt_date
+from core.i18n import T
+from core.messages import esc
+from core.vocabulary import Role
+from storage import errors, handovers
+from storage.models import Handover, Student
 
 ALL = "all"
 SHOWN = 20  # the most urgent ones; "Xác nhận tất cả" still covers every waiting handover
 
-NOTHING = T(vi="Không có bàn giao nào chờ xác nhận cập nhật CSDL ngành. 👍",
-            en="No handover is waiting for the sector-database confirmation. 👍")
+NOTHING = T(
+    vi="Không có bàn giao nào chờ xác nhận cập nhật CSDL ngành. 👍",
+    en="No handover is waiting for the sector-database confirmation. 👍",
+)
 HEAD = T(
     vi="<b>Bàn giao chờ xác nhận «Đã cập nhật CSDL ngành»</b> ({n})\n"
-       "Sau khi nhập vào csdl.moet.gov.vn, bấm ✅ từng bàn giao hoặc «Xác nhận tất cả».",
+    "Sau khi nhập vào csdl.moet.gov.vn, bấm ✅ từng bàn giao hoặc «Xác nhận tất cả».",
     en="<b>Handovers waiting for “Updated in the sector database”</b> ({n})\n"
-       "Once entered in csdl.moet.gov.vn, tap ✅ for each, or “Confirm all”.",
+    "Once entered in csdl.moet.gov.vn, tap ✅ for each, or “Confirm all”.",
 )
-LINE = T(vi="• #{id} {name} — bàn giao {day} — hạn {due}{late}",
-         en="• #{id} {name} — handed over {day} — due {due}{late}")
+LINE = T(
+    vi="• #{id} {name} — bàn giao {day} — hạn {due}{late}", en="• #{id} {name} — handed over {day} — due {due}{late}"
+)
 LATE = T(vi=" ⏰ <b>quá hạn</b>", en=" ⏰ <b>late</b>")
 MORE = T(vi="… và {n} bàn giao khác.", en="… and {n} more.")
 CONFIRM_ALL = T(vi="Xác nhận tất cả ({n})", en="Confirm all ({n})")
-CONFIRMED = T(vi="✅ Đã xác nhận cập nhật CSDL ngành cho {n} bàn giao.",
-              en="✅ Confirmed the sector-database update for {n} handover(s).")
+CONFIRMED = T(
+    vi="✅ Đã xác nhận cập nhật CSDL ngành cho {n} bàn giao.",
+    en="✅ Confirmed the sector-database update for {n} handover(s).",
+)
 ALREADY = T(vi="Bàn giao này đã được xác nhận trước đó.", en="That handover was already confirmed.")
 
 
 def _waiting(ctx: FormContext) -> list[tuple[Handover, str]]:
-    handovers = comp.handovers_awaiting_csdl(ctx.session, school_id=ctx.staff.school_id)
-    ids = [h.student_id for h in handovers]
-    names = dict(ctx.session.execute(select(Student.id, Student.full_name).where(Student.id.in_(ids))).all()) if ids else {}
-    return [(h, names.get(h.student_id, "?")) for h in handovers]
+    waiting = handovers.handovers_awaiting_csdl(ctx.session, school_id=ctx.staff.school_id)
+    ids = [h.student_id for h in waiting]
+    names = (
+        dict(ctx.session.execute(select(Student.id, Student.full_name).where(Student.id.in_(ids))).all()) if ids else {}
+    )
+    return [(h, names.get(h.student_id, "?")) for h in waiting]
 
 
 def _start(ctx: FormContext) -> Done | None:
-    if not comp.handovers_awaiting_csdl(ctx.session, school_id=ctx.staff.school_id):
+    if not handovers.handovers_awaiting_csdl(ctx.session, school_id=ctx.staff.school_id):
         return Done(NOTHING)
     return None
 
@@ -58,8 +66,16 @@ def _prompt(ctx: FormContext) -> str:
     for handover, name in waiting[:SHOWN]:
         # csdl_due_at is the midnight that ends the last allowed day: show that day.
         last_day = (handover.csdl_due_at - timedelta(microseconds=1)).astimezone(ctx.programme.tz).date()
-        lines.append(ctx.t(LINE, id=handover.id, name=esc(name), day=fmt_date(handover.handed_over_on),
-                           due=fmt_date(last_day), late=ctx.t(LATE) if ctx.now >= handover.csdl_due_at else ""))
+        lines.append(
+            ctx.t(
+                LINE,
+                id=handover.id,
+                name=esc(name),
+                day=fmt_date(handover.handed_over_on),
+                due=fmt_date(last_day),
+                late=ctx.t(LATE) if ctx.now >= handover.csdl_due_at else "",
+            )
+        )
     if len(waiting) > SHOWN:
         lines.append(ctx.t(MORE, n=len(waiting) - SHOWN))
     return "\n".join(lines)
@@ -82,12 +98,13 @@ def _confirm(ctx: FormContext) -> Done:
     else:
         ids = [int(picked)]
     try:
-        n = comp.confirm_csdl(ctx.session, handover_ids=ids, by=ctx.staff.id, school_id=ctx.staff.school_id,
-                              now=ctx.now)
-    except comp.ComputersError as exc:
+        n = handovers.confirm_csdl(
+            ctx.session, handover_ids=ids, by=ctx.staff.id, school_id=ctx.staff.school_id, now=ctx.now
+        )
+    except errors.ComputersError as exc:
         return Done(esc(exc.message(ctx.lang)))
     text = ctx.t(CONFIRMED, n=n) if n else ctx.t(ALREADY)
-    left = comp.handovers_awaiting_csdl(ctx.session, school_id=ctx.staff.school_id)
+    left = handovers.handovers_awaiting_csdl(ctx.session, school_id=ctx.staff.school_id)
     return Done(text, next_form="csdl" if left else None)
 
 

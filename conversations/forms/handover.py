@@ -7,7 +7,7 @@ reason) and the form remembers them as JSON (sha256, paths, hashes); the Photo r
 No orphan files: if the step that received a photo fails, its new file is removed at once (unless a
 committed row uses the same image). A failed save keeps the files, because the engine keeps the form at the
 summary for a retry. Files of a handover cancelled after its photos were sent are named by no row and no
-form: ``storage.computers.discard_orphan_files`` (a periodic sweep) removes them.
+form: ``storage.evidence.discard_orphan_files`` (a periodic sweep) removes them.
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot.clock import fmt_date
 from conversations.fields import choice_field, date_field, parse_past_date, photo_field, text_field
 from conversations.forms.base import Choice, Done, Form, FormContext, Invalid
-from conversations.i18n import T
-from conversations.types import PhotoInput, esc
-from storage import computers as comp
-from storage.models import Batch, Flag, PhotoKind, Role, Staff, Student
+from core import vocabulary
+from core.clock import fmt_date
+from core.i18n import T
+from core.messages import PhotoInput, esc
+from core.vocabulary import PhotoKind, Role
+from storage import errors, evidence, handovers, receipts
+from storage.models import Batch, Flag, Staff, Student
 from storage.photos import PhotoRejected, PhotoStoreError
 
 PICK_SERIALS_UP_TO = 12  # more free serials than this: typed, not a wall of buttons
@@ -32,19 +34,19 @@ MAX_SCENE_PHOTOS = 5
 
 NO_STUDENTS = T(
     vi="Trường chưa có học sinh nào đã được duyệt và chưa nhận máy, nên chưa thể bàn giao. "
-       "Đăng ký học sinh bằng /dangky; hiệu trưởng duyệt bằng /duyet.",
+    "Đăng ký học sinh bằng /dangky; hiệu trưởng duyệt bằng /duyet.",
     en="No approved student of the school is waiting for a computer. Register with /dangky; the principal "
-       "approves with /duyet.",
+    "approves with /duyet.",
 )
 NO_BATCHES = T(
     vi="Trường chưa có lô máy nào còn máy để bàn giao. Hiệu trưởng ghi nhận máy nhận được bằng /nhanmay "
-       "(từ Phòng GD&ĐT) hoặc /taitro (nhà tài trợ khác).",
+    "(từ Phòng GD&ĐT) hoặc /taitro (nhà tài trợ khác).",
     en="The school has no batch with computers left. The principal records received computers with /nhanmay "
-       "or /taitro.",
+    "or /taitro.",
 )
 NO_MATCH = T(
     vi="Không tìm thấy học sinh nào khớp «{q}» trong số học sinh đã duyệt, chưa nhận máy của trường. "
-       "Vui lòng gõ lại một phần họ tên (ví dụ: An) hoặc mã định danh.",
+    "Vui lòng gõ lại một phần họ tên (ví dụ: An) hoặc mã định danh.",
     en="No approved student without a computer matches “{q}”. Type part of the name or the student code.",
 )
 SERIAL_NOT_FREE = T(
@@ -53,9 +55,9 @@ SERIAL_NOT_FREE = T(
 )
 SAVED = T(
     vi="✅ Đã ghi nhận bàn giao #{id}: {kind} {model}{serial} cho học sinh {student}, ngày {day}.\n"
-       "Hiệu trưởng cần cập nhật vào CSDL ngành chậm nhất trong ngày {due}.",
+    "Hiệu trưởng cần cập nhật vào CSDL ngành chậm nhất trong ngày {due}.",
     en="✅ Handover #{id} recorded: {kind} {model}{serial} to {student} on {day}.\n"
-       "The principal must update the sector database by the end of {due}.",
+    "The principal must update the sector database by the end of {due}.",
 )
 FLAGGED = T(
     vi="⚠️ Bàn giao cần hiệu trưởng xem lại:\n{lines}",
@@ -75,16 +77,16 @@ NOTIFY_OTHER = T(
 
 
 def _start(ctx: FormContext) -> Done | None:
-    if not comp.students_to_serve(ctx.session, school_id=ctx.staff.school_id, limit=1):
+    if not handovers.students_to_serve(ctx.session, school_id=ctx.staff.school_id, limit=1):
         return Done(NO_STUDENTS)
-    if not comp.batches_with_devices_left(ctx.session, school_id=ctx.staff.school_id):
+    if not receipts.batches_with_devices_left(ctx.session, school_id=ctx.staff.school_id):
         return Done(NO_BATCHES)
     return None
 
 
 def _parse_query(text: str, ctx: FormContext) -> str:
     query = " ".join(text.split())[:60]
-    if not comp.students_to_serve(ctx.session, school_id=ctx.staff.school_id, query=query, limit=1):
+    if not handovers.students_to_serve(ctx.session, school_id=ctx.staff.school_id, query=query, limit=1):
         raise Invalid(NO_MATCH, q=esc(query))
     return query
 
@@ -99,8 +101,9 @@ def _student_label(st: Student) -> str:
 
 
 def _student_options(ctx: FormContext) -> list[Choice]:
-    found = comp.students_to_serve(ctx.session, school_id=ctx.staff.school_id,
-                                   query=ctx.values.get("student_query") or "", limit=10)
+    found = handovers.students_to_serve(
+        ctx.session, school_id=ctx.staff.school_id, query=ctx.values.get("student_query") or "", limit=10
+    )
     return [Choice(st.id, _student_label(st)) for st in found]
 
 
@@ -108,29 +111,31 @@ def _student_options(ctx: FormContext) -> list[Choice]:
 
 
 def _batch_options(ctx: FormContext) -> list[Choice]:
-    return [Choice(b.id, comp.batch_label(b, ctx.lang))
-            for b in comp.batches_with_devices_left(ctx.session, school_id=ctx.staff.school_id)]
+    return [
+        Choice(b.id, receipts.batch_label(b, ctx.lang))
+        for b in receipts.batches_with_devices_left(ctx.session, school_id=ctx.staff.school_id)
+    ]
 
 
 def _batch_chosen(ctx: FormContext, batch_id: Any) -> None:
     """Remember how this batch's serial is asked (none / tap / type) and forget an earlier batch's serial."""
     for key in ("serial_pick", "serial_typed"):
         ctx.values.pop(key, None)
-    if not comp.batch_has_serials(ctx.session, batch_id=int(batch_id)):
+    if not receipts.batch_has_serials(ctx.session, batch_id=int(batch_id)):
         ctx.values["_serial_mode"] = "none"
     else:
-        free = comp.free_serials(ctx.session, batch_id=int(batch_id))
+        free = receipts.free_serials(ctx.session, batch_id=int(batch_id))
         ctx.values["_serial_mode"] = "pick" if len(free) <= PICK_SERIALS_UP_TO else "type"
     return None
 
 
 def _serial_options(ctx: FormContext) -> list[Choice]:
-    return [Choice(s, s) for s in comp.free_serials(ctx.session, batch_id=int(ctx.values["batch"]))]
+    return [Choice(s, s) for s in receipts.free_serials(ctx.session, batch_id=int(ctx.values["batch"]))]
 
 
 def _parse_serial(text: str, ctx: FormContext) -> str:
     serial = text.strip().upper()
-    free = comp.free_serials(ctx.session, batch_id=int(ctx.values["batch"]))
+    free = receipts.free_serials(ctx.session, batch_id=int(ctx.values["batch"]))
     if serial not in free:
         raise Invalid(SERIAL_NOT_FREE, v=esc(serial[:64]), free=esc(", ".join(free[:5])))
     return serial
@@ -143,9 +148,14 @@ def _parse_handover_day(text: str, ctx: FormContext) -> date:
     day = parse_past_date(text, ctx)
     batch = ctx.session.get(Batch, int(ctx.values["batch"])) if ctx.values.get("batch") else None
     if batch is not None and day < batch.received_on:
-        raise Invalid(T(vi="Ngày bàn giao {d} trước ngày trường nhận lô máy ({r}). Vui lòng kiểm tra lại.",
-                        en="{d} is before the batch was received ({r})."),
-                      d=fmt_date(day), r=fmt_date(batch.received_on))
+        raise Invalid(
+            T(
+                vi="Ngày bàn giao {d} trước ngày trường nhận lô máy ({r}). Vui lòng kiểm tra lại.",
+                en="{d} is before the batch was received ({r}).",
+            ),
+            d=fmt_date(day),
+            r=fmt_date(batch.received_on),
+        )
     return day
 
 
@@ -155,8 +165,12 @@ def _parse_handover_day(text: str, ctx: FormContext) -> date:
 def _accept_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> dict[str, Any]:
     """Ingest at once (the engine already refused files over 20 MB before downloading them)."""
     if ctx.photos is None:
-        raise Invalid(T(vi="Máy chủ chưa được cấu hình nơi lưu ảnh; vui lòng báo quản trị viên.",
-                        en="The server has no photo storage configured; please tell the administrator."))
+        raise Invalid(
+            T(
+                vi="Máy chủ chưa được cấu hình nơi lưu ảnh; vui lòng báo quản trị viên.",
+                en="The server has no photo storage configured; please tell the administrator.",
+            )
+        )
     try:
         stored = ctx.photos.ingest(data, mime_type=photo.mime_type, file_name=photo.file_name)
     except (PhotoRejected, PhotoStoreError) as exc:
@@ -166,7 +180,7 @@ def _accept_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> dict[str,
     else:
         # Already on disk (sent before): mark it fresh so the orphan sweep cannot take it from this form.
         ctx.photos.open_path(stored.path).touch()
-    return comp.stored_photo_to_dict(stored)
+    return evidence.stored_photo_to_dict(stored)
 
 
 def _discard_if_step_fails(ctx: FormContext, photos: list) -> None:
@@ -175,7 +189,7 @@ def _discard_if_step_fails(ctx: FormContext, photos: list) -> None:
 
     def undo() -> None:
         with Session(engine) as fresh:
-            comp.discard_unreferenced(fresh, store=store, photos=photos)
+            evidence.discard_unreferenced(fresh, store=store, photos=photos)
 
     ctx.on_rollback(undo)
 
@@ -183,8 +197,13 @@ def _discard_if_step_fails(ctx: FormContext, photos: list) -> None:
 # --- save ---------------------------------------------------------------------------------------------------
 
 _FIELD_OF_CODE = {
-    "student_missing": "student", "not_approved": "student", "served": "student", "batch_missing": "batch",
-    "batch_empty": "batch", "future_date": "handed_over_on", "before_receipt": "handed_over_on",
+    "student_missing": "student",
+    "not_approved": "student",
+    "served": "student",
+    "batch_missing": "batch",
+    "batch_empty": "batch",
+    "future_date": "handed_over_on",
+    "before_receipt": "handed_over_on",
     "no_photo": "photos",
 }
 
@@ -201,29 +220,37 @@ def _serial_field(ctx: FormContext) -> str | None:
 
 
 def _principals(session: Session, school_id: int) -> list[int]:
-    return list(session.scalars(
-        select(Staff.id).where(Staff.school_id == school_id, Staff.role == Role.PRINCIPAL, Staff.active.is_(True))
-    ))
+    return list(
+        session.scalars(
+            select(Staff.id).where(Staff.school_id == school_id, Staff.role == Role.PRINCIPAL, Staff.active.is_(True))
+        )
+    )
 
 
 def _save(ctx: FormContext) -> Done:
     v = ctx.values
-    photos = [(comp.stored_photo_from_dict(d), PhotoKind.SCENE) for d in _as_list(v.get("photos"))]
-    photos += [(comp.stored_photo_from_dict(d), PhotoKind.MINUTES) for d in _as_list(v.get("minutes"))]
+    photos = [(evidence.stored_photo_from_dict(d), PhotoKind.SCENE) for d in _as_list(v.get("photos"))]
+    photos += [(evidence.stored_photo_from_dict(d), PhotoKind.MINUTES) for d in _as_list(v.get("minutes"))]
     # No discard here if the save fails: the engine rolls the step back to the summary, and the form (with
     # these photos) stays alive for the retry. Files of a form cancelled later go with the orphan sweep.
     serial = v.get("serial_pick") or v.get("serial_typed")
     try:
-        handover, flags = comp.record_handover(
-            ctx.session, student_id=int(v["student"]), batch_id=int(v["batch"]), serial=serial,
-            handed_over_on=v["handed_over_on"], by=ctx.staff.id, photos=photos, programme=ctx.programme,
+        handover, flags = handovers.record_handover(
+            ctx.session,
+            student_id=int(v["student"]),
+            batch_id=int(v["batch"]),
+            serial=serial,
+            handed_over_on=v["handed_over_on"],
+            by=ctx.staff.id,
+            photos=photos,
+            programme=ctx.programme,
             now=ctx.now,
         )
-    except comp.Conflict:
+    except errors.Conflict:
         # The transaction is spoiled: the engine rolls the step back (the form stays at the summary) and
         # apologises; on the retry the checks name what changed.
         raise
-    except comp.ComputersError as exc:
+    except errors.ComputersError as exc:
         field = _FIELD_OF_CODE.get(exc.code)
         if exc.code.startswith("serial"):
             field = _serial_field(ctx)
@@ -234,17 +261,29 @@ def _save(ctx: FormContext) -> Done:
     # csdl_due_at is the midnight that ends the last allowed day: name that day.
     due = (handover.csdl_due_at - timedelta(microseconds=1)).astimezone(ctx.programme.tz).date()
     text = ctx.t(
-        SAVED, id=handover.id, kind=comp.DEVICE_TYPE_LABELS[batch.device_type](ctx.lang).lower(),
-        model=esc(batch.brand_model), serial=f" (sê-ri {esc(serial)})" if serial else "",
-        student=esc(student.full_name), day=fmt_date(handover.handed_over_on), due=fmt_date(due),
+        SAVED,
+        id=handover.id,
+        kind=vocabulary.DEVICE_TYPE_LABELS[batch.device_type](ctx.lang).lower(),
+        model=esc(batch.brand_model),
+        serial=f" (sê-ri {esc(serial)})" if serial else "",
+        student=esc(student.full_name),
+        day=fmt_date(handover.handed_over_on),
+        due=fmt_date(due),
     )
     mine = [f for f in flags if f.handover_id == handover.id]
     if mine:
         text += "\n\n" + ctx.t(FLAGGED, lines=_lines(mine))
         for principal in _principals(ctx.session, handover.school_id):
             if principal != ctx.staff.id:
-                ctx.notify(principal, NOTIFY_PRINCIPAL, id=handover.id, student=esc(student.full_name),
-                           day=fmt_date(handover.handed_over_on), by=esc(ctx.staff.full_name), lines=_lines(mine))
+                ctx.notify(
+                    principal,
+                    NOTIFY_PRINCIPAL,
+                    id=handover.id,
+                    student=esc(student.full_name),
+                    day=fmt_date(handover.handed_over_on),
+                    by=esc(ctx.staff.full_name),
+                    lines=_lines(mine),
+                )
     _notify_other_handovers(ctx, [f for f in flags if f.handover_id != handover.id])
     return Done(text)
 
@@ -276,49 +315,79 @@ BANGIAO = Form(
     fields=[
         text_field(
             "student_query",
-            T(vi="Bàn giao cho học sinh nào? Gõ một phần họ tên (ví dụ: An) hoặc mã định danh.",
-              en="Which student? Type part of the name or the student code."),
-            T(vi="Tìm học sinh", en="Student search"), parse=_parse_query, after=_new_query,
+            T(
+                vi="Bàn giao cho học sinh nào? Gõ một phần họ tên (ví dụ: An) hoặc mã định danh.",
+                en="Which student? Type part of the name or the student code.",
+            ),
+            T(vi="Tìm học sinh", en="Student search"),
+            parse=_parse_query,
+            after=_new_query,
         ),
         choice_field(
-            "student", T(vi="Chọn học sinh:", en="Choose the student:"), T(vi="Học sinh", en="Student"),
-            _student_options, empty=NO_STUDENTS, editable=False,
+            "student",
+            T(vi="Chọn học sinh:", en="Choose the student:"),
+            T(vi="Học sinh", en="Student"),
+            _student_options,
+            empty=NO_STUDENTS,
+            editable=False,
         ),
         choice_field(
-            "batch", T(vi="Máy thuộc lô nào?", en="Which batch is the computer from?"),
-            T(vi="Lô máy", en="Batch"), _batch_options, after=_batch_chosen, empty=NO_BATCHES,
+            "batch",
+            T(vi="Máy thuộc lô nào?", en="Which batch is the computer from?"),
+            T(vi="Lô máy", en="Batch"),
+            _batch_options,
+            after=_batch_chosen,
+            empty=NO_BATCHES,
         ),
         choice_field(
-            "serial_pick", T(vi="Số sê-ri của máy bàn giao?", en="Serial of the computer?"),
-            T(vi="Số sê-ri", en="Serial"), _serial_options, columns=2, editable=False,
+            "serial_pick",
+            T(vi="Số sê-ri của máy bàn giao?", en="Serial of the computer?"),
+            T(vi="Số sê-ri", en="Serial"),
+            _serial_options,
+            columns=2,
+            editable=False,
             when=lambda ctx: ctx.values.get("_serial_mode") == "pick",
             empty=T(vi="Lô này không còn số sê-ri nào trống.", en="No free serial left in this batch."),
         ),
         text_field(
             "serial_typed",
-            T(vi="Gõ số sê-ri của máy bàn giao (in trên nhãn dưới đáy máy):",
-              en="Type the serial of the computer (on the label under the machine):"),
-            T(vi="Số sê-ri", en="Serial"), parse=_parse_serial, editable=False,
+            T(
+                vi="Gõ số sê-ri của máy bàn giao (in trên nhãn dưới đáy máy):",
+                en="Type the serial of the computer (on the label under the machine):",
+            ),
+            T(vi="Số sê-ri", en="Serial"),
+            parse=_parse_serial,
+            editable=False,
             when=lambda ctx: ctx.values.get("_serial_mode") == "type",
         ),
         date_field(
             "handed_over_on",
             T(vi="Ngày bàn giao? (dd/mm/yyyy)", en="Handover date? (dd/mm/yyyy)"),
-            T(vi="Ngày bàn giao", en="Handover date"), parse=_parse_handover_day, default_today=True,
+            T(vi="Ngày bàn giao", en="Handover date"),
+            parse=_parse_handover_day,
+            default_today=True,
         ),
         photo_field(
             "photos",
-            T(vi="Gửi ảnh chụp buổi bàn giao (học sinh nhận máy). Có thể gửi nhiều ảnh, gửi xong bấm «Xong».",
-              en="Send a photo of the handover (the student receiving the computer). Send several if you "
-                 "like, then tap “Done”."),
-            T(vi="Ảnh bàn giao", en="Handover photos"), accept=_accept_photo, min_photos=1,
+            T(
+                vi="Gửi ảnh chụp buổi bàn giao (học sinh nhận máy). Có thể gửi nhiều ảnh, gửi xong bấm «Xong».",
+                en="Send a photo of the handover (the student receiving the computer). Send several if you "
+                "like, then tap “Done”.",
+            ),
+            T(vi="Ảnh bàn giao", en="Handover photos"),
+            accept=_accept_photo,
+            min_photos=1,
             max_photos=MAX_SCENE_PHOTOS,
         ),
         photo_field(
             "minutes",
-            T(vi="Gửi ảnh biên bản bàn giao đã ký (không bắt buộc; chọn «Bỏ qua» nếu chưa có).",
-              en="Send a photo of the signed handover minutes (optional; skip if none)."),
-            T(vi="Ảnh biên bản", en="Minutes"), accept=_accept_photo, required=False,
+            T(
+                vi="Gửi ảnh biên bản bàn giao đã ký (không bắt buộc; chọn «Bỏ qua» nếu chưa có).",
+                en="Send a photo of the signed handover minutes (optional; skip if none).",
+            ),
+            T(vi="Ảnh biên bản", en="Minutes"),
+            accept=_accept_photo,
+            required=False,
         ),
     ],
     on_complete=_save,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.clock import fmt_date
 from conversations.fields import (
     choice_field,
     confirm_field,
@@ -20,10 +19,12 @@ from conversations.fields import (
     text_field,
 )
 from conversations.forms.base import Choice, Done, Field, Form, FormContext, Invalid
-from conversations.i18n import T
-from conversations.types import esc
+from core.clock import fmt_date
+from core.i18n import T
+from core.messages import esc
+from core.vocabulary import Gender, Need, Role
 from storage import students
-from storage.models import Gender, Need, Role, Student
+from storage.models import Student
 
 # --- choices -------------------------------------------------------------------------------------------------
 
@@ -53,11 +54,16 @@ def _parse_code(text: str, ctx: FormContext) -> str:
     owner = students.find_code_owner(ctx.session, code=code, exclude_id=ctx.values.get("student_id"))
     if owner is not None:
         student, school = owner
-        raise Invalid(T(vi="Mã định danh {code} đã được đăng ký tại {school} ngày {day}. Mỗi em chỉ đăng ký "
-                           "một lần; vui lòng kiểm tra lại mã.",
-                        en="Student code {code} was already registered at {school} on {day}."),
-                      code=code, school=esc(school.name),
-                      day=fmt_date(student.created_at.astimezone(ctx.programme.tz).date()))
+        raise Invalid(
+            T(
+                vi="Mã định danh {code} đã được đăng ký tại {school} ngày {day}. Mỗi em chỉ đăng ký "
+                "một lần; vui lòng kiểm tra lại mã.",
+                en="Student code {code} was already registered at {school} on {day}.",
+            ),
+            code=code,
+            school=esc(school.name),
+            day=fmt_date(student.created_at.astimezone(ctx.programme.tz).date()),
+        )
     return code
 
 
@@ -72,8 +78,13 @@ def _check_same(ctx: FormContext, _value: object) -> None:
     name, birth = ctx.values.get("full_name"), ctx.values.get("birth_date")
     same = None
     if name and birth and ctx.staff.school_id is not None:
-        same = students.find_same_name_and_birth(ctx.session, school_id=ctx.staff.school_id, full_name=name,
-                                                 birth_date=birth, exclude_id=ctx.values.get("student_id"))
+        same = students.find_same_name_and_birth(
+            ctx.session,
+            school_id=ctx.staff.school_id,
+            full_name=name,
+            birth_date=birth,
+            exclude_id=ctx.values.get("student_id"),
+        )
     ctx.values["_same_as"] = same.id if same is not None else None
     return None
 
@@ -82,56 +93,119 @@ def _dup_prompt(ctx: FormContext) -> str:
     same = _same_name_and_birth(ctx)
     if same is None:
         return ctx.t(T(vi="Tiếp tục đăng ký?", en="Continue?"))
-    return ctx.t(T(vi="⚠️ Trường đã có em <b>{name}</b>, sinh ngày {dob}, lớp {cls}, mã {code}. Đây có phải một "
-                      "em khác (trùng họ tên và ngày sinh) không?",
-                   en="⚠️ The school already has <b>{name}</b>, born {dob}, class {cls}, code {code}. Is this a "
-                      "different pupil with the same name and birth date?"),
-                 name=esc(same.full_name), dob=fmt_date(same.birth_date), cls=esc(same.class_name), code=same.code)
+    return ctx.t(
+        T(
+            vi="⚠️ Trường đã có em <b>{name}</b>, sinh ngày {dob}, lớp {cls}, mã {code}. Đây có phải một "
+            "em khác (trùng họ tên và ngày sinh) không?",
+            en="⚠️ The school already has <b>{name}</b>, born {dob}, class {cls}, code {code}. Is this a "
+            "different pupil with the same name and birth date?",
+        ),
+        name=esc(same.full_name),
+        dob=fmt_date(same.birth_date),
+        cls=esc(same.class_name),
+        code=same.code,
+    )
 
 
 def _dup_answer(ctx: FormContext, value: bool) -> Done | None:
     if value:
         return None
-    return Done(T(vi="Đã dừng đăng ký: em này đã có trong danh sách của trường. Không có gì được lưu thêm.",
-                  en="Registration stopped: this pupil is already on the school's list. Nothing new was saved."))
+    return Done(
+        T(
+            vi="Đã dừng đăng ký: em này đã có trong danh sách của trường. Không có gì được lưu thêm.",
+            en="Registration stopped: this pupil is already on the school's list. Nothing new was saved.",
+        )
+    )
 
 
 # --- fields --------------------------------------------------------------------------------------------------------
 
-F_NAME = text_field("full_name", T(vi="Họ và tên học sinh? (ví dụ: Nguyễn Văn An)", en="Pupil's full name? (e.g. Nguyễn Văn An)"),
-                    T(vi="Họ tên", en="Name"), parse=parse_person_name, after=_check_same)
-F_BIRTH = date_field("birth_date", T(vi="Ngày sinh của em? (ngày/tháng/năm, ví dụ 05/09/2012)",
-                                     en="Date of birth? (day/month/year, e.g. 05/09/2012)"),
-                     T(vi="Ngày sinh", en="Date of birth"), parse=parse_birth_date, after=_check_same)
-F_DUP = confirm_field("dup_ok", _dup_prompt, T(vi="Xác nhận trùng tên", en="Same-name confirmation"),
-                      when=lambda ctx: ctx.values.get("_same_as") is not None,
-                      after=_dup_answer, yes=T(vi="Đúng, là em khác", en="Yes, a different pupil"),
-                      no=T(vi="Không, dừng lại", en="No, stop"))
-F_CLASS = text_field("class_name", T(vi="Lớp? (ví dụ: 6A1, 3/2, 5B)", en="Class? (e.g. 6A1, 3/2, 5B)"),
-                     T(vi="Lớp", en="Class"), parse=parse_class_name)
-F_CODE = text_field("code", T(vi="Mã định danh của học sinh (10 hoặc 12 chữ số)?",
-                              en="The pupil's student code (10 or 12 digits)?"),
-                    T(vi="Mã định danh", en="Student code"), parse=_parse_code)
-F_GENDER = choice_field("gender", T(vi="Giới tính?", en="Gender?"), T(vi="Giới tính", en="Gender"), GENDERS,
-                        columns=2)
-F_CATEGORY = choice_field("category", T(vi="Em thuộc đối tượng nào?", en="Which group?"),
-                          T(vi="Đối tượng", en="Group"), category_choices)
-F_REASON = text_field("hardship_reason", T(vi="Hoàn cảnh khó khăn cụ thể của em? (bắt buộc với «Khó khăn khác»)",
-                                           en="What is the hardship? (required for “Other hardship”)"),
-                      T(vi="Lý do khó khăn", en="Hardship"), when=_reason_required, max_len=500)
-F_NEED = choice_field("need", T(vi="Em cần hỗ trợ gì?", en="What does the pupil need?"),
-                      T(vi="Nhu cầu", en="Need"), NEEDS)
-F_GUARDIAN = text_field("guardian_name", T(vi="Họ tên cha/mẹ hoặc người giám hộ? (không bắt buộc)",
-                                           en="Parent or guardian's name? (optional)"),
-                        T(vi="Người giám hộ", en="Guardian"), parse=parse_person_name, required=False)
-F_GUARDIAN_PHONE = phone_field("guardian_phone", T(vi="Số điện thoại người giám hộ? (không bắt buộc)",
-                                                   en="Guardian's phone? (optional)"),
-                               T(vi="SĐT giám hộ", en="Guardian's phone"), required=False)
-F_NOTE = text_field("note", T(vi="Ghi chú thêm? (không bắt buộc)", en="Any note? (optional)"),
-                    T(vi="Ghi chú", en="Note"), required=False, max_len=1000)
+F_NAME = text_field(
+    "full_name",
+    T(vi="Họ và tên học sinh? (ví dụ: Nguyễn Văn An)", en="Pupil's full name? (e.g. Nguyễn Văn An)"),
+    T(vi="Họ tên", en="Name"),
+    parse=parse_person_name,
+    after=_check_same,
+)
+F_BIRTH = date_field(
+    "birth_date",
+    T(vi="Ngày sinh của em? (ngày/tháng/năm, ví dụ 05/09/2012)", en="Date of birth? (day/month/year, e.g. 05/09/2012)"),
+    T(vi="Ngày sinh", en="Date of birth"),
+    parse=parse_birth_date,
+    after=_check_same,
+)
+F_DUP = confirm_field(
+    "dup_ok",
+    _dup_prompt,
+    T(vi="Xác nhận trùng tên", en="Same-name confirmation"),
+    when=lambda ctx: ctx.values.get("_same_as") is not None,
+    after=_dup_answer,
+    yes=T(vi="Đúng, là em khác", en="Yes, a different pupil"),
+    no=T(vi="Không, dừng lại", en="No, stop"),
+)
+F_CLASS = text_field(
+    "class_name",
+    T(vi="Lớp? (ví dụ: 6A1, 3/2, 5B)", en="Class? (e.g. 6A1, 3/2, 5B)"),
+    T(vi="Lớp", en="Class"),
+    parse=parse_class_name,
+)
+F_CODE = text_field(
+    "code",
+    T(vi="Mã định danh của học sinh (10 hoặc 12 chữ số)?", en="The pupil's student code (10 or 12 digits)?"),
+    T(vi="Mã định danh", en="Student code"),
+    parse=_parse_code,
+)
+F_GENDER = choice_field("gender", T(vi="Giới tính?", en="Gender?"), T(vi="Giới tính", en="Gender"), GENDERS, columns=2)
+F_CATEGORY = choice_field(
+    "category", T(vi="Em thuộc đối tượng nào?", en="Which group?"), T(vi="Đối tượng", en="Group"), category_choices
+)
+F_REASON = text_field(
+    "hardship_reason",
+    T(
+        vi="Hoàn cảnh khó khăn cụ thể của em? (bắt buộc với «Khó khăn khác»)",
+        en="What is the hardship? (required for “Other hardship”)",
+    ),
+    T(vi="Lý do khó khăn", en="Hardship"),
+    when=_reason_required,
+    max_len=500,
+)
+F_NEED = choice_field(
+    "need", T(vi="Em cần hỗ trợ gì?", en="What does the pupil need?"), T(vi="Nhu cầu", en="Need"), NEEDS
+)
+F_GUARDIAN = text_field(
+    "guardian_name",
+    T(vi="Họ tên cha/mẹ hoặc người giám hộ? (không bắt buộc)", en="Parent or guardian's name? (optional)"),
+    T(vi="Người giám hộ", en="Guardian"),
+    parse=parse_person_name,
+    required=False,
+)
+F_GUARDIAN_PHONE = phone_field(
+    "guardian_phone",
+    T(vi="Số điện thoại người giám hộ? (không bắt buộc)", en="Guardian's phone? (optional)"),
+    T(vi="SĐT giám hộ", en="Guardian's phone"),
+    required=False,
+)
+F_NOTE = text_field(
+    "note",
+    T(vi="Ghi chú thêm? (không bắt buộc)", en="Any note? (optional)"),
+    T(vi="Ghi chú", en="Note"),
+    required=False,
+    max_len=1000,
+)
 
-STUDENT_FIELDS: list[Field] = [F_NAME, F_BIRTH, F_CLASS, F_CODE, F_GENDER, F_CATEGORY, F_REASON, F_NEED,
-                               F_GUARDIAN, F_GUARDIAN_PHONE, F_NOTE]
+STUDENT_FIELDS: list[Field] = [
+    F_NAME,
+    F_BIRTH,
+    F_CLASS,
+    F_CODE,
+    F_GENDER,
+    F_CATEGORY,
+    F_REASON,
+    F_NEED,
+    F_GUARDIAN,
+    F_GUARDIAN_PHONE,
+    F_NOTE,
+]
 REGISTER_FIELDS: list[Field] = [F_NAME, F_BIRTH, F_DUP, *STUDENT_FIELDS[2:]]
 _REQUIRED = frozenset(f.name for f in STUDENT_FIELDS if f.required)
 
@@ -142,35 +216,53 @@ def _record(values: dict[str, Any]) -> dict[str, Any]:
 
 # --- registration ------------------------------------------------------------------------------------------------
 
-SAVED = T(vi="✅ Đã lưu đăng ký của em <b>{name}</b> (mã {code}). Hiệu trưởng sẽ duyệt; bạn sẽ nhận thông báo.",
-          en="✅ Saved the registration of <b>{name}</b> (code {code}). The principal will review it; you will "
-             "be notified.")
-SAVED_LATE = T(vi="Lưu ý: trường đã chốt báo cáo nhu cầu, nên đăng ký này được ghi là <b>bổ sung sau hạn</b>.",
-               en="Note: the school has already submitted its needs report, so this is recorded as <b>late</b>.")
-NEW_PENDING = T(vi="🆕 Đăng ký mới chờ duyệt: em <b>{name}</b>, lớp {cls}, do {teacher} đăng ký. Gõ /duyet để xem.",
-                en="🆕 New registration to review: <b>{name}</b>, class {cls}, by {teacher}. Type /duyet.")
+SAVED = T(
+    vi="✅ Đã lưu đăng ký của em <b>{name}</b> (mã {code}). Hiệu trưởng sẽ duyệt; bạn sẽ nhận thông báo.",
+    en="✅ Saved the registration of <b>{name}</b> (code {code}). The principal will review it; you will be notified.",
+)
+SAVED_LATE = T(
+    vi="Lưu ý: trường đã chốt báo cáo nhu cầu, nên đăng ký này được ghi là <b>bổ sung sau hạn</b>.",
+    en="Note: the school has already submitted its needs report, so this is recorded as <b>late</b>.",
+)
+NEW_PENDING = T(
+    vi="🆕 Đăng ký mới chờ duyệt: em <b>{name}</b>, lớp {cls}, do {teacher} đăng ký. Gõ /duyet để xem.",
+    en="🆕 New registration to review: <b>{name}</b>, class {cls}, by {teacher}. Type /duyet.",
+)
 
 
 def _save(ctx: FormContext) -> Done:
     v = ctx.values
     try:
         student = students.register_student(
-            ctx.session, actor=ctx.staff, now=ctx.now, confirm_same_name=bool(v.get("dup_ok")), **_record(v),
+            ctx.session,
+            actor=ctx.staff,
+            now=ctx.now,
+            confirm_same_name=bool(v.get("dup_ok")),
+            **_record(v),
         )
     except students.DuplicateCode as exc:
         raise Invalid(exc.message_vi, field="code") from None
     except students.SameNameAndBirth as exc:
         v.pop("dup_ok", None)
         v["_same_as"] = exc.existing.id
-        raise Invalid(T(vi="Trường vừa có một đăng ký trùng họ tên và ngày sinh; vui lòng xác nhận.",
-                        en="A registration with the same name and birth date exists; please confirm."),
-                      field="dup_ok") from None
+        raise Invalid(
+            T(
+                vi="Trường vừa có một đăng ký trùng họ tên và ngày sinh; vui lòng xác nhận.",
+                en="A registration with the same name and birth date exists; please confirm.",
+            ),
+            field="dup_ok",
+        ) from None
     except students.StudentError as exc:
         return Done(exc.message_vi)
     if ctx.staff.role == Role.TEACHER:
         for principal in students.principals_of(ctx.session, school_id=student.school_id):
-            ctx.notify(principal.id, NEW_PENDING, name=esc(student.full_name), cls=esc(student.class_name),
-                       teacher=esc(ctx.staff.full_name))
+            ctx.notify(
+                principal.id,
+                NEW_PENDING,
+                name=esc(student.full_name),
+                cls=esc(student.class_name),
+                teacher=esc(ctx.staff.full_name),
+            )
     text = SAVED(ctx.lang, name=esc(student.full_name), code=student.code)
     if student.late:
         text += "\n" + SAVED_LATE(ctx.lang)
@@ -185,10 +277,12 @@ REGISTER = Form(
     roles=frozenset({Role.TEACHER, Role.PRINCIPAL}),
     fields=REGISTER_FIELDS,
     on_complete=_save,
-    intro=T(vi="📝 <b>Đăng ký học sinh cần hỗ trợ</b>. Trả lời lần lượt từng câu; gõ «quay lại» để sửa câu "
-               "trước, /huy để hủy. Chưa bấm «Lưu» thì chưa có gì được lưu.",
-            en="📝 <b>Register a pupil in need</b>. Answer each question; type “back” to change the previous "
-               "one, /huy to cancel. Nothing is saved until you tap “Save”."),
+    intro=T(
+        vi="📝 <b>Đăng ký học sinh cần hỗ trợ</b>. Trả lời lần lượt từng câu; gõ «quay lại» để sửa câu "
+        "trước, /huy để hủy. Chưa bấm «Lưu» thì chưa có gì được lưu.",
+        en="📝 <b>Register a pupil in need</b>. Answer each question; type “back” to change the previous "
+        "one, /huy to cancel. Nothing is saved until you tap “Save”.",
+    ),
 )
 
 
@@ -209,8 +303,10 @@ def _load_for_edit(ctx: FormContext) -> Done | None:
     return None
 
 
-CHANGED = T(vi="✅ Đã cập nhật hồ sơ em <b>{name}</b> ({n} mục). Mọi thay đổi được ghi lại trong nhật ký.",
-            en="✅ Updated <b>{name}</b>'s record ({n} change(s)). Every change is kept in the audit log.")
+CHANGED = T(
+    vi="✅ Đã cập nhật hồ sơ em <b>{name}</b> ({n} mục). Mọi thay đổi được ghi lại trong nhật ký.",
+    en="✅ Updated <b>{name}</b>'s record ({n} change(s)). Every change is kept in the audit log.",
+)
 UNCHANGED = T(vi="Không có mục nào thay đổi.", en="Nothing changed.")
 
 
@@ -221,8 +317,9 @@ def _save_edit(ctx: FormContext) -> Done:
     try:
         for name, value in _record(ctx.values).items():
             if getattr(student, name) != value:
-                students.update_student_field(ctx.session, actor=ctx.staff, student_id=sid, field=name,
-                                              value=value, now=ctx.now)
+                students.update_student_field(
+                    ctx.session, actor=ctx.staff, student_id=sid, field=name, value=value, now=ctx.now
+                )
                 changed += 1
     except students.DuplicateCode as exc:
         raise Invalid(exc.message_vi, field="code") from None

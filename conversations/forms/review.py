@@ -5,13 +5,14 @@ forms are installed — the handovers waiting for the sector-database confirmati
 
 from __future__ import annotations
 
-from bot.clock import fmt_date, fmt_local
 from conversations.fields import choice_field, text_field
 from conversations.forms.base import Choice, Done, Form, FormContext
-from conversations.i18n import T
-from conversations.types import esc
+from core.clock import fmt_date, fmt_local
+from core.i18n import T
+from core.messages import esc
+from core.vocabulary import Role
 from storage import students
-from storage.models import Role, Staff, Student
+from storage.models import Staff, Student
 
 PRINCIPAL = frozenset({Role.PRINCIPAL})
 CSDL_FORM = "csdl"
@@ -28,8 +29,11 @@ def _csdl_installed() -> bool:
 def _student_card(ctx: FormContext, s: Student) -> str:
     cat = ctx.programme.category(s.category)
     category = (cat.label_vi if ctx.lang == "vi" else cat.label_en) if cat else s.category
-    need = {"device": T(vi="Máy tính", en="Computer"), "internet": T(vi="Sóng internet", en="Internet"),
-            "both": T(vi="Cả hai", en="Both")}.get(s.need)
+    need = {
+        "device": T(vi="Máy tính", en="Computer"),
+        "internet": T(vi="Sóng internet", en="Internet"),
+        "both": T(vi="Cả hai", en="Both"),
+    }.get(s.need)
     teacher = ctx.session.get(Staff, s.registered_by)
     lines = [
         f"<b>{esc(s.full_name)}</b> — lớp {esc(s.class_name)}",
@@ -40,16 +44,27 @@ def _student_card(ctx: FormContext, s: Student) -> str:
         lines.append(ctx.t(T(vi="Hoàn cảnh: {r}", en="Hardship: {r}"), r=esc(s.hardship_reason)))
     lines.append(ctx.t(T(vi="Nhu cầu: {n}", en="Need: {n}"), n=need(ctx.lang) if need else esc(s.need)))
     if s.guardian_name or s.guardian_phone:
-        from storage.phones import display_phone
+        from core.phones import display_phone
 
-        lines.append(ctx.t(T(vi="Giám hộ: {g}", en="Guardian: {g}"),
-                           g=esc(" — ".join(x for x in (s.guardian_name, display_phone(s.guardian_phone)
-                                                       if s.guardian_phone else None) if x))))
+        lines.append(
+            ctx.t(
+                T(vi="Giám hộ: {g}", en="Guardian: {g}"),
+                g=esc(
+                    " — ".join(
+                        x for x in (s.guardian_name, display_phone(s.guardian_phone) if s.guardian_phone else None) if x
+                    )
+                ),
+            )
+        )
     if s.note:
         lines.append(ctx.t(T(vi="Ghi chú: {n}", en="Note: {n}"), n=esc(s.note)))
-    lines.append(ctx.t(T(vi="Người đăng ký: {t}, lúc {at}", en="Registered by {t} at {at}"),
-                       t=esc(teacher.full_name if teacher else "?"),
-                       at=fmt_local(s.created_at, ctx.programme.tz) if s.created_at else "?"))
+    lines.append(
+        ctx.t(
+            T(vi="Người đăng ký: {t}, lúc {at}", en="Registered by {t} at {at}"),
+            t=esc(teacher.full_name if teacher else "?"),
+            at=fmt_local(s.created_at, ctx.programme.tz) if s.created_at else "?",
+        )
+    )
     if s.late:
         lines.append(ctx.t(T(vi="(bổ sung sau khi đã chốt báo cáo)", en="(added after the report was submitted)")))
     return "\n".join(lines)
@@ -73,13 +88,25 @@ def _entry(ctx: FormContext) -> Done | None:
 
 
 def _entry_choices(ctx: FormContext) -> list[Choice]:
-    out = [Choice("reg", T(vi="Đăng ký chờ duyệt ({n})", en="Registrations to review ({n})")(
-        ctx.lang, n=ctx.values.get("pending", 0)))]
+    out = [
+        Choice(
+            "reg",
+            T(vi="Đăng ký chờ duyệt ({n})", en="Registrations to review ({n})")(
+                ctx.lang, n=ctx.values.get("pending", 0)
+            ),
+        )
+    ]
     if ctx.values.get("withdrawals"):
-        out.append(Choice("wd", T(vi="Yêu cầu rút hồ sơ ({n})", en="Withdrawal requests ({n})")(
-            ctx.lang, n=ctx.values["withdrawals"])))
+        out.append(
+            Choice(
+                "wd",
+                T(vi="Yêu cầu rút hồ sơ ({n})", en="Withdrawal requests ({n})")(ctx.lang, n=ctx.values["withdrawals"]),
+            )
+        )
     if _csdl_installed():
-        out.append(Choice("csdl", T(vi="Bàn giao chờ cập nhật CSDL ngành", en="Handovers to confirm in the sector database")))
+        out.append(
+            Choice("csdl", T(vi="Bàn giao chờ cập nhật CSDL ngành", en="Handovers to confirm in the sector database"))
+        )
     return out
 
 
@@ -94,8 +121,15 @@ REVIEW = Form(
     description=T(vi="Duyệt đăng ký, xác nhận cập nhật CSDL", en="Review registrations and handovers"),
     roles=PRINCIPAL,
     start=_entry,
-    fields=[choice_field("what", T(vi="Bạn muốn duyệt mục nào?", en="What do you want to review?"),
-                         T(vi="Mục", en="Item"), _entry_choices, after=_entry_pick)],
+    fields=[
+        choice_field(
+            "what",
+            T(vi="Bạn muốn duyệt mục nào?", en="What do you want to review?"),
+            T(vi="Mục", en="Item"),
+            _entry_choices,
+            after=_entry_pick,
+        )
+    ],
     on_complete=lambda ctx: Done(),
     summary=False,
 )
@@ -109,12 +143,16 @@ DECISIONS = [
     Choice("later", T(vi="⏭ Để sau", en="⏭ Later")),
     Choice("stop", T(vi="⏹ Dừng", en="⏹ Stop")),
 ]
-APPROVED_NOTE = T(vi="✅ Hiệu trưởng đã duyệt đăng ký của em <b>{name}</b> (lớp {cls}).",
-                  en="✅ The principal approved the registration of <b>{name}</b> (class {cls}).")
-REJECTED_NOTE = T(vi="❌ Hiệu trưởng chưa duyệt đăng ký của em <b>{name}</b> (lớp {cls}). Lý do: {reason}\n"
-                     "Bạn có thể sửa hồ sơ qua /cuatoi để gửi duyệt lại.",
-                  en="❌ The principal rejected the registration of <b>{name}</b> (class {cls}). Reason: {reason}\n"
-                     "You can correct it with /cuatoi to resubmit.")
+APPROVED_NOTE = T(
+    vi="✅ Hiệu trưởng đã duyệt đăng ký của em <b>{name}</b> (lớp {cls}).",
+    en="✅ The principal approved the registration of <b>{name}</b> (class {cls}).",
+)
+REJECTED_NOTE = T(
+    vi="❌ Hiệu trưởng chưa duyệt đăng ký của em <b>{name}</b> (lớp {cls}). Lý do: {reason}\n"
+    "Bạn có thể sửa hồ sơ qua /cuatoi để gửi duyệt lại.",
+    en="❌ The principal rejected the registration of <b>{name}</b> (class {cls}). Reason: {reason}\n"
+    "You can correct it with /cuatoi to resubmit.",
+)
 
 
 def _skips(ctx: FormContext) -> list[int]:
@@ -128,8 +166,13 @@ def _next_pending(ctx: FormContext) -> Done | None:
     if not nxt:
         left = students.count_pending(ctx.session, school_id=school_id)
         if left:
-            return Done(T(vi="Đã xem hết. Còn {n} đăng ký bạn để lại sau; gõ /duyet để xem lại.",
-                          en="That's all. {n} registration(s) left for later; type /duyet again."), n=left)
+            return Done(
+                T(
+                    vi="Đã xem hết. Còn {n} đăng ký bạn để lại sau; gõ /duyet để xem lại.",
+                    en="That's all. {n} registration(s) left for later; type /duyet again.",
+                ),
+                n=left,
+            )
         return Done(T(vi="Đã duyệt hết các đăng ký. 👍", en="All registrations are reviewed. 👍"))
     ctx.values["student_id"] = nxt[0].id
     return None
@@ -147,8 +190,9 @@ def _decision(ctx: FormContext, value: str) -> Done | None:
         return Done(next_form="duyet_dk", next_values={"skip": _skips(ctx) + [int(ctx.values["student_id"])]})
     if value == "stop":
         left = students.count_pending(ctx.session, school_id=ctx.staff.school_id or 0)
-        return Done(T(vi="Đã dừng. Còn {n} đăng ký chờ duyệt.", en="Stopped. {n} registration(s) still waiting."),
-                    n=left)
+        return Done(
+            T(vi="Đã dừng. Còn {n} đăng ký chờ duyệt.", en="Stopped. {n} registration(s) still waiting."), n=left
+        )
     return None
 
 
@@ -162,8 +206,13 @@ def _review_save(ctx: FormContext) -> Done:
         else:
             s = students.reject(ctx.session, actor=ctx.staff, student_id=sid, reason=ctx.values["reason"], now=ctx.now)
             msg = T(vi="❌ Đã từ chối em {name}.", en="❌ Rejected {name}.")
-            ctx.notify(s.registered_by, REJECTED_NOTE, name=esc(s.full_name), cls=esc(s.class_name),
-                       reason=esc(s.reject_reason or ""))
+            ctx.notify(
+                s.registered_by,
+                REJECTED_NOTE,
+                name=esc(s.full_name),
+                cls=esc(s.class_name),
+                reason=esc(s.reject_reason or ""),
+            )
     except students.StudentError as exc:
         return Done(exc.message_vi, next_form="duyet_dk", next_values={"skip": _skips(ctx) + [sid]})
     return Done(msg, name=esc(s.full_name), next_form="duyet_dk", next_values={"skip": _skips(ctx)})
@@ -175,11 +224,19 @@ REVIEW_REGISTRATIONS = Form(
     roles=PRINCIPAL,
     start=_next_pending,
     fields=[
-        choice_field("decision", _pending_prompt, T(vi="Quyết định", en="Decision"), DECISIONS, columns=2,
-                     after=_decision),
-        text_field("reason", T(vi="Lý do từ chối? (giáo viên sẽ nhận được lý do này)",
-                               en="Reason for rejecting? (the teacher will see it)"),
-                   T(vi="Lý do", en="Reason"), when=lambda ctx: ctx.values.get("decision") == "reject", max_len=500),
+        choice_field(
+            "decision", _pending_prompt, T(vi="Quyết định", en="Decision"), DECISIONS, columns=2, after=_decision
+        ),
+        text_field(
+            "reason",
+            T(
+                vi="Lý do từ chối? (giáo viên sẽ nhận được lý do này)",
+                en="Reason for rejecting? (the teacher will see it)",
+            ),
+            T(vi="Lý do", en="Reason"),
+            when=lambda ctx: ctx.values.get("decision") == "reject",
+            max_len=500,
+        ),
     ],
     on_complete=_review_save,
     summary=False,
@@ -214,16 +271,23 @@ def _withdrawal_save(ctx: FormContext) -> Done:
         return Done(T(vi="Đã dừng.", en="Stopped."))
     accept = ctx.values["decision"] == "accept"
     try:
-        s = students.decide_withdrawal(ctx.session, actor=ctx.staff, student_id=int(ctx.values["student_id"]),
-                                       accept=accept, now=ctx.now)
+        s = students.decide_withdrawal(
+            ctx.session, actor=ctx.staff, student_id=int(ctx.values["student_id"]), accept=accept, now=ctx.now
+        )
     except students.StudentError as exc:
         return Done(exc.message_vi)
-    note = (T(vi="Hiệu trưởng đã đồng ý rút hồ sơ em <b>{name}</b>.", en="The principal withdrew <b>{name}</b>.")
-            if accept else
-            T(vi="Hiệu trưởng giữ lại hồ sơ em <b>{name}</b> (không rút).", en="The principal kept <b>{name}</b>'s record."))
+    note = (
+        T(vi="Hiệu trưởng đã đồng ý rút hồ sơ em <b>{name}</b>.", en="The principal withdrew <b>{name}</b>.")
+        if accept
+        else T(
+            vi="Hiệu trưởng giữ lại hồ sơ em <b>{name}</b> (không rút).",
+            en="The principal kept <b>{name}</b>'s record.",
+        )
+    )
     ctx.notify(s.registered_by, note, name=esc(s.full_name))
-    return Done(T(vi="Đã xử lý yêu cầu rút hồ sơ em {name}.", en="Done: {name}."), name=esc(s.full_name),
-                next_form="duyet_rut")
+    return Done(
+        T(vi="Đã xử lý yêu cầu rút hồ sơ em {name}.", en="Done: {name}."), name=esc(s.full_name), next_form="duyet_rut"
+    )
 
 
 REVIEW_WITHDRAWALS = Form(

@@ -8,10 +8,11 @@ import re
 import secrets
 
 from conversations.forms.base import Action, Done, FormContext
-from conversations.i18n import T
-from conversations.text import fold
-from conversations.types import Outgoing
-from storage.models import District, Role, School
+from core.i18n import T
+from core.messages import Outgoing
+from core.text import fold
+from core.vocabulary import Role
+from storage.models import District, School
 
 ALL_ROLES = frozenset({Role.TEACHER, Role.PRINCIPAL, Role.DISTRICT_OFFICER})
 
@@ -38,13 +39,15 @@ def _summary(ctx: FormContext) -> Done:
     return Done(messages=[Outgoing(text=text), Outgoing(photo=png)])
 
 
-NO_MEDIA = T(vi="Máy chủ chưa được cấu hình thư mục lưu tệp, nên chưa xuất được. Vui lòng báo quản trị viên.",
-             en="The server has no media directory configured, so no file can be made. Please tell the administrator.")
+NO_MEDIA = T(
+    vi="Máy chủ chưa được cấu hình thư mục lưu tệp, nên chưa xuất được. Vui lòng báo quản trị viên.",
+    en="The server has no media directory configured, so no file can be made. Please tell the administrator.",
+)
 EXPORT_READY = T(vi="📄 Tệp tổng hợp {name} (số liệu đến {at}).", en="📄 Summary workbook {name} (figures as of {at}).")
 
 
 def _export(ctx: FormContext) -> Done:
-    from bot.clock import fmt_local
+    from core.clock import fmt_local
     from reports.export import export_workbook
 
     if ctx.media_dir is None:
@@ -53,16 +56,25 @@ def _export(ctx: FormContext) -> Done:
     folder.mkdir(parents=True, exist_ok=True)
     # The file on disk has a random name; the name people see is built from our own codes, never user text.
     out = folder / f"{secrets.token_hex(8)}.xlsx"
-    path = export_workbook(ctx.session, scope=ctx.scope, out=out, programme=ctx.programme, now=ctx.now,
-                           lang=ctx.lang)
+    path = export_workbook(ctx.session, scope=ctx.scope, out=out, programme=ctx.programme, now=ctx.now, lang=ctx.lang)
     name = f"tong-hop-{scope_slug(ctx)}-{ctx.today.strftime('%d-%m-%Y')}.xlsx"
     caption = EXPORT_READY(ctx.lang, name=name, at=fmt_local(ctx.now, ctx.programme.tz))
     return Done(messages=[Outgoing(text=caption, document=path, document_name=name)])
 
 
-SUMMARY = Action(command="tonghop", description=T(vi="Xem số liệu tổng hợp", en="Summary figures"),
-                 roles=ALL_ROLES, run=_summary, slow=True)
-EXPORT = Action(command="xuatfile", description=T(vi="Xuất tệp Excel tổng hợp", en="Export a spreadsheet"),
-                roles=frozenset({Role.PRINCIPAL, Role.DISTRICT_OFFICER}), run=_export, slow=True)
+SUMMARY = Action(
+    command="tonghop",
+    description=T(vi="Xem số liệu tổng hợp", en="Summary figures"),
+    roles=ALL_ROLES,
+    run=_summary,
+    slow=True,
+)
+EXPORT = Action(
+    command="xuatfile",
+    description=T(vi="Xuất tệp Excel tổng hợp", en="Export a spreadsheet"),
+    roles=frozenset({Role.PRINCIPAL, Role.DISTRICT_OFFICER}),
+    run=_export,
+    slow=True,
+)
 
 FORMS = [SUMMARY, EXPORT]

@@ -44,7 +44,7 @@ class Mailbox:
         box = self
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+            async def handle_DATA(self, server, session, envelope):
                 box.messages.append(message_from_bytes(envelope.original_content, policy=policy.default))
                 return "250 OK"
 
@@ -75,8 +75,9 @@ class BotProcess:
         return await asyncio.to_thread(self.cli, *args, check=check)
 
     def cli(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
-        out = subprocess.run([FIELDBOT, *args], env=self.env, cwd=self.cwd, capture_output=True, text=True,
-                             timeout=120, input=input)
+        out = subprocess.run(
+            [FIELDBOT, *args], env=self.env, cwd=self.cwd, capture_output=True, text=True, timeout=120, input=input
+        )
         self.log.extend((out.stdout + out.stderr).splitlines())
         if check and out.returncode != 0:
             raise AssertionError(f"fieldbot {' '.join(args)} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
@@ -84,8 +85,13 @@ class BotProcess:
 
     async def start(self, *args: str, ready: str = "fieldbot is running", timeout: float = 60.0) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            FIELDBOT, "run", *args, env=self.env, cwd=self.cwd,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            FIELDBOT,
+            "run",
+            *args,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         started = asyncio.get_running_loop().create_future()
 
@@ -134,8 +140,9 @@ class Person:
     async def expect(self, needle: str, timeout: float = 20.0) -> SentMessage:
         """Wait for the next message whose text, file name or buttons contain ``needle`` (case-insensitive);
         move the cursor past it."""
+
         def found() -> int | None:
-            for i, m in enumerate(self.inbox[self.cursor:], start=self.cursor):
+            for i, m in enumerate(self.inbox[self.cursor :], start=self.cursor):
                 shown = " ".join([m.text or "", m.file_name or "", *(label for label, _ in m.buttons)])
                 if needle.lower() in shown.lower():
                     return i
@@ -144,7 +151,7 @@ class Person:
         try:
             await self.tg.wait_for(lambda: found() is not None, timeout, what=repr(needle))
         except TimeoutError:
-            unread = [m.text for m in self.inbox[self.cursor:]]
+            unread = [m.text for m in self.inbox[self.cursor :]]
             raise AssertionError(f"{self.user.first_name} never got {needle!r}; unread: {unread}") from None
         index = found()
         self.cursor = index + 1
@@ -181,18 +188,21 @@ async def link(tg: FakeTelegram, user_id: int, name: str, phone: str) -> Person:
     return person
 
 
-def bot_env(tmp: Path, tg: FakeTelegram, *, smtp_port: int | None = None, db_url: str | None = None,
-            **extra: str) -> dict[str, str]:
+def bot_env(
+    tmp: Path, tg: FakeTelegram, *, smtp_port: int | None = None, db_url: str | None = None, **extra: str
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDBOT_")}
-    env.update({
-        "FIELDBOT_DATABASE_URL": db_url or f"sqlite:///{tmp / 'fieldbot.db'}",
-        "FIELDBOT_TELEGRAM_TOKEN": tg.token,
-        "FIELDBOT_TELEGRAM_API_URL": tg.root,
-        "FIELDBOT_MEDIA_DIR": str(tmp / "media"),
-        "FIELDBOT_LOG_LEVEL": "INFO",
-        "FIELDBOT_FLOOD_LIMIT_PER_MINUTE": "1000",  # a test taps faster than any teacher
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "FIELDBOT_DATABASE_URL": db_url or f"sqlite:///{tmp / 'fieldbot.db'}",
+            "FIELDBOT_TELEGRAM_TOKEN": tg.token,
+            "FIELDBOT_TELEGRAM_API_URL": tg.root,
+            "FIELDBOT_MEDIA_DIR": str(tmp / "media"),
+            "FIELDBOT_LOG_LEVEL": "INFO",
+            "FIELDBOT_FLOOD_LIMIT_PER_MINUTE": "1000",  # a test taps faster than any teacher
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     if smtp_port:
         env["FIELDBOT_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}?from=fieldbot@truong.test"
     env.update(extra)

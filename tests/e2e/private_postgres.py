@@ -42,15 +42,17 @@ class PrivatePostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, program: str, *args: str) -> None:
-        out = subprocess.run([*self._as, str(self.bindir / program), *args], capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run(
+            [*self._as, str(self.bindir / program), *args], capture_output=True, text=True, timeout=120
+        )
         if out.returncode != 0:
             log = (self.dir / "server.log").read_text() if (self.dir / "server.log").exists() else ""
             raise RuntimeError(f"{program} {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}\n{log}")
 
     def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C",
-                  "--no-sync")
+        self._run(
+            "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"
+        )
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"

@@ -17,8 +17,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import create_engine, text
 
-from bot.clock import LOCAL_TZ, SystemClock
 from bot.settings import DEFAULT_PROGRAMME
+from core.clock import LOCAL_TZ, SystemClock
 from tests.conftest import sqlite_url
 from tests.e2e.harness import EXAMPLE_ROSTER, FIELDBOT, BotProcess, bot_env, link
 from tests.fakes.telegram_api import FakeTelegram
@@ -26,8 +26,12 @@ from tests.fakes.telegram_api import FakeTelegram
 pytestmark = pytest.mark.slow
 
 NOW = "2021-11-17T08:00:00+07:00"  # three days before the needs-report deadline: every principal is reminded
-LINKED = {2001: ("Nguyễn Thị Lan", "0901000001"), 2002: ("Đỗ Thị Hồng", "0902111001"),
-          2003: ("Phạm Quốc Bảo", "0904333001"), 3001: ("Lê Minh Tiến", "0913860438")}
+LINKED = {
+    2001: ("Nguyễn Thị Lan", "0901000001"),
+    2002: ("Đỗ Thị Hồng", "0902111001"),
+    2003: ("Phạm Quốc Bảo", "0904333001"),
+    3001: ("Lê Minh Tiến", "0913860438"),
+}
 HELD = 2001  # Lan's reminder is in flight when the process dies
 LEASE = 8  # seconds (FIELDBOT_SWEEP_LEASE_SECONDS)
 EMAILED = ("anh.hn@example.edu.vn", "yen.ttk@example.edu.vn")  # principals with no chat: reminded by e-mail
@@ -36,8 +40,9 @@ EMAILED = ("anh.hn@example.edu.vn", "yen.ttk@example.edu.vn")  # principals with
 def delivered(tg: FakeTelegram, since: dict[int, int]) -> Counter:
     """Text messages each linked person received since ``since`` (their inbox sizes then); the digest's chart
     is a picture after its text, not counted."""
-    return Counter({chat: sum(m.method == "sendMessage" for m in tg.messages_to(chat)[since[chat]:])
-                    for chat in LINKED})
+    return Counter(
+        {chat: sum(m.method == "sendMessage" for m in tg.messages_to(chat)[since[chat] :]) for chat in LINKED}
+    )
 
 
 async def linked_bot(tg: FakeTelegram, env: dict[str, str], cwd) -> BotProcess:
@@ -63,21 +68,36 @@ async def test_kill_9_between_finding_and_delivery_sends_nothing_twice(tg, mailb
 
     def pending_except_held() -> int:
         with db.connect() as conn:
-            return conn.execute(text(
-                "SELECT count(*) FROM notification n LEFT JOIN chat_identity c ON c.staff_id = n.recipient_id "
-                "WHERE n.status = 'pending' AND (c.chat_id IS NULL OR c.chat_id <> :held)"), {"held": str(HELD)}
+            return conn.execute(
+                text(
+                    "SELECT count(*) FROM notification n LEFT JOIN chat_identity c ON c.staff_id = n.recipient_id "
+                    "WHERE n.status = 'pending' AND (c.chat_id IS NULL OR c.chat_id <> :held)"
+                ),
+                {"held": str(HELD)},
             ).scalar_one()
 
     sweep = None
     try:
         tg.fail_next("sendMessage", status=500, delay=120, chat_id=HELD)
         started = time.monotonic()
-        sweep = await asyncio.create_subprocess_exec(FIELDBOT, "sweep", "--now", NOW, env=env, cwd=tmp_path,
-                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        await tg.wait_for(lambda: any(c.params.get("chat_id") in (HELD, str(HELD)) for c in tg.calls_of("sendMessage")),
-                          60, what="the held reminder")
-        await tg.wait_for(lambda: all(delivered(tg, before)[c] == 1 for c in LINKED if c != HELD), 60,
-                          what="the other messages")
+        sweep = await asyncio.create_subprocess_exec(
+            FIELDBOT,
+            "sweep",
+            "--now",
+            NOW,
+            env=env,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        await tg.wait_for(
+            lambda: any(c.params.get("chat_id") in (HELD, str(HELD)) for c in tg.calls_of("sendMessage")),
+            60,
+            what="the held reminder",
+        )
+        await tg.wait_for(
+            lambda: all(delivered(tg, before)[c] == 1 for c in LINKED if c != HELD), 60, what="the other messages"
+        )
         await tg.wait_for(lambda: all(len(mailbox.to(a)) == 1 for a in EMAILED), 60, what="the e-mails")
         for _ in range(100):  # give the others' deliveries time to be recorded (a design that records late
             if pending_except_held() == 0:  # or in one batch would send them twice below)
@@ -122,30 +142,37 @@ async def test_kill_9_of_the_running_bot_mid_delivery_sends_nothing_twice(tg, ma
     reminders, one is in flight when the bot is killed; the restarted bot takes over once the lease runs out."""
     today = SystemClock().now().astimezone(LOCAL_TZ).date()
     programme = tmp_path / "programme.toml"
-    programme.write_text(DEFAULT_PROGRAMME.read_text(encoding="utf-8")
-                         .replace('needs_report = "20/11/2021"', f'needs_report = "{today + timedelta(days=1):%d/%m/%Y}"')
-                         .replace('quiet_hours = "21:00-06:30"', 'quiet_hours = "00:00-00:00"'), encoding="utf-8")
-    env = bot_env(tmp_path, tg, smtp_port=mailbox.port, FIELDBOT_SWEEP_LEASE_SECONDS=str(LEASE),
-                  FIELDBOT_PROGRAMME=str(programme))
+    programme.write_text(
+        DEFAULT_PROGRAMME.read_text(encoding="utf-8")
+        .replace('needs_report = "20/11/2021"', f'needs_report = "{today + timedelta(days=1):%d/%m/%Y}"')
+        .replace('quiet_hours = "21:00-06:30"', 'quiet_hours = "00:00-00:00"'),
+        encoding="utf-8",
+    )
+    env = bot_env(
+        tmp_path, tg, smtp_port=mailbox.port, FIELDBOT_SWEEP_LEASE_SECONDS=str(LEASE), FIELDBOT_PROGRAMME=str(programme)
+    )
     bot = await linked_bot(tg, env, tmp_path)
     before = {chat: len(tg.messages_to(chat)) for chat in LINKED}
 
     tg.fail_next("sendMessage", status=500, delay=120, chat_id=HELD)
     await bot.start()  # with the scheduler: it sweeps at once
-    await tg.wait_for(lambda: any(c.params.get("chat_id") in (HELD, str(HELD)) for c in tg.calls_of("sendMessage")),
-                      60, what="the held reminder")
+    await tg.wait_for(
+        lambda: any(c.params.get("chat_id") in (HELD, str(HELD)) for c in tg.calls_of("sendMessage")),
+        60,
+        what="the held reminder",
+    )
     await tg.wait_for(lambda: all(len(mailbox.to(a)) == 1 for a in EMAILED), 60, what="the e-mails")
     await asyncio.sleep(1)  # the others' deliveries are recorded at once
     await bot.kill9()
     assert delivered(tg, before)[HELD] == 0
-    sent_before_kill = {chat: [m.text for m in tg.messages_to(chat)[before[chat]:]] for chat in LINKED}
+    sent_before_kill = {chat: [m.text for m in tg.messages_to(chat)[before[chat] :]] for chat in LINKED}
 
     await bot.start()  # idle until the dead bot's lease runs out, then its delivery job sends what is left
     await tg.wait_for(lambda: delivered(tg, before)[HELD] >= 1, 90, what="the held reminder after the restart")
     await asyncio.sleep(2)
     await bot.stop()
     for chat in LINKED:
-        texts = [m.text for m in tg.messages_to(chat)[before[chat]:]]
+        texts = [m.text for m in tg.messages_to(chat)[before[chat] :]]
         assert len(texts) == len(set(texts)), f"chat {chat} got a message twice: {texts}"
         if chat != HELD:
             assert texts == sent_before_kill[chat]  # nothing new for those already served

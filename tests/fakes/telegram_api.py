@@ -56,28 +56,88 @@ DOWNLOAD_LIMIT = 20 * 1024 * 1024  # what getFile lets a bot download
 PHOTO_BOXES = (90, 320, 800, 1280)  # Telegram's s/m/x/y thumbnail sizes
 
 BLOCKED = "Forbidden: bot was blocked by the user"
-_DESCRIPTIONS = {400: "Bad Request", 401: "Unauthorized", 403: BLOCKED, 404: "Not Found",
-                 409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error",
-                 502: "Bad Gateway", 503: "Service Unavailable"}
+_DESCRIPTIONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: BLOCKED,
+    404: "Not Found",
+    409: "Conflict",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 _TOKEN_FORMAT = re.compile(r"\d+:[\w-]+")
 
 # PTB's form encoding JSON-dumps every non-string value and sends strings raw, so the type of a form field
 # is only known from its name. Unknown fields stay strings.
-_INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "reply_to_message_id", "from_chat_id",
-               "cache_time", "user_id", "max_connections", "message_thread_id"}
+_INT_FIELDS = {
+    "chat_id",
+    "message_id",
+    "offset",
+    "limit",
+    "reply_to_message_id",
+    "from_chat_id",
+    "cache_time",
+    "user_id",
+    "max_connections",
+    "message_thread_id",
+}
 _FLOAT_FIELDS = {"timeout"}
-_BOOL_FIELDS = {"disable_notification", "protect_content", "show_alert", "drop_pending_updates",
-                "disable_web_page_preview", "allow_sending_without_reply", "has_spoiler",
-                "disable_content_type_detection", "show_caption_above_media"}
-_JSON_FIELDS = {"reply_markup", "allowed_updates", "commands", "scope", "entities", "caption_entities",
-                "reply_parameters", "link_preview_options", "message_ids", "media"}
+_BOOL_FIELDS = {
+    "disable_notification",
+    "protect_content",
+    "show_alert",
+    "drop_pending_updates",
+    "disable_web_page_preview",
+    "allow_sending_without_reply",
+    "has_spoiler",
+    "disable_content_type_detection",
+    "show_caption_above_media",
+}
+_JSON_FIELDS = {
+    "reply_markup",
+    "allowed_updates",
+    "commands",
+    "scope",
+    "entities",
+    "caption_entities",
+    "reply_parameters",
+    "link_preview_options",
+    "message_ids",
+    "media",
+}
 # Calls that reach a person: refused with 403 once that person blocked the bot.
-_TO_CHAT = {"sendmessage", "sendphoto", "senddocument", "sendchataction", "editmessagetext",
-            "editmessagereplymarkup", "editmessagecaption", "deletemessage", "forwardmessage",
-            "copymessage", "sendmediagroup", "sendsticker", "sendvideo", "sendaudio", "sendvoice"}
-_CHAT_ACTIONS = {"typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
-                 "upload_document", "choose_sticker", "find_location", "record_video_note",
-                 "upload_video_note"}
+_TO_CHAT = {
+    "sendmessage",
+    "sendphoto",
+    "senddocument",
+    "sendchataction",
+    "editmessagetext",
+    "editmessagereplymarkup",
+    "editmessagecaption",
+    "deletemessage",
+    "forwardmessage",
+    "copymessage",
+    "sendmediagroup",
+    "sendsticker",
+    "sendvideo",
+    "sendaudio",
+    "sendvoice",
+}
+_CHAT_ACTIONS = {
+    "typing",
+    "upload_photo",
+    "record_video",
+    "upload_video",
+    "record_voice",
+    "upload_voice",
+    "upload_document",
+    "choose_sticker",
+    "find_location",
+    "record_video_note",
+    "upload_video_note",
+}
 _COMMAND = re.compile(r"[a-z0-9_]{1,32}")
 
 
@@ -148,16 +208,29 @@ class _File:
     height: int = 0
 
     def photo_size(self) -> dict[str, Any]:
-        return {"file_id": self.file_id, "file_unique_id": self.file_unique_id, "width": self.width,
-                "height": self.height, "file_size": len(self.data)}
+        return {
+            "file_id": self.file_id,
+            "file_unique_id": self.file_unique_id,
+            "width": self.width,
+            "height": self.height,
+            "file_size": len(self.data),
+        }
 
 
 class FakeUser:
     """A person in a private chat with the bot (chat id == user id). Each action queues one update and
     returns it (a dict valid for ``Update.de_json``)."""
 
-    def __init__(self, tg: FakeTelegram, user_id: int, first_name: str, *, last_name: str | None,
-                 username: str | None, language_code: str | None) -> None:
+    def __init__(
+        self,
+        tg: FakeTelegram,
+        user_id: int,
+        first_name: str,
+        *,
+        last_name: str | None,
+        username: str | None,
+        language_code: str | None,
+    ) -> None:
         self.tg = tg
         self.id = user_id
         self.first_name = first_name
@@ -204,12 +277,21 @@ class FakeUser:
             current = self.tg._messages.get((self.id, message_id), snapshot)
         query_id = str(next(self.tg._query_ids))
         self.tg._open_queries.add(query_id)
-        return self.tg._enqueue({"callback_query": {
-            "id": query_id, "from": self.as_user(), "message": current,
-            "chat_instance": f"-{self.id}{self.tg.bot_id}", "data": callback_data}})
+        return self.tg._enqueue(
+            {
+                "callback_query": {
+                    "id": query_id,
+                    "from": self.as_user(),
+                    "message": current,
+                    "chat_instance": f"-{self.id}{self.tg.bot_id}",
+                    "data": callback_data,
+                }
+            }
+        )
 
-    def share_contact(self, phone: str, user_id: int | None = None, *, first_name: str | None = None,
-                      anonymous: bool = False) -> dict[str, Any]:
+    def share_contact(
+        self, phone: str, user_id: int | None = None, *, first_name: str | None = None, anonymous: bool = False
+    ) -> dict[str, Any]:
         """The contact button shares one's own number (user_id == own id). Another ``user_id`` is a
         forwarded contact; ``anonymous`` a phone-book card for someone not on Telegram (no user_id)."""
         contact: dict[str, Any] = {"phone_number": phone, "first_name": first_name or self.first_name}
@@ -223,12 +305,17 @@ class FakeUser:
             content["caption"] = caption
         return self._message(content)
 
-    def send_document(self, data: bytes, file_name: str, mime_type: str,
-                      caption: str | None = None) -> dict[str, Any]:
+    def send_document(self, data: bytes, file_name: str, mime_type: str, caption: str | None = None) -> dict[str, Any]:
         f = self.tg.register_file(data, kind="documents", file_name=file_name)
-        content: dict[str, Any] = {"document": {"file_id": f.file_id, "file_unique_id": f.file_unique_id,
-                                                "file_name": file_name, "mime_type": mime_type,
-                                                "file_size": len(data)}}
+        content: dict[str, Any] = {
+            "document": {
+                "file_id": f.file_id,
+                "file_unique_id": f.file_unique_id,
+                "file_name": file_name,
+                "mime_type": mime_type,
+                "file_size": len(data),
+            }
+        }
         if caption is not None:
             content["caption"] = caption
         return self._message(content)
@@ -241,15 +328,21 @@ class FakeUser:
         return await self.tg.wait_for_messages(self.id, count, timeout)
 
     def _message(self, content: dict[str, Any]) -> dict[str, Any]:
-        message = {"message_id": self.tg._next_message_id(self.id), "from": self.as_user(),
-                   "chat": self.as_chat(), "date": int(time.time()), **content}
+        message = {
+            "message_id": self.tg._next_message_id(self.id),
+            "from": self.as_user(),
+            "chat": self.as_chat(),
+            "date": int(time.time()),
+            **content,
+        }
         self.tg._messages[(self.id, message["message_id"])] = message
         return self.tg._enqueue({"message": message})
 
 
 class FakeTelegram:
-    def __init__(self, token: str = DEFAULT_TOKEN, *, bot_username: str = "fieldbot_test_bot",
-                 bot_name: str = "Fieldbot Test") -> None:
+    def __init__(
+        self, token: str = DEFAULT_TOKEN, *, bot_username: str = "fieldbot_test_bot", bot_name: str = "Fieldbot Test"
+    ) -> None:
         self.token = token
         self.bot_id = int(token.split(":", 1)[0])
         self.bot_username = bot_username
@@ -316,25 +409,38 @@ class FakeTelegram:
 
     # --- people --------------------------------------------------------------------------------------------
 
-    def user(self, user_id: int, first_name: str = "Người dùng", *, last_name: str | None = None,
-             username: str | None = None, language_code: str | None = "vi") -> FakeUser:
+    def user(
+        self,
+        user_id: int,
+        first_name: str = "Người dùng",
+        *,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = "vi",
+    ) -> FakeUser:
         """The person with this id (created once; they have started the bot, so it may message them)."""
         if user_id not in self.users:
-            self.users[user_id] = FakeUser(self, user_id, first_name, last_name=last_name,
-                                           username=username, language_code=language_code)
+            self.users[user_id] = FakeUser(
+                self, user_id, first_name, last_name=last_name, username=username, language_code=language_code
+            )
         return self.users[user_id]
 
-    def register_file(self, data: bytes, *, kind: str = "documents", file_name: str | None = None,
-                      width: int = 0, height: int = 0) -> _File:
+    def register_file(
+        self, data: bytes, *, kind: str = "documents", file_name: str | None = None, width: int = 0, height: int = 0
+    ) -> _File:
         """A file on "Telegram's servers" (a user upload): getFile and the download URL will serve it."""
         n = len(self._files) + 1
-        ext = (file_name.rsplit(".", 1)[-1] if file_name and "." in file_name else
-               "jpg" if kind == "photos" else "bin")
-        f = _File(file_id=f"BQACAgIAAxkBAAI{n:05d}{secrets.token_urlsafe(24)}",
-                  file_unique_id=f"AgAD{n:05d}{secrets.token_hex(3)}",
-                  # Unique and unlikely to exist in the bot's working directory: PTB treats a file_path
-                  # that exists locally as a local file instead of downloading it.
-                  file_path=f"{kind}/file_{n}_{secrets.token_hex(4)}.{ext}", data=data, width=width, height=height)
+        ext = file_name.rsplit(".", 1)[-1] if file_name and "." in file_name else "jpg" if kind == "photos" else "bin"
+        f = _File(
+            file_id=f"BQACAgIAAxkBAAI{n:05d}{secrets.token_urlsafe(24)}",
+            file_unique_id=f"AgAD{n:05d}{secrets.token_hex(3)}",
+            # Unique and unlikely to exist in the bot's working directory: PTB treats a file_path
+            # that exists locally as a local file instead of downloading it.
+            file_path=f"{kind}/file_{n}_{secrets.token_hex(4)}.{ext}",
+            data=data,
+            width=width,
+            height=height,
+        )
         self._files[f.file_id] = f
         self._files_by_path[f.file_path] = f
         return f
@@ -364,12 +470,13 @@ class FakeTelegram:
         while not predicate():
             left = deadline - loop.time()
             if left <= 0:
-                raise TimeoutError(f"waited {timeout}s for {what or 'a condition'}; last calls: "
-                                   f"{[(c.method, c.params.get('chat_id')) for c in self.calls[-8:]]}")
+                raise TimeoutError(
+                    f"waited {timeout}s for {what or 'a condition'}; last calls: "
+                    f"{[(c.method, c.params.get('chat_id')) for c in self.calls[-8:]]}"
+                )
             await self._wait_change(left)
 
-    async def wait_for_messages(self, chat_id: int | str, count: int = 1,
-                                timeout: float = 10.0) -> list[SentMessage]:
+    async def wait_for_messages(self, chat_id: int | str, count: int = 1, timeout: float = 10.0) -> list[SentMessage]:
         """The next ``count`` messages to this chat not returned by an earlier call (a read cursor per
         chat, like a person reading along): after each action a test waits for just its replies."""
         chat = _chat(chat_id)
@@ -379,8 +486,7 @@ class FakeTelegram:
             return self.messages_to(chat)[start:]
 
         try:
-            await self.wait_for(lambda: len(unread()) >= count, timeout,
-                                what=f"{count} message(s) to {chat}")
+            await self.wait_for(lambda: len(unread()) >= count, timeout, what=f"{count} message(s) to {chat}")
         except TimeoutError as exc:
             raise TimeoutError(f"{exc}; unread: {[m.text for m in unread()]}") from None
         self._read[chat] = start + count
@@ -392,9 +498,17 @@ class FakeTelegram:
 
     # --- faults --------------------------------------------------------------------------------------------
 
-    def fail_next(self, method: str, *, status: int = 500, count: int = 1, retry_after: int | None = None,
-                  description: str | None = None, delay: float | None = None,
-                  chat_id: int | str | None = None) -> None:
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 500,
+        count: int = 1,
+        retry_after: int | None = None,
+        description: str | None = None,
+        delay: float | None = None,
+        chat_id: int | str | None = None,
+    ) -> None:
         """The next ``count`` calls of ``method`` (to ``chat_id`` only, when given) fail with ``status``.
         429 needs ``retry_after``. ``delay`` holds the answer that long first (past the client's read
         timeout it is a timeout); with ``status=200`` the call is then carried out anyway, like a slow
@@ -405,7 +519,8 @@ class FakeTelegram:
             description = f"Too Many Requests: retry after {retry_after}"
         chat = None if chat_id is None else _chat(chat_id)
         self._faults.setdefault(method.lower(), []).extend(
-            _Fault(status, retry_after, description, delay, chat) for _ in range(count))
+            _Fault(status, retry_after, description, delay, chat) for _ in range(count)
+        )
 
     def block(self, chat_id: int | str) -> None:
         self._blocked.add(_chat(chat_id))
@@ -512,21 +627,31 @@ class FakeTelegram:
     # --- methods -------------------------------------------------------------------------------------------
 
     async def _m_getme(self, p: dict[str, Any]) -> Any:
-        return {**self._bot_user(), "can_join_groups": True, "can_read_all_group_messages": False,
-                "supports_inline_queries": False, "can_connect_to_business": False, "has_main_web_app": False}
+        return {
+            **self._bot_user(),
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
 
     async def _m_getupdates(self, p: dict[str, Any]) -> Any:
         if self.webhook.get("url"):
-            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
-                                "use deleteWebhook to delete the webhook first")
+            raise ApiError(
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
+            )
         offset = p.get("offset")
         limit = min(max(int(p.get("limit") or 100), 1), 100)
         timeout = min(max(float(p.get("timeout") or 0), 0.0), 50.0)
         if "allowed_updates" in p:  # remembered for later calls, as Telegram does; [] means the default
             self._allowed_updates = list(p["allowed_updates"] or []) or None
         if offset:  # confirms everything before it; a negative offset keeps only the last -offset
-            self._updates = ([u for u in self._updates if u["update_id"] >= offset] if offset > 0
-                             else self._updates[offset:])
+            self._updates = (
+                [u for u in self._updates if u["update_id"] >= offset] if offset > 0 else self._updates[offset:]
+            )
         self._poll_generation += 1
         generation = self._poll_generation
         self._wake()  # an older poll still waiting is ended with 409 below
@@ -538,8 +663,10 @@ class FakeTelegram:
             if self._updates or self._stopping:
                 return self._updates[:limit]
             if generation != self._poll_generation:
-                raise ApiError(409, "Conflict: terminated by other getUpdates request; "
-                                    "make sure that only one bot instance is running")
+                raise ApiError(
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                )
             left = deadline - loop.time()
             if left <= 0:
                 return []
@@ -558,8 +685,11 @@ class FakeTelegram:
         return True
 
     async def _m_getwebhookinfo(self, p: dict[str, Any]) -> Any:
-        info: dict[str, Any] = {"url": self.webhook.get("url", ""), "has_custom_certificate": False,
-                                "pending_update_count": len(self._updates)}
+        info: dict[str, Any] = {
+            "url": self.webhook.get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._updates),
+        }
         if self.webhook.get("allowed_updates"):
             info["allowed_updates"] = self.webhook["allowed_updates"]
         return info
@@ -591,8 +721,9 @@ class FakeTelegram:
 
     async def _m_sendmessage(self, p: dict[str, Any]) -> Any:
         text, entities = _parse_text(p.get("text"), p.get("parse_mode"), TEXT_LIMIT, "message text")
-        return self._deliver("sendMessage", p, {"text": text, **_opt("entities", entities)},
-                             text=text, raw=p.get("text"))
+        return self._deliver(
+            "sendMessage", p, {"text": text, **_opt("entities", entities)}, text=text, raw=p.get("text")
+        )
 
     async def _m_sendphoto(self, p: dict[str, Any]) -> Any:
         caption, entities = _parse_caption(p)
@@ -603,18 +734,32 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
         f = self.register_file(data, kind="photos", width=w, height=h)
         content = {"photo": [f.photo_size()], **_opt("caption", caption), **_opt("caption_entities", entities)}
-        return self._deliver("sendPhoto", p, content, text=caption, raw=p.get("caption"),
-                             file=data, file_name=name, mime_type=mime or "image/jpeg")
+        return self._deliver(
+            "sendPhoto",
+            p,
+            content,
+            text=caption,
+            raw=p.get("caption"),
+            file=data,
+            file_name=name,
+            mime_type=mime or "image/jpeg",
+        )
 
     async def _m_senddocument(self, p: dict[str, Any]) -> Any:
         caption, entities = _parse_caption(p)
         data, name, mime = await self._input_file(p.get("document"))
         f = self.register_file(data, kind="documents", file_name=name)
-        document = {"file_id": f.file_id, "file_unique_id": f.file_unique_id, "file_size": len(data),
-                    **_opt("file_name", name), **_opt("mime_type", mime)}
+        document = {
+            "file_id": f.file_id,
+            "file_unique_id": f.file_unique_id,
+            "file_size": len(data),
+            **_opt("file_name", name),
+            **_opt("mime_type", mime),
+        }
         content = {"document": document, **_opt("caption", caption), **_opt("caption_entities", entities)}
-        return self._deliver("sendDocument", p, content, text=caption, raw=p.get("caption"),
-                             file=data, file_name=name, mime_type=mime)
+        return self._deliver(
+            "sendDocument", p, content, text=caption, raw=p.get("caption"), file=data, file_name=name, mime_type=mime
+        )
 
     async def _m_editmessagetext(self, p: dict[str, Any]) -> Any:
         if p.get("inline_message_id"):
@@ -624,18 +769,36 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: there is no text in the message to edit")
         text, entities = _parse_text(p.get("text"), p.get("parse_mode"), TEXT_LIMIT, "message text")
         markup = _check_markup(p.get("reply_markup"))  # omitted = the inline keyboard goes away
-        same = (text, entities or None, markup) == (message["text"], message.get("entities"), message.get("reply_markup"))
+        same = (text, entities or None, markup) == (
+            message["text"],
+            message.get("entities"),
+            message.get("reply_markup"),
+        )
         if same:
-            raise ApiError(400, "Bad Request: message is not modified: specified new message content and "
-                                "reply markup are exactly the same as a current content and reply markup "
-                                "of the message")
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and "
+                "reply markup are exactly the same as a current content and reply markup "
+                "of the message",
+            )
         edited = {k: v for k, v in message.items() if k not in ("text", "entities", "reply_markup")}
-        edited.update(text=text, edit_date=int(time.time()), **_opt("entities", entities),
-                      **_opt("reply_markup", markup))
+        edited.update(
+            text=text, edit_date=int(time.time()), **_opt("entities", entities), **_opt("reply_markup", markup)
+        )
         self._messages[(edited["chat"]["id"], edited["message_id"])] = edited
-        self.sent.append(SentMessage("editMessageText", edited["chat"]["id"], edited["message_id"], text,
-                                     p.get("parse_mode"), markup, raw_text=p.get("text"), message=edited,
-                                     params=p))
+        self.sent.append(
+            SentMessage(
+                "editMessageText",
+                edited["chat"]["id"],
+                edited["message_id"],
+                text,
+                p.get("parse_mode"),
+                markup,
+                raw_text=p.get("text"),
+                message=edited,
+                params=p,
+            )
+        )
         return edited
 
     async def _m_editmessagereplymarkup(self, p: dict[str, Any]) -> Any:
@@ -644,9 +807,12 @@ class FakeTelegram:
         message = self._editable(p)
         markup = _check_markup(p.get("reply_markup"))
         if markup == message.get("reply_markup"):
-            raise ApiError(400, "Bad Request: message is not modified: specified new message content and "
-                                "reply markup are exactly the same as a current content and reply markup "
-                                "of the message")
+            raise ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and "
+                "reply markup are exactly the same as a current content and reply markup "
+                "of the message",
+            )
         edited = {k: v for k, v in message.items() if k != "reply_markup"}
         edited.update(edit_date=int(time.time()), **_opt("reply_markup", markup))
         self._messages[(edited["chat"]["id"], edited["message_id"])] = edited
@@ -660,8 +826,7 @@ class FakeTelegram:
     async def _m_answercallbackquery(self, p: dict[str, Any]) -> Any:
         query_id = str(p.get("callback_query_id"))
         if query_id not in self._open_queries:  # unknown, or answered already
-            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID "
-                                "is invalid")
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
         self._open_queries.discard(query_id)
         if len(str(p.get("text") or "")) > 200:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
@@ -673,24 +838,55 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: invalid file_id")
         if len(f.data) > DOWNLOAD_LIMIT:
             raise ApiError(400, "Bad Request: file is too big")
-        return {"file_id": f.file_id, "file_unique_id": f.file_unique_id, "file_size": len(f.data),
-                "file_path": f.file_path}
+        return {
+            "file_id": f.file_id,
+            "file_unique_id": f.file_unique_id,
+            "file_size": len(f.data),
+            "file_path": f.file_path,
+        }
 
     # --- helpers for the methods ---------------------------------------------------------------------------
 
-    def _deliver(self, method: str, p: dict[str, Any], content: dict[str, Any], *, text: str | None,
-                 raw: Any, file: bytes | None = None, file_name: str | None = None,
-                 mime_type: str | None = None) -> dict[str, Any]:
+    def _deliver(
+        self,
+        method: str,
+        p: dict[str, Any],
+        content: dict[str, Any],
+        *,
+        text: str | None,
+        raw: Any,
+        file: bytes | None = None,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+    ) -> dict[str, Any]:
         chat_id = p["chat_id"]
         markup = _check_markup(p.get("reply_markup"))
-        message = {"message_id": self._next_message_id(chat_id), "from": self._bot_user(),
-                   "chat": self.users[chat_id].as_chat(), "date": int(time.time()), **content}
+        message = {
+            "message_id": self._next_message_id(chat_id),
+            "from": self._bot_user(),
+            "chat": self.users[chat_id].as_chat(),
+            "date": int(time.time()),
+            **content,
+        }
         if markup is not None and "inline_keyboard" in markup:  # reply keyboards are not part of a Message
             message["reply_markup"] = markup
         self._messages[(chat_id, message["message_id"])] = message
-        self.sent.append(SentMessage(method, chat_id, message["message_id"], text, p.get("parse_mode"), markup,
-                                     file=file, file_name=file_name, mime_type=mime_type,
-                                     raw_text=raw if isinstance(raw, str) else None, message=message, params=p))
+        self.sent.append(
+            SentMessage(
+                method,
+                chat_id,
+                message["message_id"],
+                text,
+                p.get("parse_mode"),
+                markup,
+                file=file,
+                file_name=file_name,
+                mime_type=mime_type,
+                raw_text=raw if isinstance(raw, str) else None,
+                message=message,
+                params=p,
+            )
+        )
         return message
 
     def _editable(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -799,10 +995,24 @@ def _check_markup(markup: Any) -> dict[str, Any] | None:
 
 # --- text: Telegram's HTML parse mode ------------------------------------------------------------------------
 
-_ENTITY_TYPES = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u": "underline",
-                 "ins": "underline", "s": "strikethrough", "strike": "strikethrough", "del": "strikethrough",
-                 "tg-spoiler": "spoiler", "span": "spoiler", "a": "text_link", "code": "code", "pre": "pre",
-                 "blockquote": "blockquote", "tg-emoji": "custom_emoji"}
+_ENTITY_TYPES = {
+    "b": "bold",
+    "strong": "bold",
+    "i": "italic",
+    "em": "italic",
+    "u": "underline",
+    "ins": "underline",
+    "s": "strikethrough",
+    "strike": "strikethrough",
+    "del": "strikethrough",
+    "tg-spoiler": "spoiler",
+    "span": "spoiler",
+    "a": "text_link",
+    "code": "code",
+    "pre": "pre",
+    "blockquote": "blockquote",
+    "tg-emoji": "custom_emoji",
+}
 _HTML_ENTITY = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 _ATTR = re.compile(r"""([\w-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
 
@@ -842,7 +1052,7 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
         end = source.find(">", i)
         if end < 0:
             raise HtmlError(f"Unclosed start tag at byte offset {at}")
-        inner = source[i + 1:end]
+        inner = source[i + 1 : end]
         if inner.startswith("/"):
             name = inner[1:].strip().lower()
             if not stack:
@@ -856,8 +1066,10 @@ def parse_html(source: str) -> tuple[str, list[dict[str, Any]]]:
             name = re.match(r"\S*", inner).group(0).lower()  # type: ignore[union-attr]
             if name not in _ENTITY_TYPES:
                 raise HtmlError(f'Unsupported start tag "{name}" at byte offset {at}')
-            attrs = {m.group(1).lower(): unescape(next(g for g in m.groups()[1:] if g is not None))
-                     for m in _ATTR.finditer(inner)}
+            attrs = {
+                m.group(1).lower(): unescape(next(g for g in m.groups()[1:] if g is not None))
+                for m in _ATTR.finditer(inner)
+            }
             stack.append((name, length, _tag_extra(name, attrs)))
         i = end + 1
     if stack:
@@ -872,7 +1084,7 @@ def _tag_extra(name: str, attrs: dict[str, str]) -> dict[str, Any] | None:
     if name == "a":
         return {"url": attrs["href"]} if attrs.get("href") else None
     if name == "pre" and attrs.get("class", "").startswith("language-"):
-        return {"language": attrs["class"][len("language-"):]}
+        return {"language": attrs["class"][len("language-") :]}
     if name == "tg-emoji":
         return {"custom_emoji_id": attrs.get("emoji-id", "")}
     return {}
@@ -887,7 +1099,7 @@ def _parse_text(raw: Any, parse_mode: Any, limit: int, what: str) -> tuple[str, 
         except HtmlError as exc:
             raise ApiError(400, f"Bad Request: can't parse entities: {exc}") from None
     # Telegram trims surrounding whitespace; entities move with the text.
-    lead = _u16(text[:len(text) - len(text.lstrip())])
+    lead = _u16(text[: len(text) - len(text.lstrip())])
     text = text.strip()
     total = _u16(text)
     trimmed = []
@@ -898,8 +1110,12 @@ def _parse_text(raw: Any, parse_mode: Any, limit: int, what: str) -> tuple[str, 
     if what == "message text" and not text:
         raise ApiError(400, "Bad Request: message text is empty")
     if total > limit:
-        raise ApiError(400, "Bad Request: message is too long" if what == "message text"
-                       else "Bad Request: message caption is too long")
+        raise ApiError(
+            400,
+            "Bad Request: message is too long"
+            if what == "message text"
+            else "Bad Request: message caption is too long",
+        )
     return text, trimmed
 
 

@@ -18,8 +18,8 @@ import asyncio
 import itertools
 import secrets
 from collections import deque
-from dataclasses import dataclass, field
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -27,13 +27,26 @@ from aiohttp import ClientSession, ClientTimeout, web
 
 TOKEN = "2718281828:fake-zalo-Tok3n_abcdefXYZ"
 TEXT_LIMIT = 2000
-BOT_INFO = {"id": "8213377402459061357", "account_name": "bot.fieldbot", "account_type": "BASIC",
-            "can_join_groups": False, "display_name": "Fieldbot Sóng và máy tính"}
+BOT_INFO = {
+    "id": "8213377402459061357",
+    "account_name": "bot.fieldbot",
+    "account_type": "BASIC",
+    "can_join_groups": False,
+    "display_name": "Fieldbot Sóng và máy tính",
+}
 
-_DESCRIPTIONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden: the user has blocked the bot",
-                 404: "Not Found", 408: "Request timeout", 409: "Conflict: webhook is active",
-                 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-                 503: "Service Unavailable"}
+_DESCRIPTIONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden: the user has blocked the bot",
+    404: "Not Found",
+    408: "Request timeout",
+    409: "Conflict: webhook is active",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 @dataclass
@@ -102,9 +115,17 @@ class FakeZaloApi:
 
     # --- what users do -------------------------------------------------------------------------------------
 
-    def message(self, *, user_id: str = "u-lan", chat_id: str | None = None, message_id: str | None = None,
-                date_ms: int = 1637110800000, chat_type: str = "PRIVATE", display_name: str = "Cô Lan",
-                **content: Any) -> dict[str, Any]:
+    def message(
+        self,
+        *,
+        user_id: str = "u-lan",
+        chat_id: str | None = None,
+        message_id: str | None = None,
+        date_ms: int = 1637110800000,
+        chat_type: str = "PRIVATE",
+        display_name: str = "Cô Lan",
+        **content: Any,
+    ) -> dict[str, Any]:
         return {
             "from": {"id": user_id, "display_name": display_name, "is_bot": False},
             "chat": {"id": chat_id or user_id, "chat_type": chat_type},
@@ -116,16 +137,19 @@ class FakeZaloApi:
     def text_update(self, text: str, **kw: Any) -> dict[str, Any]:
         return {"event_name": "message.text.received", "message": self.message(text=text, **kw)}
 
-    def image_update(self, photo_url: str, *, caption: str | None = None, key: str = "photo_url",
-                     **kw: Any) -> dict[str, Any]:
+    def image_update(
+        self, photo_url: str, *, caption: str | None = None, key: str = "photo_url", **kw: Any
+    ) -> dict[str, Any]:
         content: dict[str, Any] = {key: photo_url}
         if caption is not None:
             content["caption"] = caption
         return {"event_name": "message.image.received", "message": self.message(**content, **kw)}
 
     def sticker_update(self, **kw: Any) -> dict[str, Any]:
-        return {"event_name": "message.sticker.received",
-                "message": self.message(sticker="c3ae8d2b6a4b4a0f", url="https://zalo.example/st.png", **kw)}
+        return {
+            "event_name": "message.sticker.received",
+            "message": self.message(sticker="c3ae8d2b6a4b4a0f", url="https://zalo.example/st.png", **kw),
+        }
 
     def unsupported_update(self, **kw: Any) -> dict[str, Any]:
         return {"event_name": "message.unsupported.received", "message": self.message(**kw)}
@@ -145,8 +169,15 @@ class FakeZaloApi:
 
     # --- faults -------------------------------------------------------------------------------------------
 
-    def fail_next(self, method: str, *, status: int = 500, count: int = 1, retry_after: float | None = None,
-                  chat_id: str | None = None) -> None:
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int = 500,
+        count: int = 1,
+        retry_after: float | None = None,
+        chat_id: str | None = None,
+    ) -> None:
         """The next ``count`` calls of ``method`` (to ``chat_id`` only, when given) fail with ``status``."""
         queue = self._faults.setdefault(method, deque())
         queue.extend(_Fault(status, retry_after, chat_id) for _ in range(count))
@@ -179,8 +210,7 @@ class FakeZaloApi:
 
     async def wait_calls(self, method: str, count: int, *, timeout: float = 5.0) -> list[Call]:
         async with self._changed:
-            await asyncio.wait_for(
-                self._changed.wait_for(lambda: len(self.method_calls(method)) >= count), timeout)
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.method_calls(method)) >= count), timeout)
         return self.method_calls(method)
 
     async def _notify(self) -> None:
@@ -282,11 +312,10 @@ class FakeZaloApi:
             return _error(400, "caption is too long (max 2000 characters)")
         # The platform downloads the picture from the URL: so does the fake, to prove it is served.
         try:
-            async with ClientSession(timeout=ClientTimeout(total=5)) as session:
-                async with session.get(photo) as resp:
-                    if resp.status != 200 or not resp.content_type.startswith("image/"):
-                        return _error(400, "photo url is not accessible")
-                    call.photo_bytes = await resp.read()
+            async with ClientSession(timeout=ClientTimeout(total=5)) as session, session.get(photo) as resp:
+                if resp.status != 200 or not resp.content_type.startswith("image/"):
+                    return _error(400, "photo url is not accessible")
+                call.photo_bytes = await resp.read()
         except Exception:
             return _error(400, "photo url is not accessible")
         return await self._sent(call)
@@ -309,8 +338,11 @@ def _ok(result: Any) -> web.Response:
 
 
 def _error(status: int, description: str | None = None, *, retry_after: float | None = None) -> web.Response:
-    body: dict[str, Any] = {"ok": False, "error_code": status,
-                            "description": description or _DESCRIPTIONS.get(status, "Error")}
+    body: dict[str, Any] = {
+        "ok": False,
+        "error_code": status,
+        "description": description or _DESCRIPTIONS.get(status, "Error"),
+    }
     if retry_after is not None:
         body["parameters"] = {"retry_after": retry_after}
     return web.json_response(body, status=status)

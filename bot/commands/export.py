@@ -60,7 +60,7 @@ def resolve_scope(session, *, school: str | None, district: str | None) -> tuple
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
-    from bot.cli import CliError
+    from bot.commands import CliError
     from reports.export import write_export
     from storage.db import session_scope
 
@@ -76,11 +76,20 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             scope, label = resolve_scope(session, school=args.school, district=args.district)
         except ExportArgsError as exc:
             raise CliError(str(exc)) from None
-        result = write_export(session, scope=scope, out=out, programme=app.programme, now=now,
-                              with_photos=args.with_photos, media_dir=app.media_dir,
-                              lang=args.lang or settings.language)
-    print(f"Đã ghi {result.path} ({label}): {result.schools} trường, {result.students} học sinh, "
-          f"{result.batches} lô máy, {result.handovers} bàn giao.")
+        result = write_export(
+            session,
+            scope=scope,
+            out=out,
+            programme=app.programme,
+            now=now,
+            with_photos=args.with_photos,
+            media_dir=app.media_dir,
+            lang=args.lang or settings.language,
+        )
+    print(
+        f"Đã ghi {result.path} ({label}): {result.schools} trường, {result.students} học sinh, "
+        f"{result.batches} lô máy, {result.handovers} bàn giao."
+    )
     if args.with_photos:
         line = f"Ảnh: {result.photos} tệp"
         if result.missing_photos:

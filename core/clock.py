@@ -6,11 +6,11 @@ sleeps and no rule depends on when the suite happens to run.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-UTC = timezone.utc
+UTC = UTC
 LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 

@@ -13,10 +13,9 @@ from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bot.clock import UTC
+from core.clock import UTC
 
 
 class ProgrammeError(Exception):
@@ -129,14 +128,14 @@ class Contact(_Strict):
     @field_validator("phone")
     @classmethod
     def _phone(cls, v: str) -> str:
-        from storage.phones import normalize_phone  # local import: storage depends on nothing here
+        from core.phones import normalize_phone  # local import: storage depends on nothing here
 
         normalize_phone(v)  # raises ValueError with a Vietnamese reason
         return v
 
     @property
     def phone_e164(self) -> str:
-        from storage.phones import normalize_phone
+        from core.phones import normalize_phone
 
         return normalize_phone(self.phone)
 

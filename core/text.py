@@ -68,9 +68,7 @@ def match_label(typed: str, labels: Sequence[str], *, by_number: bool = True) ->
     by_words = tuple(i for i, f in enumerate(folded) if all(w in f.split() for w in words))
     if by_words:
         return Match(by_words)
-    by_prefix = tuple(
-        i for i, f in enumerate(folded) if all(any(fw.startswith(w) for fw in f.split()) for w in words)
-    )
+    by_prefix = tuple(i for i, f in enumerate(folded) if all(any(fw.startswith(w) for fw in f.split()) for w in words))
     if by_prefix:
         return Match(by_prefix)
     return Match(tuple(i for i, f in enumerate(folded) if q in f))

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from bot.app import build_app
 from bot.settings import Settings
+from core.phones import display_phone, normalize_phone
 from storage.db import session_scope
 from storage.models import District, School, Staff
-from storage.phones import display_phone, normalize_phone
 from storage.roster import ROLE_NAMES_VI, RosterError, RosterProblems, import_roster
 
 
@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     roster = sub.add_parser("roster", help="danh sách trường và cán bộ (roster)")
     r_sub = roster.add_subparsers(dest="roster_command", metavar="LỆNH", required=True)
     imp = r_sub.add_parser(
-        "import", help="nhập danh sách từ tệp CSV/XLSX (import a CSV or XLSX roster)",
+        "import",
+        help="nhập danh sách từ tệp CSV/XLSX (import a CSV or XLSX roster)",
         description="Cột: district_code,district_name,school_code,school_name,school_level,role,full_name,phone,email. "
         "Tệp có bất kỳ dòng sai nào sẽ không được nhập (all-or-nothing).",
     )
@@ -79,7 +80,9 @@ def cmd_roster_list(args: argparse.Namespace, settings: Settings) -> int:
     for st in people:
         where = schools[st.school_id].name if st.school_id else districts[st.district_id].name
         state = "" if st.active else "  [ngừng hoạt động]"
-        print(f"{display_phone(st.phone):>14}  {ROLE_NAMES_VI.get(st.role, st.role):<22} {st.full_name:<24} {where}{state}")
+        print(
+            f"{display_phone(st.phone):>14}  {ROLE_NAMES_VI.get(st.role, st.role):<22} {st.full_name:<24} {where}{state}"
+        )
     print(f"Tổng: {len(people)} người, {len(schools)} trường.")
     return 0
 

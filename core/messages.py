@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Awaitable, Callable
 
 CHANNELS = ("telegram", "zalo", "console")
 
