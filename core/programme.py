@@ -76,6 +76,8 @@ class Deadlines(_Strict):
     handover_update_grace_hours: int = Field(default=0, ge=0, le=24 * 30)
     devices_waiting_days: int = Field(default=7, ge=1, le=365)
     pending_review_days: int = Field(default=2, ge=1, le=60)
+    # Handovers still without a photo of the signed minutes (biên bản) this many days after: remind the principal.
+    minutes_signed_days: int = Field(default=3, ge=1, le=60)
 
     @field_validator("needs_report", mode="before")
     @classmethod
@@ -119,6 +121,44 @@ class PhotoRules(_Strict):
     near_duplicate_bits: int = Field(default=12, ge=0, le=32)
 
 
+_MINUTES_PLACEHOLDERS = {"programme", "letter"}
+
+
+class MinutesWording(_Strict):
+    """The printed minutes (biên bản): what a district may reword without touching code. ``basis`` and the
+    commitments may name ``{programme}`` and ``{letter}``; ``places`` maps a district code to the place written
+    on the date line (default: the district's name without "Thành phố", "Quận", "Huyện", "Thị xã")."""
+
+    nation: str = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
+    motto: str = "Độc lập - Tự do - Hạnh phúc"
+    title: str = Field(default="BIÊN BẢN BÀN GIAO MÁY TÍNH", min_length=1)
+    receipt_title: str = Field(default="BIÊN BẢN TIẾP NHẬN MÁY TÍNH", min_length=1)
+    basis: str = "Thực hiện Chương trình “{programme}” theo Công văn số {letter}."
+    commitments: str = (
+        "Bên nhận cam kết sử dụng máy đúng mục đích học tập, giữ gìn, bảo quản máy; không mua bán, cho, tặng, "
+        "cầm cố; báo ngay cho nhà trường khi máy hư hỏng hoặc mất."
+    )
+    receipt_commitments: str = (
+        "Nhà trường đã kiểm đếm, tiếp nhận đủ số máy nêu trên, chịu trách nhiệm quản lý và bàn giao máy cho "
+        "học sinh đúng đối tượng."
+    )
+    places: dict[str, str] = {}
+
+    @field_validator("basis", "commitments", "receipt_commitments")
+    @classmethod
+    def _placeholders(cls, v: str) -> str:
+        import string
+
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(v) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"dấu ngoặc {{}} sai: {exc}") from None
+        unknown = names - _MINUTES_PLACEHOLDERS
+        if unknown:
+            raise ValueError(f"chỉ dùng được {{programme}} và {{letter}}, không có {{{sorted(unknown)[0]}}}")
+        return v
+
+
 class Contact(_Strict):
     district_code: str = Field(min_length=1)
     name: str = Field(min_length=1)
@@ -146,6 +186,7 @@ class Programme(_Strict):
     deadlines: Deadlines
     reminders: Reminders = Reminders()
     photos: PhotoRules = PhotoRules()
+    minutes: MinutesWording = MinutesWording()
     contacts: list[Contact] = Field(min_length=1)
 
     @field_validator("categories")

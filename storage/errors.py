@@ -124,3 +124,15 @@ NEAR = T(
     vi="Ảnh này gần giống ảnh đã dùng cho bàn giao #{id} ({whom}, ngày {day}).",
     en="This photo closely resembles one used for handover #{id} ({whom}, {day}).",
 )
+HANDOVER_MISSING = T(
+    vi="Không tìm thấy bàn giao này (có thể đã bị rút).",
+    en="This handover was not found (it may have been withdrawn).",
+)
+MINUTES_SAME = T(
+    vi="Ảnh này đã được gửi cho bàn giao #{id} rồi. Vui lòng chụp biên bản đã ký của bàn giao này.",
+    en="This photo was already sent for handover #{id}. Please photograph this handover's signed minutes.",
+)
+MINUTES_IS_SCENE = T(
+    vi="Đây là ảnh buổi bàn giao #{id}, không phải ảnh biên bản. Vui lòng chụp tờ biên bản đã ký.",
+    en="This is the photo of handover #{id} itself, not of the minutes. Please photograph the signed sheet.",
+)

@@ -80,19 +80,25 @@ def attach_photos(
     return linked
 
 
-def _linked_handovers(session: Session, photo_ids: Iterable[int], *, exclude: int) -> dict[int, list[_Linked]]:
-    """photo id -> other ACTIVE handovers using it (with student and school names for the flag text)."""
+def _linked_handovers(
+    session: Session, photo_ids: Iterable[int], *, exclude: int, kind: PhotoKind | None = None
+) -> dict[int, list[_Linked]]:
+    """photo id -> other ACTIVE handovers using it (with student and school names for the flag text);
+    ``kind``: only links of that kind."""
     ids = list(set(photo_ids))
     if not ids:
         return {}
-    rows = session.execute(
+    stmt = (
         select(HandoverPhoto.photo_id, Handover, Student.full_name, School.name)
         .join(Handover, Handover.id == HandoverPhoto.handover_id)
         .join(Student, Student.id == Handover.student_id)
         .join(School, School.id == Handover.school_id)
         .where(HandoverPhoto.photo_id.in_(ids), Handover.id != exclude, Handover.status == HandoverStatus.ACTIVE)
         .order_by(Handover.id)
-    ).all()
+    )
+    if kind is not None:
+        stmt = stmt.where(HandoverPhoto.kind == kind)
+    rows = session.execute(stmt).all()
     out: dict[int, list[_Linked]] = {}
     for photo_id, other, student_name, school_name in rows:
         out.setdefault(photo_id, []).append(_Linked(other, student_name, school_name))
@@ -147,10 +153,14 @@ def reuse_flags(
     own_ids = {p.id for p, _ in linked}
     exact = _linked_handovers(session, own_ids, exclude=handover.id)
     near_ids: dict[int, set[int]] = {}
-    for photo, _ in linked:
+    # Near-duplicates are looked for among scene photos only: two signed minutes printed from the same
+    # template look alike to a 64-bit dHash (the layout dominates), so only the same file counts for them.
+    for photo, kind in linked:
+        if kind != PhotoKind.SCENE:
+            continue
         for pid in photos_near(session, photo.dhash, threshold=threshold, exclude_ids=own_ids):
             near_ids.setdefault(pid, set()).add(photo.id)
-    near = _linked_handovers(session, near_ids, exclude=handover.id)
+    near = _linked_handovers(session, near_ids, exclude=handover.id, kind=PhotoKind.SCENE)
 
     me = _Linked(handover, student.full_name, session.get(School, handover.school_id).name)
     flags: list[Flag] = []

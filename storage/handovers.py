@@ -24,6 +24,9 @@ from storage.errors import (
     BATCH_OTHER_SCHOOL,
     BEFORE_RECEIPT,
     CONFLICT,
+    HANDOVER_MISSING,
+    MINUTES_IS_SCENE,
+    MINUTES_SAME,
     NO_PHOTO,
     SERIAL_NEEDED,
     SERIAL_NOT_FREE,
@@ -41,6 +44,8 @@ from storage.models import (
     Device,
     Flag,
     Handover,
+    HandoverPhoto,
+    Photo,
     Student,
 )
 from storage.photos import StoredPhoto, capture_time_flag
@@ -167,6 +172,7 @@ def record_handover(
         recorded_by=by,
         status=HandoverStatus.ACTIVE,
         csdl_due_at=programme.handover_update_due(handed_over_on),
+        minutes_signed_at=now if any(kind == PhotoKind.MINUTES for _, kind in photos) else None,
         created_at=now,
         updated_at=now,
     )
@@ -212,6 +218,73 @@ def record_handover(
         now=now,
     )
     return handover, flags
+
+
+# --- the signed minutes (biên bản đã ký) --------------------------------------------------------------------
+
+
+def record_signed_minutes(
+    session: Session, *, handover_id: int, photo: StoredPhoto, by: int, programme: Programme, now: datetime
+) -> tuple[Handover, list[Flag]]:
+    """The photo of a handover's signed minutes, sent after the handover was saved (/bienban).
+
+    Same photo rules as at the handover: the file is already normalised and EXIF-free in the store; the same
+    sheet already used for another handover flags both (a sheet reused for two handovers). A handover may
+    get several pages; the first one marks it "biên bản đã ký". Returns the handover and the flags created.
+    """
+    handover = session.scalars(select(Handover).where(Handover.id == handover_id).with_for_update()).first()
+    if handover is None or handover.status != HandoverStatus.ACTIVE:
+        raise ComputersError("handover_missing", HANDOVER_MISSING)
+    require_school_staff(session, staff_id=by, school_id=handover.school_id)
+    already = session.execute(
+        select(HandoverPhoto.kind)
+        .join(Photo, Photo.id == HandoverPhoto.photo_id)
+        .where(HandoverPhoto.handover_id == handover.id, Photo.sha256 == photo.sha256)
+    ).scalar()
+    if already is not None:
+        text = MINUTES_IS_SCENE if already == PhotoKind.SCENE else MINUTES_SAME
+        raise ComputersError("minutes_same_photo", text, id=handover.id)
+    try:
+        linked = attach_photos(session, handover=handover, photos=[(photo, PhotoKind.MINUTES)], by=by, now=now)
+    except IntegrityError:
+        raise Conflict("conflict", CONFLICT) from None
+    student = session.get(Student, handover.student_id)
+    flags = reuse_flags(
+        session,
+        handover=handover,
+        student=student,
+        linked=linked,
+        threshold=programme.photos.near_duplicate_bits,
+        now=now,
+    )
+    first = handover.minutes_signed_at is None
+    if first:
+        handover.minutes_signed_at = now
+    handover.updated_at = now
+    session.flush()
+    audit_write(
+        session,
+        actor_id=by,
+        action="minutes_signed",
+        entity="handover",
+        entity_id=handover.id,
+        before={"minutes_signed_at": None} if first else None,
+        after={"photo": photo.sha256, "flags": [f.kind for f in flags]},
+        now=now,
+    )
+    return handover, flags
+
+
+def handovers_for_minutes(session: Session, *, school_id: int, limit: int = 10) -> list[tuple[Handover, Student]]:
+    """Active handovers of the school, those still without signed minutes first, then the most recent."""
+    rows = session.execute(
+        select(Handover, Student)
+        .join(Student, Student.id == Handover.student_id)
+        .where(Handover.school_id == school_id, Handover.status == HandoverStatus.ACTIVE)
+        .order_by(Handover.minutes_signed_at.is_not(None), Handover.handed_over_on.desc(), Handover.id.desc())
+        .limit(limit)
+    ).all()
+    return [(h, st) for h, st in rows]
 
 
 # --- the sector-database confirmation ---------------------------------------------------------------------

@@ -192,6 +192,13 @@ class Handover(SQLModel, table=True):
             postgresql_where=text("csdl_updated_at IS NULL AND status = 'active'"),
         ),
         Index("ix_handover_school", "school_id", "handed_over_on"),
+        # The reminder for handovers still without signed minutes reads only those rows, by handover day.
+        Index(
+            "ix_handover_minutes_open",
+            "handed_over_on",
+            sqlite_where=text("minutes_signed_at IS NULL AND status = 'active'"),
+            postgresql_where=text("minutes_signed_at IS NULL AND status = 'active'"),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     student_id: int = Field(foreign_key="student.id", index=True)
@@ -204,6 +211,8 @@ class Handover(SQLModel, table=True):
     csdl_due_at: datetime | None = _ts(nullable=False)
     csdl_updated_at: datetime | None = _ts()
     csdl_confirmed_by: int | None = Field(default=None, foreign_key="staff.id")
+    # When a photo of the signed minutes (biên bản đã ký) was attached; None: not yet.
+    minutes_signed_at: datetime | None = _ts()
     created_at: datetime | None = _ts(nullable=False)
     updated_at: datetime | None = _ts(nullable=False)
 
