@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "bot.commands.run",
     "bot.commands.sweep",
     "bot.commands.export",
+    "bot.commands.minutes",
     "bot.commands.backup",
 )
 

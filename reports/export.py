@@ -169,6 +169,7 @@ HANDOVER_COLUMNS = [
     Column(T(vi="Trạng thái", en="Status"), Kind.LABEL),
     Column(T(vi="Ảnh (tên tệp)", en="Photos (file names)"), Kind.TEXT, wrap=True),
     Column(T(vi="Cờ cảnh báo", en="Flags"), Kind.TEXT, wrap=True),
+    Column(T(vi="Biên bản đã ký lúc", en="Signed minutes received at"), Kind.STAMP),
 ]
 
 
@@ -195,6 +196,7 @@ def _summary_columns(summary: Summary) -> list[Column]:
         Column(T(vi="Chờ bàn giao", en="Waiting"), Kind.NUMBER),
         Column(T(vi="Trễ cập nhật CSDL", en="Late for the sector database"), Kind.NUMBER),
         Column(T(vi="Ảnh bị gắn cờ", en="Open photo flags"), Kind.NUMBER),
+        Column(T(vi="Chưa có biên bản đã ký", en="Without signed minutes"), Kind.NUMBER),
         Column(T(vi="Chốt báo cáo nhu cầu lúc", en="Needs report submitted at"), Kind.STAMP),
     ]
 
@@ -472,6 +474,7 @@ def _write_handovers(
             Handover.csdl_due_at,
             Handover.csdl_updated_at,
             Handover.status,
+            Handover.minutes_signed_at,
         )
         .join(Student, Student.id == Handover.student_id)
         .join(School, School.id == Handover.school_id)
@@ -486,7 +489,7 @@ def _write_handovers(
     for part in _stream(session, stmt):
         ids = [row[0] for row in part]
         photo_rows, flag_rows = _photos_and_flags(session, ids, scope=scope)
-        for hid, student, code, klass, school, device, model, serial, on, by, due, confirmed, status in part:
+        for hid, student, code, klass, school, device, model, serial, on, by, due, confirmed, status, signed in part:
             names = []
             for index, (rel, kind) in enumerate(photo_rows.get(hid, ()), start=1):
                 # os.path, not PurePosixPath: pathlib interns every path part, which grows with the rows
@@ -521,6 +524,7 @@ def _write_handovers(
                     statuses.get(status, status),
                     "; ".join(names),
                     flags,
+                    signed,
                 )
             )
         n += len(part)
@@ -574,6 +578,7 @@ def _write_summary(sheet: _Sheet, summary: Summary, *, lang: str) -> None:
             s.waiting,
             s.late_csdl,
             s.open_flags,
+            s.unsigned_minutes,
             None if total else s.needs_report_submitted_at,
         )
 

@@ -123,7 +123,10 @@ def place_name(programme: Programme, district_code: str, district_name: str) -> 
     """The place on the date line: the programme file's word for the district, else its name without the
     administrative prefix ("Thành phố Thủ Dầu Một" -> "Thủ Dầu Một")."""
     configured = programme.minutes.places.get(district_code)
-    return configured or _ADMIN_PREFIX.sub("", district_name.strip()) or district_name
+    if configured:
+        return configured
+    short = _ADMIN_PREFIX.sub("", district_name.strip())
+    return district_name.strip() if not short or short.isdigit() else short
 
 
 def date_words(day: date) -> str:
@@ -643,34 +646,42 @@ class MinutesDocument:
         self.y = self._draw(lines, x=x + lw, y=self.y, width=width, style="B", size=BODY_PT, lh=LINE)
 
     _COLUMNS = (
-        (9.0, "STT"),
-        (28.0, "Loại máy"),
-        (44.0, "Hãng, model"),
-        (33.0, "Số sê-ri"),
-        (24.0, "Tình trạng"),
-        (37.0, "Nguồn"),
+        (10.0, "STT"),
+        (23.0, "Loại máy"),
+        (45.0, "Hãng, model"),
+        (41.0, "Số sê-ri"),
+        (22.0, "Tình trạng"),
+        (34.0, "Nguồn"),
     )
+    SERIALS_PER_ROW = 12
 
     def _devices(self, devices: Sequence[DeviceRow]) -> None:
+        """Machines alike (kind, model, condition, source) share a row listing their serials, a dozen a row:
+        three laptops of one model take one row, not three copies of a long model name."""
         self.y += 1
         head = [title for _, title in self._COLUMNS]
         self._row(head, style="B", fill=True)
-        for i, d in enumerate(devices, start=1):
-            kind = d.kind if d.quantity == 1 else f"{d.kind} ({d.quantity} máy)"
-            cells = [str(i), kind, d.model, d.serial or "Không ghi", d.condition, d.source]
+        number = 0
+        for group in _groups(devices, self.SERIALS_PER_ROW):
+            first, count = group[0], sum(d.quantity for d in group)
+            numbers = f"{number + 1}" if count == 1 else f"{number + 1}–{number + count}"
+            number += count
+            kind = first.kind if count == 1 else f"{first.kind} ({count} máy)"
+            serials = "\n".join(d.serial for d in group if d.serial) or "Không ghi"
+            cells = [numbers, kind, first.model, serials, first.condition, first.source]
             if self._row_height(cells, "") + self.y > self.bottom:
                 self._room(self.bottom)  # the table goes on on the next page, under its header again
                 self._row(head, style="B", fill=True)
             self._row(cells, style="")
         self.y += 2
 
-    def _row_height(self, cells: Sequence[str], style: str, size: float = 9.5, lh: float = 4.6) -> float:
+    def _row_height(self, cells: Sequence[str], style: str, size: float = 9.0, lh: float = 4.4) -> float:
         pad = 1.0
         return (
             max(len(self._wrap(c, w - 2 * pad, style, size)) for c, (w, _) in zip(cells, self._COLUMNS)) * lh + 2 * pad
         )
 
-    def _row(self, cells: Sequence[str], *, style: str, fill: bool = False, size: float = 9.5, lh: float = 4.6) -> None:
+    def _row(self, cells: Sequence[str], *, style: str, fill: bool = False, size: float = 9.0, lh: float = 4.4) -> None:
         pdf, pad = self.pdf, 1.0
         wrapped = [self._wrap(c, w - 2 * pad, style, size) for c, (w, _) in zip(cells, self._COLUMNS)]
         height = max(len(lines) for lines in wrapped) * lh + 2 * pad
@@ -707,6 +718,24 @@ class MinutesDocument:
             self._draw(["(Ký, ghi rõ họ tên)"], x=x, y=y, width=col - 2, style="I", size=9, lh=4.6, align="C")
             self._draw(n_lines, x=x, y=top + head + 20, width=col - 2, style="B", size=10, lh=5, align="C")
         self.y = top + height
+
+
+def _groups(devices: Sequence[DeviceRow], size: int) -> list[list[DeviceRow]]:
+    groups: list[list[DeviceRow]] = []
+    for d in devices:
+        last = groups[-1] if groups else None
+        if (
+            last is not None
+            and len(last) < size
+            and (last[0].kind, last[0].model, last[0].condition, last[0].source)
+            == (d.kind, d.model, d.condition, d.source)
+            and d.serial
+            and last[0].serial
+        ):
+            last.append(d)
+        else:
+            groups.append([d])
+    return groups
 
 
 BLANK = "…………………………"

@@ -11,7 +11,8 @@ Definitions (the same as the needs report and the scheduler's digest):
 - received: computers in batches, by source; handed over: active handovers; waiting: received - handed over;
 - late_csdl: active handovers not confirmed in the sector database whose due time (plus the programme's
   grace hours) has passed at ``now``;
-- open_flags: photo flags not resolved.
+- open_flags: photo flags not resolved;
+- unsigned_minutes: active handovers without a photo of their signed minutes (biên bản đã ký).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class SchoolSummary:
     waiting: int = 0
     late_csdl: int = 0
     open_flags: int = 0
+    unsigned_minutes: int = 0
     needs_report_submitted_at: datetime | None = None
 
     @property
@@ -115,6 +117,7 @@ _SUMMED = (
     "waiting",
     "late_csdl",
     "open_flags",
+    "unsigned_minutes",
 )
 
 
@@ -189,14 +192,15 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
     # "Late" is due + grace <= now, i.e. due <= now - grace: the comparison stays on the indexed column.
     late_before = now - timedelta(hours=programme.deadlines.handover_update_grace_hours)
     is_late = case((Handover.csdl_updated_at.is_(None) & (Handover.csdl_due_at <= late_before), 1), else_=0)
-    for sid, handed, late in session.execute(
-        select(Handover.school_id, func.count(), func.sum(is_late))
+    unsigned = case((Handover.minutes_signed_at.is_(None), 1), else_=0)
+    for sid, handed, late, no_minutes in session.execute(
+        select(Handover.school_id, func.count(), func.sum(is_late), func.sum(unsigned))
         .where(scope.filter(Handover.school_id), Handover.status == HandoverStatus.ACTIVE)
         .group_by(Handover.school_id)
     ).all():
         s = by_id.get(sid)
         if s is not None:
-            s.handed_over, s.late_csdl = handed, int(late or 0)
+            s.handed_over, s.late_csdl, s.unsigned_minutes = handed, int(late or 0), int(no_minutes or 0)
 
     for sid, n in session.execute(
         select(Flag.school_id, func.count())
@@ -268,6 +272,10 @@ HANDED = T(
 LATE_CSDL = T(vi="⚠️ <b>Trễ cập nhật CSDL ngành: {n}</b>", en="⚠️ <b>Late for the sector database: {n}</b>")
 NO_LATE = T(vi="✅ Không có bàn giao trễ cập nhật CSDL ngành", en="✅ No handover late for the sector database")
 FLAGS = T(vi="🚩 <b>Ảnh bị gắn cờ chưa xử lý: {n}</b>", en="🚩 <b>Open photo flags: {n}</b>")
+UNSIGNED = T(
+    vi="✍️ Bàn giao chưa có biên bản đã ký: {n} (gửi ảnh bằng /bienban)",
+    en="✍️ Handovers without signed minutes: {n} (send the photo with /bienban)",
+)
 REPORT_DONE = T(vi="📝 Báo cáo nhu cầu: đã chốt {at}", en="📝 Needs report: submitted {at}")
 REPORT_OPEN = T(
     vi="📝 Báo cáo nhu cầu: <b>chưa chốt</b> (hạn hết ngày {due})",
@@ -355,6 +363,8 @@ def format_summary(summary: Summary, *, lang: str = "vi") -> str:
     lines.append(LATE_CSDL(lang, n=t.late_csdl) if t.late_csdl else NO_LATE(lang))
     if t.open_flags:
         lines.append(FLAGS(lang, n=t.open_flags))
+    if t.unsigned_minutes:
+        lines.append(UNSIGNED(lang, n=t.unsigned_minutes))
     if summary.is_district:
         lines.append(REPORTS_DISTRICT(lang, done=summary.reports_submitted, total=len(summary.schools), due=due))
     else:

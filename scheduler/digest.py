@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 
 from core.clock import fmt_date
 from core.i18n import T
@@ -39,6 +39,10 @@ TOTALS = T(
     en="Students registered: {students} ({approved} approved, {pending} waiting). "
     "Computers received: {received}, handed over: {handed}, awaiting the sector database: {open_csdl}.",
 )
+UNSIGNED = T(
+    vi="Bàn giao chưa có biên bản đã ký: {n}.",
+    en="Handovers without signed minutes: {n}.",
+)
 PER_SCHOOL = T(vi="<b>Từng trường</b>", en="<b>Per school</b>")
 SCHOOL_LINE = T(
     vi="• <b>{school}</b>: {students} HS ({pending} chờ duyệt), nhận {received} máy, bàn giao {handed}, "
@@ -62,6 +66,10 @@ LATE_DEVICES = T(
 )
 LATE_REVIEW = T(
     vi="• {school}: {n} hồ sơ chờ duyệt quá {days} ngày", en="• {school}: {n} registrations waiting over {days} days"
+)
+LATE_MINUTES = T(
+    vi="• {school}: {n} bàn giao quá {days} ngày chưa có biên bản đã ký",
+    en="• {school}: {n} handovers without signed minutes after {days} days",
 )
 FLAGS = T(vi="<b>Ảnh bị gắn cờ chưa xử lý: {n}</b>", en="<b>Open photo flags: {n}</b>")
 FLAG_LINE = T(vi="• {school}, bàn giao #{handover}: {kind}", en="• {school}, handover #{handover}: {kind}")
@@ -160,6 +168,21 @@ def build_digest(
             .group_by(Batch.school_id)
         ).all()
     }
+    # Same predicate as the partial index ix_handover_minutes_open: only handovers without signed minutes.
+    minutes_days = p.deadlines.minutes_signed_days
+    old_enough = case((Handover.handed_over_on <= ctx.today - timedelta(days=minutes_days), 1), else_=0)
+    unsigned: dict[int, tuple[int, int]] = {
+        sid: (n, int(late or 0))
+        for sid, n, late in s.execute(
+            select(Handover.school_id, func.count(), func.sum(old_enough))
+            .where(
+                Handover.minutes_signed_at.is_(None),
+                Handover.status == HandoverStatus.ACTIVE,
+                Handover.school_id.in_(ids),
+            )
+            .group_by(Handover.school_id)
+        ).all()
+    }
     review_days = p.deadlines.pending_review_days
     slow_review = {
         sid: n
@@ -193,6 +216,8 @@ def build_digest(
             open_csdl=sum(open_csdl.values()),
         )
     )
+    if unsigned:
+        lines.append(UNSIGNED(lang, n=sum(n for n, _ in unsigned.values())))
     lines += ["", PER_SCHOOL(lang)]
     late_lines: list[str] = []
     for r in schools:
@@ -226,6 +251,8 @@ def build_digest(
             late_lines.append(LATE_DEVICES(lang, school=name, n=waiting[r.id], days=waiting_days))
         if slow_review.get(r.id):
             late_lines.append(LATE_REVIEW(lang, school=name, n=slow_review[r.id], days=review_days))
+        if unsigned.get(r.id, (0, 0))[1]:
+            late_lines.append(LATE_MINUTES(lang, school=name, n=unsigned[r.id][1], days=minutes_days))
     lines += ["", LATE(lang)]
     lines += late_lines or [NOTHING_LATE(lang)]
     lines += _flags(ctx, ids, {r.id: r.name for r in schools}, lang)

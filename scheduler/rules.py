@@ -22,6 +22,7 @@ Defaults come from the programme file (``[deadlines]``, ``[reminders]``):
 | csdl | handover | principal and recorder, morning of the due day | once, when due + grace has passed |
 | devices_waiting | batch | principal, morning N days after receipt | morning 2N days after receipt |
 | pending_review | student | principal, first morning after N days pending | - |
+| minutes | handover | principal, once, the morning N days after a handover still without signed minutes | - |
 | digest | district | - | district contact, every morning, with the district chart (drawn at delivery) |
 | undeliverable | notification | - | when a person has no channel left (written by the deliverer) |
 """
@@ -429,6 +430,64 @@ def find_pending_review(ctx: SweepContext) -> Iterable[Candidate]:
     return out
 
 
+# --- handovers without signed minutes (biên bản đã ký) --------------------------------------------------------
+
+MINUTES_REMIND = T(
+    vi="• {school}: <b>{student}</b> (lớp {class_name}), bàn giao #{id} ngày {handed}",
+    en="• {school}: <b>{student}</b> (class {class_name}), handover #{id} on {handed}",
+)
+# A reminder is worth a week: older handovers are no longer read by the sweep (the digest still counts them).
+MINUTES_WORTH_DAYS = 7
+
+
+def find_minutes(ctx: SweepContext) -> Iterable[Candidate]:
+    """Handovers still without a photo of their signed minutes N days after (``minutes_signed_days``): the
+    principal is reminded once (one stage). The query is the partial index's predicate
+    (ix_handover_minutes_open) on a window of handover days, so it does not grow with the table."""
+    n = ctx.programme.deadlines.minutes_signed_days
+    latest = ctx.today - timedelta(days=n)
+    rows = ctx.session.execute(
+        select(
+            Handover.id,
+            Handover.school_id,
+            Handover.handed_over_on,
+            Student.full_name,
+            Student.class_name,
+        )
+        .join(Student, Student.id == Handover.student_id)
+        .where(
+            Handover.minutes_signed_at.is_(None),
+            Handover.status == HandoverStatus.ACTIVE,
+            Handover.handed_over_on <= latest,
+            Handover.handed_over_on >= latest - timedelta(days=MINUTES_WORTH_DAYS),
+        )
+        .order_by(Handover.handed_over_on, Handover.id)
+    ).all()
+    if not rows:
+        return []
+    ctx.load_schools({r.school_id for r in rows})
+    out: list[Candidate] = []
+    for r in rows:
+        at = ctx.morning(r.handed_over_on + timedelta(days=n))
+        if ctx.now < at:
+            continue
+        until = ctx.morning(r.handed_over_on + timedelta(days=n + MINUTES_WORTH_DAYS))
+        recipients, no_principal = school_recipients(ctx, r.school_id)
+        for rec in recipients:
+            line = MINUTES_REMIND(
+                rec.language,
+                school=esc(ctx.school(r.school_id).name),
+                student=esc(r.full_name),
+                class_name=esc(r.class_name),
+                id=r.id,
+                handed=fmt_date(r.handed_over_on),
+            )
+            if no_principal:
+                line = NO_PRINCIPAL_PREFIX(rec.language) + line
+            out.append(Candidate("minutes", f"handover:{r.id}", rec, "remind", at, line, until=until))
+    return out
+
+
 # --- the table ------------------------------------------------------------------------------------------------
 
 
@@ -528,6 +587,24 @@ RULES: tuple[Rule, ...] = (
         footers={"remind": T(vi="Gõ /duyet để duyệt.", en="Type /duyet to review them.")},
     ),
     Rule(
+        name="minutes",
+        title=T(vi="Biên bản bàn giao đã ký", en="Signed handover minutes"),
+        find=find_minutes,
+        headers={
+            "remind": T(
+                vi="✍️ <b>Nhắc việc: {n} bàn giao chưa có biên bản đã ký sau {minutes_days} ngày</b>",
+                en="✍️ <b>Reminder: handovers without signed minutes after {minutes_days} days ({n})</b>",
+            ),
+        },
+        footers={
+            "remind": T(
+                vi="In biên bản (/bienban → «Lấy biên bản»), ký đủ các bên, rồi gửi ảnh bản đã ký bằng /bienban.",
+                en="Print the minutes (/bienban → “Get the minutes”), have them signed, then send the photo with "
+                "/bienban.",
+            )
+        },
+    ),
+    Rule(
         name="digest",
         title=T(vi="Bản tin hằng ngày", en="Daily digest"),
         find=_find_digest,
@@ -573,6 +650,7 @@ def compose(rule_name: str, stage: str, lines: list[str], *, lang: str, programm
         waiting_days=d.devices_waiting_days,
         waiting_days2=2 * d.devices_waiting_days,
         update_days=d.handover_update_days,
+        minutes_days=d.minutes_signed_days,
         letter=programme.programme.letter,
     )
     parts = []

@@ -25,8 +25,10 @@ from core.messages import Option, Outgoing, plain_text
 log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 2000  # characters per text and per caption, as the platform counts them
-MEDIA_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(png|jpg)$")
-MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg"}
+MEDIA_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}\.(png|jpg|pdf)$")
+MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "pdf": "application/pdf"}
+# Printable minutes hold a child's name and a guardian's phone: their links die within the day.
+DOCUMENT_KEEP = timedelta(hours=12)
 
 CHOOSE_HINT = T(vi="(Trả lời bằng số thứ tự, ví dụ: 1)", en="(Reply with the number, e.g. 1)")
 TYPE_PHONE = T(vi="Gõ số điện thoại của bạn (ví dụ: 0901234567).", en="Type your phone number (e.g. 0901234567).")
@@ -43,6 +45,18 @@ FILE_READY = T(
     "với bot trên Telegram, hoặc nhờ chuyên viên Phòng GD&ĐT gửi qua email.",
     en="📄 The file “{name}” is ready, but Zalo does not let bots send files. To get it, use /xuatfile with "
     "the bot on Telegram, or ask the district office to email it to you.",
+)
+
+# Minutes (PDF) are the one kind of document Zalo gets as a link, and only with a public media URL.
+MINUTES_LINK = T(
+    vi="📄 Tải biên bản «{name}» (PDF) tại: {url}\n(Đường dẫn hết hạn sau {hours} giờ.)",
+    en="📄 Download the minutes “{name}” (PDF): {url}\n(The link expires in {hours} hours.)",
+)
+MINUTES_ELSEWHERE = T(
+    vi="📄 Biên bản «{name}» (PDF) đã sẵn sàng, nhưng Zalo không cho phép bot gửi tệp. Để in biên bản: gõ "
+    "/bienban với bot trên Telegram, hoặc nhờ chuyên viên Phòng GD&ĐT in bằng lệnh «fieldbot minutes».",
+    en="📄 The minutes “{name}” (PDF) are ready, but Zalo does not let bots send files. To print them, use "
+    "/bienban with the bot on Telegram, or ask the district office (command “fieldbot minutes”).",
 )
 
 
@@ -126,8 +140,8 @@ class PublicMedia:
         return cls(directory=Path(settings.media_dir) / "public", base_url=settings.public_media_url, clock=clock)
 
     def publish(self, data: bytes) -> str:
-        """Write the picture and return its public URL."""
-        ext = "jpg" if data[:3] == b"\xff\xd8\xff" else "png"
+        """Write the picture (or a PDF) and return its public URL."""
+        ext = "pdf" if data[:5] == b"%PDF-" else "jpg" if data[:3] == b"\xff\xd8\xff" else "png"
         name = f"{secrets.token_urlsafe(18)}.{ext}"
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / name
@@ -148,16 +162,19 @@ class PublicMedia:
         path = self.directory / name  # the pattern has no separators or dots before the extension
         if not path.is_file():
             return None
-        if path.stat().st_mtime < (self.clock.now() - self.keep).timestamp():
+        if path.stat().st_mtime < (self.clock.now() - self._keep(match.group(1))).timestamp():
             return None
         return path, MEDIA_TYPES[match.group(1)]
 
+    def _keep(self, ext: str) -> timedelta:
+        return min(self.keep, DOCUMENT_KEEP) if ext == "pdf" else self.keep
+
     def prune(self) -> int:
-        cutoff = (self.clock.now() - self.keep).timestamp()
         removed = 0
         if not self.directory.is_dir():
             return 0
         for path in self.directory.iterdir():
+            cutoff = (self.clock.now() - self._keep(path.suffix.lstrip("."))).timestamp()
             try:
                 if path.is_file() and path.stat().st_mtime < cutoff:
                     path.unlink()
@@ -198,7 +215,19 @@ class ZaloRenderer:
             else:
                 parts.append(NO_PICTURE(lang))
         if out.document is not None:
-            parts.append(FILE_READY(lang, name=out.document_name or out.document.name))
+            name = out.document_name or out.document.name
+            if out.document.suffix.lower() != ".pdf":
+                parts.append(FILE_READY(lang, name=name))
+            elif self.media is not None:
+                url = self.media.publish(out.document.read_bytes())
+                hours = int(self.media._keep("pdf").total_seconds() // 3600)
+                # The token is the secret: the log names the file and a prefix, enough to trace a complaint.
+                log.info(
+                    "minutes %s published for Zalo as %s…, expires in %d h", name, url.rsplit("/", 1)[-1][:6], hours
+                )
+                parts.append(MINUTES_LINK(lang, name=name, url=url, hours=hours))
+            else:
+                parts.append(MINUTES_ELSEWHERE(lang, name=name))
         text = "\n\n".join(parts)
         messages: list[ZaloMessage] = []
         if photo_url is not None:

@@ -21,6 +21,7 @@ MODULES: tuple[str, ...] = (
     "conversations.forms.stats",
     "conversations.forms.computers",
     "conversations.forms.handover",
+    "conversations.forms.minutes",
     "conversations.forms.csdl",
     "conversations.linking",
 )

@@ -17,6 +17,7 @@ from conversations.fields import (
     text_field,
     text_parser,
 )
+from conversations.forms import minutes
 from conversations.forms.base import Choice, Done, Field, Form, FormContext, Invalid
 from core import vocabulary
 from core.clock import fmt_date
@@ -195,7 +196,8 @@ def _received_on_field() -> Field:
 
 
 def _save_programme_batch(ctx: FormContext) -> Done:
-    return Done(_saved_text(ctx, _save_batch(ctx, source=Source.PROGRAMME, sponsor_id=None)))
+    batch = _save_batch(ctx, source=Source.PROGRAMME, sponsor_id=None)
+    return minutes.with_minutes(Done(_saved_text(ctx, batch)), minutes.receipt_minutes_message(ctx, batch.id), ctx.lang)
 
 
 NHANMAY = Form(
@@ -230,11 +232,12 @@ def _save_sponsored_batch(ctx: FormContext) -> Done:
     except errors.ComputersError as exc:
         raise refusal(ctx, exc) from None
     batch = _save_batch(ctx, source=Source.OTHER, sponsor_id=sponsor.id)
-    return Done(
+    done = Done(
         T(vi="{base}\nNhà tài trợ: {sponsor}.", en="{base}\nSponsor: {sponsor}."),
         base=_saved_text(ctx, batch),
         sponsor=esc(sponsor.name),
     )
+    return minutes.with_minutes(done, minutes.receipt_minutes_message(ctx, batch.id), ctx.lang)
 
 
 TAITRO = Form(

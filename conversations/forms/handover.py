@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from conversations.fields import choice_field, date_field, parse_past_date, photo_field, text_field
+from conversations.forms import minutes
 from conversations.forms.base import Choice, Done, Form, FormContext, Invalid
 from core import vocabulary
 from core.clock import fmt_date
@@ -285,7 +286,9 @@ def _save(ctx: FormContext) -> Done:
                     lines=_lines(mine),
                 )
     _notify_other_handovers(ctx, [f for f in flags if f.handover_id != handover.id])
-    return Done(text)
+    if v.get("minutes"):  # the signed sheet came with the handover: nothing to print
+        return Done(text)
+    return minutes.with_minutes(Done(text), minutes.handover_minutes_message(ctx, handover.id), ctx.lang)
 
 
 def _lines(flags: list[Flag]) -> str:
@@ -382,8 +385,10 @@ BANGIAO = Form(
         photo_field(
             "minutes",
             T(
-                vi="Gửi ảnh biên bản bàn giao đã ký (không bắt buộc; chọn «Bỏ qua» nếu chưa có).",
-                en="Send a photo of the signed handover minutes (optional; skip if none).",
+                vi="Gửi ảnh biên bản bàn giao đã ký (không bắt buộc; chọn «Bỏ qua» nếu chưa có: bot sẽ gửi "
+                "biên bản in sẵn sau khi lưu, ảnh bản đã ký gửi sau bằng /bienban).",
+                en="Send a photo of the signed handover minutes (optional; skip if none: the bot sends the "
+                "printable minutes after saving, and the signed copy can follow with /bienban).",
             ),
             T(vi="Ảnh biên bản", en="Minutes"),
             accept=_accept_photo,
