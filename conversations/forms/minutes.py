@@ -243,6 +243,8 @@ def _save(ctx: FormContext) -> Done:
             others.setdefault(f.handover_id, []).append(f)
     for other_id, group in others.items():
         other = ctx.session.get(Handover, other_id)
+        if other.school_id == handover.school_id and mine:
+            continue  # the same principal just heard of both handovers in one message
         for principal in _principals(ctx, other.school_id):
             ctx.notify(principal, NOTIFY_OTHER, id=other.id, day=fmt_date(other.handed_over_on), lines=_lines(group))
     return Done(text)
