@@ -15,6 +15,7 @@ letter). fpdf2 writes the PDF; segno makes the QR code.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -35,6 +36,9 @@ from core.programme import Programme
 from core.vocabulary import DEVICE_TYPE_LABELS, HandoverStatus, Role, Source
 from storage.models import Batch, Device, District, Handover, School, Sponsor, Staff, Student
 from storage.scope import Scope
+
+# fpdf2 subsets fonts with fontTools, which logs each step at INFO: thirty lines a PDF in the bot's log.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 FONTS = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
