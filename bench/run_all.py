@@ -14,6 +14,7 @@ ORDER = [
     "bench_sweep.py",
     "bench_delivery.py",
     "bench_export.py",
+    "bench_minutes.py",
     "bench_memory.py",
 ]
 

@@ -374,14 +374,10 @@ def _font_files() -> dict[str, Path]:
 def printable(text: object) -> str:
     """NFC text with characters the embedded font lacks (emoji, CJK ...) replaced by '?', so no glyph goes
     missing silently on a paper people sign."""
-    value = _nfc(text)
-    if all(_covered(ord(ch)) for ch in value):
-        return value
-    return "".join(ch if _covered(ord(ch)) or ch in "\n\t" else "?" for ch in value)
+    return _UNCOVERED.sub("?", _nfc(text))
 
 
-def _covered(code: int) -> bool:
-    return any(lo <= code <= hi for lo, hi in UNICODE_RANGES)
+_UNCOVERED = re.compile("[^\n" + "".join(f"\\u{lo:04x}-\\u{hi:04x}" for lo, hi in UNICODE_RANGES) + "]")
 
 
 def _nfc(text: object) -> str:

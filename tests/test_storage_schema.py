@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -103,3 +103,61 @@ def test_session_scope_rolls_back_on_error(db_engine, world, clock) -> None:
         raise RuntimeError("boom")
     with session_scope(db_engine) as s:
         assert s.exec(select(Student)).all() == []
+
+
+def test_minutes_migration_counts_earlier_minutes_photos_as_signed(db_url: str) -> None:
+    """0005_minutes: handovers saved with a minutes photo before the column existed are signed already."""
+    from sqlalchemy import text
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0001")
+    now = datetime(2021, 11, 17, 1, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO district (id, code, name) VALUES (1, 'TDM', 'Thủ Dầu Một')"))
+        conn.execute(
+            text("INSERT INTO school (id, code, name, level, district_id, active) VALUES (1, 'S1', 'S', 'TH', 1, :t)"),
+            {"t": True},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO staff (id, full_name, phone, role, district_id, school_id, active, language, created_at,"
+                " updated_at) VALUES (1, 'A B', '+84901000001', 'teacher', 1, 1, :t, 'vi', :n, :n)"
+            ),
+            {"t": True, "n": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO student (id, school_id, code, full_name, birth_date, gender, class_name, category, need,"
+                " status, late, registered_by, created_at, updated_at) VALUES (:i, 1, :c, 'A B', :d, 'male', '5A',"
+                " 'poor', 'device', 'approved', :f, 1, :n, :n)"
+            ),
+            [{"i": i, "c": f"010000000{i}", "d": date(2011, 1, 1), "f": False, "n": now} for i in (1, 2)],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO batch (id, school_id, source, received_on, quantity, device_type, brand_model, condition,"
+                " handed_over, recorded_by, created_at) VALUES (1, 1, 'programme', :d, 2, 'laptop', 'X', 'Mới', 2,"
+                " 1, :n)"
+            ),
+            {"d": date(2021, 11, 15), "n": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO handover (id, student_id, batch_id, school_id, handed_over_on, recorded_by, status,"
+                " csdl_due_at, created_at, updated_at) VALUES (:i, :i, 1, 1, :d, 1, 'active', :n, :n, :n)"
+            ),
+            [{"i": i, "d": date(2021, 11, 16), "n": now} for i in (1, 2)],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO photo (id, sha256, dhash, path, thumb_path, width, height, size_bytes, had_location,"
+                " created_at) VALUES (1, :s, 0, 'p', 't', 1, 1, 1, :f, :n)"
+            ),
+            {"s": "a" * 64, "f": False, "n": now},
+        )
+        conn.execute(text("INSERT INTO handover_photo (handover_id, photo_id, kind) VALUES (1, 1, 'minutes')"))
+    upgrade(engine)
+    with engine.connect() as conn:
+        signed = dict(conn.execute(text("SELECT id, minutes_signed_at FROM handover ORDER BY id")).all())
+    assert signed[1] is not None and signed[2] is None
+    engine.dispose()
