@@ -789,3 +789,17 @@ def write_pdf(data: bytes, out: Path) -> Path:
     tmp.write_bytes(data)
     tmp.replace(out)
     return out
+
+
+def prune_files(folder: Path, *, older_than: float) -> int:
+    """Remove minutes PDFs written for a chat (``<media>/minutes/*.pdf``) last modified before ``older_than``
+    (a timestamp): they are sent at once and can be made again from the records. Returns how many went."""
+    removed = 0
+    for path in Path(folder).glob("*.pdf"):
+        try:
+            if path.stat().st_mtime < older_than:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed

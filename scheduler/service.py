@@ -128,7 +128,17 @@ class SchedulerService:
         removed = await asyncio.to_thread(run)
         if removed:
             log.info("removed %d orphan photo file(s)", removed)
+        await asyncio.to_thread(self._clean_minutes_files)
         return removed
+
+    def _clean_minutes_files(self) -> None:
+        """Minutes PDFs made for a chat are sent at once and can be made again: gone after a day."""
+        from reports.minutes import prune_files
+
+        cutoff = (self.clock.now() - ORPHAN_PHOTO_AGE).timestamp()
+        gone = prune_files(self.photos.media_dir / "minutes", older_than=cutoff)
+        if gone:
+            log.info("removed %d minutes PDF file(s) older than a day", gone)
 
     async def _cleanup_job(self) -> None:
         try:

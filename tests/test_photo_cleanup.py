@@ -45,3 +45,21 @@ async def test_orphan_photo_files_are_cleaned_up(sqlite_engine, sqlite_world, pr
     assert await service.clean_photo_files() == 1
     assert not (store.media_dir / orphan.path).exists() and not (store.media_dir / orphan.thumb_path).exists()
     assert (store.media_dir / kept_by_form.path).exists()
+
+
+async def test_minutes_pdfs_made_for_a_chat_go_after_a_day(sqlite_engine, programme, clock, tmp_path) -> None:
+    store = PhotoStore(tmp_path / "media")
+    folder = store.media_dir / "minutes"
+    folder.mkdir(parents=True)
+    old, fresh = folder / "a1.pdf", folder / "b2.pdf"
+    for path in (old, fresh):
+        path.write_bytes(b"%PDF-1.4\n")
+    stamp = (clock.now() - timedelta(days=2)).timestamp()
+    os.utime(old, (stamp, stamp))
+    now = clock.now().timestamp()
+    os.utime(fresh, (now, now))
+    service = SchedulerService(
+        db=sqlite_engine, programme=programme, clock=clock, senders={}, mailer=None, holder="test", photos=store
+    )
+    await service.clean_photo_files()
+    assert not old.exists() and fresh.exists()
