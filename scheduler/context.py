@@ -20,7 +20,7 @@ from sqlmodel import Session
 from core.clock import UTC
 from core.phones import display_phone
 from core.programme import Programme
-from core.vocabulary import Role
+from core.vocabulary import NotificationStatus, Role
 from storage.models import ChatIdentity, District, School, Staff
 
 
@@ -62,6 +62,22 @@ class Candidate:
     @property
     def key(self) -> str:
         return f"{self.rule}:{self.subject}:{self.recipient.key}:{self.stage}"
+
+    def row(self, *, now: datetime, deliver_at: datetime) -> dict:
+        """The outbox row recording this notification (``storage.outbox.insert_ignoring_duplicates``)."""
+        return dict(
+            key=self.key,
+            rule=self.rule,
+            subject=self.subject,
+            stage=self.stage,
+            recipient_id=self.recipient.staff_id,
+            email=self.recipient.email,
+            text=self.line,
+            status=NotificationStatus.PENDING,
+            attempts=0,
+            next_attempt_at=deliver_at,
+            created_at=now,
+        )
 
 
 @dataclass(frozen=True, slots=True)

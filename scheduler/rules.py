@@ -39,6 +39,7 @@ from core.i18n import T
 from core.messages import esc
 from core.vocabulary import HandoverStatus, ReviewStatus, Role
 from scheduler.context import Candidate, Recipient, SweepContext, group_by
+from storage import outbox
 from storage.models import Batch, Handover, School, Student
 
 Finder = Callable[[SweepContext], Iterable[Candidate]]
@@ -584,9 +585,14 @@ def compose(rule_name: str, stage: str, lines: list[str], *, lang: str, programm
     return "\n\n".join(p for p in parts if p)
 
 
+NOTICE_TITLE = T(vi="Thông báo", en="Notice")  # a colleague's decision (storage.outbox.queue_notice)
+
+
 def title(rule_name: str, lang: str = "vi") -> str:
     rule = RULES_BY_NAME.get(rule_name)
-    return rule.title(lang) if rule else rule_name
+    if rule is not None:
+        return rule.title(lang)
+    return NOTICE_TITLE(lang) if rule_name == outbox.NOTICE else rule_name
 
 
 def subject_line(rule_name: str, stage: str, *, lang: str, programme, n: int) -> str:

@@ -13,7 +13,6 @@ from sqlmodel import Session
 
 from core.clock import fmt_date
 from core.vocabulary import FlagKind, HandoverStatus, PhotoKind
-from storage.errors import NEAR, REUSED
 from storage.models import (
     Conversation,
     Flag,
@@ -35,11 +34,16 @@ class _Linked:
     school_name: str
 
 
-def _describe(other: _Linked, for_school_id: int) -> str:
-    # A principal sees student names of their own school only; another school's handover is named by school.
-    if other.handover.school_id == for_school_id:
-        return f"học sinh {other.student_name}"
-    return other.school_name
+def _about(other: _Linked, for_school_id: int) -> dict[str, object]:
+    """The values of a reuse flag on a handover of ``for_school_id`` that points at ``other``: a principal
+    sees pupil names of their own school only; another school's handover is named by its school."""
+    own = other.handover.school_id == for_school_id
+    return {
+        "id": other.handover.id,
+        "student": other.student_name if own else None,
+        "school": other.school_name,
+        "day": fmt_date(other.handover.handed_over_on),
+    }
 
 
 def attach_photos(
@@ -155,7 +159,7 @@ def reuse_flags(
     me = _Linked(handover, student.full_name, session.get(School, handover.school_id).name)
     flags: list[Flag] = []
     flagged: set[int] = set()  # one flag per pair of handovers: the strongest reason wins
-    for kind, text, groups in ((FlagKind.PHOTO_REUSED, REUSED, exact), (FlagKind.PHOTO_NEAR_DUPLICATE, NEAR, near)):
+    for kind, groups in ((FlagKind.PHOTO_REUSED, exact), (FlagKind.PHOTO_NEAR_DUPLICATE, near)):
         for others in groups.values():
             for other in others:
                 if other.handover.id in flagged:
@@ -168,12 +172,7 @@ def reuse_flags(
                         kind=kind,
                         related=other.handover.id,
                         now=now,
-                        detail=text(
-                            "vi",
-                            id=other.handover.id,
-                            whom=_describe(other, handover.school_id),
-                            day=fmt_date(other.handover.handed_over_on),
-                        ),
+                        params=_about(other, handover.school_id),
                     )
                 )
                 flags.append(
@@ -183,25 +182,20 @@ def reuse_flags(
                         kind=kind,
                         related=handover.id,
                         now=now,
-                        detail=text(
-                            "vi",
-                            id=handover.id,
-                            whom=_describe(me, other.handover.school_id),
-                            day=fmt_date(handover.handed_over_on),
-                        ),
+                        params=_about(me, other.handover.school_id),
                     )
                 )
     return flags
 
 
 def add_flag(
-    session: Session, *, handover: Handover, kind: FlagKind, detail: str, related: int | None, now: datetime
+    session: Session, *, handover: Handover, kind: FlagKind, params: dict, related: int | None, now: datetime
 ) -> Flag:
     flag = Flag(
         handover_id=handover.id,
         school_id=handover.school_id,
         kind=kind,
-        detail=detail,
+        params=params,
         related_handover_id=related,
         created_at=now,
     )

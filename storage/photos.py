@@ -244,14 +244,27 @@ def near_duplicates(
             yield key, d
 
 
-def capture_time_flag(captured_at: datetime | None, handover_day: date, *, max_days_before: int = 7) -> str | None:
-    """Why the photo's capture date is implausible for this handover (Vietnamese), or None.
+def capture_time_flag(
+    captured_at: datetime | None, handover_day: date, *, max_days_before: int = 7
+) -> dict[str, object] | None:
+    """The values of a capture-time flag (``core.vocabulary.flag_text`` words them) when the photo's capture
+    date is implausible for this handover, or None.
 
     Dates are compared as Vietnamese calendar days. Unknown capture time (no EXIF, Telegram-compressed
     photo) is not suspicious by itself. A naive datetime is taken as local wall time.
     """
     if captured_at is None:
         return None
+    if captured_at.tzinfo is None:
+        captured_at = captured_at.replace(tzinfo=LOCAL_TZ)
+    day = captured_at.astimezone(LOCAL_TZ).date()
+    shot, handed = f"{day:%d/%m/%Y}", f"{handover_day:%d/%m/%Y}"
+    if day > handover_day:
+        return {"after": True, "shot": shot, "handed": handed}
+    gap = (handover_day - day).days
+    if gap > max_days_before:
+        return {"after": False, "shot": shot, "handed": handed, "gap": gap, "max": max_days_before}
+    return None
     if captured_at.tzinfo is None:
         captured_at = captured_at.replace(tzinfo=LOCAL_TZ)
     day = captured_at.astimezone(LOCAL_TZ).date()

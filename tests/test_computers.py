@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from conversations.refusals import refusal
 from core.clock import LOCAL_TZ
-from core.vocabulary import DeviceType, FlagKind, PhotoKind, ReviewStatus, Source, SponsorKind
+from core.vocabulary import DeviceType, FlagKind, PhotoKind, ReviewStatus, Source, SponsorKind, flag_text
 from storage import evidence, handovers, receipts
 from storage.db import session_scope
-from storage.errors import ComputersError, NotAllowed
+from storage.errors import NotAllowed, RecordError
 from storage.models import AuditEvent, Batch, Handover, HandoverPhoto, Photo, Sponsor, Student
 from storage.photos import PhotoStore
 from tests.photo_factory import encode, phone_jpeg, scene
@@ -165,9 +166,9 @@ def test_record_batch_refusals(db_engine, world, clock) -> None:
         )
         if isinstance(args["by"], str):
             args["by"] = getattr(world, args["by"])
-        with pytest.raises(ComputersError) as err, session_scope(db_engine) as s:
+        with pytest.raises(RecordError) as err, session_scope(db_engine) as s:
             receipts.record_batch(s, **args)
-        assert (err.value.code, needle in err.value.message_vi) == (code, True), kwargs
+        assert (err.value.code, needle in refusal(err.value)) == (code, True), kwargs
         assert isinstance(err.value, NotAllowed) == (code in ("not_principal", "inactive"))
     with session_scope(db_engine) as s:
         assert s.scalar(select(func.count()).select_from(Batch)) == 0
@@ -175,7 +176,7 @@ def test_record_batch_refusals(db_engine, world, clock) -> None:
 
 def test_serial_already_in_database_is_named(db_engine, world, clock) -> None:
     add_batch(db_engine, world, quantity=2, serials=["SN100", "SN101"], now=clock.now())
-    with pytest.raises(ComputersError) as err, session_scope(db_engine) as s:
+    with pytest.raises(RecordError) as err, session_scope(db_engine) as s:
         receipts.record_batch(
             s,
             school_id=world.school_b,
@@ -191,7 +192,7 @@ def test_serial_already_in_database_is_named(db_engine, world, clock) -> None:
             now=clock.now(),
         )
     assert err.value.code == "serial_taken"
-    assert "SN101" in err.value.message_vi and "Trường Tiểu học Phú Hòa 1" in err.value.message_vi
+    assert "SN101" in refusal(err.value) and "Trường Tiểu học Phú Hòa 1" in refusal(err.value)
 
 
 def test_sponsor_phone_normalised_and_same_name_reused(db_engine, world, clock) -> None:
@@ -245,7 +246,7 @@ def test_sponsor_phone_normalised_and_same_name_reused(db_engine, world, clock) 
             now=clock.now(),
         )
         assert batch.sponsor_id == first
-    with pytest.raises(ComputersError, match="phone"), session_scope(db_engine) as s:
+    with pytest.raises(RecordError, match="phone"), session_scope(db_engine) as s:
         receipts.record_sponsor(
             s,
             school_id=world.school_a,
@@ -337,7 +338,7 @@ def test_handover_refusals(db_engine, world, clock, programme, store) -> None:
     cases = [
         ({"student": pending}, "not_approved"),
         ({"student": served, "batch": serial_batch, "serial": "X2"}, "served"),
-        ({"batch": b_batch}, "other_school"),
+        ({"batch": b_batch}, "batch_other_school"),
         ({"by": world.principal_b}, "other_school"),
         ({"by": world.officer}, "other_school"),
         ({"batch": serial_batch}, "serial_needed"),
@@ -350,10 +351,12 @@ def test_handover_refusals(db_engine, world, clock, programme, store) -> None:
     ]
     for change, code in cases:
         args = dict(student=sid, batch=plain_batch, photos=[(photo, PhotoKind.SCENE)]) | change
-        with pytest.raises(ComputersError) as err:
+        with pytest.raises(RecordError) as err:
             handover(db_engine, world, programme, clock, **args)
         assert err.value.code == code, change
-        assert isinstance(err.value, NotAllowed) == (code == "other_school") and err.value.message_vi
+        assert isinstance(err.value, NotAllowed) == (code in ("other_school", "batch_other_school")) and refusal(
+            err.value
+        )
     with session_scope(db_engine) as s:
         assert s.scalar(select(func.count()).select_from(Handover)) == 1
         assert [s.get(Batch, b).handed_over for b in (serial_batch, plain_batch, b_batch)] == [1, 0, 0]
@@ -378,7 +381,7 @@ def test_last_computer_cannot_be_handed_over_twice(db_engine, world, clock, prog
             batch=bid,
             photos=[(store.ingest(phone_jpeg(5)), PhotoKind.SCENE)],
         )
-        with pytest.raises(ComputersError) as err:
+        with pytest.raises(RecordError) as err:
             handovers.record_handover(
                 late,
                 student_id=s2,
@@ -429,8 +432,14 @@ def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, st
     by_handover = {f.handover_id: f for f in flags}
     assert set(by_handover) == {h1.id, h2.id}
     assert all(f.kind == FlagKind.PHOTO_REUSED for f in flags)
-    assert by_handover[h2.id].detail == f"Ảnh này đã dùng cho bàn giao #{h1.id} (học sinh Đỗ Thị Hoa, ngày 17/11/2021)."
-    assert by_handover[h1.id].detail == f"Ảnh này đã dùng cho bàn giao #{h2.id} (học sinh Đỗ Thị Huệ, ngày 17/11/2021)."
+    assert (
+        flag_text(by_handover[h2.id].kind, by_handover[h2.id].params)
+        == f"Ảnh này đã dùng cho bàn giao #{h1.id} (học sinh Đỗ Thị Hoa, ngày 17/11/2021)."
+    )
+    assert (
+        flag_text(by_handover[h1.id].kind, by_handover[h1.id].params)
+        == f"Ảnh này đã dùng cho bàn giao #{h2.id} (học sinh Đỗ Thị Huệ, ngày 17/11/2021)."
+    )
 
     # A cropped, re-compressed copy is a different file but the same scene: a near-duplicate.
     crop = store.ingest(_recompressed_crop(11))
@@ -443,7 +452,7 @@ def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, st
         (h3.id, h2.id),
         (h2.id, h3.id),
     }
-    assert "gần giống" in flags[0].detail
+    assert "gần giống" in flag_text(flags[0].kind, flags[0].params)
 
     # Another school reusing it: flagged on both sides, each principal sees the other side by school only.
     h4, flags = handover(
@@ -459,8 +468,14 @@ def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, st
     mine = [f for f in flags if f.handover_id == h4.id]
     theirs = [f for f in flags if f.handover_id != h4.id]
     assert {f.school_id for f in theirs} == {world.school_a} and len(theirs) == 3
-    assert all("Trường Tiểu học Phú Hòa 1" in f.detail and "Đỗ" not in f.detail for f in mine)
-    assert all("Trường THCS Chu Văn An" in f.detail and "Vũ" not in f.detail for f in theirs)
+    assert all(
+        "Trường Tiểu học Phú Hòa 1" in flag_text(f.kind, f.params) and "Đỗ" not in flag_text(f.kind, f.params)
+        for f in mine
+    )
+    assert all(
+        "Trường THCS Chu Văn An" in flag_text(f.kind, f.params) and "Vũ" not in flag_text(f.kind, f.params)
+        for f in theirs
+    )
 
     with session_scope(db_engine) as s:
         assert s.scalar(select(func.count()).select_from(Photo)) == 2
@@ -493,7 +508,9 @@ def test_capture_time_flag(db_engine, world, clock, programme, store) -> None:
     old = store.ingest(phone_jpeg(21, taken=datetime(2021, 10, 2, 9, 0)))
     _, flags = handover(db_engine, world, programme, clock, student=s1, batch=bid, photos=[(old, PhotoKind.SCENE)])
     assert [f.kind for f in flags] == [FlagKind.CAPTURE_TIME]
-    assert "02/10/2021" in flags[0].detail and "46 ngày" in flags[0].detail
+    assert "02/10/2021" in flag_text(flags[0].kind, flags[0].params) and "46 ngày" in flag_text(
+        flags[0].kind, flags[0].params
+    )
     recent = store.ingest(phone_jpeg(22, taken=datetime(2021, 11, 12, 9, 0)))  # 5 days before: plausible
     _, flags = handover(db_engine, world, programme, clock, student=s2, batch=bid, photos=[(recent, PhotoKind.SCENE)])
     assert flags == []

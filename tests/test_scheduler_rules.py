@@ -319,7 +319,7 @@ def test_digest_every_morning_with_counts_late_items_and_flags(db_engine, world,
                 handover_id=hid,
                 school_id=w.school_a,
                 kind="photo_reused",
-                detail="ảnh trùng bàn giao #9",
+                params={"text": "ảnh trùng bàn giao #9"},
                 created_at=local(2021, 11, 18, 9),
             )
         )

@@ -254,7 +254,6 @@ class Action:
     description: T
     roles: frozenset[str]
     run: Callable[[FormContext], Done]
-    slow: bool = False  # the adapter shows "typing..."
 
 
 class FormContext:
@@ -284,7 +283,7 @@ class FormContext:
         self.photos = photos
         self.media_dir = media_dir
         self.channel = channel
-        self.notifications: list[tuple[int, T | str | Outgoing, dict[str, object]]] = []
+        self.notifications: list[tuple[int, T | str, dict[str, object]]] = []
         self.rollback_hooks: list[Callable[[], None]] = []
 
     @cached_property
@@ -317,9 +316,10 @@ class FormContext:
     def t(self, text: T, **values: object) -> str:
         return text(self.lang, **values)
 
-    def notify(self, staff_id: int, message: T | str | Outgoing, **values: object) -> None:
-        """Tell someone else (e.g. the teacher whose registration was approved). Delivered on the channel they
-        last used, in their language, after this step commits; skipped if they have no chat account."""
+    def notify(self, staff_id: int, message: T | str, **values: object) -> None:
+        """Tell someone else (e.g. the teacher whose registration was approved), in their language and worded
+        for them. Recorded in the outbox in this step's transaction; the deliverer sends it on the chat they
+        last linked (or by e-mail), with retries, right after the step commits."""
         self.notifications.append((staff_id, message, values))
 
     def on_rollback(self, hook: Callable[[], None]) -> None:
