@@ -160,7 +160,13 @@ class Programme(_Strict):
 
     @cached_property
     def tz(self) -> ZoneInfo:
+        """The one zone the app shows and counts days in (``FIELDBOT_TIMEZONE`` may override the file's)."""
         return ZoneInfo(self.programme.timezone)
+
+    def with_timezone(self, zone: str) -> Programme:
+        data = self.model_dump()
+        data["programme"]["timezone"] = zone
+        return type(self).model_validate(data)  # validated anew: no cached value of the old zone survives
 
     def category(self, code: str) -> CategoryDef | None:
         return next((c for c in self.categories if c.code == code), None)

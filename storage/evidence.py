@@ -3,7 +3,7 @@ database), raising flags, and removing files no record or open form holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -222,19 +222,6 @@ def discard_unreferenced(session: Session, *, store: PhotoStore, photos: Iterabl
     return gone
 
 
-def _sha256s_in(data: Any) -> Iterator[str]:
-    """Every photo a form in progress remembers (answers, and photos collected in the current step)."""
-    if isinstance(data, dict):
-        sha = data.get("sha256")
-        if isinstance(sha, str):
-            yield sha
-        for value in data.values():
-            yield from _sha256s_in(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _sha256s_in(value)
-
-
 def discard_orphan_files(session: Session, *, store: PhotoStore, older_than: datetime) -> int:
     """Delete photo files that nothing uses: no Photo row and no form in progress names them.
 
@@ -244,8 +231,8 @@ def discard_orphan_files(session: Session, *, store: PhotoStore, older_than: dat
     removed (a photo and its thumbnail count once). Run it from a periodic sweep.
     """
     used = set(session.scalars(select(Photo.sha256)))
-    for data in session.scalars(select(Conversation.data)):
-        used.update(_sha256s_in(data))
+    for files in session.scalars(select(Conversation.files)):
+        used.update(files or ())  # what open forms hold, as the engine recorded it
     cutoff = older_than.timestamp()
     removed: set[str] = set()
     for sub in ("photos", "thumbs"):

@@ -261,6 +261,7 @@ class Conversation(SQLModel, table=True):
     form: str = Field(max_length=32)
     step: str = Field(max_length=64)
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    files: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # photo sha256s it holds
     started_at: datetime | None = _ts(nullable=False)
     updated_at: datetime | None = _ts(nullable=False)
 

@@ -265,16 +265,3 @@ def capture_time_flag(
     if gap > max_days_before:
         return {"after": False, "shot": shot, "handed": handed, "gap": gap, "max": max_days_before}
     return None
-    if captured_at.tzinfo is None:
-        captured_at = captured_at.replace(tzinfo=LOCAL_TZ)
-    day = captured_at.astimezone(LOCAL_TZ).date()
-    shot, handed = f"{day:%d/%m/%Y}", f"{handover_day:%d/%m/%Y}"
-    if day > handover_day:
-        return f"Ảnh được chụp ngày {shot}, sau ngày bàn giao {handed}."
-    gap = (handover_day - day).days
-    if gap > max_days_before:
-        return (
-            f"Ảnh được chụp ngày {shot}, trước ngày bàn giao {handed} tới {gap} ngày "
-            f"(chỉ cho phép tối đa {max_days_before} ngày)."
-        )
-    return None

@@ -94,10 +94,10 @@ def _check_school(actor: Actor, school_id: int) -> None:
         raise NotAllowed("Bạn không có quyền với hồ sơ của trường khác.")
 
 
-def _local_day(at: datetime | None) -> date:
+def _local_day(at: datetime) -> date:
     from core.clock import LOCAL_TZ
 
-    return (at.astimezone(LOCAL_TZ) if at else datetime.now(LOCAL_TZ)).date()
+    return at.astimezone(LOCAL_TZ).date()
 
 
 def get_student(session: Session, *, actor: Actor, student_id: int) -> Student:

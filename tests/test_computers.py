@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from conversations.refusals import refusal
+from conversations.state import save_conversation
 from core.clock import LOCAL_TZ
 from core.vocabulary import DeviceType, FlagKind, PhotoKind, ReviewStatus, Source, SponsorKind, flag_text
 from storage import evidence, handovers, receipts
@@ -555,8 +556,6 @@ def test_orphan_files_of_cancelled_forms_are_swept(db_engine, world, clock, prog
     photos, of forms still in progress, and recent files stay."""
     import os
 
-    from storage.models import Conversation
-
     now = clock.now()
     sid = add_student(db_engine, world, name="Lò Văn Páo", code="4100000001", now=now)
     bid = add_batch(db_engine, world, quantity=1, now=now)
@@ -565,18 +564,16 @@ def test_orphan_files_of_cancelled_forms_are_swept(db_engine, world, clock, prog
     in_form = store.ingest(phone_jpeg(62))
     cancelled = store.ingest(phone_jpeg(63))
     recent = store.ingest(phone_jpeg(64))
-    with session_scope(db_engine) as s:
-        s.add(
-            Conversation(
-                staff_id=world.teacher_a2,
-                channel="telegram",
-                chat_id="1",
-                form="bangiao",
-                step="photos",
-                data={"v": {"student": sid}, "s": [evidence.stored_photo_to_dict(in_form)]},
-                started_at=now,
-                updated_at=now,
-            )
+    with db_engine.begin() as conn:  # a /bangiao in progress, saved as the engine saves it
+        save_conversation(
+            conn,
+            staff_id=world.teacher_a2,
+            channel="telegram",
+            chat_id="1",
+            form="bangiao",
+            step="photos",
+            data={"v": {"student": sid}, "s": [evidence.stored_photo_to_dict(in_form)]},
+            now=now,
         )
     old = (now - timedelta(hours=3)).timestamp()
     for p in (committed, in_form, cancelled):

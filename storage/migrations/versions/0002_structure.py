@@ -1,4 +1,4 @@
-"""flags keep their values (kind + params), worded when shown
+"""flags keep their values (kind + params), worded when shown; conversations list the photo files they hold
 
 Revision ID: 0002
 Revises: 0001
@@ -18,6 +18,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("conversation") as batch:
+        batch.add_column(sa.Column("files", sa.JSON(), nullable=False, server_default="[]"))
+    with op.batch_alter_table("conversation") as batch:
+        batch.alter_column("files", existing_type=sa.JSON(), server_default=None)
     with op.batch_alter_table("flag") as batch:
         batch.add_column(sa.Column("params", sa.JSON(), nullable=True))
     conn = op.get_bind()
@@ -31,6 +35,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("conversation") as batch:
+        batch.drop_column("files")
     with op.batch_alter_table("flag") as batch:
         batch.add_column(sa.Column("detail", sa.Text(), nullable=True))
     conn = op.get_bind()
