@@ -1,4 +1,6 @@
 """The conversation engine: one ``Incoming`` in, the ``Outgoing`` messages to send out.
+(Over 500 lines on purpose: the whole life of one message — dedupe, who, command or answer, commit,
+messages for others — reads top to bottom here; forms, state and linking live in their own modules.)
 
 Per message, in one short transaction (``conversations/state.py`` has the Core fast path):
 
@@ -51,6 +53,7 @@ from core.phones import mask_phone, normalize_phone
 from core.ports import Mailer
 from core.programme import Programme
 from core.text import is_word
+from core.vocabulary import role_label
 from storage import outbox, people
 from storage.models import Staff
 
@@ -434,8 +437,6 @@ class ConversationEngine:
         if item is None:
             return [Outgoing(text=UNKNOWN_COMMAND(lang, cmd=esc(cmd[:32])))] + self._reask(step, person, lang, here)
         if person.role not in item.roles:
-            from conversations.menu import role_label
-
             return [Outgoing(text=NOT_FOR_ROLE(lang, cmd=cmd, role=role_label(person.role, lang)))] + self._reask(
                 step, person, lang, here
             )

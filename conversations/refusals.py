@@ -87,6 +87,43 @@ REFUSALS: dict[str, T] = {
         vi="Số sê-ri {serial} đã có trong hệ thống (lô nhận ngày {day} của {school}).",
         en="Serial {serial} is already recorded (batch received {day} by {school}).",
     ),
+    # pupils' records (storage/students.py)
+    "other_school_record": T(
+        vi="Bạn không có quyền với hồ sơ của trường khác.", en="You have no access to another school's records."
+    ),
+    "record_missing": T(vi="Không tìm thấy hồ sơ này.", en="This record was not found."),
+    "register_role": T(
+        vi="Chỉ giáo viên và hiệu trưởng mới đăng ký học sinh.", en="Only teachers and principals register pupils."
+    ),
+    "review_role": T(vi="Chỉ hiệu trưởng mới duyệt đăng ký.", en="Only the principal reviews registrations."),
+    "already_reviewed": T(vi="Hồ sơ này đã được xử lý trước đó.", en="This record was already dealt with."),
+    "reason_needed": T(vi="Cần ghi lý do từ chối.", en="A reason for the rejection is needed."),
+    "withdraw_own": T(
+        vi="Bạn chỉ rút được hồ sơ do chính bạn đăng ký.", en="You can only withdraw records you registered."
+    ),
+    "withdraw_served": T(
+        vi="Em này đã được bàn giao máy; không rút hồ sơ được nữa.",
+        en="This pupil already received a computer; the record can no longer be withdrawn.",
+    ),
+    "withdraw_state": T(
+        vi="Hồ sơ này không rút được (đã bị từ chối, đã rút hoặc đang chờ rút).",
+        en="This record cannot be withdrawn (rejected, withdrawn or already waiting for withdrawal).",
+    ),
+    "no_withdrawal": T(vi="Hồ sơ này không có yêu cầu rút.", en="This record has no withdrawal request."),
+    "field_not_editable": T(vi="Không sửa được mục {field}.", en="{field} cannot be changed."),
+    "edit_not_allowed": T(vi="Bạn không có quyền sửa hồ sơ này.", en="You may not change this record."),
+    "submit_role": T(vi="Chỉ hiệu trưởng mới chốt báo cáo nhu cầu.", en="Only the principal locks the needs report."),
+    "already_submitted": T(
+        vi="Báo cáo nhu cầu của trường đã được chốt trước đó.", en="The school's needs report was already locked."
+    ),
+    "duplicate_code": T(
+        vi="Mã định danh {student_code} đã được đăng ký tại {school} ngày {day}.",
+        en="Student code {student_code} was already registered at {school} on {day}.",
+    ),
+    "same_name_and_birth": T(
+        vi="Trường đã có em {name}, sinh ngày {birth} (mã {student_code}).",
+        en="The school already has {name}, born {birth} (code {student_code}).",
+    ),
 }
 ACTIONS: dict[str, T] = {  # RecordError("not_principal", action=...)
     "record_sponsor": T(vi="ghi nhận nhà tài trợ", en="record sponsors"),

@@ -119,7 +119,7 @@ class PhotoRules(_Strict):
     near_duplicate_bits: int = Field(default=12, ge=0, le=32)
 
 
-class Contact(_Strict):
+class DistrictContact(_Strict):
     district_code: str = Field(min_length=1)
     name: str = Field(min_length=1)
     phone: str
@@ -146,7 +146,7 @@ class Programme(_Strict):
     deadlines: Deadlines
     reminders: Reminders = Reminders()
     photos: PhotoRules = PhotoRules()
-    contacts: list[Contact] = Field(min_length=1)
+    contacts: list[DistrictContact] = Field(min_length=1)
 
     @field_validator("categories")
     @classmethod
@@ -171,7 +171,7 @@ class Programme(_Strict):
     def category(self, code: str) -> CategoryDef | None:
         return next((c for c in self.categories if c.code == code), None)
 
-    def contact_for(self, district_code: str) -> Contact | None:
+    def contact_for(self, district_code: str) -> DistrictContact | None:
         return next((c for c in self.contacts if c.district_code == district_code), self.contacts[0])
 
     @property

@@ -46,8 +46,15 @@ class ReviewStatus(StrEnum):
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
     # A teacher asked to withdraw an approved entry; it still counts as approved until the principal
-    # confirms in /duyet (storage.students.COUNTED_STATUSES).
+    # confirms in /duyet (REPORTED below).
     WITHDRAWING = "withdrawing"
+
+
+# Registrations still standing (waiting for review or approved): what a teacher or the digest counts as
+# "registered".
+STANDING = (ReviewStatus.PENDING, ReviewStatus.APPROVED, ReviewStatus.WITHDRAWING)
+# What the school's needs report counts: approved, including an approved entry waiting to be withdrawn.
+REPORTED = (ReviewStatus.APPROVED, ReviewStatus.WITHDRAWING)
 
 
 class Source(StrEnum):
@@ -140,3 +147,15 @@ def flag_text(kind: str, params: dict, lang: str = "vi") -> str:
         return kind
     whom = _STUDENT(lang, name=params["student"]) if params.get("student") else params.get("school", "")
     return text(lang, id=params.get("id", "?"), whom=whom, day=params.get("day", ""))
+
+
+ROLE_LABELS: dict[str, T] = {
+    Role.TEACHER: T(vi="giáo viên", en="teacher"),
+    Role.PRINCIPAL: T(vi="hiệu trưởng", en="principal"),
+    Role.DISTRICT_OFFICER: T(vi="chuyên viên Phòng GD&ĐT", en="district education officer"),
+}
+
+
+def role_label(role: str, lang: str = "vi") -> str:
+    label = ROLE_LABELS.get(role)
+    return label(lang) if label is not None else role

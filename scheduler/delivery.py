@@ -390,8 +390,9 @@ def _tell_the_district(
     session: Session, rows: list[Notification], *, programme: Programme, now: datetime, reason: str
 ) -> None:
     """A person no channel reaches: the district contact hears about it instead of the reminder vanishing."""
+    from core.vocabulary import ROLE_LABELS
     from scheduler.context import Candidate, SweepContext
-    from scheduler.rules import ROLE_LABEL, title
+    from scheduler.rules import title
 
     staff = session.get(Staff, rows[0].recipient_id)
     if staff is None:
@@ -402,7 +403,7 @@ def _tell_the_district(
         log.error("notification to staff=%s could not be delivered and nobody else can be told", staff.id)
         return
     school = ctx.school(staff.school_id).name if staff.school_id else "-"
-    role = ROLE_LABEL.get(staff.role)
+    role = ROLE_LABELS.get(staff.role)
     lang = contact.language
     out = []
     for row in rows:

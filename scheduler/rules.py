@@ -1,4 +1,6 @@
 """The deadline rules, as a table: one ``Rule`` per thing the bot chases.
+(Over 500 lines on purpose: each rule's finder, texts and table row are kept side by side, so adding a
+reminder is one edit in one file; the digest, the longest, lives in ``scheduler/digest.py``.)
 
 To add a reminder, write a finder (``ctx -> candidates``: a query for what is due at ``ctx.now``, and the
 stage that is current for each subject) and its texts, and add one ``Rule`` to ``RULES``. Nothing else
@@ -37,7 +39,7 @@ from sqlalchemy import func, select
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import esc
-from core.vocabulary import HandoverStatus, ReviewStatus, Role
+from core.vocabulary import STANDING, HandoverStatus, ReviewStatus, Role
 from scheduler.context import Candidate, Recipient, SweepContext, group_by
 from storage import outbox
 from storage.models import Batch, Handover, School, Student
@@ -64,11 +66,6 @@ def stage_kind(stage: str) -> str:
 
 # --- shared texts ---------------------------------------------------------------------------------------------
 
-ROLE_LABEL = {
-    Role.PRINCIPAL: T(vi="hiệu trưởng", en="principal"),
-    Role.TEACHER: T(vi="giáo viên", en="teacher"),
-    Role.DISTRICT_OFFICER: T(vi="chuyên viên phòng GD&ĐT", en="district officer"),
-}
 DEVICE_LABEL = {
     "laptop": T(vi="máy tính xách tay", en="laptops"),
     "desktop": T(vi="máy tính để bàn", en="desktop computers"),
@@ -231,11 +228,10 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
 
 # Registrations that count towards a school's needs: all but rejected and withdrawn ones (an approved entry
 # whose withdrawal waits for the principal still counts).
-COUNTED = tuple(s for s in ReviewStatus if s not in (ReviewStatus.REJECTED, ReviewStatus.WITHDRAWN))
 
 
 def _registration_counts(ctx: SweepContext, school_ids: list[int]) -> dict[int, tuple[int, int]]:
-    counted = COUNTED
+    counted = STANDING
     rows = ctx.session.execute(
         select(Student.school_id, Student.status, func.count())
         .where(Student.school_id.in_(school_ids), Student.status.in_(counted))
