@@ -16,68 +16,13 @@ from core.vocabulary import DeviceType, FlagKind, PhotoKind, ReviewStatus, Sourc
 from storage import evidence, handovers, receipts
 from storage.db import session_scope
 from storage.errors import NotAllowed, RecordError
-from storage.models import AuditEvent, Batch, Handover, HandoverPhoto, Photo, Sponsor, Student
+from storage.models import AuditEvent, Batch, Handover, HandoverPhoto, Photo, Sponsor
 from storage.photos import PhotoStore
+from tests.factories import enrol_student, receive_batch
 from tests.photo_factory import encode, phone_jpeg, scene
 
 RECEIVED = date(2021, 11, 15)
 TODAY = date(2021, 11, 17)  # the clock fixture's local date
-
-
-def add_student(
-    engine, world, *, name: str, code: str, school: str = "a", status=ReviewStatus.APPROVED, now: datetime
-) -> int:
-    school_id = world.school_a if school == "a" else world.school_b
-    teacher = world.teacher_a if school == "a" else world.teacher_b
-    with session_scope(engine) as s:
-        st = Student(
-            school_id=school_id,
-            code=code,
-            full_name=name,
-            birth_date=date(2011, 3, 4),
-            gender="female",
-            class_name="5A1",
-            category="poor",
-            need="device",
-            status=status,
-            registered_by=teacher,
-            created_at=now,
-            updated_at=now,
-        )
-        s.add(st)
-        s.flush()
-        return st.id
-
-
-def add_batch(
-    engine,
-    world,
-    *,
-    quantity: int = 3,
-    serials: list[str] | None = None,
-    school: str = "a",
-    received_on: date = RECEIVED,
-    now: datetime,
-    brand: str = "Dell Latitude 3420",
-) -> int:
-    school_id = world.school_a if school == "a" else world.school_b
-    principal = world.principal_a if school == "a" else world.principal_b
-    with session_scope(engine) as s:
-        batch = receipts.record_batch(
-            s,
-            school_id=school_id,
-            by=principal,
-            source=Source.PROGRAMME,
-            sponsor_id=None,
-            received_on=received_on,
-            quantity=quantity,
-            device_type=DeviceType.LAPTOP,
-            brand_model=brand,
-            condition="Mới",
-            serials=serials or [],
-            now=now,
-        )
-        return batch.id
 
 
 @pytest.fixture
@@ -121,7 +66,7 @@ def handover(
 
 
 def test_record_batch_with_serials_creates_devices_and_audit(db_engine, world, clock) -> None:
-    bid = add_batch(db_engine, world, quantity=3, serials=["abc-1", "ABC-2", " abc-3 "], now=clock.now())
+    bid = receive_batch(db_engine, world, quantity=3, serials=["abc-1", "ABC-2", " abc-3 "], now=clock.now())
     with session_scope(db_engine) as s:
         batch = s.get(Batch, bid)
         assert (batch.quantity, batch.handed_over, batch.source) == (3, 0, "programme")
@@ -176,7 +121,7 @@ def test_record_batch_refusals(db_engine, world, clock) -> None:
 
 
 def test_serial_already_in_database_is_named(db_engine, world, clock) -> None:
-    add_batch(db_engine, world, quantity=2, serials=["SN100", "SN101"], now=clock.now())
+    receive_batch(db_engine, world, quantity=2, serials=["SN100", "SN101"], now=clock.now())
     with pytest.raises(RecordError) as err, session_scope(db_engine) as s:
         receipts.record_batch(
             s,
@@ -292,8 +237,8 @@ def test_sponsor_phone_normalised_and_same_name_reused(db_engine, world, clock) 
 
 def test_handover_recorded_with_due_date_counter_and_photos(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    sid = add_student(db_engine, world, name="Nguyễn Văn An", code="0123456789", now=now)
-    bid = add_batch(db_engine, world, quantity=2, serials=["SN1", "SN2"], now=now)
+    sid = enrol_student(db_engine, world, name="Nguyễn Văn An", code="0123456789", now=now)
+    bid = receive_batch(db_engine, world, quantity=2, serials=["SN1", "SN2"], now=now)
     scene_p = store.ingest(phone_jpeg(1, taken=datetime(2021, 11, 17, 7, 30)))
     minutes_p = store.ingest(phone_jpeg(2))
     h, flags = handover(
@@ -319,12 +264,14 @@ def test_handover_recorded_with_due_date_counter_and_photos(db_engine, world, cl
 
 def test_handover_refusals(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    sid = add_student(db_engine, world, name="Lê Thị Bình", code="0123456780", now=now)
-    pending = add_student(db_engine, world, name="Lê Văn Chờ", code="0123456781", status=ReviewStatus.PENDING, now=now)
-    served = add_student(db_engine, world, name="Lê Văn Cường", code="0123456782", now=now)
-    serial_batch = add_batch(db_engine, world, quantity=2, serials=["X1", "X2"], now=now)
-    plain_batch = add_batch(db_engine, world, quantity=2, now=now, brand="Asus")
-    b_batch = add_batch(db_engine, world, quantity=2, school="b", now=now)
+    sid = enrol_student(db_engine, world, name="Lê Thị Bình", code="0123456780", now=now)
+    pending = enrol_student(
+        db_engine, world, name="Lê Văn Chờ", code="0123456781", status=ReviewStatus.PENDING, now=now
+    )
+    served = enrol_student(db_engine, world, name="Lê Văn Cường", code="0123456782", now=now)
+    serial_batch = receive_batch(db_engine, world, quantity=2, serials=["X1", "X2"], now=now)
+    plain_batch = receive_batch(db_engine, world, quantity=2, now=now, brand="Asus")
+    b_batch = receive_batch(db_engine, world, quantity=2, school="b", now=now)
     handover(
         db_engine,
         world,
@@ -367,9 +314,9 @@ def test_last_computer_cannot_be_handed_over_twice(db_engine, world, clock, prog
     """A stale read of the batch (another session handed over the last computer meanwhile) is stopped by the
     guarded UPDATE, not by the check that read it."""
     now = clock.now()
-    s1 = add_student(db_engine, world, name="Phạm Minh Đức", code="0123456782", now=now)
-    s2 = add_student(db_engine, world, name="Phạm Minh Tâm", code="0123456783", now=now)
-    bid = add_batch(db_engine, world, quantity=1, now=now)
+    s1 = enrol_student(db_engine, world, name="Phạm Minh Đức", code="0123456782", now=now)
+    s2 = enrol_student(db_engine, world, name="Phạm Minh Tâm", code="0123456783", now=now)
+    bid = receive_batch(db_engine, world, quantity=1, now=now)
     with Session(db_engine, expire_on_commit=False) as late:
         assert late.get(Batch, bid).handed_over == 0  # read, and kept in the identity map
         late.commit()
@@ -413,12 +360,12 @@ def _recompressed_crop(seed: int) -> bytes:
 
 def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    a1 = add_student(db_engine, world, name="Đỗ Thị Hoa", code="1000000001", now=now)
-    a2 = add_student(db_engine, world, name="Đỗ Thị Huệ", code="1000000002", now=now)
-    a3 = add_student(db_engine, world, name="Đỗ Văn Hùng", code="1000000003", now=now)
-    b1 = add_student(db_engine, world, name="Vũ Thị Lan", code="1000000004", school="b", now=now)
-    bid = add_batch(db_engine, world, quantity=5, now=now)
-    bid_b = add_batch(db_engine, world, quantity=5, school="b", now=now)
+    a1 = enrol_student(db_engine, world, name="Đỗ Thị Hoa", code="1000000001", now=now)
+    a2 = enrol_student(db_engine, world, name="Đỗ Thị Huệ", code="1000000002", now=now)
+    a3 = enrol_student(db_engine, world, name="Đỗ Văn Hùng", code="1000000003", now=now)
+    b1 = enrol_student(db_engine, world, name="Vũ Thị Lan", code="1000000004", school="b", now=now)
+    bid = receive_batch(db_engine, world, quantity=5, now=now)
+    bid_b = receive_batch(db_engine, world, quantity=5, school="b", now=now)
 
     original = store.ingest(phone_jpeg(11))
     h1, flags = handover(
@@ -486,8 +433,8 @@ def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, st
 
 def test_different_photo_not_flagged(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    ids = [add_student(db_engine, world, name=f"Học Sinh Số {n}", code=f"200000000{n}", now=now) for n in range(4)]
-    bid = add_batch(db_engine, world, quantity=4, now=now)
+    ids = [enrol_student(db_engine, world, name=f"Học Sinh Số {n}", code=f"200000000{n}", now=now) for n in range(4)]
+    bid = receive_batch(db_engine, world, quantity=4, now=now)
     for n, sid in enumerate(ids):
         _, flags = handover(
             db_engine,
@@ -503,9 +450,9 @@ def test_different_photo_not_flagged(db_engine, world, clock, programme, store) 
 
 def test_capture_time_flag(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    s1 = add_student(db_engine, world, name="Trịnh Văn Nam", code="3000000001", now=now)
-    s2 = add_student(db_engine, world, name="Trịnh Văn Bắc", code="3000000002", now=now)
-    bid = add_batch(db_engine, world, quantity=2, received_on=date(2021, 10, 1), now=now)
+    s1 = enrol_student(db_engine, world, name="Trịnh Văn Nam", code="3000000001", now=now)
+    s2 = enrol_student(db_engine, world, name="Trịnh Văn Bắc", code="3000000002", now=now)
+    bid = receive_batch(db_engine, world, quantity=2, received_on=date(2021, 10, 1), now=now)
     old = store.ingest(phone_jpeg(21, taken=datetime(2021, 10, 2, 9, 0)))
     _, flags = handover(db_engine, world, programme, clock, student=s1, batch=bid, photos=[(old, PhotoKind.SCENE)])
     assert [f.kind for f in flags] == [FlagKind.CAPTURE_TIME]
@@ -521,9 +468,9 @@ def test_failed_handover_leaves_no_orphan_file(db_engine, world, clock, programm
     """The handover is recorded but its transaction fails afterwards (here: the end of the form cannot be
     saved): the files written for it go, the file an earlier handover uses stays."""
     now = clock.now()
-    s1 = add_student(db_engine, world, name="Mai Văn Sơn", code="4000000001", now=now)
-    s2 = add_student(db_engine, world, name="Mai Thị Thủy", code="4000000002", now=now)
-    bid = add_batch(db_engine, world, quantity=2, serials=["Z1", "Z2"], now=now)
+    s1 = enrol_student(db_engine, world, name="Mai Văn Sơn", code="4000000001", now=now)
+    s2 = enrol_student(db_engine, world, name="Mai Thị Thủy", code="4000000002", now=now)
+    bid = receive_batch(db_engine, world, quantity=2, serials=["Z1", "Z2"], now=now)
     used = store.ingest(phone_jpeg(31))
     handover(db_engine, world, programme, clock, student=s1, batch=bid, serial="Z1", photos=[(used, PhotoKind.SCENE)])
     kept = media_files(store)
@@ -557,8 +504,8 @@ def test_orphan_files_of_cancelled_forms_are_swept(db_engine, world, clock, prog
     import os
 
     now = clock.now()
-    sid = add_student(db_engine, world, name="Lò Văn Páo", code="4100000001", now=now)
-    bid = add_batch(db_engine, world, quantity=1, now=now)
+    sid = enrol_student(db_engine, world, name="Lò Văn Páo", code="4100000001", now=now)
+    bid = receive_batch(db_engine, world, quantity=1, now=now)
     committed = store.ingest(phone_jpeg(61))
     handover(db_engine, world, programme, clock, student=sid, batch=bid, photos=[(committed, PhotoKind.SCENE)])
     in_form = store.ingest(phone_jpeg(62))
@@ -597,11 +544,11 @@ def test_stored_photo_round_trips_through_form_state(store) -> None:
 
 def test_students_to_serve_matches_without_accents_and_by_code(db_engine, world, clock) -> None:
     now = clock.now()
-    add_student(db_engine, world, name="Nguyễn Đức Anh", code="5000000001", now=now)
-    add_student(db_engine, world, name="Nguyễn Thị Ánh", code="5000000002", now=now)
-    add_student(db_engine, world, name="Nguyễn Văn Chờ", code="5000000003", status=ReviewStatus.PENDING, now=now)
-    add_student(db_engine, world, name="Lê Văn Toàn", code="5000000005", now=now)
-    add_student(db_engine, world, name="Nguyễn Văn Bê", code="5000000004", school="b", now=now)
+    enrol_student(db_engine, world, name="Nguyễn Đức Anh", code="5000000001", now=now)
+    enrol_student(db_engine, world, name="Nguyễn Thị Ánh", code="5000000002", now=now)
+    enrol_student(db_engine, world, name="Nguyễn Văn Chờ", code="5000000003", status=ReviewStatus.PENDING, now=now)
+    enrol_student(db_engine, world, name="Lê Văn Toàn", code="5000000005", now=now)
+    enrol_student(db_engine, world, name="Nguyễn Văn Bê", code="5000000004", school="b", now=now)
     with session_scope(db_engine) as s:
         names = lambda q: [st.full_name for st in handovers.students_to_serve(s, school_id=world.school_a, query=q)]
         assert names("nguyen") == ["Nguyễn Đức Anh", "Nguyễn Thị Ánh"]
@@ -616,11 +563,11 @@ def test_students_to_serve_matches_without_accents_and_by_code(db_engine, world,
 
 def test_confirm_csdl_only_own_unconfirmed_and_audited(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    bid = add_batch(db_engine, world, quantity=3, received_on=date(2021, 11, 1), now=now)
-    bid_b = add_batch(db_engine, world, quantity=1, school="b", now=now)
+    bid = receive_batch(db_engine, world, quantity=3, received_on=date(2021, 11, 1), now=now)
+    bid_b = receive_batch(db_engine, world, quantity=1, school="b", now=now)
     made = []
     for n, day in enumerate([date(2021, 11, 16), date(2021, 11, 10), date(2021, 11, 17)]):
-        sid = add_student(db_engine, world, name=f"Hồ Văn {'ABC'[n]}", code=f"600000000{n}", now=now)
+        sid = enrol_student(db_engine, world, name=f"Hồ Văn {'ABC'[n]}", code=f"600000000{n}", now=now)
         h, _ = handover(
             db_engine,
             world,
@@ -632,7 +579,7 @@ def test_confirm_csdl_only_own_unconfirmed_and_audited(db_engine, world, clock, 
             photos=[(store.ingest(phone_jpeg(50 + n)), PhotoKind.SCENE)],
         )
         made.append(h.id)
-    sb = add_student(db_engine, world, name="Vũ Văn Bình", code="6000000009", school="b", now=now)
+    sb = enrol_student(db_engine, world, name="Vũ Văn Bình", code="6000000009", school="b", now=now)
     hb, _ = handover(
         db_engine,
         world,

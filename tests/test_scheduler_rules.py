@@ -8,15 +8,7 @@ from core.vocabulary import NotificationStatus
 from scheduler.sweep import sweep
 from storage.db import session_scope
 from storage.models import Flag, Handover, School, Staff
-from tests.test_scheduler_support import (
-    add_batch,
-    add_handover,
-    add_student,
-    link,
-    local,
-    rows,
-    submit_report,
-)
+from tests.factories import add_batch, add_handover, add_student, link, local, rows, submit_report
 
 
 def keys(result) -> set[str]:
