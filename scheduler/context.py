@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -115,6 +115,9 @@ class SweepContext:
     session: Session
     programme: Programme
     now: datetime
+    # How a rule is named to people ("Nhắc chốt báo cáo"...): the sweep passes ``scheduler.rules.title``, so
+    # the digest can name failed notifications without importing the rule table that lists the digest.
+    rule_title: Callable[[str, str], str] = lambda rule, lang: rule
     _schools: dict[int, SchoolInfo] = field(default_factory=dict)
     _principals: dict[int, list[Person]] = field(default_factory=dict)
     _people: dict[int, Person] = field(default_factory=dict)

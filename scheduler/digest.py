@@ -18,7 +18,6 @@ from core.i18n import T
 from core.messages import esc
 from core.vocabulary import ROLE_LABELS, STANDING, FlagKind, HandoverStatus, NotificationStatus, ReviewStatus
 from scheduler.context import Candidate, SweepContext
-from scheduler.rules import title
 from storage.models import Batch, Flag, Handover, Notification, School, Staff, Student
 
 MAX_LISTED = 10
@@ -290,7 +289,7 @@ def _failed(
             who = f"{esc(r.full_name)} ({role(lang) if role else esc(r.role)})"
         else:
             who = NO_NAME(lang, email=esc(r.email or "-"))
-        out.append(FAILED_LINE(lang, who=who, what=title(r.rule, lang), why=esc((r.last_error or "-")[:160])))
+        out.append(FAILED_LINE(lang, who=who, what=ctx.rule_title(r.rule, lang), why=esc((r.last_error or "-")[:160])))
     if total > MAX_LISTED:
         out.append(MORE(lang, n=total - MAX_LISTED))
     return out

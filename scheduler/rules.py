@@ -41,6 +41,7 @@ from core.i18n import T
 from core.messages import esc
 from core.vocabulary import STANDING, HandoverStatus, ReviewStatus, Role
 from scheduler.context import Candidate, Recipient, SweepContext, group_by
+from scheduler.digest import digest_chart, find_digest
 from storage import outbox
 from storage.models import Batch, Handover, School, Student
 
@@ -429,18 +430,6 @@ def find_pending_review(ctx: SweepContext) -> Iterable[Candidate]:
 # --- the table ------------------------------------------------------------------------------------------------
 
 
-def _find_digest(ctx: SweepContext) -> Iterable[Candidate]:
-    from scheduler.digest import find_digest  # the digest is long; it lives in its own module
-
-    return find_digest(ctx)
-
-
-def _digest_chart(session, **kwargs) -> bytes | None:
-    from scheduler.digest import digest_chart
-
-    return digest_chart(session, **kwargs)
-
-
 RULES: tuple[Rule, ...] = (
     Rule(
         name="needs_report",
@@ -527,8 +516,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         name="digest",
         title=T(vi="Bản tin hằng ngày", en="Daily digest"),
-        find=_find_digest,
-        attachment=_digest_chart,
+        find=find_digest,
+        attachment=digest_chart,
         footers={
             "day": T(
                 vi="Gõ /tonghop để xem tổng hợp, /xuatfile để xuất tệp Excel.",

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from core.programme import Programme
 from scheduler.context import Candidate, SweepContext
-from scheduler.rules import RULES, Rule
+from scheduler.rules import RULES, Rule, title
 from storage import outbox
 from storage.db import session_scope
 
@@ -37,7 +37,7 @@ def run_sweep(
 ) -> SweepResult:
     """Within the caller's transaction."""
     started = time.perf_counter()
-    ctx = SweepContext(session=session, programme=programme, now=now)
+    ctx = SweepContext(session=session, programme=programme, now=now, rule_title=title)
     by_key: dict[str, Candidate] = {}
     swept = []
     for rule in rules:
