@@ -159,7 +159,7 @@ class MinutesWording(_Strict):
         return v
 
 
-class Contact(_Strict):
+class DistrictContact(_Strict):
     district_code: str = Field(min_length=1)
     name: str = Field(min_length=1)
     phone: str
@@ -187,7 +187,7 @@ class Programme(_Strict):
     reminders: Reminders = Reminders()
     photos: PhotoRules = PhotoRules()
     minutes: MinutesWording = MinutesWording()
-    contacts: list[Contact] = Field(min_length=1)
+    contacts: list[DistrictContact] = Field(min_length=1)
 
     @field_validator("categories")
     @classmethod
@@ -201,12 +201,18 @@ class Programme(_Strict):
 
     @cached_property
     def tz(self) -> ZoneInfo:
+        """The one zone the app shows and counts days in (``FIELDBOT_TIMEZONE`` may override the file's)."""
         return ZoneInfo(self.programme.timezone)
+
+    def with_timezone(self, zone: str) -> Programme:
+        data = self.model_dump()
+        data["programme"]["timezone"] = zone
+        return type(self).model_validate(data)  # validated anew: no cached value of the old zone survives
 
     def category(self, code: str) -> CategoryDef | None:
         return next((c for c in self.categories if c.code == code), None)
 
-    def contact_for(self, district_code: str) -> Contact | None:
+    def contact_for(self, district_code: str) -> DistrictContact | None:
         return next((c for c in self.contacts if c.district_code == district_code), self.contacts[0])
 
     @property

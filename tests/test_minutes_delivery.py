@@ -22,9 +22,8 @@ from scheduler.rules import compose
 from scheduler.sweep import sweep
 from storage.db import make_engine, session_scope
 from storage.models import Handover, School
-from tests.factories import seed_world
+from tests.factories import add_handover, local, rows, seed_world
 from tests.test_reports_data import seed_reports
-from tests.test_scheduler_support import add_handover, local, rows
 
 # --- the reminder --------------------------------------------------------------------------------------------
 

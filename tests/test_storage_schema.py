@@ -110,7 +110,7 @@ def test_minutes_migration_counts_earlier_minutes_photos_as_signed(db_url: str) 
     from sqlalchemy import text
 
     engine = make_engine(db_url)
-    upgrade(engine, "0001")
+    upgrade(engine, "0002")
     now = datetime(2021, 11, 17, 1, 0, tzinfo=UTC)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO district (id, code, name) VALUES (1, 'TDM', 'Thủ Dầu Một')"))

@@ -16,10 +16,11 @@ from sqlmodel import Session
 
 from conversations.fields import choice_field, photo_field
 from conversations.forms.base import Choice, Done, Form, FormContext, Invalid
+from conversations.refusals import refusal
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import Outgoing, PhotoInput, esc
-from core.vocabulary import Role
+from core.vocabulary import Role, flag_text
 from storage import errors, evidence, handovers
 from storage.models import Flag, Handover, Staff
 from storage.photos import PhotoRejected, PhotoStoreError
@@ -161,7 +162,7 @@ def _chosen(ctx: FormContext) -> tuple[Handover, Any]:
 
     h = ctx.session.get(Handover, int(ctx.values["handover"]))
     if h is None or h.school_id != ctx.staff.school_id:
-        raise Invalid(errors.HANDOVER_MISSING, field="handover")
+        raise Invalid(refusal(errors.RecordError("handover_missing"), ctx.lang), field="handover")
     return h, ctx.session.get(Student, h.student_id)
 
 
@@ -194,8 +195,8 @@ def _accept_minutes_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> d
     return evidence.stored_photo_to_dict(stored)
 
 
-def _lines(flags: list[Flag]) -> str:
-    return "\n".join(f"• {esc(f.detail)}" for f in flags)
+def _lines(flags: list[Flag], lang: str) -> str:
+    return "\n".join(f"• {esc(flag_text(f.kind, f.params, lang))}" for f in flags)
 
 
 def _principals(ctx: FormContext, school_id: int) -> list[int]:
@@ -219,14 +220,14 @@ def _save(ctx: FormContext) -> Done:
         )
     except errors.Conflict:
         raise
-    except errors.ComputersError as exc:
-        field = "photo" if exc.code == "minutes_same_photo" else "handover"
-        raise Invalid(esc(exc.message(ctx.lang)), field=field) from None
+    except errors.RecordError as exc:
+        field = "photo" if exc.code in ("minutes_same_photo", "minutes_is_scene") else "handover"
+        raise Invalid(refusal(exc, ctx.lang), field=field) from None
     code = handover_code(handover.id)
     text = ctx.t(SAVED, code=code, pupil=esc(st.full_name), day=fmt_date(handover.handed_over_on))
     mine = [f for f in flags if f.handover_id == handover.id]
     if mine:
-        text += "\n\n" + ctx.t(FLAGGED, lines=_lines(mine))
+        text += "\n\n" + ctx.t(FLAGGED, lines=_lines(mine, ctx.lang))
         for principal in _principals(ctx, handover.school_id):
             if principal != ctx.staff.id:
                 ctx.notify(
@@ -235,7 +236,7 @@ def _save(ctx: FormContext) -> Done:
                     code=code,
                     pupil=esc(st.full_name),
                     by=esc(ctx.staff.full_name),
-                    lines=_lines(mine),
+                    lines=_lines(mine, ctx.lang),
                 )
     others: dict[int, list[Flag]] = {}
     for f in flags:
@@ -246,7 +247,9 @@ def _save(ctx: FormContext) -> Done:
         if other.school_id == handover.school_id and mine:
             continue  # the same principal just heard of both handovers in one message
         for principal in _principals(ctx, other.school_id):
-            ctx.notify(principal, NOTIFY_OTHER, id=other.id, day=fmt_date(other.handed_over_on), lines=_lines(group))
+            ctx.notify(
+                principal, NOTIFY_OTHER, id=other.id, day=fmt_date(other.handed_over_on), lines=_lines(group, ctx.lang)
+            )
     return Done(text)
 
 

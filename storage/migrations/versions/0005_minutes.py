@@ -1,7 +1,7 @@
 """handover minutes: when the signed minutes came back (biên bản đã ký)
 
 Revision ID: 0005_minutes
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-03 14:40:00
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import storage.types
 
 
 revision = '0005_minutes'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
