@@ -32,7 +32,7 @@ def _pdf_text(out) -> str:
 
 
 def _documents(chat: Chat) -> list:
-    return [o for o in chat.replies if o.document is not None and o.chat_id is None]
+    return [o for o in chat.replies if o.document is not None]
 
 
 async def _bangiao(chat: Chat, student: str = "Nguyễn Văn An", photo_seed: int = 1, minutes: bytes | None = None):
