@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -384,7 +384,7 @@ def _nfc(text: object) -> str:
     return unicodedata.normalize("NFC", str(text))
 
 
-@cache
+@lru_cache(maxsize=64)  # a sheet's pages share one; a long-running bot must not keep every code's
 def qr_png(code: str) -> bytes:
     """The QR code of a sheet's code as a small PNG (medium error correction: survives a phone photo of a
     signed, folded sheet). 2-module quiet zone; the page margin adds the rest."""
