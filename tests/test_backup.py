@@ -22,6 +22,18 @@ from tests.conftest import PG_URL, require_postgres
 from tests.factories import seed_world
 
 
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from storage.db import MIGRATIONS
+
+    (head,) = ScriptDirectory(str(MIGRATIONS)).get_heads()
+    return head
+
+
+HEAD = _head()  # the revision a freshly migrated database (and so its backup) is at
+
+
 def _add_students(engine, world, now, n: int, *, first: int = 0) -> None:
     with session_scope(engine) as s:
         for i in range(first, first + n):
@@ -89,7 +101,7 @@ def test_sqlite_backup_and_restore_saves_the_current_database_first(tmp_path, cl
 
     result = restore(url, tmp_path / "b" / "fieldbot.bak", now=clock.now())
     assert _counts(url) == before
-    assert result.info.revision == "0001"
+    assert result.info.revision == HEAD
     assert result.saved_to == tmp_path / "live.db.before-restore-20211117T010000Z"
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["fieldbot.bak"]  # reading it made no -wal
 
@@ -194,7 +206,7 @@ def test_an_older_schema_is_accepted_and_migrated(tmp_path, clock, monkeypatch) 
     old = tmp_path / "old.bak"
     backup(url, old)
     _sqlite_file(old, "UPDATE alembic_version SET version_num = '0000_older'")
-    monkeypatch.setattr(backup_module, "known_revisions", lambda: {"0000_older", "0001"})
+    monkeypatch.setattr(backup_module, "known_revisions", lambda: {"0000_older", HEAD})
     assert inspect_backup(url, old).revision == "0000_older"
 
 
@@ -240,7 +252,7 @@ def test_cli_backup_and_restore_round_trip_and_undo(cli_env, clock, monkeypatch,
     out = capsys.readouterr().out
     saved = next(cli_env.glob("fieldbot.db.before-restore-*"))
     assert f"đã lưu ở {saved}" in out and f"fieldbot restore {saved})" in out
-    assert "Đã khôi phục từ backups/today.bak (lược đồ 0001)." in out
+    assert f"Đã khôi phục từ backups/today.bak (lược đồ {HEAD})." in out
     assert _counts(url)[1] == 25
     assert main(["restore", "--yes", saved.name]) == 0  # the printed undo works
     assert _counts(url)[1] == 27
@@ -281,10 +293,10 @@ def test_postgres_backup_and_restore(tmp_path, clock, pg_database) -> None:
     engine.dispose()
     result = restore(url, tmp_path / "pg.dump", now=clock.now())
     assert _counts(url) == before
-    assert result.info.revision == "0001"
+    assert result.info.revision == HEAD
     assert result.saved_to is not None and result.saved_to.parent == tmp_path
     assert result.saved_to.name.endswith(".before-restore-20211117T010000Z.dump")
-    assert inspect_backup(url, result.saved_to).revision == "0001"  # the save is a fieldbot backup too
+    assert inspect_backup(url, result.saved_to).revision == HEAD  # the save is a fieldbot backup too
     restore(url, result.saved_to, now=clock.now() + timedelta(seconds=1))  # undo: the students are gone again
     assert _counts(url) == (before[0], 0)
 
