@@ -36,6 +36,7 @@ NO_CHANNEL = "không có kênh liên lạc: chưa liên kết Telegram/Zalo (ho�
 NO_CHAT = "chưa liên kết Telegram/Zalo (hoặc đã chặn bot)"
 ATTACHMENT_FAILED = "biểu đồ kèm theo không gửi được"
 NO_SMTP = "chưa cấu hình SMTP (FIELDBOT_SMTP_URL): không gửi được email"
+GIVEN_UP = "vẫn lỗi sau {n} lần thử trong {hours} giờ trong khi kênh này vẫn gửi được cho người khác"
 
 
 @dataclass
@@ -96,6 +97,8 @@ class Deliverer:
         max_backoff: timedelta = timedelta(hours=1),
         batch_size: int = 500,
         concurrency: int = 16,
+        unreachable_after: timedelta = timedelta(hours=1),
+        unreachable_attempts: int | None = None,
     ) -> None:
         self.db = db
         self.programme = programme
@@ -107,6 +110,14 @@ class Deliverer:
         self.max_backoff = max_backoff
         self.batch_size = batch_size
         self.concurrency = concurrency
+        # Unreachable on evidence (a platform such as Zalo has no "blocked" answer, and its 403 is a server
+        # fault): a chat is given up (marked blocked, the next channel tried) only when one message to it has
+        # failed transiently on every attempt, for ``unreachable_attempts`` attempts (default: the last one)
+        # spanning at least ``unreachable_after``, while the same channel delivered to someone else in that time
+        # (so the platform works; the trouble is that chat). The mark is lifted when the person writes again.
+        self.unreachable_after = unreachable_after
+        self.unreachable_attempts = unreachable_attempts or max_attempts
+        self._delivered_at: dict[str, datetime] = {}  # channel -> last successful send by this deliverer
         self._stopping = False
 
     def stop(self) -> None:
@@ -188,7 +199,9 @@ class Deliverer:
             attempt.errors.append("người nhận không còn trong danh sách hoặc đã ngừng hoạt động")
             person_part = "lost"
         else:
-            person_part = await self._chat(attempt, person, identities.get(person.id, []), Outgoing(text=text))
+            person_part = await self._chat(
+                attempt, person, identities.get(person.id, []), Outgoing(text=text), first=first
+            )
             if person_part in ("lost", "elsewhere") and first.email is None and person.email:
                 person_part = await self._email(attempt, person.email, first, text, lang, len(rows))
             if person_part == "elsewhere":
@@ -249,10 +262,18 @@ class Deliverer:
         )
         return outcome
 
-    async def _chat(self, attempt: _Attempt, person: Staff, identities: list[ChatIdentity], message: Outgoing) -> str:
+    async def _chat(
+        self,
+        attempt: _Attempt,
+        person: Staff,
+        identities: list[ChatIdentity],
+        message: Outgoing,
+        *,
+        first: Notification | None = None,
+    ) -> str:
         """The person's chats, latest linked first: "ok", "retry" (transient: same chat later, no second copy
         elsewhere), "elsewhere" (linked only on a channel this process does not serve) or "lost" (every chat
-        refused, or none linked)."""
+        refused or given up on evidence, or none linked)."""
         unserved = False
         for ident in identities:
             sender = self.senders.get(ident.channel)
@@ -263,6 +284,12 @@ class Deliverer:
             try:
                 await sender.send(ident.chat_id, message)
             except RetryLater as exc:
+                if first is not None and self._gone(ident.channel, first):
+                    attempt.blocked.append(ident.id)
+                    hours = f"{self.unreachable_after.total_seconds() / 3600:g}"
+                    given_up = GIVEN_UP.format(n=first.attempts + 1, hours=hours)
+                    attempt.errors.append(f"{ident.channel}: {exc} ({given_up})")
+                    continue
                 attempt.retry_later(f"{ident.channel}: {exc}", exc.retry_after)
                 return "retry"
             except Unreachable as exc:
@@ -279,8 +306,19 @@ class Deliverer:
             attempt.done.add(ident.channel)
             attempt.sent.append(ident.channel)
             attempt.chat = (sender, ident.chat_id)
+            self._delivered_at[ident.channel] = self.clock.now()
             return "ok"
         return "elsewhere" if unserved else "lost"
+
+    def _gone(self, channel: str, first: Notification) -> bool:
+        """Evidence that this chat, not the platform, is the trouble (see ``__init__``)."""
+        since = first.created_at
+        if since is None or first.attempts + 1 < self.unreachable_attempts:
+            return False
+        if self.clock.now() - since < self.unreachable_after:
+            return False
+        delivered = self._delivered_at.get(channel)
+        return delivered is not None and delivered >= since
 
     async def _attach(
         self, attempt: _Attempt, rows: list[Notification], lang: str, *, recorded_error: str | None
