@@ -245,6 +245,11 @@ class FakeZaloApi:
             await asyncio.wait_for(self._changed.wait_for(lambda: len(self.method_calls(method)) >= count), timeout)
         return self.method_calls(method)
 
+    async def wait_until(self, predicate, *, timeout: float = 5.0) -> None:
+        """Until ``predicate()`` holds (checked after every API call); raises TimeoutError otherwise."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
