@@ -225,7 +225,9 @@ async def test_linking_by_a_principals_code(zw, db, w, clock) -> None:
 # --- forms --------------------------------------------------------------------------------------------------
 
 
-async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(zw, engine, db, w) -> None:
+async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(
+    zw, engine, db, w, programme, clock
+) -> None:
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
     engine.link_directly(channel="zalo", external_id="z-lan", chat_id="z-lan", phone=w.phones["principal_a"])
     assert "Họ và tên" in await zw.say("z-minh", "/dangky")
@@ -252,7 +254,12 @@ async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(zw,
         "poor",
         w.school_a,
     )
-    # The principal, linked on Zalo, got the notification in their own chat.
+    # The principal, linked on Zalo, gets the notification in their own chat, through the outbox.
+    sender = ZaloSender(api=ZaloApi(token=TOKEN, api_url=zw.fake.api_url))
+    try:
+        await Deliverer(db=db, programme=programme, clock=clock, senders={"zalo": sender}).deliver_due()
+    finally:
+        await sender.aclose()
     [note] = zw.fake.texts("z-lan")
     assert "Lê Thị Hoa" in note and "/duyet" in note
 

@@ -26,7 +26,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -435,8 +435,8 @@ def _with_note(replies: list[Outgoing], note: T, language: str) -> list[Outgoing
     out = list(replies)
     for i, out_msg in enumerate(out):
         lang = generic.get(out_msg.text or "")
-        if lang is not None and not out_msg.chat_id:
-            out[i] = Outgoing(text=note(lang), options=list(out_msg.options))
+        if lang is not None:
+            out[i] = replace(out_msg, text=note(lang))
             return out
     return [Outgoing(text=note(language)), *out]
 
