@@ -22,15 +22,8 @@ from scheduler.sweep import sweep
 from storage.db import session_scope
 from storage.models import ChatIdentity
 from tests.engine_helpers import Chat
-from tests.test_scheduler_support import (
-    RecordingMailer,
-    RecordingSender,
-    add_handover,
-    link,
-    local,
-    rows,
-    submit_report,
-)
+from tests.factories import add_handover, link, local, rows, submit_report
+from tests.fakes.recording import RecordingMailer, RecordingSender
 
 INTERNAL = RetryLater("zalo sendMessage 403: Internal server error")
 

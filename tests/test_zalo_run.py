@@ -25,9 +25,9 @@ from storage.db import make_engine
 from tests.conftest import sqlite_url
 from tests.e2e.harness import EXAMPLE_ROSTER, BotProcess, bot_env, free_port
 from tests.e2e.harness import link as link_telegram
+from tests.factories import link
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.zalo_api import TOKEN, FakeZaloApi, zalo_fake  # noqa: F401 (fixture)
-from tests.test_scheduler_support import link
 
 pytestmark = pytest.mark.slow
 
