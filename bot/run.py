@@ -50,6 +50,24 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
             fatal = str(exc)
         else:
             tasks.append(asyncio.create_task(zalo.run(stop), name="zalo"))
+    if fatal is None:
+        # Messages a step queues for colleagues go out at once from this process, scheduler or not; rows are
+        # claimed before sending, so the scheduler (here or elsewhere) never sends one twice.
+        from scheduler.delivery import Deliverer, Waker
+
+        waker = Waker(
+            Deliverer(
+                db=app.db,
+                programme=app.programme,
+                clock=app.clock,
+                senders=senders,
+                mailer=app.mailer(),
+                claim_ttl=timedelta(seconds=settings.sweep_lease_seconds),
+            )
+        )
+        engine.on_queued = waker.poke
+        waker.poke()  # anything a previous run queued and did not send
+        cleanups.append(waker.idle)
     if scheduler and fatal is None:
         from scheduler.service import build_scheduler
 
@@ -64,7 +82,6 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
             lease_ttl=timedelta(seconds=settings.sweep_lease_seconds),
         )
         await sched.start()
-        engine.on_queued = sched.wake  # a step's message for a colleague goes out at once
         cleanups.append(sched.shutdown)
     if fatal is None:
         log.info("fieldbot is running (channels: %s)", ", ".join(sorted(senders)) or "-")

@@ -99,6 +99,7 @@ class Deliverer:
         concurrency: int = 16,
         unreachable_after: timedelta = timedelta(hours=1),
         unreachable_attempts: int | None = None,
+        claim_ttl: timedelta = timedelta(minutes=2),
     ) -> None:
         self.db = db
         self.programme = programme
@@ -110,6 +111,7 @@ class Deliverer:
         self.max_backoff = max_backoff
         self.batch_size = batch_size
         self.concurrency = concurrency
+        self.claim_ttl = claim_ttl  # a claimed row is due again after this if its deliverer died
         # Unreachable on evidence (a platform such as Zalo has no "blocked" answer, and its 403 is a server
         # fault): a chat is given up (marked blocked, the next channel tried) only when one message to it has
         # failed transiently on every attempt, for ``unreachable_attempts`` attempts (default: the last one)
@@ -130,9 +132,11 @@ class Deliverer:
         keep_going: Callable[[], Awaitable[bool]] | None = None,
         max_rows: int | None = None,
         recipient_id: int | None = None,
+        rule: str | None = None,
     ) -> DeliveryReport:
-        """Deliver every row due now (one person's only, with ``recipient_id``). ``keep_going`` is asked before
-        each batch (the lease renewal)."""
+        """Deliver every row due now (one person's only, with ``recipient_id``; one rule's, with ``rule``).
+        Each row is claimed before it is sent (``storage.outbox.claim``), so deliverers in several processes
+        never send a row twice. ``keep_going`` is asked before each batch (the lease renewal)."""
         report = DeliveryReport()
         seen: set[int] = set()
         while (max_rows is None or len(seen) < max_rows) and not self._stopping:
@@ -140,10 +144,10 @@ class Deliverer:
                 report.stopped = True
                 break
             limit = self.batch_size if max_rows is None else min(self.batch_size, max_rows - len(seen))
-            rows, people, identities = await asyncio.to_thread(self._load, limit, seen, recipient_id)
-            if not rows:
+            due, rows, people, identities = await asyncio.to_thread(self._load, limit, seen, recipient_id, rule)
+            if not due:
                 break
-            seen.update(r.id for r in rows)
+            seen.update(r.id for r in due)
             groups = _interleave(_group(rows))
             semaphore = asyncio.Semaphore(self.concurrency)
 
@@ -173,12 +177,15 @@ class Deliverer:
             outcome = await self._deliver_group(group, people, identities)
         report.groups.append(outcome)
 
-    def _load(self, limit: int, seen: set[int], recipient_id: int | None):
+    def _load(self, limit: int, seen: set[int], recipient_id: int | None, rule: str | None):
+        now = self.clock.now()
         with session_scope(self.db) as session:
-            due = outbox.due_rows(session, now=self.clock.now(), limit=limit, recipient_id=recipient_id)
-            rows = [r for r in due if r.id not in seen]
+            due = outbox.due_rows(session, now=now, limit=limit, recipient_id=recipient_id, rule=rule)
+            due = [r for r in due if r.id not in seen]
+            taken = outbox.claim(session, ids=[r.id for r in due], now=now, until=now + self.claim_ttl)
+            rows = [r for r in due if r.id in taken]
             people, identities = recipients(session, rows) if rows else ({}, {})
-        return rows, people, identities
+        return due, rows, people, identities
 
     async def _deliver_group(
         self, rows: list[Notification], people: dict[int, Staff], identities: dict[int, list[ChatIdentity]]
@@ -525,3 +532,35 @@ def _interleave(groups: list[list[Notification]]) -> list[list[Notification]]:
             out.append(q.pop(0))
         queues = [q for q in queues if q]
     return out
+
+
+class Waker:
+    """Delivers the notices a conversation step has just queued, at once, in any process (a worker without
+    the scheduler too): ``poke()`` after the step commits. Pokes while a delivery runs coalesce into one
+    more run; rows are claimed, so this and the scheduler's deliverer never send one twice."""
+
+    def __init__(self, deliverer: Deliverer) -> None:
+        self.deliverer = deliverer
+        self._task: asyncio.Task | None = None
+        self._again = False
+
+    def poke(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="notice-delivery")
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self.deliverer.deliver_due(rule=outbox.NOTICE)
+            except Exception:  # the scheduler's tick delivers what is left; nothing is lost
+                log.exception("notice delivery failed")
+            if not self._again:
+                return
+
+    async def idle(self) -> None:
+        """Wait until nothing is being delivered (shutdown, tests)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
