@@ -151,7 +151,9 @@ def test_minutes_of_one_handover_and_of_a_school(env, capsys) -> None:
     assert f"biên bản bàn giao BG{hid:06d}, 1 trang" in capsys.readouterr().out
     [page] = _pages(tmp / "one.pdf")
     assert "BIÊN BẢN BÀN GIAO MÁY TÍNH" in page and f"Số: BG{hid:06d}" in page
-    assert main(["minutes", "--handover", str(hid), "--out", "same.pdf"]) == 0  # the bare number works too
+    assert main(["minutes", "--handover", str(hid), "--out", "one.pdf", "--force"]) == 0  # bare number, overwrite
+    assert main(["minutes", "--handover", str(hid), "--out", "new/folder/one.pdf"]) == 0
+    assert "Đã tạo thư mục new/folder" in capsys.readouterr().out and (tmp / "new/folder/one.pdf").exists()
 
     assert main(["minutes", "--school", "TH-PHUHOA1", "--out", "school.pdf"]) == 0
     out = capsys.readouterr().out
@@ -169,7 +171,8 @@ def test_minutes_of_one_handover_and_of_a_school(env, capsys) -> None:
         (["minutes", "--handover", "abc", "--out", "x.pdf"], "mã bàn giao không hợp lệ: abc"),
         (["minutes", "--school", "KHONGCO", "--out", "x.pdf"], "không có trường mã KHONGCO"),
         (["minutes", "--school", "TH-PHUHOA1", "--out", "x.docx"], "--out phải là tệp .pdf"),
-        (["minutes", "--school", "TH-PHUHOA1", "--out", "nowhere/x.pdf/"], "--out"),
+        (["minutes", "--school", "TH-PHUHOA1", "--out", "nowhere/x.pdf/"], "là một thư mục"),
+        (["minutes", "--school", "TH-PHUHOA1", "--out", "taken.pdf"], "đã có: thêm --force"),
     ],
 )
 def test_operator_mistakes_are_one_line(env, capsys, argv, message) -> None:
@@ -177,11 +180,12 @@ def test_operator_mistakes_are_one_line(env, capsys, argv, message) -> None:
     if argv[-1].endswith("/"):
         (tmp / "nowhere" / "x.pdf").mkdir(parents=True)
         argv = [*argv[:-1], "nowhere/x.pdf"]
+    (tmp / "taken.pdf").write_bytes(b"keep me")
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
-    assert not (tmp / "x.pdf").exists()
+    assert not (tmp / "x.pdf").exists() and (tmp / "taken.pdf").read_bytes() == b"keep me"
 
 
 def test_a_school_with_nothing_to_print(env, capsys) -> None:

@@ -26,12 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--handover", metavar="MÃ", help="mã bàn giao, ví dụ BG000123 (hoặc 123)")
     which.add_argument("--school", metavar="MÃ", help="mã trường (school code), ví dụ TH-PHUHOA1")
     p.add_argument("--out", type=Path, required=True, help="tệp kết quả, ví dụ bien-ban.pdf")
+    p.add_argument("--force", action="store_true", help="ghi đè nếu tệp đã có (overwrite an existing file)")
     p.set_defaults(func=cmd_minutes)
 
 
 def cmd_minutes(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
-    from bot.commands import CliError
+    from bot.commands import CliError, os_reason, prepare_output
     from reports.minutes import MinutesNotFound, handover_pdf, handover_sheet, school_pdf, write_pdf
     from storage.db import session_scope
     from storage.models import Handover, School
@@ -40,14 +41,13 @@ def cmd_minutes(args: argparse.Namespace, settings: Settings) -> int:
     out: Path = args.out
     if out.suffix.lower() != ".pdf":
         raise CliError(f"--out phải là tệp .pdf: {out}")
-    if out.exists() and out.is_dir():
-        raise CliError(f"--out là một thư mục, cần tên tệp .pdf: {out}")
     code = None
     if args.handover is not None:
         m = _HANDOVER_CODE.match(args.handover.strip())
         if m is None:
             raise CliError(f"mã bàn giao không hợp lệ: {args.handover} (ví dụ: BG000123)")
         code = int(m.group(1))
+    prepare_output(out, force=args.force)
     app = build_app(settings)
     with session_scope(app.db) as session:
         if code is not None:
@@ -81,6 +81,6 @@ def cmd_minutes(args: argparse.Namespace, settings: Settings) -> int:
     try:
         write_pdf(data, out)
     except OSError as exc:
-        raise CliError(f"không ghi được {out}: {exc.strerror or exc}") from None
+        raise CliError(f"Không ghi được {out}: {os_reason(exc)}") from None
     print(f"Đã ghi {out} ({summary}).")
     return 0
