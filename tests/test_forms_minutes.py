@@ -223,3 +223,18 @@ async def test_counts_in_the_summary_and_the_workbook(
     assert signed[0] is None and signed[1] is not None
     table = [[c.value for c in row] for row in wb["Tổng hợp"].iter_rows()]
     assert dict(zip(table[0], table[1]))["Chưa có biên bản đã ký"] == 1
+
+
+async def test_the_same_sheet_twice_for_one_handover_is_refused(teacher, seeded, sqlite_engine) -> None:
+    await _bangiao(teacher, minutes=phone_jpeg(80))
+    h = _handover(sqlite_engine)
+    await teacher.say("/bienban")
+    await teacher.tap(f"BG{h.id:06d}")
+    await teacher.tap("Gửi ảnh biên bản")
+    await teacher.photo(phone_jpeg(80))
+    assert f"Ảnh này đã được gửi cho bàn giao #{h.id} rồi" in teacher.text
+    await teacher.photo(phone_jpeg(81))  # a second page of the minutes is welcome
+    assert "Đã nhận ảnh biên bản đã ký" in teacher.text
+    with Session(sqlite_engine) as s:
+        kinds = sorted(k for (k,) in s.execute(select(HandoverPhoto.kind).where(HandoverPhoto.handover_id == h.id)))
+        assert kinds == ["minutes", "minutes", "scene"] and list(s.scalars(select(Flag))) == []
