@@ -62,6 +62,9 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
                 name="zalo",
             )
         )
+    if settings.web_listen:
+        host, _, port = settings.web_listen.rpartition(":")
+        cleanups.append(await start_web(app, host=host or "127.0.0.1", port=int(port)))
     if scheduler:
         from scheduler.service import build_scheduler
 
@@ -95,6 +98,31 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         log.info("fieldbot stopped")
+
+
+async def start_web(app: App, *, host: str, port: int):
+    """Serve the web view; returns the coroutine function that stops it."""
+    from aiohttp import web
+
+    from bot.web import build_web_app
+
+    runner = web.AppRunner(build_web_app(app.web_config()), access_log=None)  # no sign-in tokens in logs
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("web view on http://%s:%d (links: %s)", host, port, app.settings.web_public_url)
+    return runner.cleanup
+
+
+async def serve_web_only(app: App, *, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    cleanup = await start_web(app, host=host, port=port)
+    try:
+        await stop.wait()
+    finally:
+        await cleanup()
 
 
 async def _start_telegram(app: App, engine, cross_channel):

@@ -173,6 +173,7 @@ class _Step:
             photos=e.photos,
             media_dir=e.media_dir,
             channel=self.incoming.channel,
+            web_url=e.web_url,
         )
         ctx.rollback_hooks = self.rollback_hooks
         self.contexts.append(ctx)
@@ -191,8 +192,10 @@ class ConversationEngine:
         mailer: Mailer | None = None,
         flood_limit_per_minute: int = 30,
         default_language: str = "vi",
+        web_url: str | None = None,
     ) -> None:
         self.db = db
+        self.web_url = web_url
         self.programme = programme
         self.clock = clock
         self.photos = photos
@@ -607,6 +610,7 @@ def _person(staff: Staff) -> Person:
         role=staff.role,
         school_id=staff.school_id,
         district_id=staff.district_id,
+        province_id=staff.province_id,
         language=staff.language or "vi",
     )
 

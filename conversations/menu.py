@@ -20,6 +20,7 @@ MENU_ORDER = (
     "cuatoi",
     "tonghop",
     "xuatfile",
+    "web",
     "maketoken",
 )
 
@@ -27,6 +28,7 @@ ROLE_LABELS = {
     Role.TEACHER: T(vi="giáo viên", en="teacher"),
     Role.PRINCIPAL: T(vi="hiệu trưởng", en="principal"),
     Role.DISTRICT_OFFICER: T(vi="chuyên viên Phòng GD&ĐT", en="district education officer"),
+    Role.PROVINCE_OFFICER: T(vi="chuyên viên Sở GD&ĐT", en="provincial education officer"),
 }
 
 GLOBAL_COMMANDS: list[tuple[str, T]] = [

@@ -12,6 +12,7 @@ from core.i18n import T
 
 
 class Role(StrEnum):
+    PROVINCE_OFFICER = "province_officer"  # the province's department of education (Sở GD&ĐT)
     DISTRICT_OFFICER = "district_officer"
     PRINCIPAL = "principal"
     TEACHER = "teacher"

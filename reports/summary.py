@@ -10,7 +10,7 @@ Definitions (the same as the needs report and the scheduler's digest):
   breakdowns count these;
 - received: computers in batches, by source; handed over: active handovers; waiting: received - handed over;
 - late_csdl: active handovers not confirmed in the sector database whose due time (plus the programme's
-  grace hours) has passed at ``now``;
+  grace hours) has passed at ``now``; late_confirmed: active handovers confirmed after their due time;
 - open_flags: photo flags not resolved.
 """
 
@@ -28,7 +28,7 @@ from core.i18n import T
 from core.messages import esc
 from core.programme import Programme
 from core.vocabulary import HandoverStatus, Need, ReviewStatus, Role, Source
-from storage.models import Batch, District, Flag, Handover, School, Staff, Student
+from storage.models import Batch, District, Flag, Handover, Province, School, Staff, Student
 from storage.scope import Scope
 from storage.students import COUNTED_STATUSES
 
@@ -49,6 +49,7 @@ class SchoolSummary:
     code: str
     name: str
     level: str = ""
+    district_id: int | None = None
     principal_name: str | None = None
     principal_phone: str | None = None  # E.164
     students_by_category: dict[str, int] = field(default_factory=dict)
@@ -61,6 +62,7 @@ class SchoolSummary:
     handed_over: int = 0
     waiting: int = 0
     late_csdl: int = 0
+    late_confirmed: int = 0  # confirmed in the sector database, but after the due time
     open_flags: int = 0
     needs_report_submitted_at: datetime | None = None
 
@@ -114,6 +116,7 @@ _SUMMED = (
     "handed_over",
     "waiting",
     "late_csdl",
+    "late_confirmed",
     "open_flags",
 )
 
@@ -123,7 +126,7 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     school_rows = session.execute(
-        select(School.id, School.code, School.name, School.level, School.needs_report_submitted_at)
+        select(School.id, School.code, School.name, School.level, School.district_id, School.needs_report_submitted_at)
         .where(scope.filter(School.id), School.active)
         .order_by(School.name, School.id)
     ).all()
@@ -133,6 +136,7 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
             code=r.code,
             name=r.name,
             level=r.level,
+            district_id=r.district_id,
             needs_report_submitted_at=r.needs_report_submitted_at,
         )
         for r in school_rows
@@ -189,14 +193,17 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
     # "Late" is due + grace <= now, i.e. due <= now - grace: the comparison stays on the indexed column.
     late_before = now - timedelta(hours=programme.deadlines.handover_update_grace_hours)
     is_late = case((Handover.csdl_updated_at.is_(None) & (Handover.csdl_due_at <= late_before), 1), else_=0)
-    for sid, handed, late in session.execute(
-        select(Handover.school_id, func.count(), func.sum(is_late))
+    late_done = case(
+        (Handover.csdl_updated_at.is_not(None) & (Handover.csdl_updated_at > Handover.csdl_due_at), 1), else_=0
+    )
+    for sid, handed, late, confirmed_late in session.execute(
+        select(Handover.school_id, func.count(), func.sum(is_late), func.sum(late_done))
         .where(scope.filter(Handover.school_id), Handover.status == HandoverStatus.ACTIVE)
         .group_by(Handover.school_id)
     ).all():
         s = by_id.get(sid)
         if s is not None:
-            s.handed_over, s.late_csdl = handed, int(late or 0)
+            s.handed_over, s.late_csdl, s.late_confirmed = handed, int(late or 0), int(confirmed_late or 0)
 
     for sid, n in session.execute(
         select(Flag.school_id, func.count())
@@ -215,6 +222,9 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
 
     if scope.school_id is not None:
         title = schools[0].name if schools else ""
+    elif scope.is_province:
+        province = session.get(Province, scope.province_id)
+        title = province.name if province else ""
     else:
         district = session.get(District, scope.district_id)
         title = district.name if district else ""
