@@ -6,6 +6,7 @@ Jinja2 templates with one CSS file and one small script for the Mini App sign-in
 Content-Security-Policy forbids inline scripts and styles.
 """
 
-from bot.web.app import WebConfig, build_web_app, sign_in_url
+from bot.web.app import WebConfig, build_web_app
+from conversations.forms.web import sign_in_link as sign_in_url
 
 __all__ = ["WebConfig", "build_web_app", "sign_in_url"]

@@ -35,6 +35,12 @@ from storage.models import ChatIdentity, District, Province, School, Staff
 from storage.scope import OutOfScope, Scope
 
 log = logging.getLogger(__name__)
+_Key = getattr(web, "RequestKey", str)  # aiohttp >= 3.12 has typed request keys; before, plain strings
+STAFF = _Key("staff", object) if _Key is not str else "staff"
+TOKEN = _Key("session_token", object) if _Key is not str else "session_token"
+SCOPE = _Key("scope", object) if _Key is not str else "scope"
+CFG = web.AppKey("cfg", object)
+LIMIT = web.AppKey("limit", object)
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "fb_session"
@@ -159,9 +165,9 @@ ENV = _env()
 
 
 def render(request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
-    cfg: WebConfig = request.app["cfg"]
-    staff = request.get("staff")
-    token = request.get("session_token")
+    cfg: WebConfig = request.app[CFG]
+    staff = request.get(STAFF)
+    token = request.get(TOKEN)
     tz = cfg.programme.tz
     html = ENV.get_template(name).render(
         me=staff,
@@ -185,7 +191,7 @@ def message(request: web.Request, text: str, *, status: int, hint: str = "") -> 
 
 async def db(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
     """Run ``fn(session, *args)`` in one transaction, in a thread."""
-    cfg: WebConfig = request.app["cfg"]
+    cfg: WebConfig = request.app[CFG]
 
     def work():
         with session_scope(cfg.db) as session:
@@ -230,19 +236,19 @@ async def security_headers(request: web.Request, handler):
 
 @web.middleware
 async def authenticate(request: web.Request, handler):
-    cfg: WebConfig = request.app["cfg"]
+    cfg: WebConfig = request.app[CFG]
     token = request.cookies.get(SESSION_COOKIE, "")
     staff = None
     if token:
         staff = await db(request, lambda s: websign.session_staff(s, token=token, now=cfg.clock.now()))
     if staff is not None:
-        request["staff"], request["session_token"] = staff, token
+        request[STAFF], request[TOKEN] = staff, token
         try:
-            request["scope"] = Scope.for_staff(staff)
+            request[SCOPE] = Scope.for_staff(staff)
         except OutOfScope:
-            request["staff"] = None
+            request[STAFF] = None
     if request.path == "/" or not request.path.startswith(PUBLIC):
-        if request.get("staff") is None:
+        if request.get(STAFF) is None:
             return message(request, NOT_SIGNED_IN("vi"), status=401, hint=ASK_AGAIN("vi"))
         if request.method == "POST":
             form = await request.post()
@@ -269,8 +275,8 @@ def _pre_token(request: web.Request) -> tuple[str, bool]:
 
 async def login_page(request: web.Request) -> web.Response:
     """GET shows a button; only the POST uses the link, so a chat's link preview cannot use it up."""
-    cfg: WebConfig = request.app["cfg"]
-    if not request.app["limit"].allow(client_key(request)):
+    cfg: WebConfig = request.app[CFG]
+    if not request.app[LIMIT].allow(client_key(request)):
         return message(request, TOO_MANY("vi"), status=429)
     token = request.match_info["token"]
     state = await db(request, lambda s: websign.check_link(s, token=token, now=cfg.clock.now()))
@@ -284,8 +290,8 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login_post(request: web.Request) -> web.StreamResponse:
-    cfg: WebConfig = request.app["cfg"]
-    if not request.app["limit"].allow(client_key(request)):
+    cfg: WebConfig = request.app[CFG]
+    if not request.app[LIMIT].allow(client_key(request)):
         return message(request, TOO_MANY("vi"), status=429)
     form = await request.post()
     if not websign.csrf_ok(request.cookies.get(PRE_COOKIE, ""), form.get("csrf")):
@@ -309,17 +315,17 @@ async def login_post(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    cfg: WebConfig = request.app["cfg"]
-    token = request["session_token"]
+    cfg: WebConfig = request.app[CFG]
+    token = request[TOKEN]
     await db(request, lambda s: websign.end_session(s, token=token, now=cfg.clock.now()))
-    request["staff"], request["session_token"] = None, None
+    request[STAFF], request[TOKEN] = None, None
     response = message(request, SIGNED_OUT("vi"), status=200, hint=ASK_AGAIN("vi"))
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 
 
 async def tg_page(request: web.Request) -> web.Response:
-    cfg: WebConfig = request.app["cfg"]
+    cfg: WebConfig = request.app[CFG]
     pre, fresh = _pre_token(request)
     response = render(request, "tg.html", pre_csrf=websign.csrf_for(pre))
     if fresh:
@@ -330,8 +336,8 @@ async def tg_page(request: web.Request) -> web.Response:
 async def tg_login(request: web.Request) -> web.StreamResponse:
     from bot.web.initdata import InitDataError, validate_init_data
 
-    cfg: WebConfig = request.app["cfg"]
-    if not request.app["limit"].allow(client_key(request)):
+    cfg: WebConfig = request.app[CFG]
+    if not request.app[LIMIT].allow(client_key(request)):
         return message(request, TOO_MANY("vi"), status=429)
     form = await request.post()
     if not websign.csrf_ok(request.cookies.get(PRE_COOKIE, ""), form.get("csrf")):
@@ -435,9 +441,9 @@ def _summary(session, cfg: WebConfig, scope: Scope):
 
 
 async def overview(request: web.Request) -> web.StreamResponse:
-    cfg: WebConfig = request.app["cfg"]
-    scope: Scope = request["scope"]
-    staff = request["staff"]
+    cfg: WebConfig = request.app[CFG]
+    scope: Scope = request[SCOPE]
+    staff = request[STAFF]
     if scope.school_id is not None:
         return redirect(f"/school/{scope.school_id}")
     if scope.is_province:
@@ -446,12 +452,12 @@ async def overview(request: web.Request) -> web.StreamResponse:
 
 
 async def district_page(request: web.Request) -> web.StreamResponse:
-    cfg: WebConfig = request.app["cfg"]
+    cfg: WebConfig = request.app[CFG]
     district_id = _int(request, "id")
-    allowed = await db(request, lambda s: district_scope(s, request["scope"], district_id))
+    allowed = await db(request, lambda s: district_scope(s, request[SCOPE], district_id))
     if allowed is None:
         raise web.HTTPNotFound()
-    return await _district_page(request, cfg, allowed, request["staff"], district_id)
+    return await _district_page(request, cfg, allowed, request[STAFF], district_id)
 
 
 async def _district_page(request, cfg: WebConfig, scope: Scope, staff, district_id: int) -> web.Response:
@@ -463,7 +469,7 @@ async def _district_page(request, cfg: WebConfig, scope: Scope, staff, district_
 
     summary, district = await db(request, work)
     rows, state = _rows(summary, request)
-    base = "/" if request["scope"].district_id == district_id else f"/district/{district_id}"
+    base = "/" if request[SCOPE].district_id == district_id else f"/district/{district_id}"
     return render(
         request,
         "district.html",
@@ -473,7 +479,7 @@ async def _district_page(request, cfg: WebConfig, scope: Scope, staff, district_
         state=state,
         base=base,
         prefix="" if base == "/" else base,
-        is_province_view=request["scope"].is_province,
+        is_province_view=request[SCOPE].is_province,
     )
 
 
@@ -514,13 +520,13 @@ async def _province_page(request, cfg: WebConfig, scope: Scope, staff) -> web.Re
 async def school_page(request: web.Request) -> web.StreamResponse:
     from reports.detail import school_detail
 
-    cfg: WebConfig = request.app["cfg"]
+    cfg: WebConfig = request.app[CFG]
     school_id = _int(request, "id")
-    staff = request["staff"]
+    staff = request[STAFF]
 
     def work(s):
         now = cfg.clock.now()
-        detail = school_detail(s, scope=request["scope"], school_id=school_id, programme=cfg.programme, now=now)
+        detail = school_detail(s, scope=request[SCOPE], school_id=school_id, programme=cfg.programme, now=now)
         if detail is not None:
             websign.record_view(s, staff_id=staff.id, school_id=school_id, page=request.path_qs, now=now)
             district = s.get(District, detail.school.district_id)
@@ -537,24 +543,24 @@ async def school_page(request: web.Request) -> web.StreamResponse:
         district=district,
         now=cfg.clock.now(),
         category=lambda code: cfg.programme.category(code).label_vi if cfg.programme.category(code) else code,
-        show_district_link=request["scope"].school_id is None,
+        show_district_link=request[SCOPE].school_id is None,
     )
 
 
 async def late_page(request: web.Request) -> web.StreamResponse:
     from reports.late import late_items
 
-    cfg: WebConfig = request.app["cfg"]
-    staff = request["staff"]
+    cfg: WebConfig = request.app[CFG]
+    staff = request[STAFF]
 
     def work(s):
         now = cfg.clock.now()
-        items = late_items(s, scope=request["scope"], programme=cfg.programme, now=now)
+        items = late_items(s, scope=request[SCOPE], programme=cfg.programme, now=now)
         districts = {d.id: d.name for d in s.execute(select(District)).scalars()}
         principals = {}
         for sid, name, phone in s.execute(
             select(Staff.school_id, Staff.full_name, Staff.phone)
-            .where(request["scope"].filter(Staff.school_id), Staff.role == Role.PRINCIPAL, Staff.active)
+            .where(request[SCOPE].filter(Staff.school_id), Staff.role == Role.PRINCIPAL, Staff.active)
             .order_by(Staff.school_id, Staff.id)
         ).all():
             principals.setdefault(sid, (name, phone))
@@ -571,7 +577,7 @@ async def late_page(request: web.Request) -> web.StreamResponse:
         districts=districts,
         principals=principals,
         now=now,
-        many=request["scope"].school_id is None,
+        many=request[SCOPE].school_id is None,
     )
 
 
@@ -581,18 +587,18 @@ async def late_page(request: web.Request) -> web.StreamResponse:
 async def _chart(request: web.Request, scope: Scope) -> web.Response:
     from reports.chart import render_chart
 
-    cfg: WebConfig = request.app["cfg"]
+    cfg: WebConfig = request.app[CFG]
     png = await db(request, lambda s: render_chart(_summary(s, cfg, scope), lang="vi"))
     return web.Response(body=png, content_type="image/png")
 
 
 async def chart(request: web.Request) -> web.StreamResponse:
-    return await _chart(request, request["scope"])
+    return await _chart(request, request[SCOPE])
 
 
 async def district_chart(request: web.Request) -> web.StreamResponse:
     district_id = _int(request, "id")
-    allowed = await db(request, lambda s: district_scope(s, request["scope"], district_id))
+    allowed = await db(request, lambda s: district_scope(s, request[SCOPE], district_id))
     if allowed is None:
         raise web.HTTPNotFound()
     return await _chart(request, allowed)
@@ -601,10 +607,10 @@ async def district_chart(request: web.Request) -> web.StreamResponse:
 async def _export(request: web.Request, scope: Scope, slug: str, school_id: int | None) -> web.Response:
     from reports.export import write_export
 
-    cfg: WebConfig = request.app["cfg"]
+    cfg: WebConfig = request.app[CFG]
     folder = cfg.media_dir / "exports"
     out = folder / f"web-{secrets.token_hex(8)}.xlsx"
-    staff = request["staff"]
+    staff = request[STAFF]
 
     def work(s):
         now = cfg.clock.now()
@@ -630,7 +636,7 @@ def _slug(raw: str) -> str:
 
 
 async def export(request: web.Request) -> web.StreamResponse:
-    scope: Scope = request["scope"]
+    scope: Scope = request[SCOPE]
 
     def slug(s):
         if scope.school_id is not None:
@@ -646,7 +652,7 @@ async def district_export(request: web.Request) -> web.StreamResponse:
     district_id = _int(request, "id")
 
     def work(s):
-        allowed = district_scope(s, request["scope"], district_id)
+        allowed = district_scope(s, request[SCOPE], district_id)
         return (allowed, s.get(District, district_id).code) if allowed else (None, "")
 
     allowed, code = await db(request, work)
@@ -659,7 +665,7 @@ async def school_export(request: web.Request) -> web.StreamResponse:
     school_id = _int(request, "id")
 
     def work(s):
-        allowed = school_scope(s, request["scope"], school_id)
+        allowed = school_scope(s, request[SCOPE], school_id)
         return (allowed, s.get(School, school_id).code) if allowed else (None, "")
 
     allowed, code = await db(request, work)
@@ -672,13 +678,13 @@ async def photo(request: web.Request) -> web.StreamResponse:
     from reports.detail import photo_in_scope
     from storage.photos import PhotoStore
 
-    cfg: WebConfig = request.app["cfg"]
+    cfg: WebConfig = request.app[CFG]
     photo_id = _int(request, "id")
     thumb = request.match_info.get("size") == "thumb"
-    staff = request["staff"]
+    staff = request[STAFF]
 
     def work(s):
-        p = photo_in_scope(s, scope=request["scope"], photo_id=photo_id)
+        p = photo_in_scope(s, scope=request[SCOPE], photo_id=photo_id)
         if p is None:
             return None
         if not thumb:
@@ -704,8 +710,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 def build_web_app(cfg: WebConfig) -> web.Application:
     app = web.Application(middlewares=[security_headers, authenticate], client_max_size=64 * 1024)
-    app["cfg"] = cfg
-    app["limit"] = RateLimit(cfg.sign_in_limit, cfg.clock)
+    app[CFG] = cfg
+    app[LIMIT] = RateLimit(cfg.sign_in_limit, cfg.clock)
     app.router.add_get("/", overview)
     app.router.add_get("/login/{token}", login_page)
     app.router.add_post("/login", login_post)
