@@ -76,6 +76,8 @@ class Deadlines(_Strict):
     handover_update_grace_hours: int = Field(default=0, ge=0, le=24 * 30)
     devices_waiting_days: int = Field(default=7, ge=1, le=365)
     pending_review_days: int = Field(default=2, ge=1, le=60)
+    # A district that leaves an item late this many days escalates to the province officers (Sở GD&ĐT).
+    province_escalation_days: int = Field(default=3, ge=1, le=365)
 
     @field_validator("needs_report", mode="before")
     @classmethod
