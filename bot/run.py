@@ -135,6 +135,7 @@ async def _start_telegram(app: App, engine, cross_channel):
         handle=engine.handle,
         clock=app.clock,
         cross_channel=cross_channel,
+        web_app_url=f"{settings.web_url}/tg" if settings.web_url and settings.web_listen else None,
     )
     await application.initialize()
     if application.post_init:

@@ -113,3 +113,14 @@ def test_bad_web_settings(env, capsys, monkeypatch) -> None:
     monkeypatch.setenv("FIELDBOT_WEB_LISTEN", "localhost")
     assert main(["web", "link", "0913860438"]) == 2
     assert "FIELDBOT_WEB_LISTEN" in capsys.readouterr().err
+
+
+async def test_province_officer_menu(sqlite_engine, sqlite_world, programme, clock, province_officer) -> None:
+    chat = await Chat.linked(make_engine(sqlite_engine, programme, clock), province_officer)
+    await chat.say("/menu")
+    labels = " ".join(chat.labels)
+    for command in ("tonghop", "xuatfile", "web"):
+        assert command in " ".join(o.key for o in chat.options) or command in labels
+    assert "dangky" not in " ".join(o.key for o in chat.options)
+    await chat.say("/trogiup")
+    assert "/web" in chat.text and "/dangky" not in chat.text
