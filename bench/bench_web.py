@@ -223,7 +223,7 @@ async def measure(engine, programme, ids: dict, rounds: int, media: Path, *, cha
             if chart and who == "district_officer":
                 arms["chart"] = []
 
-            def summary() -> None:
+            def summary(scope: Scope = scope) -> None:
                 with session_scope(engine) as s:
                     build_summary(s, scope=scope, programme=programme, now=NOW)
 
