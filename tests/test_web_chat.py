@@ -3,6 +3,7 @@ off), `fieldbot web link PHONE` prints one; a province officer can use /tonghop 
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -124,3 +125,30 @@ async def test_province_officer_menu(sqlite_engine, sqlite_world, programme, clo
     assert "dangky" not in " ".join(o.key for o in chat.options)
     await chat.say("/trogiup")
     assert "/web" in chat.text and "/dangky" not in chat.text
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"), [("https://tiendo.example.edu.vn/tg", True), ("http://127.0.0.1:8080/tg", False)]
+)
+async def test_telegram_menu_button_opens_the_mini_app(url: str, expected: bool) -> None:
+    from bot.telegram import build_application
+    from tests.telegram_offline import TOKEN, OfflineRequest
+
+    async def handle(incoming):
+        return []
+
+    request = OfflineRequest()
+    app = build_application(
+        token=TOKEN, api_url="http://127.0.0.1:9", handle=handle, rate_limit=False, request=request, web_app_url=url
+    )
+    await app.initialize()
+    try:
+        await app.post_init(app)
+    finally:
+        await app.shutdown()
+    buttons = [params for method, params in request.calls if method == "setChatMenuButton"]
+    if expected:
+        assert len(buttons) == 1 and url in json.dumps(buttons[0], ensure_ascii=False)
+    else:
+        assert buttons == []  # Telegram opens Mini Apps over HTTPS only
+    assert any(method == "setMyCommands" for method, _ in request.calls)
