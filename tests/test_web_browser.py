@@ -165,6 +165,7 @@ def test_officer_signs_in_and_reads_the_district(sqlite_engine, sqlite_world, cl
         photo = page.request.get(f"{base}{href}")
         assert photo.status == 200 and photo.headers["content-type"] == "image/jpeg"
 
+        page.set_viewport_size(PHONE)
         page.goto(f"{base}/late")
         page.screenshot(path=str(shots / "late-phone.png"), full_page=True)
         assert page.locator("#late tbody tr").count() >= 2
