@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+.PHONY: install demo web test bench clean
 
 $(BIN)/fieldbot: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,9 +14,19 @@ $(BIN)/fieldbot: pyproject.toml
 install: $(BIN)/fieldbot
 
 # The console demo on the example roster: you are Trần Văn Minh, a teacher at Tiểu học Phú Hòa 1.
+# It first prints a sign-in link for the district officer (Lê Minh Tiến): run `make web` in another terminal
+# and open the link in a browser within 10 minutes to see the overview.
 demo: install
 	$(BIN)/fieldbot roster import examples/roster.csv
+	@echo
+	@echo "Trang web theo dõi tiến độ (web view): chạy 'make web' ở cửa sổ khác rồi mở liên kết này:"
+	$(BIN)/fieldbot web link $(or $(OFFICER),0913860438)
+	@echo
 	$(BIN)/fieldbot chat --phone $(or $(PHONE),0901000002)
+
+# The web view alone on http://127.0.0.1:8080 (`fieldbot run` serves it too when FIELDBOT_WEB_LISTEN is set).
+web: install
+	$(BIN)/fieldbot web serve --listen $(or $(LISTEN),127.0.0.1:8080)
 
 test: install
 	$(BIN)/pytest -q

@@ -16,6 +16,7 @@ ORDER = [
     "bench_export.py",
     "bench_minutes.py",
     "bench_memory.py",
+    "bench_web.py",
 ]
 
 

@@ -50,6 +50,20 @@ class App:
             mailer=self.mailer(),
             flood_limit_per_minute=self.settings.flood_limit_per_minute,
             default_language=self.settings.language,
+            web_url=self.settings.web_public_url,
+        )
+
+    def web_config(self):
+        from bot.web import WebConfig
+
+        token = self.settings.telegram_token
+        return WebConfig(
+            db=self.db,
+            programme=self.programme,
+            clock=self.clock,
+            media_dir=self.media_dir,
+            public_url=self.settings.web_public_url or "http://127.0.0.1:8080",
+            telegram_token=token.get_secret_value() if token is not None else None,
         )
 
 

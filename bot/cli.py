@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "bot.commands.export",
     "bot.commands.minutes",
     "bot.commands.backup",
+    "bot.commands.web",
 )
 # Commands whose log lines are their output (a server); the others print their own result and keep the
 # terminal to it: WARNING and above unless -v or FIELDBOT_LOG_LEVEL asks for more.

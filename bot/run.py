@@ -68,6 +68,9 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
         engine.on_queued = waker.poke
         waker.poke()  # anything a previous run queued and did not send
         cleanups.append(waker.idle)
+    if settings.web_listen and fatal is None:
+        host, _, port = settings.web_listen.rpartition(":")
+        cleanups.append(await start_web(app, host=host or "127.0.0.1", port=int(port)))
     if scheduler and fatal is None:
         from scheduler.service import build_scheduler
 
@@ -113,6 +116,31 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
         raise CliError(fatal)
 
 
+async def start_web(app: App, *, host: str, port: int):
+    """Serve the web view; returns the coroutine function that stops it."""
+    from aiohttp import web
+
+    from bot.web import build_web_app
+
+    runner = web.AppRunner(build_web_app(app.web_config()), access_log=None)  # no sign-in tokens in logs
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("web view on http://%s:%d (links: %s)", host, port, app.settings.web_public_url)
+    return runner.cleanup
+
+
+async def serve_web_only(app: App, *, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    cleanup = await start_web(app, host=host, port=port)
+    try:
+        await stop.wait()
+    finally:
+        await cleanup()
+
+
 async def _start_telegram(app: App, engine):
     from bot.telegram import build_application
 
@@ -122,6 +150,7 @@ async def _start_telegram(app: App, engine):
         api_url=settings.telegram_api_url,
         handle=engine.handle,
         clock=app.clock,
+        web_app_url=f"{settings.web_url}/tg" if settings.web_url and settings.web_listen else None,
     )
     await application.initialize()
     if application.post_init:

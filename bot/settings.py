@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     programme: Path = DEFAULT_PROGRAMME
     timezone: str | None = None  # overrides the programme file's zone (one zone for the whole app)
     smtp_url: SecretStr | None = None  # smtp://user:pass@host:port?from=bot@example.org (smtps:// for TLS)
+    # The web view (bot/web): served by `fieldbot run` when FIELDBOT_WEB_LISTEN is set (off when unset);
+    # FIELDBOT_WEB_URL is the public address sign-in links use (https:// behind a proxy: Secure cookies).
+    web_listen: str | None = None  # e.g. 127.0.0.1:8080
+    web_url: str | None = None
     log_level: str = "INFO"
     language: str = "vi"
     flood_limit_per_minute: int = Field(default=60, ge=1)  # a fast teacher taps ~30/min through a form
@@ -65,6 +69,37 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("phải là URL http(s):// (must be an http(s) URL)")
         return v.rstrip("/")
+
+    @field_validator("web_url")
+    @classmethod
+    def _web_url(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("phải là URL http(s):// (must be an http(s) URL)")
+        return v.rstrip("/")
+
+    @field_validator("web_listen")
+    @classmethod
+    def _web_listen(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        host, _, port = v.rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("phải có dạng host:port, ví dụ 127.0.0.1:8080 (must be host:port)")
+        return v
+
+    @property
+    def web_public_url(self) -> str | None:
+        """Where sign-in links point: FIELDBOT_WEB_URL, else the listen address (a local try-out)."""
+        if self.web_url:
+            return self.web_url
+        if self.web_listen:
+            host, _, port = self.web_listen.rpartition(":")
+            host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+            return f"http://{host}:{port}"
+        return None
 
     @field_validator("timezone")
     @classmethod

@@ -349,6 +349,14 @@ async def set_commands(application: Application) -> None:
 
     await application.bot.set_my_commands([BotCommand(cmd, desc("vi")) for cmd, desc in COMMANDS])
     await application.bot.set_my_commands([BotCommand(cmd, desc("en")) for cmd, desc in COMMANDS], language_code="en")
+    web_app_url = application.bot_data.get("web_app_url")
+    if web_app_url:
+        # The menu button opens the web view as a Mini App; it signs in by Telegram's signed initData.
+        from telegram import MenuButtonWebApp, WebAppInfo
+
+        await application.bot.set_chat_menu_button(
+            menu_button=MenuButtonWebApp(text="Tiến độ", web_app=WebAppInfo(url=web_app_url))
+        )
 
 
 def build_application(
@@ -360,6 +368,7 @@ def build_application(
     rate_limit: bool = True,
     request=None,
     set_my_commands: bool = True,
+    web_app_url: str | None = None,
 ) -> Application:
     builder: ApplicationBuilder = (
         Application.builder().token(token).base_url(f"{api_url}/bot").base_file_url(f"{api_url}/file/bot")
@@ -374,5 +383,7 @@ def build_application(
     if set_my_commands:
         builder = builder.post_init(set_commands)
     application = builder.build()
+    if web_app_url and web_app_url.startswith("https://"):  # Telegram opens Mini Apps over HTTPS only
+        application.bot_data["web_app_url"] = web_app_url
     register_handlers(application, TelegramChannel(handle, clock=clock))
     return application

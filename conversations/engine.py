@@ -178,6 +178,7 @@ class _Step:
             photos=e.photos,
             media_dir=e.media_dir,
             channel=self.incoming.channel,
+            web_url=e.web_url,
         )
         ctx.rollback_hooks = self.rollback_hooks
         self.contexts.append(ctx)
@@ -197,8 +198,10 @@ class ConversationEngine:
         flood_limit_per_minute: int = 30,
         default_language: str = "vi",
         on_queued: Callable[[], None] | None = None,
+        web_url: str | None = None,
     ) -> None:
         self.db = db
+        self.web_url = web_url
         # Called after a step that queued messages for other people has committed: wakes the deliverer, so
         # "your registration was approved" goes out at once instead of at the next delivery tick.
         self.on_queued = on_queued
@@ -609,6 +612,7 @@ def _person(staff: Staff) -> Person:
         role=staff.role,
         school_id=staff.school_id,
         district_id=staff.district_id,
+        province_id=staff.province_id,
         language=staff.language or "vi",
     )
 

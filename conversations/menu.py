@@ -20,6 +20,7 @@ MENU_ORDER = (
     "cuatoi",
     "tonghop",
     "xuatfile",
+    "web",
     "maketoken",
 )
 

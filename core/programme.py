@@ -78,6 +78,8 @@ class Deadlines(_Strict):
     pending_review_days: int = Field(default=2, ge=1, le=60)
     # Handovers still without a photo of the signed minutes (biên bản) this many days after: remind the principal.
     minutes_signed_days: int = Field(default=3, ge=1, le=60)
+    # A district that leaves an item late this many days escalates to the province officers (Sở GD&ĐT).
+    province_escalation_days: int = Field(default=3, ge=1, le=365)
 
     @field_validator("needs_report", mode="before")
     @classmethod

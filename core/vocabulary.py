@@ -12,6 +12,7 @@ from core.i18n import T
 
 
 class Role(StrEnum):
+    PROVINCE_OFFICER = "province_officer"  # the province's department of education (Sở GD&ĐT)
     DISTRICT_OFFICER = "district_officer"
     PRINCIPAL = "principal"
     TEACHER = "teacher"
@@ -153,6 +154,7 @@ ROLE_LABELS: dict[str, T] = {
     Role.TEACHER: T(vi="giáo viên", en="teacher"),
     Role.PRINCIPAL: T(vi="hiệu trưởng", en="principal"),
     Role.DISTRICT_OFFICER: T(vi="chuyên viên Phòng GD&ĐT", en="district education officer"),
+    Role.PROVINCE_OFFICER: T(vi="chuyên viên Sở GD&ĐT", en="provincial education officer"),
 }
 
 

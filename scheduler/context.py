@@ -292,6 +292,22 @@ class SweepContext:
         self._contacts[district_id] = result
         return result
 
+    def province_officers(self, province_id: int) -> list[Recipient]:
+        """The active province officers (Sở GD&ĐT) of a province: they get the province's escalations and digest."""
+        officers = (
+            self.session.execute(
+                select(Staff)
+                .where(Staff.province_id == province_id, Staff.role == Role.PROVINCE_OFFICER, Staff.active)
+                .order_by(Staff.id)
+            )
+            .scalars()
+            .all()
+        )
+        self.load_people([o.id for o in officers])
+        return [
+            Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi") for o in officers
+        ]
+
 
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):

@@ -1,4 +1,5 @@
-"""The district contact's morning digest: where every school stands, what is late, what needs a look.
+"""The district contact's morning digest: where every school stands, what is late, what needs a look; and the
+province officers' digest: where every district of the province stands (``province:<id>``).
 
 One digest per district per day (stage ``day:YYYY-MM-DD``), from the reminder hour on. Its counts read every
 row of the district, so it is computed only when today's digest is not yet in the outbox: the sweeps after
@@ -106,7 +107,84 @@ def find_digest(ctx: SweepContext) -> Iterable[Candidate]:
                 "digest", candidate.subject, contact, stage, morning, line, escalation=True, until=until
             )
         out.append(candidate)
+    province_ids = sorted({d.province_id for d in ctx.districts().values() if d.province_id is not None})
+    for province_id in province_ids:
+        for rec in ctx.province_officers(province_id):
+            candidate = Candidate(
+                "digest", f"province:{province_id}", rec, stage, morning, "", escalation=True, until=until
+            )
+            exists = ctx.session.execute(select(Notification.id).where(Notification.key == candidate.key)).first()
+            line = "" if exists else build_province_digest(ctx, province_id=province_id, lang=rec.language)
+            out.append(Candidate("digest", candidate.subject, rec, stage, morning, line, escalation=True, until=until))
     return out
+
+
+PROVINCE_HEAD = T(vi="📋 <b>Bản tin ngày {day} — {province}</b>", en="📋 <b>Digest for {day} — {province}</b>")
+PROVINCE_TOTALS = T(
+    vi="{districts} quận/huyện, {schools} trường. Học sinh đã duyệt: {approved}; máy đã nhận: {received}, "
+    "đã bàn giao: {handed}; trễ cập nhật CSDL ngành: {late}. Báo cáo nhu cầu: {done}/{schools} trường đã chốt.",
+    en="{districts} districts, {schools} schools. Students approved: {approved}; computers received: {received}, "
+    "handed over: {handed}; late for the sector database: {late}. Needs reports: {done}/{schools} submitted.",
+)
+PROVINCE_DISTRICT = T(
+    vi="• <b>{district}</b>: {schools} trường, {approved} HS đã duyệt, nhận {received}, giao {handed}, "
+    "trễ CSDL {late} ({late_schools} trường), báo cáo {done}/{schools}",
+    en="• <b>{district}</b>: {schools} schools, {approved} approved, {received} received, {handed} handed over, "
+    "{late} late for the database ({late_schools} schools), reports {done}/{schools}",
+)
+PER_DISTRICT = T(vi="<b>Từng quận/huyện</b>", en="<b>Per district</b>")
+
+
+def build_province_digest(ctx: SweepContext, *, province_id: int, lang: str = "vi") -> str:
+    """The province in one message: totals, then one line per district (the figures of /tonghop)."""
+    from reports.summary import _totals, build_summary
+    from storage.models import Province
+    from storage.scope import Scope
+
+    summary = build_summary(
+        ctx.session, scope=Scope(district_id=None, province_id=province_id), programme=ctx.programme, now=ctx.now
+    )
+    province = ctx.session.get(Province, province_id)
+    t = summary.totals
+    districts = sorted(
+        (d for d in ctx.districts().values() if d.province_id == province_id), key=lambda d: (d.name, d.id)
+    )
+    lines = [
+        PROVINCE_HEAD(lang, day=fmt_date(ctx.today), province=esc(province.name if province else province_id)),
+        "",
+        PROVINCE_TOTALS(
+            lang,
+            districts=len(districts),
+            schools=len(summary.schools),
+            approved=t.approved,
+            received=t.received,
+            handed=t.handed_over,
+            late=t.late_csdl,
+            done=summary.reports_submitted,
+        ),
+        "",
+        PER_DISTRICT(lang),
+    ]
+    by_district = defaultdict(list)
+    for s in summary.schools:
+        by_district[s.district_id].append(s)
+    for d in districts:
+        schools = by_district.get(d.id, [])
+        dt = _totals(schools, d.name)
+        lines.append(
+            PROVINCE_DISTRICT(
+                lang,
+                district=esc(d.name),
+                schools=len(schools),
+                approved=dt.approved,
+                received=dt.received,
+                handed=dt.handed_over,
+                late=dt.late_csdl,
+                late_schools=sum(1 for s in schools if s.late_csdl),
+                done=sum(1 for s in schools if s.needs_report_submitted_at is not None),
+            )
+        )
+    return "\n".join(lines)
 
 
 def build_digest(
@@ -329,7 +407,8 @@ def digest_chart(session, *, programme, subject: str, now, lang: str) -> bytes |
     from storage.scope import Scope
 
     kind, _, raw = subject.partition(":")
-    if kind != "district" or not raw.isdigit():
+    if kind not in ("district", "province") or not raw.isdigit():
         return None
-    summary = build_summary(session, scope=Scope(district_id=int(raw)), programme=programme, now=now)
+    scope = Scope(district_id=int(raw)) if kind == "district" else Scope(district_id=None, province_id=int(raw))
+    summary = build_summary(session, scope=scope, programme=programme, now=now)
     return render_chart(summary, lang=lang)

@@ -25,7 +25,8 @@ Defaults come from the programme file (``[deadlines]``, ``[reminders]``):
 | devices_waiting | batch | principal, morning N days after receipt | morning 2N days after receipt |
 | pending_review | student | principal, first morning after N days pending | - |
 | minutes | handover | principal, once, the morning N days after a handover still without signed minutes | - |
-| digest | district | - | district contact, every morning, with the district chart (drawn at delivery) |
+| digest | district, province | - | district contact / province officers, every morning, with the chart |
+| province | district | - | province officers, once per episode: an item of the district late N days |
 | undeliverable | notification | - | when a person has no channel left (written by the deliverer) |
 """
 
@@ -486,6 +487,64 @@ def find_minutes(ctx: SweepContext) -> Iterable[Candidate]:
     return out
 
 
+# --- districts that stay late: escalation to the province (báo cáo vượt cấp lên Sở) ---------------------------
+
+PROVINCE_LATE = T(
+    vi="• <b>{district}</b>: {n} việc trễ quá {days} ngày (cũ nhất trễ từ {oldest}: {what}) — liên hệ {contact}",
+    en="• <b>{district}</b>: {n} items late over {days} days (oldest late since {oldest}: {what}) — contact {contact}",
+)
+LATE_WHAT = {
+    "csdl": T(vi="bàn giao chưa cập nhật CSDL ngành", en="handover not in the sector database"),
+    "devices": T(vi="máy chưa bàn giao", en="computers not handed over"),
+    "needs_report": T(vi="chưa chốt báo cáo nhu cầu", en="needs report not submitted"),
+    "review": T(vi="hồ sơ chờ duyệt", en="registration waiting for review"),
+}
+
+
+def find_province(ctx: SweepContext) -> Iterable[Candidate]:
+    """For each district of a province with officers: the items late at least N days (``[deadlines]
+    province_escalation_days``, the same late items as the web view's late list). One message per district and
+    episode: the stage names the day the oldest such item became late, so a district that stays late is reported
+    once, and again only when a different item becomes the oldest."""
+    from reports.late import late_items
+    from storage.scope import Scope
+
+    n = ctx.programme.deadlines.province_escalation_days
+    if ctx.now < ctx.morning(ctx.today):
+        return []
+    out: list[Candidate] = []
+    by_province = group_by([d for d in ctx.districts().values() if d.province_id is not None], lambda d: d.province_id)
+    for province_id, districts in sorted(by_province.items()):
+        officers = ctx.province_officers(province_id)
+        if not officers:
+            continue
+        for d in sorted(districts, key=lambda d: d.id):
+            items = [
+                i
+                for i in late_items(ctx.session, scope=Scope(district_id=d.id), programme=ctx.programme, now=ctx.now)
+                if ctx.now - i.since >= timedelta(days=n)
+            ]
+            if not items:
+                continue
+            oldest = items[0]
+            contact = ctx.district_contact(d.id)
+            at = ctx.morning(ctx.today)
+            for rec in officers:
+                lang = rec.language
+                line = PROVINCE_LATE(
+                    lang,
+                    district=esc(d.name),
+                    n=len(items),
+                    days=n,
+                    oldest=fmt_date(ctx.local_date(oldest.since)),
+                    what=LATE_WHAT[oldest.kind](lang) + f" ({esc(oldest.school_name)})",
+                    contact=esc(contact.name) if contact else "-",
+                )
+                stage = f"late:{ctx.local_date(oldest.since).isoformat()}"
+                out.append(Candidate("province", f"district:{d.id}", rec, stage, at, line, escalation=True))
+    return out
+
+
 # --- the table ------------------------------------------------------------------------------------------------
 
 
@@ -591,6 +650,23 @@ RULES: tuple[Rule, ...] = (
         },
     ),
     Rule(
+        name="province",
+        title=T(vi="Báo cáo vượt cấp lên Sở GD&ĐT", en="Escalation to the province"),
+        find=find_province,
+        headers={
+            "late": T(
+                vi="⚠️ <b>Báo cáo vượt cấp: quận/huyện có việc trễ quá {province_days} ngày</b>",
+                en="⚠️ <b>Escalation: districts with items late over {province_days} days</b>",
+            )
+        },
+        footers={
+            "late": T(
+                vi="Gõ /tonghop để xem số liệu, hoặc /web để mở trang theo dõi.",
+                en="Type /tonghop for the figures, or /web for the progress pages.",
+            )
+        },
+    ),
+    Rule(
         name="digest",
         title=T(vi="Bản tin hằng ngày", en="Daily digest"),
         find=find_digest,
@@ -637,6 +713,7 @@ def compose(rule_name: str, stage: str, lines: list[str], *, lang: str, programm
         waiting_days2=2 * d.devices_waiting_days,
         update_days=d.handover_update_days,
         minutes_days=d.minutes_signed_days,
+        province_days=d.province_escalation_days,
         letter=programme.programme.letter,
     )
     parts = []

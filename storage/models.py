@@ -24,10 +24,19 @@ def _ts(nullable: bool = True, index: bool = False) -> Any:
 # --- organisation and people -------------------------------------------------------------------------
 
 
+class Province(SQLModel, table=True):
+    """A province's department of education (Sở GD&ĐT): its districts, and its officers who see them all."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(sa_column=Column(String(32), unique=True, nullable=False))
+    name: str = Field(max_length=200)
+
+
 class District(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(sa_column=Column(String(32), unique=True, nullable=False))
     name: str = Field(max_length=200)
+    province_id: int | None = Field(default=None, foreign_key="province.id", index=True)  # None: no province level
 
 
 class School(SQLModel, table=True):
@@ -47,8 +56,10 @@ class Staff(SQLModel, table=True):
     phone: str = Field(sa_column=Column(String(20), unique=True, nullable=False))  # E.164
     email: str | None = Field(default=None, max_length=200)
     role: str = Field(max_length=20)  # Role
-    district_id: int = Field(foreign_key="district.id", index=True)
+    # Every role but the province officer belongs to a district; the province officer to a province only.
+    district_id: int | None = Field(default=None, foreign_key="district.id", index=True)
     school_id: int | None = Field(default=None, foreign_key="school.id", index=True)
+    province_id: int | None = Field(default=None, foreign_key="province.id", index=True)
     active: bool = True
     language: str = Field(default="vi", max_length=5)
     created_at: datetime | None = _ts(nullable=False)
@@ -316,6 +327,37 @@ class AuditEvent(SQLModel, table=True):
     entity_id: int | None = None
     before: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     after: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+# --- the web view: one-time sign-in links and browser sessions ----------------------------------------------
+
+
+class WebSignIn(SQLModel, table=True):
+    """A one-time sign-in link (``/web`` or ``fieldbot web link``). Only the token's SHA-256 is stored, so a
+    copy of the database opens nothing; ``used_at`` makes the second use fail in any process."""
+
+    __tablename__ = "web_sign_in"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True)
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    created_at: datetime | None = _ts(nullable=False)
+    expires_at: datetime | None = _ts(nullable=False)
+    used_at: datetime | None = _ts()
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random token, the table its SHA-256."""
+
+    __tablename__ = "web_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int = Field(foreign_key="staff.id", index=True)
+    token_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    via: str = Field(max_length=16)  # link, telegram (Mini App)
+    created_at: datetime | None = _ts(nullable=False)
+    expires_at: datetime | None = _ts(nullable=False, index=True)
+    ended_at: datetime | None = _ts()  # signed out
 
 
 class Lease(SQLModel, table=True):

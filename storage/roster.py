@@ -3,6 +3,10 @@
 All-or-nothing: every row is checked first and a file with any bad row changes nothing, so a district never
 ends up with half a roster. Re-importing updates people in place (the phone number is the key) and
 deactivates, never deletes, people missing from the new file: their past entries keep their author.
+
+Province level (optional columns ``province_code``, ``province_name``): a row that names a province puts its
+district in that province; a ``province_officer`` row names only the province (district and school columns
+empty) and sees every district of it. Rosters without these columns import as before.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from sqlmodel import Session
 
 from core.phones import normalize_phone
 from core.vocabulary import Role, SchoolLevel
-from storage.models import District, School, Staff
+from storage.models import District, Province, School, Staff
 
 HEADER = (
     "district_code",
@@ -32,6 +36,7 @@ HEADER = (
     "phone",
     "email",
 )
+OPTIONAL = ("province_code", "province_name")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 
@@ -52,6 +57,8 @@ class RosterRow:
     full_name: str
     phone: str  # E.164 once validated
     email: str | None
+    province_code: str = ""
+    province_name: str = ""
 
 
 @dataclass
@@ -66,6 +73,7 @@ class RosterProblems(Exception):
 
 @dataclass
 class ImportResult:
+    provinces: int = 0
     districts: int = 0
     schools: int = 0
     created: int = 0
@@ -99,7 +107,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
         if not any((v or "").strip() for v in values):
             continue  # blank lines are common at the end of spreadsheets
         row = {h: (values[i] if i < len(values) else "") for i, h in enumerate(header)}
-        out.append((offset, {k: (row.get(k) or "").strip() for k in HEADER}))
+        out.append((offset, {k: (row.get(k) or "").strip() for k in HEADER + OPTIONAL}))
     if not out:
         raise RosterError(f"Tệp {path.name} chỉ có dòng tiêu đề, chưa có dòng dữ liệu nào (mỗi người một dòng).")
     return out
@@ -167,17 +175,34 @@ def validate(rows: list[tuple[int, dict[str, str]]]) -> list[RosterRow]:
     phones: dict[str, int] = {}
     schools: dict[str, tuple[int, str, str, str]] = {}
     districts: dict[str, tuple[int, str]] = {}
+    provinces: dict[str, tuple[int, str]] = {}
+    district_province: dict[str, tuple[int, str]] = {}
     for line, r in rows:
         reasons: list[str] = []
         role = r["role"].lower()
+        p_code, p_name = r.get("province_code", ""), r.get("province_name", "")
         if role not in {x.value for x in Role}:
-            reasons.append(f"vai trò '{r['role']}' không hợp lệ (district_officer, principal hoặc teacher)")
-        if not r["district_code"] or not r["district_name"]:
+            reasons.append(
+                f"vai trò '{r['role']}' không hợp lệ (province_officer, district_officer, principal hoặc teacher)"
+            )
+        if p_code or p_name or role == Role.PROVINCE_OFFICER:
+            if not p_code or not p_name:
+                reasons.append("thiếu mã hoặc tên tỉnh/thành phố")
+            elif not _CODE.match(p_code):
+                reasons.append(f"mã tỉnh '{p_code}' chứa ký tự không hợp lệ")
+        if role == Role.PROVINCE_OFFICER:
+            if any(r[k] for k in ("district_code", "district_name", "school_code", "school_name", "school_level")):
+                reasons.append(
+                    "chuyên viên Sở GD&ĐT không thuộc quận/huyện hay trường nào: để trống các cột district_* và school_*"
+                )
+        elif not r["district_code"] or not r["district_name"]:
             reasons.append("thiếu mã hoặc tên quận/huyện")
         elif not _CODE.match(r["district_code"]):
             reasons.append(f"mã quận/huyện '{r['district_code']}' chứa ký tự không hợp lệ")
         level = r["school_level"].upper()
-        if role == Role.DISTRICT_OFFICER:
+        if role == Role.PROVINCE_OFFICER:
+            pass
+        elif role == Role.DISTRICT_OFFICER:
             if r["school_code"] or r["school_name"] or r["school_level"]:
                 reasons.append("chuyên viên phòng GD không thuộc trường nào: để trống các cột school_*")
         else:
@@ -204,7 +229,13 @@ def validate(rows: list[tuple[int, dict[str, str]]]) -> list[RosterRow]:
             reasons.append(f"email '{email}' không hợp lệ")
         if not reasons and r["district_code"] in districts and districts[r["district_code"]][1] != r["district_name"]:
             reasons.append(f"quận/huyện {r['district_code']} có tên khác với dòng {districts[r['district_code']][0]}")
-        if not reasons and role != Role.DISTRICT_OFFICER and r["school_code"] in schools:
+        if not reasons and p_code and p_code in provinces and provinces[p_code][1] != p_name:
+            reasons.append(f"tỉnh {p_code} có tên khác với dòng {provinces[p_code][0]}")
+        if not reasons and p_code and r["district_code"] in district_province:
+            first_line, first_province = district_province[r["district_code"]]
+            if first_province != p_code:
+                reasons.append(f"quận/huyện {r['district_code']} thuộc tỉnh khác so với dòng {first_line}")
+        if not reasons and role not in (Role.DISTRICT_OFFICER, Role.PROVINCE_OFFICER) and r["school_code"] in schools:
             first_line, s_name, s_level, s_district = schools[r["school_code"]]
             if (s_name, s_level, s_district) != (r["school_name"], level, r["district_code"]):
                 reasons.append(f"trường {r['school_code']} khác tên, cấp học hoặc quận/huyện so với dòng {first_line}")
@@ -212,8 +243,13 @@ def validate(rows: list[tuple[int, dict[str, str]]]) -> list[RosterRow]:
             problems.append((line, "; ".join(reasons)))
             continue
         phones[phone] = line
-        districts.setdefault(r["district_code"], (line, r["district_name"]))
-        if role != Role.DISTRICT_OFFICER:
+        if p_code:
+            provinces.setdefault(p_code, (line, p_name))
+            if r["district_code"]:
+                district_province.setdefault(r["district_code"], (line, p_code))
+        if role != Role.PROVINCE_OFFICER:
+            districts.setdefault(r["district_code"], (line, r["district_name"]))
+        if role not in (Role.DISTRICT_OFFICER, Role.PROVINCE_OFFICER):
             schools.setdefault(r["school_code"], (line, r["school_name"], level, r["district_code"]))
         valid.append(
             RosterRow(
@@ -227,6 +263,8 @@ def validate(rows: list[tuple[int, dict[str, str]]]) -> list[RosterRow]:
                 full_name=name,
                 phone=phone,
                 email=email,
+                province_code=p_code,
+                province_name=p_name,
             )
         )
     principals: dict[str, int] = {}
@@ -247,8 +285,23 @@ def validate(rows: list[tuple[int, dict[str, str]]]) -> list[RosterRow]:
 def apply(session: Session, *, rows: list[RosterRow], now: datetime) -> ImportResult:
     """Write a validated roster in the caller's transaction."""
     result = ImportResult()
+    provinces = {p.code: p for p in session.exec(select(Province)).scalars()}
+    for row in rows:
+        if not row.province_code:
+            continue
+        p = provinces.get(row.province_code)
+        if p is None:
+            p = Province(code=row.province_code, name=row.province_name)
+            session.add(p)
+            provinces[p.code] = p
+        else:
+            p.name = row.province_name
+    session.flush()
+    result.provinces = len({r.province_code for r in rows if r.province_code})
     districts = {d.code: d for d in session.exec(select(District)).scalars()}
     for row in rows:
+        if row.role == Role.PROVINCE_OFFICER:
+            continue
         d = districts.get(row.district_code)
         if d is None:
             d = District(code=row.district_code, name=row.district_name)
@@ -256,11 +309,13 @@ def apply(session: Session, *, rows: list[RosterRow], now: datetime) -> ImportRe
             districts[d.code] = d
         else:
             d.name = row.district_name
+        if row.province_code:
+            d.province_id = provinces[row.province_code].id
     session.flush()
-    result.districts = len({r.district_code for r in rows})
+    result.districts = len({r.district_code for r in rows if r.role != Role.PROVINCE_OFFICER})
     schools = {s.code: s for s in session.exec(select(School)).scalars()}
     for row in rows:
-        if row.role == Role.DISTRICT_OFFICER:
+        if row.role in (Role.DISTRICT_OFFICER, Role.PROVINCE_OFFICER):
             continue
         s = schools.get(row.school_code)
         did = districts[row.district_code].id
@@ -271,7 +326,7 @@ def apply(session: Session, *, rows: list[RosterRow], now: datetime) -> ImportRe
         else:
             s.name, s.level, s.district_id, s.active = row.school_name, row.school_level, did, True
     session.flush()
-    result.schools = len({r.school_code for r in rows if r.role != Role.DISTRICT_OFFICER})
+    result.schools = len({r.school_code for r in rows if r.role not in (Role.DISTRICT_OFFICER, Role.PROVINCE_OFFICER)})
     staff_by_phone = {st.phone: st for st in session.exec(select(Staff)).scalars()}
     seen: set[str] = set()
     for row in rows:
@@ -280,8 +335,9 @@ def apply(session: Session, *, rows: list[RosterRow], now: datetime) -> ImportRe
             full_name=row.full_name,
             email=row.email,
             role=row.role,
-            district_id=districts[row.district_code].id,
-            school_id=schools[row.school_code].id if row.role != Role.DISTRICT_OFFICER else None,
+            district_id=districts[row.district_code].id if row.role != Role.PROVINCE_OFFICER else None,
+            school_id=schools[row.school_code].id if row.role in (Role.PRINCIPAL, Role.TEACHER) else None,
+            province_id=provinces[row.province_code].id if row.role == Role.PROVINCE_OFFICER else None,
             active=True,
         )
         st = staff_by_phone.get(row.phone)

@@ -67,7 +67,8 @@ def test_roster_import_bad_file_prints_every_bad_row(env, capsys) -> None:
     )
     assert main(["roster", "import", str(bad)]) == 2
     out, err = capsys.readouterr()
-    assert "Dòng 15:" in out and "THPT" in out  # every bad row, for whoever fixes the spreadsheet
+    line = len(EXAMPLE.read_text(encoding="utf-8").splitlines()) + 1  # the appended row, as a spreadsheet counts
+    assert f"Dòng {line}:" in out and "THPT" in out  # every bad row, for whoever fixes the spreadsheet
     assert "có 1 dòng sai" in err and "chưa có gì thay đổi" in err and len(err.strip().splitlines()) == 1
 
 

@@ -92,7 +92,12 @@ TELEGRAM_TEXT_LIMIT = 4096
 CALLBACK_DATA_LIMIT = 64  # bytes of UTF-8
 
 # Who plays each role: school-A staff and the Thủ Dầu Một officer (school B is the "someone else's" school).
-PLAYERS = {Role.TEACHER: "teacher_a", Role.PRINCIPAL: "principal_a", Role.DISTRICT_OFFICER: "officer"}
+PLAYERS = {
+    Role.TEACHER: "teacher_a",
+    Role.PRINCIPAL: "principal_a",
+    Role.DISTRICT_OFFICER: "officer",
+    Role.PROVINCE_OFFICER: "province_officer",
+}
 SCHOOL_A = ("teacher_a", "principal_a")  # who may act meanwhile, besides the player
 GLOBAL_COMMANDS = ("huy", "menu", "trogiup", "start")
 COMMANDS = tuple(sorted(registry().commands))
@@ -506,6 +511,30 @@ def _account(channel: str, phone: str) -> str:
     return f"{channel}-{phone.lstrip('+')}"
 
 
+def _add_province_officer(db, world: World) -> None:
+    """Both districts in one province, and its officer (played like the other roles)."""
+    from storage.models import District, Province
+
+    with session_scope(db) as s:
+        bd = Province(code="BD", name="Tỉnh Bình Dương")
+        s.add(bd)
+        s.flush()
+        for district_id in (world.district_id, world.other_district_id):
+            s.get(District, district_id).province_id = bd.id
+        officer = Staff(
+            full_name="Trịnh Thanh Sơn",
+            phone="+842743822001",
+            role=Role.PROVINCE_OFFICER,
+            province_id=bd.id,
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        s.add(officer)
+        s.flush()
+        world.province_officer = officer.id  # type: ignore[attr-defined]
+        world.phones["province_officer"] = officer.phone
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Template:
     root = tmp_path_factory.mktemp("forms-template")
@@ -514,6 +543,7 @@ def template(tmp_path_factory) -> Template:
     try:
         create_all(db)
         world = seed_world(db, now=NOW)
+        _add_province_officer(db, world)
         _seed(db, world, PhotoStore(root / "media"), programme)
         with session_scope(db) as s:  # everyone who may be told something has a chat on Telegram and Zalo
             for key in (*PLAYERS.values(), "teacher_a2", "principal_b"):

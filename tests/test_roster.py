@@ -182,3 +182,76 @@ def test_a_folder_is_not_a_roster(sqlite_engine, clock, tmp_path) -> None:
     (tmp_path / "roster.csv").mkdir()
     with pytest.raises(RosterError, match="không phải một tệp"):
         run_import(sqlite_engine, tmp_path / "roster.csv", clock)
+
+
+# --- the province level ------------------------------------------------------------------------------------------
+
+PROVINCE_HEAD = HEAD + ",province_code,province_name"
+PROVINCE_ROWS = [
+    ",,,,,province_officer,Trịnh Thanh Sơn,0274 382 2001,son@sgd.example,BD,Tỉnh Bình Dương",
+    *(row + ",BD,Tỉnh Bình Dương" for row in OK_ROWS),
+    "DA,Thành phố Dĩ An,TH-DA,Trường Tiểu học Dĩ An,TH,principal,Đặng Văn Tùng,0903000001,,BD,Tỉnh Bình Dương",
+]
+
+
+def write_province_csv(tmp_path: Path, rows: list[str], name: str = "roster.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join([PROVINCE_HEAD, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_province_officer_and_districts_of_the_province(db_engine, clock, tmp_path) -> None:
+    from core.vocabulary import Role
+    from storage.models import Province
+    from storage.scope import Scope
+
+    result = run_import(db_engine, write_province_csv(tmp_path, PROVINCE_ROWS), clock)
+    assert (result.provinces, result.districts, result.schools, result.created) == (1, 2, 2, 5)
+    with session_scope(db_engine) as s:
+        province = s.exec(select(Province)).scalar_one()
+        officer = s.exec(select(Staff).where(Staff.phone == "+842743822001")).scalar_one()
+        assert officer.role == Role.PROVINCE_OFFICER and officer.province_id == province.id
+        assert officer.district_id is None and officer.school_id is None
+        assert {d.province_id for d in s.exec(select(District)).scalars()} == {province.id}
+        scope = Scope.for_staff(officer)
+        assert scope.is_province
+        schools = set(s.exec(select(School.code).where(scope.filter(School.id))).scalars())
+    assert schools == {"TH-A", "TH-DA"}
+
+
+def test_example_roster_has_a_province_officer(db_engine, clock) -> None:
+    from core.vocabulary import Role
+
+    assert run_import(db_engine, EXAMPLE, clock).provinces == 1
+    with session_scope(db_engine) as s:
+        roles = set(s.exec(select(Staff.role)).scalars())
+    assert Role.PROVINCE_OFFICER in roles
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (",,,,,province_officer,Trịnh Thanh Sơn,0274 382 2002,,,", "thiếu mã hoặc tên tỉnh"),
+        ("TDM,Thành phố Thủ Dầu Một,,,,province_officer,Trịnh Thanh Sơn,0274 382 2002,,BD,Tỉnh Bình Dương", "để trống"),
+        (",,,,,province_officer,Trịnh Thanh Sơn,0274 382 2002,,B D,Tỉnh Bình Dương", "mã tỉnh"),
+        (",,,,,province_officer,Trịnh Thanh Sơn,0274 382 2002,,BD,Tên khác", "tỉnh BD có tên khác"),
+        (
+            "TDM,Thành phố Thủ Dầu Một,TH-B,Trường Tiểu học B,TH,teacher,Lý Thu Hà,0901000003,,HCM,TP Hồ Chí Minh",
+            "tỉnh khác",
+        ),
+        (",,,,,teacher,Lý Thu Hà,0901000003,,BD,Tỉnh Bình Dương", "thiếu mã hoặc tên quận/huyện"),
+    ],
+)
+def test_bad_province_rows(db_engine, clock, tmp_path, row: str, reason: str) -> None:
+    path = write_province_csv(tmp_path, [*PROVINCE_ROWS, row])
+    with pytest.raises(RosterProblems) as info:
+        run_import(db_engine, path, clock)
+    assert reason in str(info.value)
+    assert count(db_engine, Staff) == 0
+
+
+def test_roster_without_province_columns_still_imports(db_engine, clock, tmp_path) -> None:
+    from storage.models import Province
+
+    assert run_import(db_engine, write_csv(tmp_path, OK_ROWS), clock).provinces == 0
+    assert count(db_engine, Province) == 0

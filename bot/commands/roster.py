@@ -13,7 +13,7 @@ from bot.settings import Settings
 from core.phones import display_phone, normalize_phone
 from core.vocabulary import role_label
 from storage.db import session_scope
-from storage.models import District, School, Staff
+from storage.models import District, Province, School, Staff
 from storage.roster import RosterError, RosterProblems, import_roster
 
 
@@ -60,7 +60,9 @@ def cmd_roster_import(args: argparse.Namespace, settings: Settings) -> int:
             f"Không nhập tệp {args.file.name}: có {len(exc.problems)} dòng sai, liệt kê ở trên (chưa có gì thay đổi)."
         ) from None
     print(
-        f"Đã nhập {args.file.name}: {result.districts} quận/huyện, {result.schools} trường; "
+        f"Đã nhập {args.file.name}: "
+        + (f"{result.provinces} tỉnh, " if result.provinces else "")
+        + f"{result.districts} quận/huyện, {result.schools} trường; "
         f"{result.created} người mới, {result.updated} cập nhật, {result.unchanged} không đổi, "
         f"{result.deactivated} ngừng hoạt động."
     )
@@ -71,6 +73,7 @@ def cmd_roster_list(args: argparse.Namespace, settings: Settings) -> int:
     app = build_app(settings)
     with session_scope(app.db) as s:
         districts = {d.id: d for d in s.exec(select(District)).scalars()}
+        provinces = {p.id: p for p in s.exec(select(Province)).scalars()}
         schools = {sc.id: sc for sc in s.exec(select(School)).scalars()}
         q = select(Staff).order_by(Staff.district_id, Staff.school_id, Staff.role, Staff.full_name)
         if not args.all:
@@ -80,7 +83,12 @@ def cmd_roster_list(args: argparse.Namespace, settings: Settings) -> int:
         print("Chưa có danh sách. Dùng: fieldbot roster import examples/roster.csv")
         return 0
     for st in people:
-        where = schools[st.school_id].name if st.school_id else districts[st.district_id].name
+        if st.school_id:
+            where = schools[st.school_id].name
+        elif st.district_id:
+            where = districts[st.district_id].name
+        else:
+            where = provinces[st.province_id].name if st.province_id in provinces else "-"
         state = "" if st.active else "  [ngừng hoạt động]"
         print(f"{display_phone(st.phone):>14}  {role_label(st.role):<22} {st.full_name:<24} {where}{state}")
     print(f"Tổng: {len(people)} người, {len(schools)} trường.")

@@ -23,6 +23,7 @@ MODULES: tuple[str, ...] = (
     "conversations.forms.handover",
     "conversations.forms.minutes",
     "conversations.forms.csdl",
+    "conversations.forms.web",
     "conversations.linking",
 )
 

@@ -151,9 +151,10 @@ class Person:
     full_name: str
     role: str
     school_id: int | None
-    district_id: int
+    district_id: int | None  # None for a province officer
     language: str = "vi"
     school_level: str | None = None  # TH / THCS, read with the person on the fast path
+    province_id: int | None = None  # a province officer's province
 
 
 Prompt = T | Callable[["FormContext"], str]
@@ -273,6 +274,7 @@ class FormContext:
         photos: PhotoStore | None = None,
         media_dir: Path | None = None,
         channel: str = "",
+        web_url: str | None = None,
     ) -> None:
         self._session_factory = session_factory
         self.staff = staff
@@ -284,6 +286,7 @@ class FormContext:
         self.photos = photos
         self.media_dir = media_dir
         self.channel = channel
+        self.web_url = web_url  # the web view's public base URL, None when it is off
         self.notifications: list[tuple[int, T | str, dict[str, object]]] = []
         self.rollback_hooks: list[Callable[[], None]] = []
 

@@ -12,17 +12,20 @@ from core.i18n import T
 from core.messages import Outgoing
 from core.text import fold
 from core.vocabulary import Role
-from storage.models import District, School
+from storage.models import District, Province, School
 
-ALL_ROLES = frozenset({Role.TEACHER, Role.PRINCIPAL, Role.DISTRICT_OFFICER})
+ALL_ROLES = frozenset({Role.TEACHER, Role.PRINCIPAL, Role.DISTRICT_OFFICER, Role.PROVINCE_OFFICER})
 
 
 def scope_slug(ctx: FormContext) -> str:
-    """'th-phuhoa1' for a school, 'tdm' for a district: ASCII, safe in a file name."""
+    """'th-phuhoa1' for a school, 'tdm' for a district, 'bd' for a province: ASCII, safe in a file name."""
     scope = ctx.scope
     if scope.school_id is not None:
         school = ctx.session.get(School, scope.school_id)
         raw = school.code if school else "truong"
+    elif scope.is_province:
+        province = ctx.session.get(Province, scope.province_id)
+        raw = province.code if province else "tinh"
     else:
         district = ctx.session.get(District, scope.district_id)
         raw = district.code if district else "quan"
@@ -71,7 +74,7 @@ SUMMARY = Action(
 EXPORT = Action(
     command="xuatfile",
     description=T(vi="Xuất tệp Excel tổng hợp", en="Export a spreadsheet"),
-    roles=frozenset({Role.PRINCIPAL, Role.DISTRICT_OFFICER}),
+    roles=frozenset({Role.PRINCIPAL, Role.DISTRICT_OFFICER, Role.PROVINCE_OFFICER}),
     run=_export,
 )
 

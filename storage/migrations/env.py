@@ -14,14 +14,28 @@ target_metadata = SQLModel.metadata
 
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
-    with engine.begin() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying
-            compare_type=True,
-        )
-        context.run_migrations()
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by copying it and dropping the old one, which foreign keys pointing at it
+            # forbid while enforced; the pragma only takes effect outside a transaction. Checked again below.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        with connection.begin():
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=sqlite,  # SQLite alters tables by copying
+                compare_type=True,
+            )
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left rows whose foreign keys point nowhere: {broken[:5]}")
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
 
 
 run_migrations_online()
