@@ -100,6 +100,7 @@ class Deliverer:
         unreachable_after: timedelta = timedelta(hours=1),
         unreachable_attempts: int | None = None,
         claim_ttl: timedelta = timedelta(minutes=2),
+        claim_clock: Clock | None = None,
     ) -> None:
         self.db = db
         self.programme = programme
@@ -112,6 +113,7 @@ class Deliverer:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.claim_ttl = claim_ttl  # a claimed row is due again after this if its deliverer died
+        self.claim_clock = claim_clock or clock  # real time, even when `fieldbot sweep --now` freezes ``clock``
         # Unreachable on evidence (a platform such as Zalo has no "blocked" answer, and its 403 is a server
         # fault): a chat is given up (marked blocked, the next channel tried) only when one message to it has
         # failed transiently on every attempt, for ``unreachable_attempts`` attempts (default: the last one)
@@ -180,9 +182,12 @@ class Deliverer:
     def _load(self, limit: int, seen: set[int], recipient_id: int | None, rule: str | None):
         now = self.clock.now()
         with session_scope(self.db) as session:
-            due = outbox.due_rows(session, now=now, limit=limit, recipient_id=recipient_id, rule=rule)
+            real_now = self.claim_clock.now()
+            due = outbox.due_rows(
+                session, now=now, limit=limit, recipient_id=recipient_id, rule=rule, real_now=real_now
+            )
             due = [r for r in due if r.id not in seen]
-            taken = outbox.claim(session, ids=[r.id for r in due], now=now, until=now + self.claim_ttl)
+            taken = outbox.claim(session, ids=[r.id for r in due], real_now=real_now, until=real_now + self.claim_ttl)
             rows = [r for r in due if r.id in taken]
             people, identities = recipients(session, rows) if rows else ({}, {})
         return due, rows, people, identities
@@ -406,6 +411,7 @@ class Deliverer:
                     status=status,
                     attempts=attempts,
                     next_attempt_at=next_at,
+                    claimed_until=None,
                     channels_done=",".join(sorted(done)) or None,
                     last_error=error,
                     sent_at=now if status == NotificationStatus.SENT else None,

@@ -74,7 +74,13 @@ class SchedulerService:
         self.lease_ttl = lease_ttl
         self.deliver_every = deliver_every
         self.deliverer = deliverer or Deliverer(
-            db=db, programme=programme, clock=clock, senders=senders, mailer=mailer, claim_ttl=lease_ttl
+            db=db,
+            programme=programme,
+            clock=clock,
+            senders=senders,
+            mailer=mailer,
+            claim_ttl=lease_ttl,
+            claim_clock=self.lease_clock,
         )
         self._lock = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None

@@ -313,6 +313,7 @@ class Notification(SQLModel, table=True):
     created_at: datetime | None = _ts(nullable=False)
     sent_at: datetime | None = _ts()
     channels_done: str | None = Field(default=None, max_length=100)  # "telegram,email"
+    claimed_until: datetime | None = _ts()  # a deliverer is sending it (storage.outbox.claim); real time
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 

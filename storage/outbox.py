@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -69,13 +69,26 @@ def skip_stale(session: Session, *, rules: Iterable[str], current_keys: set[str]
     return [r.key for r in stale]
 
 
+def _unclaimed(real_now: datetime | None):
+    if real_now is None:
+        return Notification.claimed_until.is_(None)
+    return or_(Notification.claimed_until.is_(None), Notification.claimed_until <= real_now)
+
+
 def due_rows(
-    session: Session, *, now: datetime, limit: int, recipient_id: int | None = None, rule: str | None = None
+    session: Session,
+    *,
+    now: datetime,
+    limit: int,
+    recipient_id: int | None = None,
+    rule: str | None = None,
+    real_now: datetime | None = None,
 ) -> list[Notification]:
-    """Pending rows due at ``now``, oldest first; only one person's when ``recipient_id`` is given (the console
-    shows its person's messages at each prompt), only one rule's with ``rule`` (the notices a step queued)."""
+    """Pending rows due at ``now`` and not claimed by a live deliverer at ``real_now``, oldest first; only one
+    person's when ``recipient_id`` is given (the console shows its person's messages at each prompt), only one
+    rule's with ``rule`` (the notices a step queued)."""
     query = select(Notification).where(
-        Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now
+        Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now, _unclaimed(real_now)
     )
     if recipient_id is not None:
         query = query.where(Notification.recipient_id == recipient_id)
@@ -84,12 +97,15 @@ def due_rows(
     return list(session.execute(query.order_by(Notification.next_attempt_at, Notification.id).limit(limit)).scalars())
 
 
-def claim(session: Session, *, ids: Sequence[int], now: datetime, until: datetime) -> set[int]:
-    """Take rows for sending: of ``ids``, those still pending and due are moved to ``until`` and returned.
+def claim(session: Session, *, ids: Sequence[int], real_now: datetime, until: datetime) -> set[int]:
+    """Take rows for sending: of ``ids``, those still pending and not claimed by a live deliverer are marked
+    claimed until ``until`` and returned.
 
-    Whoever claims a row sends it; anyone else sees it as not due. Two deliverers (the scheduler's and a
-    worker's, woken by its own step) can therefore never send one row twice, and a deliverer killed after
-    claiming only delays the row until ``until``, when it is due again for the next one."""
+    Whoever claims a row sends it (and clears the claim when it records the outcome); anyone else skips it.
+    Two deliverers (the scheduler's and a worker's, woken by its own step) can therefore never send one row
+    twice, and a deliverer killed after claiming only delays the row until ``until``. Claims are in real
+    time, apart from the due time: `fieldbot sweep --now` delivers at a frozen moment, and a claim must still
+    lapse."""
     taken: set[int] = set()
     for chunk in _chunks(sorted(set(ids))):
         taken.update(
@@ -98,9 +114,9 @@ def claim(session: Session, *, ids: Sequence[int], now: datetime, until: datetim
                 .where(
                     Notification.id.in_(chunk),
                     Notification.status == NotificationStatus.PENDING,
-                    Notification.next_attempt_at <= now,
+                    _unclaimed(real_now),
                 )
-                .values(next_attempt_at=until)
+                .values(claimed_until=until)
                 .returning(Notification.id)
             ).scalars()
         )

@@ -135,8 +135,8 @@ async def test_a_claim_left_by_a_dead_deliverer_expires(db_engine, world, clock,
     link(db_engine, staff_id=world.teacher_a, chat_id="55", linked_at=clock.now())
     with Session(db_engine) as s:  # a deliverer claimed the row, then was killed before sending it
         [row] = notices(db_engine)
-        assert claim(s, ids=[row.id], now=clock.now(), until=clock.now() + timedelta(minutes=2)) == {row.id}
-        assert claim(s, ids=[row.id], now=clock.now(), until=clock.now() + timedelta(minutes=2)) == set()
+        assert claim(s, ids=[row.id], real_now=clock.now(), until=clock.now() + timedelta(minutes=2)) == {row.id}
+        assert claim(s, ids=[row.id], real_now=clock.now(), until=clock.now() + timedelta(minutes=2)) == set()
         s.commit()
     tg = Flaky()
     deliverer = Deliverer(db=db_engine, programme=programme, clock=clock, senders={"telegram": tg})

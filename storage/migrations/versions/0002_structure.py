@@ -1,4 +1,4 @@
-"""flags keep their values (kind + params), worded when shown; conversations list the photo files they hold
+"""outbox rows can be claimed by a deliverer; flags keep their values (kind + params), worded when shown; conversations list the photo files they hold
 
 Revision ID: 0002
 Revises: 0001
@@ -11,6 +11,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
+import storage.types
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -18,6 +20,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("notification") as batch:
+        batch.add_column(sa.Column("claimed_until", storage.types.UTCDateTime(), nullable=True))
     with op.batch_alter_table("conversation") as batch:
         batch.add_column(sa.Column("files", sa.JSON(), nullable=False, server_default="[]"))
     with op.batch_alter_table("conversation") as batch:
@@ -35,6 +39,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("notification") as batch:
+        batch.drop_column("claimed_until")
     with op.batch_alter_table("conversation") as batch:
         batch.drop_column("files")
     with op.batch_alter_table("flag") as batch:
