@@ -166,6 +166,7 @@ HANDOVER_COLUMNS = [
     Column(T(vi="Người ghi nhận", en="Recorded by"), Kind.TEXT),
     Column(T(vi="Hạn cập nhật CSDL", en="Sector database due"), Kind.DATE),
     Column(T(vi="Đã cập nhật CSDL lúc", en="Sector database confirmed at"), Kind.STAMP),
+    Column(T(vi="Trễ hạn CSDL", en="Late for the sector database"), Kind.LABEL),
     Column(T(vi="Trạng thái", en="Status"), Kind.LABEL),
     Column(T(vi="Ảnh (tên tệp)", en="Photos (file names)"), Kind.TEXT, wrap=True),
     Column(T(vi="Cờ cảnh báo", en="Flags"), Kind.TEXT, wrap=True),
@@ -193,7 +194,8 @@ def _summary_columns(summary: Summary) -> list[Column]:
         Column(T(vi="Máy nhận (nhà tài trợ khác)", en="Received (other sponsors)"), Kind.NUMBER),
         Column(T(vi="Đã bàn giao", en="Handed over"), Kind.NUMBER),
         Column(T(vi="Chờ bàn giao", en="Waiting"), Kind.NUMBER),
-        Column(T(vi="Trễ cập nhật CSDL", en="Late for the sector database"), Kind.NUMBER),
+        Column(T(vi="Trễ CSDL: chưa cập nhật", en="Late for the sector database: still open"), Kind.NUMBER),
+        Column(T(vi="Trễ CSDL: đã cập nhật sau hạn", en="Late for the sector database: confirmed late"), Kind.NUMBER),
         Column(T(vi="Ảnh bị gắn cờ", en="Open photo flags"), Kind.NUMBER),
         Column(T(vi="Chốt báo cáo nhu cầu lúc", en="Needs report submitted at"), Kind.STAMP),
     ]
@@ -450,8 +452,16 @@ class _PhotoSink:
 
 
 def _write_handovers(
-    session: Session, sheet: _Sheet, *, scope: Scope, programme: Programme, lang: str, photos: _PhotoSink | None
+    session: Session,
+    sheet: _Sheet,
+    *,
+    scope: Scope,
+    programme: Programme,
+    lang: str,
+    photos: _PhotoSink | None,
+    now: datetime,
 ) -> int:
+    grace = timedelta(hours=programme.deadlines.handover_update_grace_hours)
     devices = {k: v(lang) for k, v in DEVICE_TYPE_LABELS.items()}
     statuses = {k: v(lang) for k, v in HANDOVER_STATUS_LABELS.items()}
     flag_labels = {k: v(lang) for k, v in FLAG_LABELS.items()}
@@ -518,6 +528,9 @@ def _write_handovers(
                     by,
                     due_day,
                     confirmed,
+                    _lateness(due, confirmed, now=now, grace=grace, lang=lang)
+                    if status == HandoverStatus.ACTIVE
+                    else "",
                     statuses.get(status, status),
                     "; ".join(names),
                     flags,
@@ -525,6 +538,19 @@ def _write_handovers(
             )
         n += len(part)
     return n
+
+
+LATE_OPEN = T(vi="Trễ, chưa cập nhật", en="Late, still open")
+LATE_DONE = T(vi="Trễ, đã cập nhật sau hạn", en="Late, confirmed after the deadline")
+
+
+def _lateness(due: datetime | None, confirmed: datetime | None, *, now: datetime, grace: timedelta, lang: str) -> str:
+    """The same rule as the summary's counts (``storage.handovers.late_open`` / ``late_confirmed``)."""
+    if due is None:
+        return ""
+    if confirmed is None:
+        return LATE_OPEN(lang) if due + grace <= now else ""
+    return LATE_DONE(lang) if confirmed >= due + grace else ""
 
 
 def _photos_and_flags(session: Session, ids: list[int], *, scope: Scope) -> tuple[dict, dict]:
@@ -573,6 +599,7 @@ def _write_summary(sheet: _Sheet, summary: Summary, *, lang: str) -> None:
             s.handed_over,
             s.waiting,
             s.late_csdl,
+            s.late_csdl_confirmed,
             s.open_flags,
             None if total else s.needs_report_submitted_at,
         )
@@ -709,7 +736,7 @@ def _write_workbook(
         result.batches = _write_receipts(session, receipts, scope=scope, lang=lang)
         receipts.close()
         result.handovers = _write_handovers(
-            session, handovers, scope=scope, programme=programme, lang=lang, photos=photos
+            session, handovers, scope=scope, programme=programme, lang=lang, photos=photos, now=now
         )
         handovers.close()
         _write_summary(table, summary, lang=lang)
