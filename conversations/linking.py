@@ -48,9 +48,9 @@ ASK_CONTACT = T(
 )
 ASK_PHONE = T(
     vi="Chào bạn! Để dùng bot, bạn cần liên kết tài khoản với số điện thoại trong danh sách của trường.\n"
-    "Vui lòng gõ số điện thoại của bạn (ví dụ: 0901234567).",
+    "Vui lòng gõ số điện thoại của bạn (dạng 0912 345 678).",
     en="Hello! To use this bot, link your account to your phone number on the school roster.\n"
-    "Please type your phone number (e.g. 0901234567).",
+    "Please type your phone number (like 0912 345 678).",
 )
 NOT_OWN_CONTACT = T(
     vi="Chỉ có thể liên kết bằng số điện thoại của chính bạn: hãy bấm nút «📱 Chia sẻ số điện thoại», "

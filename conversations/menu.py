@@ -45,13 +45,13 @@ HELP = T(
     "{commands}\n\n"
     "Trong lúc điền: bấm nút hoặc gõ câu trả lời (gõ số thứ tự hoặc chữ, có dấu hay không dấu đều được); "
     "gõ «quay lại» để sửa câu trước, «bỏ qua» cho mục không bắt buộc, /huy để hủy — chưa bấm «Lưu» thì "
-    "chưa có gì được lưu. Ngày gõ theo dạng ngày/tháng/năm, ví dụ 05/09/2012.\n"
+    "chưa có gì được lưu. Ngày gõ theo dạng ngày/tháng/năm (dd/mm/yyyy).\n"
     "Cần hỗ trợ: {contact}.",
     en="<b>Help</b>\nThis bot reports the “Internet and computers for you” programme from your phone.\n\n"
     "{commands}\n\n"
     "While filling in a form: tap a button or type the answer (the number, or the text with or without "
     "accents); type “back” to change the previous answer, “skip” for optional ones, /huy to cancel — "
-    "nothing is saved before “Save”. Dates are day/month/year, e.g. 05/09/2012.\n"
+    "nothing is saved before “Save”. Dates are day/month/year (dd/mm/yyyy).\n"
     "Support: {contact}.",
 )
 

@@ -475,7 +475,7 @@ class Runner:
         ctx = self.ctx
         lines = [SUMMARY_HEAD(ctx.lang, title=self.form.title(ctx.lang))]
         for f in self.form.fields:
-            if f.name not in self.p.values or not f.applies(ctx) or f.kind == Kind.CONFIRM:
+            if f.name not in self.p.values or not f.applies(ctx) or f.kind == Kind.CONFIRM or not f.in_summary:
                 continue
             value = self.p.values[f.name]
             lines.append(f"• {f.label(ctx.lang)}: <b>{show_value(f, value, ctx, self.p.labels.get(f.name))}</b>")

@@ -15,8 +15,9 @@ from sqlalchemy import exists, select
 from sqlmodel import Session
 
 from core.clock import LOCAL_TZ, fmt_date
+from core.i18n import T
 from core.phones import normalize_phone
-from core.text import fold
+from core.text import fmt_int, fold
 from core.vocabulary import DeviceType, Source, SponsorKind
 from storage.access import audit_write, check_not_future, require_principal
 from storage.errors import (
@@ -70,7 +71,7 @@ def check_serial_count(serials: Sequence[str], quantity: int) -> None:
 
 def check_quantity(value: int) -> int:
     if not 1 <= value <= MAX_QUANTITY:
-        raise ComputersError("quantity", QUANTITY, max=f"{MAX_QUANTITY:,}".replace(",", "."), value=value)
+        raise ComputersError("quantity", QUANTITY, max=fmt_int(MAX_QUANTITY), value=fmt_int(value))
     return value
 
 
@@ -182,6 +183,12 @@ def check_serials_free(session: Session, serials: Sequence[str]) -> None:
         )
 
 
+BEFORE_START = T(
+    vi="Ngày nhận {day} trước khi chương trình bắt đầu ({start}).",
+    en="Received on {day}, before the programme started ({start}).",
+)
+
+
 def record_batch(
     session: Session,
     *,
@@ -197,8 +204,9 @@ def record_batch(
     serials: Sequence[str] = (),
     now: datetime,
     tz: ZoneInfo = LOCAL_TZ,
+    not_before: date | None = None,
 ) -> Batch:
-    """Computers the school received at once. Serials are optional; when given there must be exactly one per
+    """Computers the school received at once. ``not_before``: the programme's first day (no receipt before it). Serials are optional; when given there must be exactly one per
     computer (so "serial required iff the batch has serials" holds for every handover), each unique in the
     whole database. A serial inserted concurrently by someone else fails the caller's commit on the unique
     constraint rather than slipping through."""
@@ -211,6 +219,8 @@ def record_batch(
     )
     check_quantity(quantity)
     check_not_future(received_on, now=now, tz=tz)
+    if not_before is not None and received_on < not_before:
+        raise ComputersError("before_start", BEFORE_START, day=fmt_date(received_on), start=fmt_date(not_before))
     brand_model = " ".join((brand_model or "").split())
     if not brand_model:
         raise ComputersError("empty", EMPTY, what="hãng và model máy", what_en="the brand and model")

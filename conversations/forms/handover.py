@@ -46,7 +46,7 @@ NO_BATCHES = T(
 )
 NO_MATCH = T(
     vi="Không tìm thấy học sinh nào khớp «{q}» trong số học sinh đã duyệt, chưa nhận máy của trường. "
-    "Vui lòng gõ lại một phần họ tên (ví dụ: An) hoặc mã định danh.",
+    "Vui lòng gõ lại một phần họ tên (một chữ là đủ) hoặc mã định danh.",
     en="No approved student without a computer matches “{q}”. Type part of the name or the student code.",
 )
 SERIAL_NOT_FREE = T(
@@ -316,7 +316,7 @@ BANGIAO = Form(
         text_field(
             "student_query",
             T(
-                vi="Bàn giao cho học sinh nào? Gõ một phần họ tên (ví dụ: An) hoặc mã định danh.",
+                vi="Bàn giao cho học sinh nào? Gõ một phần họ tên (một chữ là đủ, có dấu hay không dấu đều được) hoặc mã định danh.",
                 en="Which student? Type part of the name or the student code.",
             ),
             T(vi="Tìm học sinh", en="Student search"),

@@ -8,7 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from conversations.fields import (
+    NAME_EXAMPLE,
+    birth_date_example,
     choice_field,
+    class_example,
     confirm_field,
     date_field,
     parse_birth_date,
@@ -122,16 +125,18 @@ def _dup_answer(ctx: FormContext, value: bool) -> Done | None:
 
 F_NAME = text_field(
     "full_name",
-    T(vi="Họ và tên học sinh? (ví dụ: Nguyễn Văn An)", en="Pupil's full name? (e.g. Nguyễn Văn An)"),
+    T(vi="Họ và tên học sinh? (ví dụ: {example})", en="Pupil's full name? (e.g. {example})"),
     T(vi="Họ tên", en="Name"),
     parse=parse_person_name,
+    example=NAME_EXAMPLE,
     after=_check_same,
 )
 F_BIRTH = date_field(
     "birth_date",
-    T(vi="Ngày sinh của em? (ngày/tháng/năm, ví dụ 05/09/2012)", en="Date of birth? (day/month/year, e.g. 05/09/2012)"),
+    T(vi="Ngày sinh của em? (ngày/tháng/năm, ví dụ {example})", en="Date of birth? (day/month/year, e.g. {example})"),
     T(vi="Ngày sinh", en="Date of birth"),
     parse=parse_birth_date,
+    example=birth_date_example,
     after=_check_same,
 )
 F_DUP = confirm_field(
@@ -145,9 +150,10 @@ F_DUP = confirm_field(
 )
 F_CLASS = text_field(
     "class_name",
-    T(vi="Lớp? (ví dụ: 6A1, 3/2, 5B)", en="Class? (e.g. 6A1, 3/2, 5B)"),
+    T(vi="Lớp? (ví dụ: {example})", en="Class? (e.g. {example})"),
     T(vi="Lớp", en="Class"),
     parse=parse_class_name,
+    example=class_example,
 )
 F_CODE = text_field(
     "code",
