@@ -17,6 +17,8 @@ from core.messages import Incoming, Option, Outgoing, PhotoInput, plain_text
 CHANNEL = "console"
 PHOTO_COMMAND = "/anh"
 QUIT = ("/thoat", "/exit", "/quit")
+GOODBYE = "Tạm biệt! Việc đang làm dở (nếu có) vẫn được giữ; lần sau gõ /menu để tiếp tục."
+PHOTO_USAGE = "Cách gửi ảnh: /anh ĐƯỜNG_DẪN_TỆP_ẢNH (ví dụ: /anh ~/Pictures/bangiao.jpg)"
 
 
 def _stdin_lines() -> Iterable[str]:
@@ -47,7 +49,10 @@ class ConsoleChannel:
         )
         text = line.strip()
         if text.lower().startswith(PHOTO_COMMAND + " ") or text.lower() == PHOTO_COMMAND:
-            path = Path(text[len(PHOTO_COMMAND) :].strip()).expanduser()
+            given = text[len(PHOTO_COMMAND) :].strip()
+            if not given:
+                return PHOTO_USAGE
+            path = Path(given).expanduser()
             if not path.is_file():
                 return f"Không tìm thấy tệp ảnh: {path}"
             data = path.read_bytes()
@@ -84,9 +89,9 @@ class ConsoleChannel:
         source = itertools.chain([first] if first else [], lines)
         for line in source:
             if line.strip().lower() in QUIT:
+                stream.write(GOODBYE + "\n")
+                stream.flush()
                 break
-            if not line.strip():
-                continue
             incoming = self.incoming(line)
             if isinstance(incoming, str):
                 stream.write(incoming + "\n")

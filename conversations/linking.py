@@ -4,7 +4,7 @@
   own (``contact.user_id == sender``) and match an active roster phone.
 - Any channel (Zalo and the console have no contact button; Telegram users may type): the person types
   their phone; if the roster has their email, a 6-digit code is emailed; otherwise their principal or the
-  district officer makes one (``/maketoken PHONE`` or ``fieldbot roster code PHONE``). Typing the code links.
+  district officer makes one (``/taoma PHONE``, formerly ``/maketoken``, or ``fieldbot roster code PHONE``). Typing the code links.
   Codes are stored hashed, expire after 15 minutes, work once; 5 wrong codes lock the account's attempts
   for an hour.
 """
@@ -82,9 +82,9 @@ CODE_RECENTLY_EMAILED = T(
 )
 ASK_FOR_CODE = T(
     vi="Chào {name}! Danh sách chưa có email của bạn, nên bot không tự gửi mã được. Vui lòng xin mã liên kết "
-    "6 số từ hiệu trưởng (lệnh /maketoken) hoặc chuyên viên Phòng GD&ĐT, rồi gõ mã vào đây.",
+    "6 số từ hiệu trưởng (lệnh /taoma) hoặc chuyên viên Phòng GD&ĐT, rồi gõ mã vào đây.",
     en="Hello {name}! The roster has no email for you, so the bot cannot send a code. Please ask your "
-    "principal (/maketoken) or the district officer for a 6-digit link code, then type it here.",
+    "principal (/taoma) or the district officer for a 6-digit link code, then type it here.",
 )
 EMAIL_FAILED = T(
     vi="Chưa gửi được email chứa mã. Vui lòng thử lại sau ít phút, hoặc xin mã từ hiệu trưởng / chuyên viên "
@@ -375,7 +375,9 @@ def relink_by_contact(
     return LinkStep([Outgoing(text=LINKED(lang), remove_keyboard=True)], linked=staff)
 
 
-# --- /maketoken: a principal or the district officer makes a code for someone without email ----------------
+# --- /taoma (formerly /maketoken): a principal or the district officer makes a code for a colleague ---------
+# A principal makes codes for the staff of their school; a district officer for anyone in the district
+# (in practice the principals, who then make their teachers' codes).
 
 MAKETOKEN_ASK = T(vi="Số điện thoại của người cần mã liên kết?", en="Phone number of the person who needs a code?")
 NOT_YOURS = T(
@@ -419,10 +421,14 @@ def _make_token(ctx: FormContext) -> Done:
 
 
 MAKETOKEN = Form(
-    name="maketoken",
-    command="maketoken",
+    name="maketoken",  # the stored form name stays (conversations in progress keep working)
+    command="taoma",
+    aliases=("maketoken",),
     title=T(vi="Tạo mã liên kết", en="Make a link code"),
-    description=T(vi="Tạo mã liên kết cho giáo viên", en="Make a link code for a colleague"),
+    description=T(
+        vi="Tạo mã liên kết cho đồng nghiệp chưa liên kết được tài khoản",
+        en="Make a link code for a colleague who cannot link their account",
+    ),
     roles=frozenset({Role.PRINCIPAL, Role.DISTRICT_OFFICER}),
     fields=[phone_field("phone", MAKETOKEN_ASK, T(vi="Số điện thoại", en="Phone"))],
     on_complete=_make_token,

@@ -20,7 +20,7 @@ MENU_ORDER = (
     "cuatoi",
     "tonghop",
     "xuatfile",
-    "maketoken",
+    "taoma",
 )
 
 ROLE_LABELS = {
@@ -56,12 +56,19 @@ HELP = T(
 )
 
 
+def _ordered() -> list[str]:
+    """Every registered command (own names, not aliases): MENU_ORDER first, then the others by name."""
+    commands = registry().primary()
+    return [c for c in MENU_ORDER if c in commands] + sorted(c for c in commands if c not in MENU_ORDER)
+
+
 def _allowed(person: Person) -> list[tuple[str, T]]:
-    reg = registry()
+    """What this person's role may start, read from the registry (a new form shows up by itself)."""
+    commands = registry().primary()
     items = []
-    for cmd in MENU_ORDER:
-        item = reg.commands.get(cmd)
-        if item is not None and person.role in item.roles and item.description is not None:
+    for cmd in _ordered():
+        item = commands[cmd]
+        if person.role in item.roles and item.description is not None:
             items.append((cmd, item.description))
     return items
 
@@ -71,14 +78,30 @@ def role_label(role: str, lang: str = "vi") -> str:
     return label(lang) if label else role
 
 
-def menu_message(person: Person, lang: str = "vi", *, greeting: bool = False, note: str | None = None) -> Outgoing:
+MENU_AS_NOTE = T(
+    vi="Các việc bạn có thể làm (gõ lệnh sau khi xong hoặc hủy việc đang làm):",
+    en="What you can do (type the command once the current form is done or cancelled):",
+)
+
+
+def menu_message(
+    person: Person, lang: str = "vi", *, greeting: bool = False, note: str | None = None, buttons: bool = True
+) -> Outgoing:
+    """The role's commands as buttons. ``buttons=False`` (a form is in progress): the same list as plain
+    lines of text, so the question asked right after keeps the only numbered options on screen and a typed
+    digit can mean nothing but an answer to it."""
     parts = []
     if note:
         parts.append(note)
     if greeting:
         parts.append(GREETING(lang, name=person.full_name, role=role_label(person.role, lang)))
+    allowed = _allowed(person)
+    if not buttons:
+        parts.append(MENU_AS_NOTE(lang))
+        parts += [f"/{cmd} — {desc(lang)}" for cmd, desc in allowed]
+        return Outgoing(text="\n".join(parts))
     parts.append(MENU_HEAD(lang))
-    options = [Option(key=f"/{cmd}", label=f"{desc(lang)} (/{cmd})") for cmd, desc in _allowed(person)]
+    options = [Option(key=f"/{cmd}", label=f"{desc(lang)} (/{cmd})") for cmd, desc in allowed]
     return Outgoing(text="\n".join(parts), options=options, remove_keyboard=True)
 
 
@@ -89,17 +112,8 @@ def help_message(person: Person, lang: str = "vi", *, contact: str = "") -> Outg
 
 
 def _commands() -> list[tuple[str, T]]:
-    reg = registry()
-    out = [
-        (cmd, reg.commands[cmd].description)
-        for cmd in MENU_ORDER
-        if cmd in reg.commands and reg.commands[cmd].description is not None
-    ]
-    out += [
-        (cmd, reg.commands[cmd].description)
-        for cmd in sorted(reg.commands)
-        if cmd not in MENU_ORDER and reg.commands[cmd].description is not None
-    ]
+    commands = registry().primary()
+    out = [(cmd, commands[cmd].description) for cmd in _ordered() if commands[cmd].description is not None]
     return out + GLOBAL_COMMANDS  # type: ignore[return-value]
 
 

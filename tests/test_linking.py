@@ -136,7 +136,7 @@ async def test_code_expires_after_15_minutes(eng, mail, clock) -> None:
 async def test_no_email_means_ask_the_principal_who_makes_a_code(eng, sqlite_world) -> None:
     teacher = Chat(eng, "z-5", channel="zalo")
     await teacher.say("0901000002")  # Trần Văn Minh: no email on the roster
-    assert "hiệu trưởng" in teacher.text and "/maketoken" in teacher.text
+    assert "hiệu trưởng" in teacher.text and "/taoma" in teacher.text
     principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
     await principal.say("/maketoken 0901 000 002")
     assert "Trần Văn Minh" in principal.text

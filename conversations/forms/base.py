@@ -228,6 +228,8 @@ class Form:
     - ``summary``: show every answer with Lưu / Sửa một mục / Hủy before ``on_complete``.
     - ``args_field``: ``/maketoken 0901...``: the command's argument answers this field.
     - ``intro``: said once when the form starts, before the first question.
+    - ``aliases``: other command names that start it too (kept when a command is renamed); menus, help and
+      Telegram's command list show only ``command``.
     """
 
     name: str
@@ -242,6 +244,7 @@ class Form:
     args_field: str | None = None
     intro: T | None = None
     save_label: T | None = None
+    aliases: tuple[str, ...] = ()  # older command names that still start this form (``/maketoken``)
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
