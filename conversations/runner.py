@@ -330,6 +330,9 @@ class Runner:
             p.mode, p.step, p.sel = SUMMARY, "summary", []
             return Outcome([self._ask_new()])
         if p.mode == SUMMARY or p.mode == FILL:
+            if not p.hist and self.form.back_to and p.mode == FILL:
+                done = Done(next_form=self.form.back_to)
+                return Outcome([], done=done)
             if not p.hist:
                 return Outcome([self._reask(error=self.ctx.t(FIRST_QUESTION))])
             last = p.hist.pop()
@@ -439,7 +442,7 @@ class Runner:
             # Text-only channels answer numbered options by number: a "1" typed as a quantity must not
             # become option 1. Number questions carry no buttons; "quay lại" and /huy still work typed.
             return []
-        if p.hist or p.mode == EDIT:
+        if p.hist or p.mode == EDIT or self.form.back_to:
             opts.append([L_BACK(lang), _ctl("back")])
         return opts
 

@@ -245,6 +245,7 @@ class Form:
     intro: T | None = None
     save_label: T | None = None
     aliases: tuple[str, ...] = ()  # older command names that still start this form (``/maketoken``)
+    back_to: str | None = None  # "Quay lại" at the first question opens this form (e.g. the /duyet menu)
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]

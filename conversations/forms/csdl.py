@@ -28,9 +28,15 @@ NOTHING = T(
 )
 HEAD = T(
     vi="<b>Bàn giao chờ xác nhận «Đã cập nhật CSDL ngành»</b> ({n})\n"
-    "Sau khi nhập vào csdl.moet.gov.vn, bấm ✅ từng bàn giao hoặc «Xác nhận tất cả».",
+    "Sau khi nhập vào csdl.moet.gov.vn, bấm ✅ từng bàn giao hoặc «Xác nhận tất cả»; «Quay lại» để về mục duyệt.",
     en="<b>Handovers waiting for “Updated in the sector database”</b> ({n})\n"
-    "Once entered in csdl.moet.gov.vn, tap ✅ for each, or “Confirm all”.",
+    "Once entered in csdl.moet.gov.vn, tap ✅ for each, or “Confirm all”; “Back” returns to the review menu.",
+)
+HEAD_ONE = T(
+    vi="<b>Bàn giao chờ xác nhận «Đã cập nhật CSDL ngành»</b> (1)\n"
+    "Sau khi nhập vào csdl.moet.gov.vn, bấm ✅ để xác nhận; «Quay lại» để về mục duyệt.",
+    en="<b>Handover waiting for “Updated in the sector database”</b> (1)\n"
+    "Once entered in csdl.moet.gov.vn, tap ✅ to confirm; “Back” returns to the review menu.",
 )
 LINE = T(
     vi="• #{id} {name} — bàn giao {day} — hạn {due}{late}", en="• #{id} {name} — handed over {day} — due {due}{late}"
@@ -62,7 +68,7 @@ def _start(ctx: FormContext) -> Done | None:
 
 def _prompt(ctx: FormContext) -> str:
     waiting = _waiting(ctx)
-    lines = [ctx.t(HEAD, n=len(waiting))]
+    lines = [ctx.t(HEAD, n=len(waiting)) if len(waiting) > 1 else ctx.t(HEAD_ONE)]
     for handover, name in waiting[:SHOWN]:
         # csdl_due_at is the midnight that ends the last allowed day: show that day.
         last_day = (handover.csdl_due_at - timedelta(microseconds=1)).astimezone(ctx.programme.tz).date()
@@ -88,7 +94,7 @@ def _options(ctx: FormContext) -> list[Choice]:
         # The ids travel with the option: "all" means the handovers that were listed, not ones recorded since.
         every = ALL + ":" + ",".join(str(h.id) for h, _ in waiting)
         options.append(Choice(every, CONFIRM_ALL(ctx.lang, n=len(waiting))))
-    return options
+    return options  # "↩ Quay lại" is added by the engine (``back_to``)
 
 
 def _confirm(ctx: FormContext) -> Done:
@@ -119,6 +125,7 @@ CSDL = Form(
         choice_field("pick", _prompt, T(vi="Bàn giao", en="Handover"), _options, empty=NOTHING),
     ],
     on_complete=_confirm,
+    back_to="duyet",
 )
 
 FORMS = [CSDL]
