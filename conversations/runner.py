@@ -63,6 +63,9 @@ PICK_ASK = T(vi="Bạn muốn sửa mục nào?", en="Which answer do you want t
 PHOTO_MORE = T(
     vi="Đã nhận {n} ảnh. Gửi thêm ảnh, hoặc bấm «Xong».", en="{n} photo(s) received. Send more, or tap “Done”."
 )
+PHOTO_AGAIN = T(
+    vi="Ảnh này bạn đã gửi rồi, không tính thêm.", en="You already sent this photo; it is not counted twice."
+)
 PHOTO_MIN = T(vi="Cần ít nhất {n} ảnh.", en="At least {n} photo(s) are needed.")
 MULTI_HINT = T(
     vi="(Bấm để chọn/bỏ chọn, rồi bấm «Xong»; hoặc gõ các số, ví dụ: 1,3)",
@@ -114,6 +117,11 @@ class Progress:
 
 def _ctl(name: str, value: Any = None) -> dict[str, Any]:
     return {"c": name, "v": to_json(value)} if value is not None else {"c": name}
+
+
+def _photo_key(value: Any) -> Any:
+    """What makes two accepted photos the same: the content hash when the acceptor returns one."""
+    return value.get("sha256", value) if isinstance(value, dict) else value
 
 
 def _is_ctl(value: Any, name: str | None = None) -> bool:
@@ -293,6 +301,8 @@ class Runner:
             return Outcome([self._reask(error=exc.text(self.ctx.lang))])
         if f.max_photos <= 1:
             return self._accept(f, value, None)
+        if any(_photo_key(v) == _photo_key(value) for v in self.p.sel):
+            return Outcome([self._reask(note=self.ctx.t(PHOTO_AGAIN))])
         self.p.sel.append(value)
         if len(self.p.sel) >= f.max_photos:
             return self._accept(f, list(self.p.sel), None)

@@ -175,6 +175,16 @@ def _accept_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> dict[str,
         stored = ctx.photos.ingest(data, mime_type=photo.mime_type, file_name=photo.file_name)
     except (PhotoRejected, PhotoStoreError) as exc:
         raise Invalid(exc.message_en if ctx.lang == "en" else exc.message_vi) from None
+    scene = {d.get("sha256") for d in _as_list(ctx.values.get("photos"))}
+    if ctx.values.get("photos") is not None and stored.sha256 in scene:
+        raise Invalid(
+            T(
+                vi="Ảnh này đã được gửi làm ảnh bàn giao. Ảnh biên bản là ảnh chụp tờ biên bản đã ký; "
+                "chọn «Bỏ qua» nếu chưa có.",
+                en="This photo was already sent as a handover photo. The minutes photo shows the signed minutes; "
+                "skip if you have none.",
+            )
+        )
     if stored.is_new:
         _discard_if_step_fails(ctx, [stored])
     else:
