@@ -11,6 +11,7 @@ from bot.console import GOODBYE, PHOTO_USAGE, ConsoleChannel
 from conversations.forms import registry
 from conversations.forms.base import Person
 from conversations.menu import COMMANDS, help_message, menu_message
+from core.i18n import T
 from core.vocabulary import Role
 from tests.engine_helpers import Chat, make_engine
 
@@ -104,3 +105,51 @@ async def test_taoma_is_the_vietnamese_name_and_maketoken_still_works(eng, sqlit
     for command in ("/taoma", "/maketoken"):
         await officer.say(f"{command} {sqlite_world.phones['principal_a']}")
         assert "Mã liên kết cho" in officer.text and "Nguyễn Thị Lan" in officer.text, command
+
+
+@pytest.fixture
+def notified(monkeypatch):
+    """What the forms hand to ``ctx.notify`` (whatever the delivery path), rendered in Vietnamese."""
+    from conversations.forms.base import FormContext
+
+    sent: list[tuple[int, str]] = []
+    original = FormContext.notify
+
+    def record(self, staff_id, message, **values):
+        sent.append((staff_id, message("vi", **values) if isinstance(message, T) else str(message)))
+        return original(self, staff_id, message, **values)
+
+    monkeypatch.setattr(FormContext, "notify", record)
+    return sent
+
+
+async def _register(chat: Chat, name: str, code: str) -> None:
+    await chat.say("/dangky")
+    for answer in (name, "05/09/2012", "4A1", code):
+        await chat.say(answer)
+    await chat.tap("Nam")
+    await chat.tap("Hộ nghèo")
+    await chat.tap("Máy tính")
+    for _ in range(3):
+        await chat.tap("Bỏ qua")
+    await chat.tap("Lưu")
+    assert "Đã lưu" in chat.text
+
+
+async def test_each_notification_is_worded_for_its_recipient(eng, sqlite_world, notified) -> None:
+    teacher = await Chat.linked(eng, sqlite_world.phones["teacher_a"])
+    principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
+    await _register(teacher, "Nguyễn Văn An", "0123456789")
+    assert [(who, "Đăng ký mới chờ duyệt" in text) for who, text in notified] == [(sqlite_world.principal_a, True)]
+    notified.clear()
+    await _register(principal, "Lê Thị Hoa", "0123456780")
+    assert notified == []  # a principal's own registration needs no "new registration" note to themselves
+    await principal.say("/duyet")
+    await principal.tap("Đăng ký chờ duyệt")
+    for _ in range(2):
+        await principal.tap("Duyệt")
+    # The teacher is told, in words for the teacher; the principal, who approved their own entry, is not.
+    assert [who for who, _ in notified] == [sqlite_world.teacher_a]
+    [(_, text)] = notified
+    assert "Hiệu trưởng Nguyễn Thị Lan đã duyệt đăng ký em <b>Nguyễn Văn An</b>" in text and "mà bạn đã gửi" in text
+    assert "Đã duyệt em" in principal.text and "Hiệu trưởng Nguyễn Thị Lan đã duyệt" not in principal.text

@@ -68,7 +68,7 @@ NOTIFY_PRINCIPAL = T(
     en="⚠️ Handover #{id} ({student}, {day}, recorded by {by}) needs review:\n{lines}",
 )
 NOTIFY_OTHER = T(
-    vi="⚠️ Bàn giao #{id} của trường (ngày {day}) bị đánh dấu cần xem lại:\n{lines}",
+    vi="⚠️ Bàn giao #{id} của trường bạn (ngày {day}) bị đánh dấu cần xem lại:\n{lines}",
     en="⚠️ Your school's handover #{id} ({day}) was flagged for review:\n{lines}",
 )
 
@@ -294,7 +294,9 @@ def _save(ctx: FormContext) -> Done:
                     by=esc(ctx.staff.full_name),
                     lines=_lines(mine),
                 )
-    _notify_other_handovers(ctx, [f for f in flags if f.handover_id != handover.id])
+    own = _notify_other_handovers(ctx, [f for f in flags if f.handover_id != handover.id])
+    if own:
+        text += "\n\n" + own
     return Done(text)
 
 
@@ -302,17 +304,24 @@ def _lines(flags: list[Flag]) -> str:
     return "\n".join(f"• {esc(f.detail)}" for f in flags)
 
 
-def _notify_other_handovers(ctx: FormContext, flags: list[Flag]) -> None:
-    """Earlier handovers flagged because this one reused their photo: tell their school's principal."""
+def _notify_other_handovers(ctx: FormContext, flags: list[Flag]) -> str:
+    """Earlier handovers flagged because this one reused their photo: tell their school's principal. When that
+    principal is the person recording this handover, the lines go into their own reply instead (returned)."""
     from storage.models import Handover
 
     by_handover: dict[int, list[Flag]] = {}
     for f in flags:
         by_handover.setdefault(f.handover_id, []).append(f)
+    own: list[str] = []
     for handover_id, group in by_handover.items():
         other = ctx.session.get(Handover, handover_id)
+        values = dict(id=other.id, day=fmt_date(other.handed_over_on), lines=_lines(group))
         for principal in _principals(ctx.session, other.school_id):
-            ctx.notify(principal, NOTIFY_OTHER, id=other.id, day=fmt_date(other.handed_over_on), lines=_lines(group))
+            if principal == ctx.staff.id:
+                own.append(ctx.t(NOTIFY_OTHER, **values))
+            else:
+                ctx.notify(principal, NOTIFY_OTHER, **values)
+    return "\n\n".join(own)
 
 
 BANGIAO = Form(
