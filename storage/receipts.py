@@ -77,10 +77,10 @@ def check_quantity(value: int) -> int:
 
 def batch_label(batch: Batch, lang: str = "vi") -> str:
     """'Lô 20/11/2021 — Dell Latitude 3420 (còn 3/10)': what a person picks a batch by."""
-    left = batch.quantity - batch.handed_over
+    left, total = fmt_int(batch.quantity - batch.handed_over, lang), fmt_int(batch.quantity, lang)
     if lang == "en":
-        return f"Batch {fmt_date(batch.received_on)} — {batch.brand_model} ({left}/{batch.quantity} left)"
-    return f"Lô {fmt_date(batch.received_on)} — {batch.brand_model} (còn {left}/{batch.quantity})"
+        return f"Batch {fmt_date(batch.received_on)} — {batch.brand_model} ({left}/{total} left)"
+    return f"Lô {fmt_date(batch.received_on)} — {batch.brand_model} (còn {left}/{total})"
 
 
 # --- sponsors and batches ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from conversations.forms.base import Choice, Done, Form, FormContext
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import esc
+from core.text import fmt_int
 from core.vocabulary import Role
 from storage import errors, handovers
 from storage.models import Handover, Student
@@ -68,7 +69,7 @@ def _start(ctx: FormContext) -> Done | None:
 
 def _prompt(ctx: FormContext) -> str:
     waiting = _waiting(ctx)
-    lines = [ctx.t(HEAD, n=len(waiting)) if len(waiting) > 1 else ctx.t(HEAD_ONE)]
+    lines = [ctx.t(HEAD, n=fmt_int(len(waiting), ctx.lang)) if len(waiting) > 1 else ctx.t(HEAD_ONE)]
     for handover, name in waiting[:SHOWN]:
         # csdl_due_at is the midnight that ends the last allowed day: show that day.
         last_day = (handover.csdl_due_at - timedelta(microseconds=1)).astimezone(ctx.programme.tz).date()
@@ -83,7 +84,7 @@ def _prompt(ctx: FormContext) -> str:
             )
         )
     if len(waiting) > SHOWN:
-        lines.append(ctx.t(MORE, n=len(waiting) - SHOWN))
+        lines.append(ctx.t(MORE, n=fmt_int(len(waiting) - SHOWN, ctx.lang)))
     return "\n".join(lines)
 
 
@@ -93,7 +94,7 @@ def _options(ctx: FormContext) -> list[Choice]:
     if len(waiting) > 1:
         # The ids travel with the option: "all" means the handovers that were listed, not ones recorded since.
         every = ALL + ":" + ",".join(str(h.id) for h, _ in waiting)
-        options.append(Choice(every, CONFIRM_ALL(ctx.lang, n=len(waiting))))
+        options.append(Choice(every, CONFIRM_ALL(ctx.lang, n=fmt_int(len(waiting), ctx.lang))))
     return options  # "↩ Quay lại" is added by the engine (``back_to``)
 
 
@@ -109,7 +110,7 @@ def _confirm(ctx: FormContext) -> Done:
         )
     except errors.ComputersError as exc:
         return Done(esc(exc.message(ctx.lang)))
-    text = ctx.t(CONFIRMED, n=n) if n else ctx.t(ALREADY)
+    text = ctx.t(CONFIRMED, n=fmt_int(n, ctx.lang)) if n else ctx.t(ALREADY)
     left = handovers.handovers_awaiting_csdl(ctx.session, school_id=ctx.staff.school_id)
     return Done(text, next_form="csdl" if left else None)
 
