@@ -153,3 +153,19 @@ async def test_each_notification_is_worded_for_its_recipient(eng, sqlite_world, 
     [(_, text)] = notified
     assert "Hiệu trưởng Nguyễn Thị Lan đã duyệt đăng ký em <b>Nguyễn Văn An</b>" in text and "mà bạn đã gửi" in text
     assert "Đã duyệt em" in principal.text and "Hiệu trưởng Nguyễn Thị Lan đã duyệt" not in principal.text
+
+
+async def test_a_principals_own_registration_says_what_happens_next(eng, sqlite_world) -> None:
+    principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
+    await _register(principal, "Lê Thị Hoa", "0123456780")
+    assert "Gõ /duyet để duyệt" in principal.text and "bạn sẽ nhận thông báo" not in principal.text
+
+
+async def test_the_review_menu_has_a_way_out(eng, sqlite_world) -> None:
+    principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
+    await principal.say("/duyet")
+    assert principal.labels[-1] == "↩ Thoát"
+    await principal.tap("Thoát")
+    assert "Đã thoát mục duyệt" in principal.text
+    await principal.say("1")  # nothing in progress any more: a digit is not an answer to an old list
+    assert "Bạn muốn làm gì" in principal.text

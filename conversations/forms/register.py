@@ -226,6 +226,10 @@ SAVED = T(
     vi="✅ Đã lưu đăng ký của em <b>{name}</b> (mã {code}). Hiệu trưởng sẽ duyệt; bạn sẽ nhận thông báo.",
     en="✅ Saved the registration of <b>{name}</b> (code {code}). The principal will review it; you will be notified.",
 )
+SAVED_BY_PRINCIPAL = T(
+    vi="✅ Đã lưu đăng ký của em <b>{name}</b> (mã {code}), đang chờ duyệt. Gõ /duyet để duyệt.",
+    en="✅ Saved the registration of <b>{name}</b> (code {code}); it waits for review. Type /duyet to review it.",
+)
 SAVED_LATE = T(
     vi="Lưu ý: trường đã chốt báo cáo nhu cầu, nên đăng ký này được ghi là <b>bổ sung sau hạn</b>.",
     en="Note: the school has already submitted its needs report, so this is recorded as <b>late</b>.",
@@ -269,7 +273,8 @@ def _save(ctx: FormContext) -> Done:
                 cls=esc(student.class_name),
                 teacher=esc(ctx.staff.full_name),
             )
-    text = SAVED(ctx.lang, name=esc(student.full_name), code=student.code)
+    saved = SAVED if ctx.staff.role == Role.TEACHER else SAVED_BY_PRINCIPAL
+    text = saved(ctx.lang, name=esc(student.full_name), code=student.code)
     if student.late:
         text += "\n" + SAVED_LATE(ctx.lang)
     return Done(text)

@@ -107,10 +107,13 @@ def _entry_choices(ctx: FormContext) -> list[Choice]:
         out.append(
             Choice("csdl", T(vi="Bàn giao chờ cập nhật CSDL ngành", en="Handovers to confirm in the sector database"))
         )
+    out.append(Choice("exit", T(vi="↩ Thoát", en="↩ Leave")))
     return out
 
 
 def _entry_pick(ctx: FormContext, value: str) -> Done:
+    if value == "exit":
+        return Done(T(vi="Đã thoát mục duyệt. Gõ /menu để làm việc khác.", en="Left the review. Type /menu."))
     return Done(next_form={"reg": "duyet_dk", "wd": "duyet_rut", "csdl": CSDL_FORM}.get(value, "duyet_dk"))
 
 
