@@ -176,11 +176,12 @@ class Programme(_Strict):
 
     @property
     def start_date(self) -> date:
-        """The programme's first day: ``[programme] start``, or a year before the needs-report deadline."""
+        """The programme's first day: ``[programme] start``, or the first of the month a year before the
+        needs-report deadline when the file does not say."""
         if self.programme.start is not None:
             return self.programme.start
         deadline = self.deadlines.needs_report
-        return deadline.replace(year=deadline.year - 1, day=min(deadline.day, 28))
+        return date(deadline.year - 1, deadline.month, 1)
 
     @property
     def needs_report_due(self) -> datetime:
