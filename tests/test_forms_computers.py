@@ -201,7 +201,7 @@ def test_storage_refuses_a_receipt_before_the_programme_start(sqlite_engine, sql
     from storage import errors, receipts
 
     with Session(sqlite_engine) as s:
-        with pytest.raises(errors.ComputersError) as err:
+        with pytest.raises(errors.RecordError) as err:
             receipts.record_batch(
                 s,
                 school_id=sqlite_world.school_a,
@@ -216,7 +216,9 @@ def test_storage_refuses_a_receipt_before_the_programme_start(sqlite_engine, sql
                 now=clock.now(),
                 not_before=date(2021, 9, 1),
             )
-    assert err.value.code == "before_start" and "01/09/2021" in err.value.message("vi")
+    from conversations.refusals import refusal
+
+    assert err.value.code == "before_start" and "trước khi chương trình bắt đầu (01/09/2021)" in refusal(err.value)
 
 
 async def test_numbers_are_written_vietnamese_style(principal) -> None:
