@@ -18,6 +18,8 @@ from core.messages import Incoming, Option, Outgoing, PhotoInput, plain_text
 CHANNEL = "console"
 PHOTO_COMMAND = "/anh"
 QUIT = ("/thoat", "/exit", "/quit")
+GOODBYE = "Tạm biệt! Việc đang làm dở (nếu có) vẫn được giữ; lần sau gõ /menu để tiếp tục."
+PHOTO_USAGE = "Cách gửi ảnh: /anh ĐƯỜNG_DẪN_TỆP_ẢNH (ví dụ: /anh ~/Pictures/bangiao.jpg)"
 
 
 def stdin_lines() -> Iterable[str]:
@@ -78,7 +80,10 @@ class ConsoleChannel:
         )
         text = line.strip()
         if text.lower().startswith(PHOTO_COMMAND + " ") or text.lower() == PHOTO_COMMAND:
-            path = Path(text[len(PHOTO_COMMAND) :].strip()).expanduser()
+            given = text[len(PHOTO_COMMAND) :].strip()
+            if not given:
+                return PHOTO_USAGE
+            path = Path(given).expanduser()
             if not path.is_file():
                 return f"Không tìm thấy tệp ảnh: {path}"
             data = path.read_bytes()
@@ -119,9 +124,10 @@ class ConsoleChannel:
                 if line is None:
                     break
             if line.strip().lower() in QUIT:
+                stream.write(GOODBYE + "\n")
+                stream.flush()
                 break
-            if line.strip():
-                await self._one(line, stream)
+            await self._one(line, stream)  # a blank line too: it gets the question again or the menu
             line = None
 
     async def _one(self, line: str, stream: TextIO) -> None:

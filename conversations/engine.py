@@ -123,6 +123,7 @@ FORM_GONE = T(
 )
 CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "console": "cửa sổ dòng lệnh"}
 CANCEL_WORDS = ("hủy", "huỷ", "huy", "cancel")
+HELP_COMMANDS = ("trogiup", "help")
 
 
 class _Step:
@@ -409,10 +410,10 @@ class ConversationEngine:
             return self._cancel(step, person, lang, conv)
         if cmd in ("start", "menu"):
             note = self._busy_note(conv, lang)
-            return [menu_message(person, lang, greeting=cmd == "start", note=note)] + self._reask(
-                step, person, lang, here
-            )
-        if cmd == "trogiup":
+            # Mid-form: the menu as text only, so the re-asked question's options are the only numbered ones.
+            menu = menu_message(person, lang, greeting=cmd == "start", note=note, buttons=here is None)
+            return [menu] + self._reask(step, person, lang, here)
+        if cmd in HELP_COMMANDS:
             name, phone = linking.contact_of(step.session, self.programme, person.district_id)
             return [help_message(person, lang, contact=f"{name} ({phone})")] + self._reask(step, person, lang, here)
         if cmd is not None:

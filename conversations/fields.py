@@ -13,14 +13,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from conversations.forms.base import Choice, Done, Field, FormContext, Invalid, Kind, Options, Prompt
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import PhotoInput, esc
-from core.text import fold, nfc
+from core.text import fmt_int, fold, nfc
 
 # --- parsers --------------------------------------------------------------------------------------------
 
@@ -29,6 +29,18 @@ _DATE = re.compile(r"^\s*(\d{1,2})\s*[/.\-]\s*(\d{1,2})\s*[/.\-]\s*(\d{4})\s*$")
 _CLASS = re.compile(r"^(\d{1,2})(?:\s*([/.\-])\s*(\d{1,2})|\s*([A-Z]{1,2}\d{0,2}))$")
 
 NAME_HINT = T(vi="Ví dụ: Nguyễn Văn An", en="Example: Nguyễn Văn An")
+NAME_EXAMPLE = "Nguyễn Văn An"
+# A clearly made-up number (never a real person's, such as the district contact's) that still passes the
+# phone check, so a person who copies it sees the format accepted.
+PHONE_EXAMPLE = "0912 345 678"
+
+Example = Callable[[FormContext], str] | str | None
+
+
+def _example_fn(example: Example) -> Callable[[FormContext], str] | None:
+    if example is None or callable(example):
+        return example
+    return lambda _ctx: example
 
 
 def _is_vi_letter(ch: str) -> bool:
@@ -70,16 +82,26 @@ def parse_person_name(text: str, _ctx: FormContext | None = None, *, min_words: 
     return " ".join(w[:1].upper() + w[1:].lower() for w in words)
 
 
-def parse_date(text: str, _ctx: FormContext | None = None) -> date:
+def date_example(ctx: FormContext | None) -> str:
+    """A date in the right shape that a past-date question accepts: yesterday (today on the first day)."""
+    if ctx is None:
+        return "05/09/2021"
+    day = ctx.today - timedelta(days=1)
+    start = ctx.programme.start_date
+    return fmt_date(max(day, min(start, ctx.today)))
+
+
+def parse_date(text: str, ctx: FormContext | None = None, *, example: str | None = None) -> date:
     """dd/mm/yyyy (also d/m/yyyy, with - or . as separators); a real calendar date."""
     m = _DATE.match(text or "")
     if not m:
         raise Invalid(
             T(
-                vi="Ngày «{v}» chưa đúng dạng. Vui lòng gõ ngày/tháng/năm, ví dụ 05/09/2012.",
-                en="“{v}” is not a date. Please type day/month/year, e.g. 05/09/2012.",
+                vi="Ngày «{v}» chưa đúng dạng. Vui lòng gõ ngày/tháng/năm, ví dụ {ex}.",
+                en="“{v}” is not a date. Please type day/month/year, e.g. {ex}.",
             ),
             v=esc(text.strip()[:30]),
+            ex=example or date_example(ctx),
         )
     d, mth, y = (int(g) for g in m.groups())
     if not 1 <= mth <= 12:
@@ -117,6 +139,26 @@ def parse_past_date(text: str, ctx: FormContext) -> date:
     return value
 
 
+def parse_programme_date(text: str, ctx: FormContext) -> date:
+    """A past date within the programme: not before the programme's start (the programme file's
+    ``[programme] start``), so 01/01/2000 typed for a receipt is refused with the first allowed day."""
+    value = parse_past_date(text, ctx)
+    start = ctx.programme.start_date
+    if value < start:
+        raise Invalid(
+            T(
+                vi="Ngày {v} trước khi chương trình «{name}» bắt đầu ({s}). Vui lòng kiểm tra lại ngày "
+                "(từ {s} đến hôm nay, {t}).",
+                en="{v} is before the programme “{name}” started ({s}). Please check the date ({s} to today, {t}).",
+            ),
+            v=fmt_date(value),
+            name=esc(ctx.programme.programme.name),
+            s=fmt_date(start),
+            t=fmt_date(ctx.today),
+        )
+    return value
+
+
 def age_on(birth: date, day: date) -> int:
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
 
@@ -126,8 +168,15 @@ SCHOOL_AGES = {"TH": (5, 12), "THCS": (10, 17)}
 SCHOOL_GRADES = {"TH": (1, 5), "THCS": (6, 9)}
 
 
+def birth_date_example(ctx: FormContext) -> str:
+    """A birth date that fits the person's school today: a pupil in the middle of the level's age range."""
+    lo, hi = SCHOOL_AGES.get(ctx.school_level or "", (5, 17))
+    age = (lo + hi) // 2  # age_on() may say one less before the birthday: still inside [lo, hi]
+    return fmt_date(date(ctx.today.year - age, 9, 5))
+
+
 def parse_birth_date(text: str, ctx: FormContext) -> date:
-    value = parse_date(text, ctx)
+    value = parse_date(text, ctx, example=birth_date_example(ctx))
     if value > ctx.today:
         raise Invalid(
             T(
@@ -156,6 +205,15 @@ def parse_birth_date(text: str, ctx: FormContext) -> date:
     return value
 
 
+CLASS_EXAMPLES = {"TH": "3A, 4/2, 5B", "THCS": "7A1, 8/2, 9B"}
+
+
+def class_example(ctx: FormContext | None) -> str:
+    """Classes that exist at the person's school level (a primary school has no 6A1)."""
+    level = ctx.school_level if ctx is not None else None
+    return CLASS_EXAMPLES.get(level or "", "5B, 7A1, 8/2")
+
+
 def parse_class_name(text: str, ctx: FormContext | None = None) -> str:
     """'6a1' -> '6A1', '3/2', '10A', 'Lớp 5B' -> '5B'. A grade and a section; the grade fits the school."""
     raw = nfc(text).upper()
@@ -164,10 +222,11 @@ def parse_class_name(text: str, ctx: FormContext | None = None) -> str:
     if not m:
         raise Invalid(
             T(
-                vi="Lớp «{v}» chưa đúng dạng. Gõ khối và lớp, ví dụ: 6A1, 3/2, 5B.",
-                en="“{v}” is not a class. Type grade and section, e.g. 6A1, 3/2, 5B.",
+                vi="Lớp «{v}» chưa đúng dạng. Gõ khối và lớp, ví dụ: {ex}.",
+                en="“{v}” is not a class. Type grade and section, e.g. {ex}.",
             ),
             v=esc(text.strip()[:20]),
+            ex=class_example(ctx),
         )
     grade = int(m.group(1))
     level = ctx.school_level if ctx is not None else None
@@ -218,28 +277,35 @@ def parse_phone(text: str, _ctx: FormContext | None = None) -> str:
     except ValueError:
         raise Invalid(
             T(
-                vi="Số điện thoại «{v}» không hợp lệ. Ví dụ: 0913 860 438.",
-                en="“{v}” is not a valid phone number. Example: 0913 860 438.",
+                vi="Số điện thoại «{v}» không hợp lệ. Ví dụ: {ex}.",
+                en="“{v}” is not a valid phone number. Example: {ex}.",
             ),
             v=esc(text.strip()[:30]),
+            ex=PHONE_EXAMPLE,
         ) from None
 
 
 def int_parser(*, minimum: int = 1, maximum: int = 10_000) -> Callable[[str, FormContext], int]:
-    def parse(text: str, _ctx: FormContext | None = None) -> int:
+    def parse(text: str, ctx: FormContext | None = None) -> int:
+        lang = ctx.lang if ctx is not None else "vi"
         raw = re.sub(r"[\s.,]", "", text or "")
         if not re.fullmatch(r"[+-]?[0-9]+", raw):
-            raise Invalid(T(vi="Vui lòng gõ một số nguyên, ví dụ: 10.", en="Please type a whole number, e.g. 10."))
+            raise Invalid(
+                T(vi="Vui lòng gõ một số nguyên, ví dụ: {ex}.", en="Please type a whole number, e.g. {ex}."),
+                ex=fmt_int(max(minimum, min(10, maximum)), lang),
+            )
         n = int(raw)
         if n < minimum:
             raise Invalid(
-                T(vi="Số phải từ {lo} trở lên (bạn gõ {n}).", en="The number must be at least {lo}."), lo=minimum, n=n
+                T(vi="Số phải từ {lo} trở lên (bạn gõ {n}).", en="The number must be at least {lo} (you typed {n})."),
+                lo=fmt_int(minimum, lang),
+                n=fmt_int(n, lang),
             )
         if n > maximum:
             raise Invalid(
-                T(vi="Số {n} quá lớn (tối đa {hi:,}). Vui lòng kiểm tra lại.", en="{n} is too large (at most {hi:,})."),
-                n=n,
-                hi=maximum,
+                T(vi="Số {n} quá lớn (tối đa {hi}). Vui lòng kiểm tra lại.", en="{n} is too large (at most {hi})."),
+                n=fmt_int(n, lang),
+                hi=fmt_int(maximum, lang),
             )
         return n
 
@@ -285,8 +351,12 @@ def text_field(
     max_len: int = 500,
     show: Callable[[Any, FormContext], str] | None = None,
     editable: bool = True,
+    example: Example = None,
+    in_summary: bool = True,
 ) -> Field:
     return Field(
+        in_summary=in_summary,
+        example=_example_fn(example),
         name=name,
         kind=Kind.TEXT,
         prompt=prompt,
@@ -310,8 +380,10 @@ def number_field(
     required: bool = True,
     when: Callable[[FormContext], bool] | None = None,
     after: Callable[[FormContext, Any], Done | None] | None = None,
+    example: Example = None,
 ) -> Field:
     return Field(
+        example=_example_fn(example),
         name=name,
         kind=Kind.NUMBER,
         prompt=prompt,
@@ -333,6 +405,7 @@ def date_field(
     when: Callable[[FormContext], bool] | None = None,
     after: Callable[[FormContext, Any], Done | None] | None = None,
     default_today: bool = False,
+    example: Example = None,
 ) -> Field:
     default = None
     if default_today:
@@ -341,6 +414,7 @@ def date_field(
             return ctx.today, ctx.t(T(vi="Hôm nay ({d})", en="Today ({d})"), d=fmt_date(ctx.today))
 
     return Field(
+        example=_example_fn(example),
         name=name,
         kind=Kind.DATE,
         prompt=prompt,
@@ -361,10 +435,12 @@ def phone_field(
     required: bool = True,
     when: Callable[[FormContext], bool] | None = None,
     after: Callable[[FormContext, Any], Done | None] | None = None,
+    example: Example = None,
 ) -> Field:
     from core.phones import display_phone
 
     return Field(
+        example=_example_fn(example),
         name=name,
         kind=Kind.PHONE,
         prompt=prompt,

@@ -4,7 +4,7 @@
   own (``contact.user_id == sender``) and match an active roster phone.
 - Any channel (Zalo and the console have no contact button; Telegram users may type): the person types
   their phone; if the roster has their email, a 6-digit code is emailed; otherwise their principal or the
-  district officer makes one (``/maketoken PHONE`` or ``fieldbot roster code PHONE``). Typing the code links.
+  district officer makes one (``/taoma PHONE``, formerly ``/maketoken``, or ``fieldbot roster code PHONE``). Typing the code links.
   Codes are stored hashed, expire after 15 minutes, work once; 5 wrong codes lock the account's attempts
   for an hour.
 """
@@ -30,7 +30,7 @@ from core.ports import Mailer
 from core.programme import Programme
 from core.vocabulary import Role
 from storage import audit, people
-from storage.models import LinkAttempt, LinkCode, Staff
+from storage.models import AuditEvent, LinkAttempt, LinkCode, Staff
 
 CODE_TTL = timedelta(minutes=15)
 MAX_FAILURES = 5
@@ -48,9 +48,9 @@ ASK_CONTACT = T(
 )
 ASK_PHONE = T(
     vi="Chào bạn! Để dùng bot, bạn cần liên kết tài khoản với số điện thoại trong danh sách của trường.\n"
-    "Vui lòng gõ số điện thoại của bạn (ví dụ: 0901234567).",
+    "Vui lòng gõ số điện thoại của bạn (dạng 0912 345 678).",
     en="Hello! To use this bot, link your account to your phone number on the school roster.\n"
-    "Please type your phone number (e.g. 0901234567).",
+    "Please type your phone number (like 0912 345 678).",
 )
 NOT_OWN_CONTACT = T(
     vi="Chỉ có thể liên kết bằng số điện thoại của chính bạn: hãy bấm nút «📱 Chia sẻ số điện thoại», "
@@ -82,10 +82,27 @@ CODE_RECENTLY_EMAILED = T(
 )
 ASK_FOR_CODE = T(
     vi="Chào {name}! Danh sách chưa có email của bạn, nên bot không tự gửi mã được. Vui lòng xin mã liên kết "
-    "6 số từ hiệu trưởng (lệnh /maketoken) hoặc chuyên viên Phòng GD&ĐT, rồi gõ mã vào đây.",
+    "6 số từ hiệu trưởng (lệnh /taoma) hoặc chuyên viên Phòng GD&ĐT, rồi gõ mã vào đây.",
     en="Hello {name}! The roster has no email for you, so the bot cannot send a code. Please ask your "
-    "principal (/maketoken) or the district officer for a 6-digit link code, then type it here.",
+    "principal (/taoma) or the district officer for a 6-digit link code, then type it here.",
 )
+NO_MAILER = T(
+    vi="Chào {name}! Bot chưa được cấu hình để gửi email, nên không tự gửi mã được. Vui lòng xin mã liên kết "
+    "6 số từ hiệu trưởng (lệnh /taoma) hoặc chuyên viên Phòng GD&ĐT, rồi gõ mã vào đây.",
+    en="Hello {name}! This bot is not set up to send e-mail, so it cannot send you a code. Please ask your "
+    "principal (/taoma) or the district officer for a 6-digit link code, then type it here.",
+)
+CODE_MADE_BY = T(
+    vi="Chào {name}! {by} đã tạo một mã liên kết 6 số cho bạn lúc {at} (dùng được đến {until}); bot không gửi "
+    "email nào. Vui lòng lấy mã từ người đã tạo rồi gõ vào đây.",
+    en="Hello {name}! {by} made a 6-digit link code for you at {at} (valid until {until}); the bot sent no "
+    "e-mail. Please get the code from them and type it here.",
+)
+BY_OPERATOR = T(vi="Quản trị viên hệ thống", en="The system administrator")
+# Audit actions on a link code: the bot made it to e-mail it, and the mail server took it. A code without the
+# first was made by a person (a principal, the district officer, the operator's `fieldbot roster code`).
+FOR_EMAIL = "link_code_for_email"
+EMAILED = "link_code_emailed"
 EMAIL_FAILED = T(
     vi="Chưa gửi được email chứa mã. Vui lòng thử lại sau ít phút, hoặc xin mã từ hiệu trưởng / chuyên viên "
     "Phòng GD&ĐT.",
@@ -273,30 +290,87 @@ def _by_typed_phone(
     attempt.updated_at = now
     session.add(attempt)
     session.flush()
-    if not staff.email or mailer is None:
+    emailed = select(AuditEvent.entity_id).where(AuditEvent.action == EMAILED, AuditEvent.entity == "link_code")
+    for_email = select(AuditEvent.entity_id).where(AuditEvent.action == FOR_EMAIL, AuditEvent.entity == "link_code")
+    made = session.exec(
+        select(LinkCode)
+        .where(
+            LinkCode.staff_id == staff.id,
+            LinkCode.used_at.is_(None),
+            LinkCode.expires_at > now,
+            LinkCode.id.not_in(for_email),
+        )
+        .order_by(LinkCode.created_at.desc(), LinkCode.id.desc())
+    ).first()
+    if made is not None:
+        # A principal, the district officer or the operator (``fieldbot roster code``) made a code: say so,
+        # and do not pretend an e-mail went out.
+        creator = session.get(Staff, made.created_by) if made.created_by is not None else None
+        by = esc(creator.full_name) if creator is not None else BY_OPERATOR(lang)
+        text = CODE_MADE_BY(
+            lang,
+            name=esc(staff.full_name),
+            by=by,
+            at=fmt_local(made.created_at, programme.tz),
+            until=fmt_local(made.expires_at, programme.tz),
+        )
+        return LinkStep([Outgoing(text=text)])
+    if not staff.email:
         return LinkStep([Outgoing(text=ASK_FOR_CODE(lang, name=esc(staff.full_name)))])
+    if mailer is None:
+        return LinkStep([Outgoing(text=NO_MAILER(lang, name=esc(staff.full_name)))])
     masked = mask_email(staff.email)
     recent = session.exec(
         select(LinkCode).where(
             LinkCode.staff_id == staff.id,
-            LinkCode.created_by.is_(None),
             LinkCode.used_at.is_(None),
             LinkCode.created_at > now - EMAIL_RESEND_AFTER,
+            LinkCode.id.in_(emailed),
         )
     ).first()
     if recent is not None:
         return LinkStep([Outgoing(text=CODE_RECENTLY_EMAILED(lang, email=esc(masked)))])
     code = issue_link_code(session, staff_id=staff.id, created_by=None, now=now)
-    to, name, staff_lang = staff.email, staff.full_name, staff.language or lang
+    code_id = session.exec(
+        select(LinkCode.id).where(LinkCode.staff_id == staff.id).order_by(LinkCode.id.desc())
+    ).first()
+    audit.record(
+        session,
+        actor_id=None,
+        action=FOR_EMAIL,
+        entity="link_code",
+        entity_id=code_id,
+        before=None,
+        after={"staff_id": staff.id},
+        now=now,
+    )
+    to, name, staff_lang, staff_id = staff.email, staff.full_name, staff.language or lang, staff.id
+    bind = session.get_bind()
+    db = getattr(bind, "engine", bind)  # the step's connection is closed by then: its engine is not
 
     async def send() -> list[Outgoing]:
+        import logging
+
         try:
             await mailer(to, EMAIL_SUBJECT(staff_lang), EMAIL_BODY(staff_lang, name=name, code=code))
         except Exception as exc:  # SMTP down: the person can retry or ask for a code
-            import logging
-
-            logging.getLogger(__name__).warning("link code email to staff %s failed: %s", staff.id, exc)
+            logging.getLogger(__name__).warning("link code email to staff %s failed: %s", staff_id, exc)
             return [Outgoing(text=EMAIL_FAILED(lang))]
+        try:  # only a code the mail server took counts as "just e-mailed"
+            with Session(db) as fresh:
+                audit.record(
+                    fresh,
+                    actor_id=None,
+                    action=EMAILED,
+                    entity="link_code",
+                    entity_id=code_id,
+                    before=None,
+                    after={"staff_id": staff_id},
+                    now=now,
+                )
+                fresh.commit()
+        except Exception:
+            logging.getLogger(__name__).exception("could not record the e-mailed link code of staff %s", staff_id)
         return [Outgoing(text=CODE_EMAILED(lang, email=esc(masked)))]
 
     return LinkStep(after_commit=[send])
@@ -375,7 +449,9 @@ def relink_by_contact(
     return LinkStep([Outgoing(text=LINKED(lang), remove_keyboard=True)], linked=staff)
 
 
-# --- /maketoken: a principal or the district officer makes a code for someone without email ----------------
+# --- /taoma (formerly /maketoken): a principal or the district officer makes a code for a colleague ---------
+# A principal makes codes for the staff of their school; a district officer for anyone in the district
+# (in practice the principals, who then make their teachers' codes).
 
 MAKETOKEN_ASK = T(vi="Số điện thoại của người cần mã liên kết?", en="Phone number of the person who needs a code?")
 NOT_YOURS = T(
@@ -419,10 +495,14 @@ def _make_token(ctx: FormContext) -> Done:
 
 
 MAKETOKEN = Form(
-    name="maketoken",
-    command="maketoken",
+    name="maketoken",  # the stored form name stays (conversations in progress keep working)
+    command="taoma",
+    aliases=("maketoken",),
     title=T(vi="Tạo mã liên kết", en="Make a link code"),
-    description=T(vi="Tạo mã liên kết cho giáo viên", en="Make a link code for a colleague"),
+    description=T(
+        vi="Tạo mã liên kết cho đồng nghiệp chưa liên kết được tài khoản",
+        en="Make a link code for a colleague who cannot link their account",
+    ),
     roles=frozenset({Role.PRINCIPAL, Role.DISTRICT_OFFICER}),
     fields=[phone_field("phone", MAKETOKEN_ASK, T(vi="Số điện thoại", en="Phone"))],
     on_complete=_make_token,

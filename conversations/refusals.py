@@ -6,12 +6,17 @@ from __future__ import annotations
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import esc
+from core.text import fmt_int
 from storage.errors import RecordError
 
 REFUSALS: dict[str, T] = {
     "future_date": T(
         vi="Ngày {day} ở trong tương lai. Hôm nay là {today}.",
         en="{day} is in the future. Today is {today}.",
+    ),
+    "before_start": T(
+        vi="Ngày nhận {day} trước khi chương trình bắt đầu ({start}).",
+        en="Received on {day}, before the programme started ({start}).",
     ),
     "inactive": T(vi="Tài khoản của bạn đã ngừng hoạt động.", en="Your account is no longer active."),
     "not_principal": T(
@@ -161,8 +166,8 @@ def refusal(exc: RecordError, lang: str = "vi") -> str:
             value = FIELDS[value](lang) if value in FIELDS else value
         elif hasattr(value, "strftime"):
             value = fmt_date(value)
-        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 1000:
-            value = f"{value:,}".replace(",", "." if lang == "vi" else ",")  # 10.000 in Vietnamese
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = fmt_int(value, lang)  # 10.000 in Vietnamese
         values[key] = esc(value)
     text = REFUSALS.get(exc.code)
     return text(lang, **values) if text is not None else UNKNOWN(lang, code=esc(exc.code))

@@ -63,6 +63,9 @@ PICK_ASK = T(vi="Bạn muốn sửa mục nào?", en="Which answer do you want t
 PHOTO_MORE = T(
     vi="Đã nhận {n} ảnh. Gửi thêm ảnh, hoặc bấm «Xong».", en="{n} photo(s) received. Send more, or tap “Done”."
 )
+PHOTO_AGAIN = T(
+    vi="Ảnh này bạn đã gửi rồi, không tính thêm.", en="You already sent this photo; it is not counted twice."
+)
 PHOTO_MIN = T(vi="Cần ít nhất {n} ảnh.", en="At least {n} photo(s) are needed.")
 MULTI_HINT = T(
     vi="(Bấm để chọn/bỏ chọn, rồi bấm «Xong»; hoặc gõ các số, ví dụ: 1,3)",
@@ -114,6 +117,11 @@ class Progress:
 
 def _ctl(name: str, value: Any = None) -> dict[str, Any]:
     return {"c": name, "v": to_json(value)} if value is not None else {"c": name}
+
+
+def _photo_key(value: Any) -> Any:
+    """What makes two accepted photos the same: the content hash when the acceptor returns one."""
+    return value.get("sha256", value) if isinstance(value, dict) else value
 
 
 def _is_ctl(value: Any, name: str | None = None) -> bool:
@@ -293,6 +301,8 @@ class Runner:
             return Outcome([self._reask(error=exc.text(self.ctx.lang))])
         if f.max_photos <= 1:
             return self._accept(f, value, None)
+        if any(_photo_key(v) == _photo_key(value) for v in self.p.sel):
+            return Outcome([self._reask(note=self.ctx.t(PHOTO_AGAIN))])
         self.p.sel.append(value)
         if len(self.p.sel) >= f.max_photos:
             return self._accept(f, list(self.p.sel), None)
@@ -330,6 +340,9 @@ class Runner:
             p.mode, p.step, p.sel = SUMMARY, "summary", []
             return Outcome([self._ask_new()])
         if p.mode == SUMMARY or p.mode == FILL:
+            if not p.hist and self.form.back_to and p.mode == FILL:
+                done = Done(next_form=self.form.back_to)
+                return Outcome([], done=done)
             if not p.hist:
                 return Outcome([self._reask(error=self.ctx.t(FIRST_QUESTION))])
             last = p.hist.pop()
@@ -439,7 +452,7 @@ class Runner:
             # Text-only channels answer numbered options by number: a "1" typed as a quantity must not
             # become option 1. Number questions carry no buttons; "quay lại" and /huy still work typed.
             return []
-        if p.hist or p.mode == EDIT:
+        if p.hist or p.mode == EDIT or self.form.back_to:
             opts.append([L_BACK(lang), _ctl("back")])
         return opts
 
@@ -475,7 +488,7 @@ class Runner:
         ctx = self.ctx
         lines = [SUMMARY_HEAD(ctx.lang, title=self.form.title(ctx.lang))]
         for f in self.form.fields:
-            if f.name not in self.p.values or not f.applies(ctx) or f.kind == Kind.CONFIRM:
+            if f.name not in self.p.values or not f.applies(ctx) or f.kind == Kind.CONFIRM or not f.in_summary:
                 continue
             value = self.p.values[f.name]
             lines.append(f"• {f.label(ctx.lang)}: <b>{show_value(f, value, ctx, self.p.labels.get(f.name))}</b>")

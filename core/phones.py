@@ -6,7 +6,7 @@ import phonenumbers
 
 
 def normalize_phone(raw: str) -> str:
-    """'0913.860.438', '0913 860 438', '+84913860438', '84913860438' -> '+84913860438'.
+    """'0912.345.678', '0912 345 678', '+84912345678', '84912345678' -> '+84912345678'.
 
     Raises ValueError with a Vietnamese reason.
     """
@@ -14,7 +14,7 @@ def normalize_phone(raw: str) -> str:
     if not text:
         raise ValueError("thiếu số điện thoại")
     digits = "".join(ch for ch in text if ch.isdigit())
-    # "84913860438": the country code typed without its plus sign.
+    # "84912345678": the country code typed without its plus sign.
     if not text.startswith(("+", "0")) and digits.startswith("84") and len(digits) in (11, 12):
         text = "+" + digits
     try:
@@ -34,7 +34,7 @@ def mask_phone(e164: str | None) -> str:
 
 
 def display_phone(e164: str) -> str:
-    """+84913860438 -> 0913 860 438, as Vietnamese people write it."""
+    """+84912345678 -> 0912 345 678, as Vietnamese people write it."""
     try:
         return phonenumbers.format_number(phonenumbers.parse(e164, "VN"), phonenumbers.PhoneNumberFormat.NATIONAL)
     except phonenumbers.NumberParseException:

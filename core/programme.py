@@ -51,6 +51,12 @@ class ProgrammeInfo(_Strict):
     name: str = Field(min_length=1)
     letter: str = ""
     timezone: str = "Asia/Ho_Chi_Minh"
+    start: date | None = None  # first day a receipt or handover can be dated (dd/mm/yyyy)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, v: object) -> date | None:
+        return None if v is None else parse_vn_date(v)
 
     @field_validator("timezone")
     @classmethod
@@ -216,6 +222,15 @@ class Programme(_Strict):
 
     def contact_for(self, district_code: str) -> DistrictContact | None:
         return next((c for c in self.contacts if c.district_code == district_code), self.contacts[0])
+
+    @property
+    def start_date(self) -> date:
+        """The programme's first day: ``[programme] start``, or the first of the month a year before the
+        needs-report deadline when the file does not say."""
+        if self.programme.start is not None:
+            return self.programme.start
+        deadline = self.deadlines.needs_report
+        return date(deadline.year - 1, deadline.month, 1)
 
     @property
     def needs_report_due(self) -> datetime:

@@ -80,3 +80,10 @@ def is_word(typed: str | None, *words: str) -> bool:
         return False
     q = fold(typed)
     return any(q == fold(w) for w in words)
+
+
+def fmt_int(n: int, lang: str = "vi") -> str:
+    """A whole number grouped by thousands as the reader writes it: ``10.000`` in Vietnamese, ``10,000`` in
+    English. Every count shown to a person goes through here."""
+    grouped = f"{int(n):,}"
+    return grouped.replace(",", ".") if lang == "vi" else grouped

@@ -167,6 +167,7 @@ HANDOVER_COLUMNS = [
     Column(T(vi="Người ghi nhận", en="Recorded by"), CellKind.TEXT),
     Column(T(vi="Hạn cập nhật CSDL", en="Sector database due"), CellKind.DATE),
     Column(T(vi="Đã cập nhật CSDL lúc", en="Sector database confirmed at"), CellKind.STAMP),
+    Column(T(vi="Trễ hạn CSDL", en="Late for the sector database"), CellKind.LABEL),
     Column(T(vi="Trạng thái", en="Status"), CellKind.LABEL),
     Column(T(vi="Ảnh (tên tệp)", en="Photos (file names)"), CellKind.TEXT, wrap=True),
     Column(T(vi="Cờ cảnh báo", en="Flags"), CellKind.TEXT, wrap=True),
@@ -195,7 +196,10 @@ def _summary_columns(summary: Summary) -> list[Column]:
         Column(T(vi="Máy nhận (nhà tài trợ khác)", en="Received (other sponsors)"), CellKind.NUMBER),
         Column(T(vi="Đã bàn giao", en="Handed over"), CellKind.NUMBER),
         Column(T(vi="Chờ bàn giao", en="Waiting"), CellKind.NUMBER),
-        Column(T(vi="Trễ cập nhật CSDL", en="Late for the sector database"), CellKind.NUMBER),
+        Column(T(vi="Trễ CSDL: chưa cập nhật", en="Late for the sector database: still open"), CellKind.NUMBER),
+        Column(
+            T(vi="Trễ CSDL: đã cập nhật sau hạn", en="Late for the sector database: confirmed late"), CellKind.NUMBER
+        ),
         Column(T(vi="Ảnh bị gắn cờ", en="Open photo flags"), CellKind.NUMBER),
         Column(T(vi="Chưa có biên bản đã ký", en="Without signed minutes"), CellKind.NUMBER),
         Column(T(vi="Chốt báo cáo nhu cầu lúc", en="Needs report submitted at"), CellKind.STAMP),
@@ -453,8 +457,16 @@ class _PhotoSink:
 
 
 def _write_handovers(
-    session: Session, sheet: _Sheet, *, scope: Scope, programme: Programme, lang: str, photos: _PhotoSink | None
+    session: Session,
+    sheet: _Sheet,
+    *,
+    scope: Scope,
+    programme: Programme,
+    lang: str,
+    photos: _PhotoSink | None,
+    now: datetime,
 ) -> int:
+    grace = timedelta(hours=programme.deadlines.handover_update_grace_hours)
     devices = {k: v(lang) for k, v in DEVICE_TYPE_LABELS.items()}
     statuses = {k: v(lang) for k, v in HANDOVER_STATUS_LABELS.items()}
     flag_labels = {k: v(lang) for k, v in FLAG_LABELS.items()}
@@ -522,6 +534,9 @@ def _write_handovers(
                     by,
                     due_day,
                     confirmed,
+                    _lateness(due, confirmed, now=now, grace=grace, lang=lang)
+                    if status == HandoverStatus.ACTIVE
+                    else "",
                     statuses.get(status, status),
                     "; ".join(names),
                     flags,
@@ -530,6 +545,19 @@ def _write_handovers(
             )
         n += len(part)
     return n
+
+
+LATE_OPEN = T(vi="Trễ, chưa cập nhật", en="Late, still open")
+LATE_DONE = T(vi="Trễ, đã cập nhật sau hạn", en="Late, confirmed after the deadline")
+
+
+def _lateness(due: datetime | None, confirmed: datetime | None, *, now: datetime, grace: timedelta, lang: str) -> str:
+    """The same rule as the summary's counts (``storage.handovers.late_open`` / ``late_confirmed``)."""
+    if due is None:
+        return ""
+    if confirmed is None:
+        return LATE_OPEN(lang) if due + grace <= now else ""
+    return LATE_DONE(lang) if confirmed >= due + grace else ""
 
 
 def _photos_and_flags(session: Session, ids: list[int], *, scope: Scope) -> tuple[dict, dict]:
@@ -578,6 +606,7 @@ def _write_summary(sheet: _Sheet, summary: Summary, *, lang: str) -> None:
             s.handed_over,
             s.waiting,
             s.late_csdl,
+            s.late_csdl_confirmed,
             s.open_flags,
             s.unsigned_minutes,
             None if total else s.needs_report_submitted_at,
@@ -715,7 +744,7 @@ def _write_workbook(
         result.batches = _write_receipts(session, receipts, scope=scope, lang=lang)
         receipts.close()
         result.handovers = _write_handovers(
-            session, handovers, scope=scope, programme=programme, lang=lang, photos=photos
+            session, handovers, scope=scope, programme=programme, lang=lang, photos=photos, now=now
         )
         handovers.close()
         _write_summary(table, summary, lang=lang)

@@ -10,7 +10,9 @@ Definitions (the same as the needs report and the scheduler's digest):
   breakdowns count these;
 - received: computers in batches, by source; handed over: active handovers; waiting: received - handed over;
 - late_csdl: active handovers not confirmed in the sector database whose due time (plus the programme's
-  grace hours) has passed at ``now``; late_confirmed: active handovers confirmed after their due time;
+  grace hours) has passed at ``now`` (late and still open);
+- late_csdl_confirmed: active handovers confirmed in the sector database only after that moment (late, but
+  done): late is late, so both are counted, separately;
 - open_flags: photo flags not resolved;
 - unsigned_minutes: active handovers without a photo of their signed minutes (biên bản đã ký).
 """
@@ -28,7 +30,9 @@ from core.clock import fmt_date, fmt_local
 from core.i18n import T
 from core.messages import esc
 from core.programme import Programme
+from core.text import fmt_int
 from core.vocabulary import REPORTED, STANDING, HandoverStatus, Need, Role, Source
+from storage import handovers
 from storage.models import Batch, District, Flag, Handover, Province, School, Staff, Student
 from storage.scope import Scope
 
@@ -60,8 +64,8 @@ class SchoolSummary:
     received_other: int = 0
     handed_over: int = 0
     waiting: int = 0
-    late_csdl: int = 0
-    late_confirmed: int = 0  # confirmed in the sector database, but after the due time
+    late_csdl: int = 0  # late and still not confirmed
+    late_csdl_confirmed: int = 0  # confirmed, but after the deadline
     open_flags: int = 0
     unsigned_minutes: int = 0
     needs_report_submitted_at: datetime | None = None
@@ -116,7 +120,7 @@ _SUMMED = (
     "handed_over",
     "waiting",
     "late_csdl",
-    "late_confirmed",
+    "late_csdl_confirmed",
     "open_flags",
     "unsigned_minutes",
 )
@@ -184,21 +188,19 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
             s.received_other += int(qty or 0)
 
     # "Late" is due + grace <= now, i.e. due <= now - grace: the comparison stays on the indexed column.
-    late_before = now - timedelta(hours=programme.deadlines.handover_update_grace_hours)
-    is_late = case((Handover.csdl_updated_at.is_(None) & (Handover.csdl_due_at <= late_before), 1), else_=0)
-    late_done = case(
-        (Handover.csdl_updated_at.is_not(None) & (Handover.csdl_updated_at > Handover.csdl_due_at), 1), else_=0
-    )
+    grace = programme.deadlines.handover_update_grace_hours
+    is_late = case((handovers.late_open(now=now, grace_hours=grace), 1), else_=0)
+    was_late = case((handovers.late_confirmed(dialect=handovers.dialect_of(session), grace_hours=grace), 1), else_=0)
     unsigned = case((Handover.minutes_signed_at.is_(None), 1), else_=0)
-    for sid, handed, late, confirmed_late, no_minutes in session.execute(
-        select(Handover.school_id, func.count(), func.sum(is_late), func.sum(late_done), func.sum(unsigned))
+    for sid, handed, late, late_done, no_minutes in session.execute(
+        select(Handover.school_id, func.count(), func.sum(is_late), func.sum(was_late), func.sum(unsigned))
         .where(scope.filter(Handover.school_id), Handover.status == HandoverStatus.ACTIVE)
         .group_by(Handover.school_id)
     ).all():
         s = by_id.get(sid)
         if s is not None:
-            s.handed_over, s.late_csdl = handed, int(late or 0)
-            s.late_confirmed, s.unsigned_minutes = int(confirmed_late or 0), int(no_minutes or 0)
+            s.handed_over, s.late_csdl, s.late_csdl_confirmed = handed, int(late or 0), int(late_done or 0)
+            s.unsigned_minutes = int(no_minutes or 0)
 
     for sid, n in session.execute(
         select(Flag.school_id, func.count())
@@ -270,7 +272,10 @@ HANDED = T(
     vi="🤝 <b>Đã bàn giao:</b> {handed} · chờ bàn giao {waiting}",
     en="🤝 <b>Handed over:</b> {handed} · waiting {waiting}",
 )
-LATE_CSDL = T(vi="⚠️ <b>Trễ cập nhật CSDL ngành: {n}</b>", en="⚠️ <b>Late for the sector database: {n}</b>")
+LATE_CSDL = T(
+    vi="⚠️ <b>Trễ cập nhật CSDL ngành: {n}</b> ({open} chưa cập nhật, {done} đã cập nhật sau hạn)",
+    en="⚠️ <b>Late for the sector database: {n}</b> ({open} still open, {done} confirmed after the deadline)",
+)
 NO_LATE = T(vi="✅ Không có bàn giao trễ cập nhật CSDL ngành", en="✅ No handover late for the sector database")
 FLAGS = T(vi="🚩 <b>Ảnh bị gắn cờ chưa xử lý: {n}</b>", en="🚩 <b>Open photo flags: {n}</b>")
 UNSIGNED = T(
@@ -299,11 +304,13 @@ SCHOOL_LINE = T(
     en="• {name}: {approved} · {received} · {handed} · {waiting}{marks}",
 )
 MARK_LATE = T(vi=" ⚠️CSDL {n}", en=" ⚠️DB {n}")
+MARK_LATE_DONE = T(vi=" ⏱CSDL {n}", en=" ⏱DB {n}")
 MARK_FLAGS = T(vi=" 🚩{n}", en=" 🚩{n}")
 MARK_NO_REPORT = T(vi=" 📝chưa chốt", en=" 📝not submitted")
 LEGEND = T(
-    vi="<i>⚠️ trễ CSDL ngành · 🚩 ảnh gắn cờ · 📝 báo cáo nhu cầu</i>",
-    en="<i>⚠️ late for the sector database · 🚩 photo flags · 📝 needs report</i>",
+    vi="<i>⚠️ trễ CSDL ngành, chưa cập nhật · ⏱ đã cập nhật sau hạn · 🚩 ảnh gắn cờ · 📝 báo cáo nhu cầu</i>",
+    en="<i>⚠️ late for the sector database, still open · ⏱ confirmed after the deadline · 🚩 photo flags · "
+    "📝 needs report</i>",
 )
 TAIL = T(
     vi="• … và {n} trường khác: {approved} đã duyệt · {received} nhận · {handed} giao · {waiting} chờ",
@@ -324,9 +331,9 @@ def short_school_name(name: str) -> str:
     return name if len(name) <= _MAX_NAME else name[: _MAX_NAME - 1] + "…"
 
 
-def _items(counts: dict[str, int], order: list[str], label) -> str:
+def _items(counts: dict[str, int], order: list[str], label, lang: str = "vi") -> str:
     keys = [k for k in order if counts.get(k)] + sorted(k for k in counts if k not in order and counts[k])
-    return ", ".join(f"{label(k)} {counts[k]}" for k in keys) or "0"
+    return ", ".join(f"{label(k)} {fmt_int(counts[k], lang)}" for k in keys) or "0"
 
 
 def format_summary(summary: Summary, *, lang: str = "vi") -> str:
@@ -338,16 +345,17 @@ def format_summary(summary: Summary, *, lang: str = "vi") -> str:
     due = fmt_date((summary.needs_report_due - timedelta(microseconds=1)).astimezone(tz).date())
     head = HEAD(lang, title=esc(summary.title), at=fmt_local(summary.generated_at, tz))
     if summary.is_district:
-        head += f" · {SCHOOLS_COUNT(lang, n=len(summary.schools))}"
+        head += f" · {SCHOOLS_COUNT(lang, n=fmt_int(len(summary.schools), lang))}"
     lines = [head, ""]
     if not summary.schools:
         return "\n".join([*lines, NO_SCHOOLS(lang)])
-    lines.append(STUDENTS(lang, approved=t.approved, pending=t.pending))
+    lines.append(STUDENTS(lang, approved=fmt_int(t.approved, lang), pending=fmt_int(t.pending, lang)))
     if t.approved:
         cat_order = list(summary.category_labels)
         lines.append(
             BY_CATEGORY(
-                lang, items=_items(t.students_by_category, cat_order, lambda k: esc(summary.category_label(k, lang)))
+                lang,
+                items=_items(t.students_by_category, cat_order, lambda k: esc(summary.category_label(k, lang)), lang),
             )
         )
         need_order = [str(n) for n in Need]
@@ -355,19 +363,43 @@ def format_summary(summary: Summary, *, lang: str = "vi") -> str:
             BY_NEED(
                 lang,
                 items=_items(
-                    t.students_by_need, need_order, lambda k: NEED_LABELS[k](lang) if k in NEED_LABELS else esc(k)
+                    t.students_by_need,
+                    need_order,
+                    lambda k: NEED_LABELS[k](lang) if k in NEED_LABELS else esc(k),
+                    lang,
                 ),
             )
         )
-    lines.append(RECEIVED(lang, n=t.received, programme=t.received_programme, other=t.received_other))
-    lines.append(HANDED(lang, handed=t.handed_over, waiting=t.waiting))
-    lines.append(LATE_CSDL(lang, n=t.late_csdl) if t.late_csdl else NO_LATE(lang))
+    lines.append(
+        RECEIVED(
+            lang,
+            n=fmt_int(t.received, lang),
+            programme=fmt_int(t.received_programme, lang),
+            other=fmt_int(t.received_other, lang),
+        )
+    )
+    lines.append(HANDED(lang, handed=fmt_int(t.handed_over, lang), waiting=fmt_int(t.waiting, lang)))
+    late = t.late_csdl + t.late_csdl_confirmed
+    lines.append(
+        LATE_CSDL(
+            lang, n=fmt_int(late, lang), open=fmt_int(t.late_csdl, lang), done=fmt_int(t.late_csdl_confirmed, lang)
+        )
+        if late
+        else NO_LATE(lang)
+    )
     if t.open_flags:
-        lines.append(FLAGS(lang, n=t.open_flags))
+        lines.append(FLAGS(lang, n=fmt_int(t.open_flags, lang)))
     if t.unsigned_minutes:
-        lines.append(UNSIGNED(lang, n=t.unsigned_minutes))
+        lines.append(UNSIGNED(lang, n=fmt_int(t.unsigned_minutes, lang)))
     if summary.is_district:
-        lines.append(REPORTS_DISTRICT(lang, done=summary.reports_submitted, total=len(summary.schools), due=due))
+        lines.append(
+            REPORTS_DISTRICT(
+                lang,
+                done=fmt_int(summary.reports_submitted, lang),
+                total=fmt_int(len(summary.schools), lang),
+                due=due,
+            )
+        )
     else:
         s = summary.schools[0]
         if s.needs_report_submitted_at is not None:
@@ -387,7 +419,9 @@ def format_summary(summary: Summary, *, lang: str = "vi") -> str:
 def _school_line(s: SchoolSummary, lang: str, *, past_deadline: bool) -> str:
     marks = ""
     if s.late_csdl:
-        marks += MARK_LATE(lang, n=s.late_csdl)
+        marks += MARK_LATE(lang, n=fmt_int(s.late_csdl, lang))
+    if s.late_csdl_confirmed:
+        marks += MARK_LATE_DONE(lang, n=fmt_int(s.late_csdl_confirmed, lang))
     if s.open_flags:
         marks += MARK_FLAGS(lang, n=s.open_flags)
     if s.needs_report_submitted_at is None and past_deadline:
@@ -395,10 +429,10 @@ def _school_line(s: SchoolSummary, lang: str, *, past_deadline: bool) -> str:
     return SCHOOL_LINE(
         lang,
         name=esc(short_school_name(s.name)),
-        approved=s.approved,
-        received=s.received,
-        handed=s.handed_over,
-        waiting=s.waiting,
+        approved=fmt_int(s.approved, lang),
+        received=fmt_int(s.received, lang),
+        handed=fmt_int(s.handed_over, lang),
+        waiting=fmt_int(s.waiting, lang),
         marks=marks,
     )
 
@@ -416,11 +450,11 @@ def _fit_school_lines(summary: Summary, head: list[str], lang: str) -> str:
             body.append(
                 TAIL(
                     lang,
-                    n=len(hidden),
-                    approved=sum(s.approved for s in hidden),
-                    received=sum(s.received for s in hidden),
-                    handed=sum(s.handed_over for s in hidden),
-                    waiting=sum(s.waiting for s in hidden),
+                    n=fmt_int(len(hidden), lang),
+                    approved=fmt_int(sum(s.approved for s in hidden), lang),
+                    received=fmt_int(sum(s.received for s in hidden), lang),
+                    handed=fmt_int(sum(s.handed_over for s in hidden), lang),
+                    waiting=fmt_int(sum(s.waiting for s in hidden), lang),
                 )
             )
             body.append(TAIL_NOTE(lang))
@@ -432,7 +466,7 @@ def _fit_school_lines(summary: Summary, head: list[str], lang: str) -> str:
 
     def urgency(s: SchoolSummary) -> tuple:
         missing = s.needs_report_submitted_at is None and past
-        return (s.late_csdl + s.open_flags > 0 or missing, s.late_csdl, s.open_flags, missing)
+        return (s.late_csdl + s.open_flags > 0 or missing, s.late_csdl, s.open_flags, missing, s.late_csdl_confirmed)
 
     # Keep the most urgent schools first, as many as fit with the tail line; show them in name order.
     ranked = sorted(summary.schools, key=urgency, reverse=True)

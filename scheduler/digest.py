@@ -17,8 +17,10 @@ from sqlalchemy import case, func, or_, select
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import esc
+from core.text import fmt_int
 from core.vocabulary import ROLE_LABELS, STANDING, FlagKind, HandoverStatus, NotificationStatus, ReviewStatus
 from scheduler.context import Candidate, SweepContext
+from storage import handovers
 from storage.models import Batch, Flag, Handover, Notification, School, Staff, Student
 
 MAX_LISTED = 10
@@ -59,6 +61,10 @@ LATE_REPORT = T(vi="• {school}: chưa chốt báo cáo nhu cầu", en="• {sc
 LATE_CSDL = T(
     vi="• {school}: {n} bàn giao quá hạn cập nhật CSDL ngành (cũ nhất: hạn hết ngày {oldest})",
     en="• {school}: {n} handovers late for the sector database (oldest due end of {oldest})",
+)
+LATE_CSDL_DONE = T(
+    vi="• {school}: {n} bàn giao đã cập nhật CSDL ngành nhưng sau hạn",
+    en="• {school}: {n} handovers confirmed in the sector database after the deadline",
 )
 LATE_DEVICES = T(
     vi="• {school}: {n} máy đã nhận quá {days} ngày chưa bàn giao",
@@ -232,6 +238,21 @@ def build_digest(
         if due + timedelta(hours=p.deadlines.handover_update_grace_hours) <= ctx.now:
             count, oldest = late_csdl.get(sid, (0, due))
             late_csdl[sid] = (count + n, min(oldest, due))
+    # Late is late: a handover confirmed after its deadline is counted too, apart from the open ones.
+    late_done = {
+        sid: n
+        for sid, n in s.execute(
+            select(Handover.school_id, func.count())
+            .where(
+                handovers.late_confirmed(
+                    dialect=handovers.dialect_of(s), grace_hours=p.deadlines.handover_update_grace_hours
+                ),
+                Handover.status == HandoverStatus.ACTIVE,
+                Handover.school_id.in_(ids),
+            )
+            .group_by(Handover.school_id)
+        ).all()
+    }
     waiting_days = p.deadlines.devices_waiting_days
     waiting = {
         sid: n
@@ -279,18 +300,18 @@ def build_digest(
     deadline = fmt_date(p.deadlines.needs_report)
     lines = [HEAD(lang, day=fmt_date(ctx.today), district=esc(district.name if district else district_id))]
     done = sum(1 for r in schools if r.needs_report_submitted_at is not None)
-    lines.append(REPORTS(lang, done=done, total=len(schools), deadline=deadline))
+    lines.append(REPORTS(lang, done=fmt_int(done, lang), total=fmt_int(len(schools), lang), deadline=deadline))
     counted = sum(_counted(v) for v in students.values())
     pending = sum(v.get(ReviewStatus.PENDING, 0) for v in students.values())
     lines.append(
         TOTALS(
             lang,
-            students=counted,
-            approved=counted - pending,
-            pending=pending,
-            received=sum(q for q, _ in batches.values()),
-            handed=sum(h for _, h in batches.values()),
-            open_csdl=sum(open_csdl.values()),
+            students=fmt_int(counted, lang),
+            approved=fmt_int(counted - pending, lang),
+            pending=fmt_int(pending, lang),
+            received=fmt_int(sum(q for q, _ in batches.values()), lang),
+            handed=fmt_int(sum(h for _, h in batches.values()), lang),
+            open_csdl=fmt_int(sum(open_csdl.values()), lang),
         )
     )
     if unsigned:
@@ -309,11 +330,11 @@ def build_digest(
             SCHOOL_LINE(
                 lang,
                 school=name,
-                students=_counted(st),
-                pending=st.get(ReviewStatus.PENDING, 0),
-                received=received,
-                handed=handed,
-                open_csdl=open_csdl.get(r.id, 0),
+                students=fmt_int(_counted(st), lang),
+                pending=fmt_int(st.get(ReviewStatus.PENDING, 0), lang),
+                received=fmt_int(received, lang),
+                handed=fmt_int(handed, lang),
+                open_csdl=fmt_int(open_csdl.get(r.id, 0), lang),
                 report=report,
             )
         )
@@ -322,14 +343,21 @@ def build_digest(
         if r.id in late_csdl:
             n, oldest = late_csdl[r.id]
             late_lines.append(
-                LATE_CSDL(lang, school=name, n=n, oldest=fmt_date(ctx.local_date(oldest - timedelta(microseconds=1))))
+                LATE_CSDL(
+                    lang,
+                    school=name,
+                    n=fmt_int(n, lang),
+                    oldest=fmt_date(ctx.local_date(oldest - timedelta(microseconds=1))),
+                )
             )
+        if late_done.get(r.id):
+            late_lines.append(LATE_CSDL_DONE(lang, school=name, n=fmt_int(late_done[r.id], lang)))
         if waiting.get(r.id):
-            late_lines.append(LATE_DEVICES(lang, school=name, n=waiting[r.id], days=waiting_days))
+            late_lines.append(LATE_DEVICES(lang, school=name, n=fmt_int(waiting[r.id], lang), days=waiting_days))
         if slow_review.get(r.id):
-            late_lines.append(LATE_REVIEW(lang, school=name, n=slow_review[r.id], days=review_days))
+            late_lines.append(LATE_REVIEW(lang, school=name, n=fmt_int(slow_review[r.id], lang), days=review_days))
         if unsigned.get(r.id, (0, 0))[1]:
-            late_lines.append(LATE_MINUTES(lang, school=name, n=unsigned[r.id][1], days=minutes_days))
+            late_lines.append(LATE_MINUTES(lang, school=name, n=fmt_int(unsigned[r.id][1], lang), days=minutes_days))
     lines += ["", LATE(lang)]
     lines += late_lines or [NOTHING_LATE(lang)]
     lines += _flags(ctx, ids, {r.id: r.name for r in schools}, lang)

@@ -7,9 +7,9 @@ corrections) and the database must never hold a handover the rules forbid. Never
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import ColumnElement, Interval, exists, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -60,6 +60,8 @@ def students_to_serve(session: Session, *, school_id: int, query: str = "", limi
     if q.isdigit():
         return [s for s in students if s.code.startswith(q)][:limit]
     words = fold(q).split()
+    if q and not words:  # only symbols ("%", "_", "*"): they match no name, not every name
+        return []
 
     def matches(name: str) -> bool:  # every typed word starts a word of the name: "an" finds An, not Văn
         parts = fold(name).split()
@@ -268,6 +270,35 @@ def handovers_for_minutes(session: Session, *, school_id: int, limit: int = 10) 
 
 
 # --- the sector-database confirmation ---------------------------------------------------------------------
+
+
+# --- late for the sector database -------------------------------------------------------------------------
+# A handover is late once its due time plus the grace hours has passed without a confirmation. A confirmation
+# that came after that moment does not make it on time: it stays late, "late but confirmed".
+
+
+def late_open(*, now: datetime, grace_hours: int = 0) -> ColumnElement[bool]:
+    """Not confirmed and past due (+ grace) at ``now``. Stays on the indexed due column."""
+    late_before = now - timedelta(hours=grace_hours)
+    return Handover.csdl_updated_at.is_(None) & (Handover.csdl_due_at <= late_before)
+
+
+def late_confirmed(*, dialect: str, grace_hours: int = 0) -> ColumnElement[bool]:
+    """Confirmed, but at or after the due time (+ grace). ``dialect``: the session's (``session.get_bind()
+    .dialect.name``): SQLite keeps timestamps as text, so the grace is added with julianday there."""
+    if not grace_hours:
+        return Handover.csdl_updated_at.is_not(None) & (Handover.csdl_updated_at >= Handover.csdl_due_at)
+    if dialect == "sqlite":
+        return Handover.csdl_updated_at.is_not(None) & (
+            func.julianday(Handover.csdl_updated_at) >= func.julianday(Handover.csdl_due_at) + grace_hours / 24.0
+        )
+    return Handover.csdl_updated_at.is_not(None) & (
+        Handover.csdl_updated_at >= Handover.csdl_due_at + literal(timedelta(hours=grace_hours), Interval())
+    )
+
+
+def dialect_of(session: Session) -> str:
+    return session.get_bind().dialect.name
 
 
 def handovers_awaiting_csdl(session: Session, *, school_id: int) -> list[Handover]:

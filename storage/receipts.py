@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from core.clock import LOCAL_TZ, fmt_date
 from core.phones import normalize_phone
-from core.text import fold
+from core.text import fmt_int, fold
 from core.vocabulary import DeviceType, Source, SponsorKind
 from storage.access import audit_write, check_not_future, require_principal
 from storage.errors import (
@@ -68,10 +68,10 @@ def check_quantity(value: int) -> int:
 
 def batch_label(batch: Batch, lang: str = "vi") -> str:
     """'Lô 20/11/2021 — Dell Latitude 3420 (còn 3/10)': what a person picks a batch by."""
-    left = batch.quantity - batch.handed_over
+    left, total = fmt_int(batch.quantity - batch.handed_over, lang), fmt_int(batch.quantity, lang)
     if lang == "en":
-        return f"Batch {fmt_date(batch.received_on)} — {batch.brand_model} ({left}/{batch.quantity} left)"
-    return f"Lô {fmt_date(batch.received_on)} — {batch.brand_model} (còn {left}/{batch.quantity})"
+        return f"Batch {fmt_date(batch.received_on)} — {batch.brand_model} ({left}/{total} left)"
+    return f"Lô {fmt_date(batch.received_on)} — {batch.brand_model} (còn {left}/{total})"
 
 
 # --- sponsors and batches ---------------------------------------------------------------------------------
@@ -187,8 +187,9 @@ def record_batch(
     serials: Sequence[str] = (),
     now: datetime,
     tz: ZoneInfo = LOCAL_TZ,
+    not_before: date | None = None,
 ) -> Batch:
-    """Computers the school received at once. Serials are optional; when given there must be exactly one per
+    """Computers the school received at once. ``not_before``: the programme's first day (no receipt before it). Serials are optional; when given there must be exactly one per
     computer (so "serial required iff the batch has serials" holds for every handover), each unique in the
     whole database. A serial inserted concurrently by someone else fails the caller's commit on the unique
     constraint rather than slipping through."""
@@ -200,6 +201,8 @@ def record_batch(
     )
     check_quantity(quantity)
     check_not_future(received_on, now=now, tz=tz)
+    if not_before is not None and received_on < not_before:
+        raise RecordError("before_start", day=received_on, start=not_before)
     brand_model = " ".join((brand_model or "").split())
     if not brand_model:
         raise RecordError("empty", field="brand_model")

@@ -440,9 +440,12 @@ def search_unserved_students(session: Session, *, school_id: int, query: str, li
     )
     digits = "".join(ch for ch in query if ch.isdigit())
     if digits and len(digits) >= 3 and digits == query.strip().replace(" ", ""):
-        q = q.where(Student.code.contains(digits))
+        # autoescape: "%", "_" and "\\" in a value are matched literally, never as LIKE wildcards
+        q = q.where(Student.code.contains(digits, autoescape=True))
         return list(session.exec(q.limit(limit)).all())
     words = fold(query).split()
+    if query.strip() and not words:  # only symbols ("%", "_", "*"): they match no name, not every name
+        return []
     out: list[Student] = []
     for student in session.exec(q).all():
         name_words = fold(student.full_name).split()

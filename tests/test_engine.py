@@ -44,14 +44,14 @@ async def test_menu_lists_the_role_commands(eng, sqlite_world) -> None:
     await teacher.say("/menu")
     keys = [o.key for o in teacher.options]
     assert "/dangky" in keys and "/cuatoi" in keys and "/tonghop" in keys
-    assert "/duyet" not in keys and "/maketoken" not in keys and "/xuatfile" not in keys
+    assert "/duyet" not in keys and "/taoma" not in keys and "/xuatfile" not in keys
     principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
     await principal.say("/start")
     assert "Nguyễn Thị Lan" in principal.text and "hiệu trưởng" in principal.text
-    assert {"/dangky", "/duyet", "/chotbaocao", "/xuatfile", "/maketoken"} <= {o.key for o in principal.options}
+    assert {"/dangky", "/duyet", "/chotbaocao", "/xuatfile", "/taoma"} <= {o.key for o in principal.options}
     officer = await Chat.linked(eng, sqlite_world.phones["officer"])
     await officer.say("/menu")
-    assert {o.key for o in officer.options} == {"/tonghop", "/xuatfile", "/web", "/maketoken"}
+    assert {o.key for o in officer.options} == {"/tonghop", "/xuatfile", "/web", "/taoma"}
 
 
 async def test_menu_button_starts_the_form(teacher) -> None:

@@ -192,3 +192,28 @@ def test_parsers_never_crash_on_random_text(text: str) -> None:
         except Invalid as exc:
             assert exc.text("vi")
     match_label(text, ["Hộ nghèo", "Hộ cận nghèo"])
+
+
+def test_fmt_int_writes_numbers_as_the_reader_does() -> None:
+    from core.text import fmt_int
+
+    assert [fmt_int(n) for n in (0, 7, 999, 1000, 10_000, 2_200_000, -1500)] == [
+        "0",
+        "7",
+        "999",
+        "1.000",
+        "10.000",
+        "2.200.000",
+        "-1.500",
+    ]
+    assert fmt_int(10_000, "en") == "10,000"
+
+
+def test_quantity_errors_group_thousands_vietnamese_style() -> None:
+    from conversations.fields import int_parser
+    from conversations.forms.base import Invalid
+
+    parse = int_parser(minimum=1, maximum=10_000)
+    with pytest.raises(Invalid) as err:
+        parse("12000")
+    assert "Số 12.000 quá lớn (tối đa 10.000)" in err.value.text("vi") and "," not in err.value.text("vi")

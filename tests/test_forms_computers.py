@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -41,7 +42,13 @@ async def test_nhanmay_records_a_programme_batch_with_serials(principal, sqlite_
     assert "Số sê-ri" in principal.text
     await principal.say("dl-001\nDL-002, dl-003")
     assert "Kiểm tra lại" in principal.text
-    for shown in ("17/11/2021", "Dell Latitude 3420", "Máy tính xách tay (laptop)", "Mới", "3: DL-001, DL-002, DL-003"):
+    for shown in (
+        "17/11/2021",
+        "Dell Latitude 3420",
+        "Máy tính xách tay (laptop)",
+        "Mới",
+        "DL-001, DL-002, DL-003 (3 máy)",
+    ):
         assert shown in principal.text
     await principal.tap("Lưu")
     assert (
@@ -176,3 +183,70 @@ async def test_taitro_cancel_saves_nothing(principal, sqlite_engine) -> None:
     with Session(sqlite_engine) as s:
         assert s.scalar(select(func.count()).select_from(Sponsor)) == 0
     assert _batches(sqlite_engine) == []
+
+
+async def test_receipt_date_before_the_programme_start_is_refused(principal, sqlite_engine, programme) -> None:
+    assert programme.start_date == date(2021, 9, 1)
+    await principal.say("/nhanmay")
+    for bad in ("01/01/2000", "31/08/2021"):
+        await principal.say(bad)
+        assert "trước khi chương trình «Sóng và máy tính cho em» bắt đầu (01/09/2021)" in principal.text, bad
+        assert "Ngày nhận máy" in principal.text  # asked again
+    await principal.say("01/09/2021")  # the first day is allowed
+    assert "Số lượng" in principal.text
+
+
+def test_storage_refuses_a_receipt_before_the_programme_start(sqlite_engine, sqlite_world, clock) -> None:
+    from core.vocabulary import DeviceType, Source
+    from storage import errors, receipts
+
+    with Session(sqlite_engine) as s:
+        with pytest.raises(errors.RecordError) as err:
+            receipts.record_batch(
+                s,
+                school_id=sqlite_world.school_a,
+                by=sqlite_world.principal_a,
+                source=Source.PROGRAMME,
+                sponsor_id=None,
+                received_on=date(2000, 1, 1),
+                quantity=1,
+                device_type=DeviceType.LAPTOP,
+                brand_model="Dell",
+                condition="Mới",
+                now=clock.now(),
+                not_before=date(2021, 9, 1),
+            )
+    from conversations.refusals import refusal
+
+    assert err.value.code == "before_start" and "trước khi chương trình bắt đầu (01/09/2021)" in refusal(err.value)
+
+
+async def test_numbers_are_written_vietnamese_style(principal) -> None:
+    await principal.say("/nhanmay")
+    await principal.say("12/11/2021")
+    await principal.say("20000")
+    assert "Số 20.000 quá lớn (tối đa 10.000)" in principal.text
+
+
+async def test_summary_shows_the_typed_condition_and_readable_serials(principal) -> None:
+    await principal.say("/nhanmay")
+    await fill(principal, "12/11/2021", "3", "tap:xách tay", "Dell Latitude 3420", "tap:Khác", "Trầy vỏ, pin yếu")
+    await principal.say("SN1, SN2, SN3")
+    assert "Tình trạng: Khác: Trầy vỏ, pin yếu" in principal.text
+    assert "Khác (ghi rõ)" not in principal.text
+    assert "Số sê-ri: SN1, SN2, SN3 (3 máy)" in principal.text
+    assert "3: SN1" not in principal.text
+
+
+def test_no_real_phone_number_is_used_as_an_example() -> None:
+    """The district contact's real number (0913 860 438) must never be offered as a sample to type."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for folder in ("conversations", "core", "reports", "scheduler", "storage", "bot"):
+        for path in (root / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            if re.search(r"0913[ .]?860[ .]?438|913860438", text):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []

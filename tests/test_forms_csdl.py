@@ -184,8 +184,8 @@ async def test_confirm_all_covers_only_what_was_listed(
     assert "cho 2 bàn giao" in principal.text
     assert f"✅ #{late.id} Học Sinh Mới" in principal.labels  # still waiting, offered again
     assert _confirmed(sqlite_engine) == {first[0]: True, first[1]: True, late.id: False}
-    await principal.say("quay lại")
-    assert "Đây đã là câu hỏi đầu tiên" in principal.text
+    await principal.say("quay lại")  # typed or tapped, back to the /duyet menu
+    assert "Bạn muốn duyệt mục nào" in principal.text
 
 
 async def test_nothing_waiting_and_teachers_cannot_confirm(eng, sqlite_world) -> None:
@@ -196,3 +196,38 @@ async def test_nothing_waiting_and_teachers_cannot_confirm(eng, sqlite_world) ->
     teacher = await Chat.linked(eng, sqlite_world.phones["teacher_a"])
     await teacher.say("/duyet")
     assert "không dành cho" in teacher.text
+
+
+async def test_the_list_offers_confirm_all_and_back(
+    eng, sqlite_engine, sqlite_world, programme, clock, tmp_path
+) -> None:
+    store = PhotoStore(tmp_path / "media")
+    a = _handovers(sqlite_engine, sqlite_world, programme, clock, store, school="a", days=[date(2021, 11, 16)])
+    principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
+    await principal.say("/duyet")
+    await principal.tap("CSDL")
+    # One handover: the text does not promise a "Xác nhận tất cả" that is not offered; "Quay lại" is there.
+    assert "Xác nhận tất cả" not in principal.text and "Quay lại" in principal.text
+    assert principal.labels == [f"✅ #{a[0]} Học Sinh A", "↩ Quay lại"]
+    await principal.tap("Quay lại")
+    assert "Bạn muốn duyệt mục nào" in principal.text and _confirmed(sqlite_engine) == {a[0]: False}
+    more = _handovers(sqlite_engine, sqlite_world, programme, clock, store, school="b", days=[date(2021, 11, 16)])
+    assert more  # another school's: still one for school A
+    principal_b = await Chat.linked(eng, sqlite_world.phones["principal_b"])
+    await principal_b.say("/duyet")
+    await principal_b.tap("CSDL")
+    assert principal_b.labels == [f"✅ #{more[0]} Học Sinh A", "↩ Quay lại"]
+
+
+async def test_every_option_the_head_names_is_offered(
+    eng, sqlite_engine, sqlite_world, programme, clock, tmp_path
+) -> None:
+    store = PhotoStore(tmp_path / "media")
+    _handovers(
+        sqlite_engine, sqlite_world, programme, clock, store, school="a", days=[date(2021, 11, 16), date(2021, 11, 17)]
+    )
+    principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
+    await principal.say("/duyet")
+    await principal.tap("CSDL")
+    assert "«Xác nhận tất cả»" in principal.text and "«Quay lại»" in principal.text
+    assert principal.has_option("Xác nhận tất cả (2)") and principal.has_option("Quay lại")

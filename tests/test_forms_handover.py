@@ -401,3 +401,25 @@ async def test_two_handovers_with_one_photo_on_both_databases(db_engine, world, 
     assert len(_files(store)) == 2
     await teacher.say("/bangiao")
     assert "chưa có học sinh nào" in teacher.text
+
+
+async def test_the_same_photo_twice_is_counted_once(teacher, seeded, sqlite_engine, store) -> None:
+    await _to_photos(teacher)
+    photo = phone_jpeg(61)
+    await teacher.photo(photo)
+    assert "Đã nhận 1 ảnh" in teacher.text
+    await teacher.photo(photo)  # the same picture again (a double tap on "send")
+    assert "Ảnh này bạn đã gửi rồi" in teacher.text and "Đã nhận 1 ảnh" in teacher.text
+    assert "Đã nhận 2 ảnh" not in teacher.text
+    await teacher.photo(phone_jpeg(62))
+    assert "Đã nhận 2 ảnh" in teacher.text
+    await teacher.tap("Xong")
+    await teacher.photo(photo)  # a scene photo sent again as the minutes
+    assert "đã được gửi làm ảnh bàn giao" in teacher.text and "biên bản" in teacher.text
+    await teacher.tap("Bỏ qua")
+    assert "Ảnh bàn giao: 2 ảnh" in teacher.text
+    await teacher.tap("Lưu")
+    assert "Đã ghi nhận bàn giao" in teacher.text
+    with Session(sqlite_engine) as s:
+        [h] = _handovers(sqlite_engine)
+        assert len(s.scalars(select(HandoverPhoto).where(HandoverPhoto.handover_id == h.id)).all()) == 2

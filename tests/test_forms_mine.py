@@ -170,3 +170,25 @@ async def test_correcting_the_group_to_other_hardship_asks_for_the_hardship(
     await teacher.tap("Lưu")
     row = _row(sqlite_engine, sid)
     assert row.category == "poor" and row.hardship_reason is None
+
+
+async def test_the_record_list_has_a_way_out(eng, sqlite_engine, sqlite_world, clock) -> None:
+    _seed(sqlite_engine, sqlite_world, clock)
+    teacher = await Chat.linked(eng, sqlite_world.phones["teacher_a"], channel="zalo")
+    await teacher.say("/cuatoi")
+    assert teacher.labels[-1] == "↩ Thoát"
+    await teacher.say(str(len(teacher.labels)))  # typed as its number, as on Zalo
+    assert "Đã thoát «Hồ sơ của tôi»" in teacher.text
+    assert _conversation_gone(sqlite_engine, sqlite_world.teacher_a)
+    # From a record's card, "Quay lại" goes back to the list, which still offers the way out.
+    await teacher.say("/cuatoi")
+    await teacher.tap("Nguyễn Thị Mai")
+    await teacher.tap("Quay lại")
+    assert teacher.has_option("Thoát") and teacher.has_option("Nguyễn Thị Mai")
+
+
+def _conversation_gone(db, staff_id: int) -> bool:
+    from storage.models import Conversation
+
+    with Session(db) as s:
+        return s.exec(select(Conversation).where(Conversation.staff_id == staff_id)).first() is None

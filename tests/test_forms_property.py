@@ -174,6 +174,7 @@ WORDS = [
     "/ dangky",
     "/dangky@bot",
     "/maketoken 0901000003",
+    "/taoma 0901000003",
     "/cuatoi extra words",
     "/DUYET",
 ]

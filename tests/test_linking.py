@@ -136,7 +136,7 @@ async def test_code_expires_after_15_minutes(eng, mail, clock) -> None:
 async def test_no_email_means_ask_the_principal_who_makes_a_code(eng, sqlite_world) -> None:
     teacher = Chat(eng, "z-5", channel="zalo")
     await teacher.say("0901000002")  # Trần Văn Minh: no email on the roster
-    assert "hiệu trưởng" in teacher.text and "/maketoken" in teacher.text
+    assert "hiệu trưởng" in teacher.text and "/taoma" in teacher.text
     principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
     await principal.say("/maketoken 0901 000 002")
     assert "Trần Văn Minh" in principal.text
@@ -242,3 +242,44 @@ async def test_link_directly_for_the_console(eng, sqlite_world) -> None:
         )
     with pytest.raises(LookupError):
         eng.link_directly(channel="console", external_id="console:4", chat_id="console", phone="abc")
+
+
+async def test_with_an_operator_code_issued_no_email_is_claimed(eng, mail, sqlite_engine, sqlite_world, clock) -> None:
+    """Issue 13: `fieldbot roster code` made a code, then typing the phone said a code was just e-mailed."""
+    with Session(sqlite_engine) as s:
+        code = issue_link_code(s, staff_id=sqlite_world.teacher_a2, created_by=None, now=clock.now())
+        s.commit()
+    chat = Chat(eng, "z-31", channel="zalo")
+    await chat.say("0901000003")  # Lý Thu Hà has an e-mail address
+    assert "email" not in chat.text.replace("bot không gửi email nào", "") and mail.sent == []
+    assert "Quản trị viên hệ thống đã tạo một mã liên kết" in chat.text and "bot không gửi email nào" in chat.text
+    await chat.say(code)
+    assert "Đã liên kết" in chat.text
+
+
+async def test_a_principals_code_is_named_as_theirs(eng, mail, sqlite_engine, sqlite_world) -> None:
+    principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
+    await principal.say("/taoma 0901000003")
+    code = re.search(r"\b(\d{6})\b", principal.text).group(1)
+    chat = Chat(eng, "z-32", channel="zalo")
+    await chat.say("0901000003")
+    assert "Nguyễn Thị Lan đã tạo một mã liên kết" in chat.text and mail.sent == []
+    await chat.say(code)
+    assert "Đã liên kết" in chat.text
+
+
+async def test_after_a_failed_email_the_next_try_sends_again(eng, mail) -> None:
+    mail.fail = True
+    chat = Chat(eng, "z-33", channel="zalo")
+    await chat.say("0901000003")
+    assert "Chưa gửi được email" in chat.text
+    mail.fail = False
+    await chat.say("0901000003")  # not "a code was just e-mailed": none was
+    assert "vừa được gửi" not in chat.text and len(mail.sent) == 1 and "h***@phuhoa1.example" in chat.text
+
+
+async def test_without_a_mail_server_the_reply_says_so(sqlite_engine, sqlite_world, programme, clock) -> None:
+    eng = make_engine(sqlite_engine, programme, clock)  # no mailer configured
+    chat = Chat(eng, "z-34", channel="zalo")
+    await chat.say("0901000003")  # has an e-mail address in the roster
+    assert "chưa được cấu hình để gửi email" in chat.text and "Danh sách chưa có email" not in chat.text

@@ -149,7 +149,7 @@ def test_district_workbook(db_engine, world, seeded, clock, programme, tmp_path)
         "Đã duyệt",
         "Chờ duyệt",
     ]
-    assert "Đã duyệt: Hộ nghèo" in head and "Nhu cầu: Sóng internet" in head and "Trễ cập nhật CSDL" in head
+    assert "Đã duyệt: Hộ nghèo" in head and "Nhu cầu: Sóng internet" in head and "Trễ CSDL: chưa cập nhật" in head
     a = dict(zip(head, summary[2]))
     assert a["Mã trường"] == "TH-PHUHOA1" and a["Cấp học"] == "Tiểu học" and a["Hiệu trưởng"] == "Nguyễn Thị Lan"
     assert (
@@ -160,7 +160,7 @@ def test_district_workbook(db_engine, world, seeded, clock, programme, tmp_path)
         a["Máy nhận (nhà tài trợ khác)"],
         a["Đã bàn giao"],
         a["Chờ bàn giao"],
-        a["Trễ cập nhật CSDL"],
+        a["Trễ CSDL: chưa cập nhật"],
         a["Ảnh bị gắn cờ"],
         a["Chốt báo cáo nhu cầu lúc"],
     ) == (5, 4, 1, 5, 3, 3, 5, 1, 1, None)

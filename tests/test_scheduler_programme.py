@@ -59,3 +59,16 @@ def test_contact_without_email_is_refused(tmp_path):
     with pytest.raises(ProgrammeError) as err:
         load_programme(write(tmp_path, text))
     assert "contacts.0.email" in str(err.value)
+
+
+def test_programme_start_is_read_and_defaults_sensibly(programme) -> None:
+    from datetime import date
+
+    from core.programme import Programme
+
+    assert programme.start_date == date(2021, 9, 1)  # [programme] start in bot/programme.toml
+    data = programme.model_dump()
+    data["programme"]["start"] = None
+    assert Programme.model_validate(data).start_date == date(2020, 11, 1)
+    data["programme"]["start"] = "15/10/2021"
+    assert Programme.model_validate(data).start_date == date(2021, 10, 15)

@@ -36,7 +36,11 @@ def store(tmp_path) -> PhotoStore:
 
 @pytest.fixture
 def eng(sqlite_engine, sqlite_world, programme, clock, store):
-    return make_engine(sqlite_engine, programme, clock, photos=store, media_dir=store.media_dir)
+    # The crawl sends a few hundred messages within one (fixed) minute: the flood gate must not cut it short,
+    # or screens after the first commands are never looked at.
+    return make_engine(
+        sqlite_engine, programme, clock, photos=store, media_dir=store.media_dir, flood_limit_per_minute=100_000
+    )
 
 
 @pytest.fixture

@@ -230,3 +230,38 @@ def test_needs_report_counts_and_submission(db_engine, world, clock) -> None:
         )
         assert not other_school.late
         assert s.get(School, world.school_b).needs_report_submitted_at is None
+
+
+@pytest.mark.parametrize("query", ["%", "_", "\\", "%%", "*", "_n", "  %  "])
+def test_search_symbols_are_not_wildcards(db_engine, world, clock, query) -> None:
+    """Searching "%" once matched every student (issue 13): symbols match nothing in a name or a code."""
+    from core.vocabulary import ReviewStatus
+    from storage import handovers
+    from storage.models import Student
+
+    with session_scope(db_engine) as s:
+        for n, name in enumerate(["Nguyễn Văn An", "Trần Thị Bình", "Lê Văn Cường"]):
+            s.add(
+                Student(
+                    school_id=world.school_a,
+                    code=f"07921500000{n}",
+                    full_name=name,
+                    birth_date=date(2012, 1, 1),
+                    gender="male",
+                    class_name="4A",
+                    category="poor",
+                    need="device",
+                    status=ReviewStatus.APPROVED,
+                    registered_by=world.teacher_a,
+                    created_at=clock.now(),
+                    updated_at=clock.now(),
+                )
+            )
+    with session_scope(db_engine) as s:
+        assert students.search_unserved_students(s, school_id=world.school_a, query=query) == []
+        assert handovers.students_to_serve(s, school_id=world.school_a, query=query) == []
+        # the same searches with letters still work
+        assert [x.full_name for x in handovers.students_to_serve(s, school_id=world.school_a, query="an")] == [
+            "Nguyễn Văn An"
+        ]
+        assert len(students.search_unserved_students(s, school_id=world.school_a, query="079")) == 3

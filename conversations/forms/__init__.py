@@ -38,10 +38,16 @@ class Registry:
             if item.name in self.forms:
                 raise ValueError(f"form name {item.name!r} registered twice")
             self.forms[item.name] = item
-        if item.command:
-            if item.command in self.commands:
-                raise ValueError(f"command /{item.command} registered twice")
-            self.commands[item.command] = item
+        names = [item.command] if item.command else []
+        names += list(getattr(item, "aliases", ()))
+        for name in names:
+            if name in self.commands:
+                raise ValueError(f"command /{name} registered twice")
+            self.commands[name] = item
+
+    def primary(self) -> dict[str, Form | Action]:
+        """Commands by their own name, without aliases: what menus, help and command lists show."""
+        return {cmd: item for cmd, item in self.commands.items() if item.command == cmd}
 
 
 def build_registry(modules: tuple[str, ...] = MODULES) -> Registry:

@@ -177,6 +177,9 @@ class Field:
     - ``show(value, ctx)``: the value in the summary; a sensible default exists per kind.
     - ``default(ctx)``: a suggested answer offered as an option (e.g. "Hôm nay (17/11/2021)").
     - ``empty``: for a required choice whose options are empty: the form ends with this message.
+    - ``example(ctx)``: the example answer the prompt shows as ``{example}``, computed for this person and
+      today (a birth date that fits their school's ages, a class that fits its grades). Every example must
+      pass ``parse`` (tests/test_examples.py feeds each one back, for both school levels, on many dates).
     """
 
     name: str
@@ -196,9 +199,15 @@ class Field:
     empty: T | None = None
     editable: bool = True
     columns: int = 1
+    example: Callable[[FormContext], str] | None = None
+    in_summary: bool = True  # False: another field's ``show`` already includes this answer
 
     def prompt_text(self, ctx: FormContext) -> str:
-        return self.prompt(ctx.lang) if isinstance(self.prompt, T) else self.prompt(ctx)
+        if not isinstance(self.prompt, T):
+            return self.prompt(ctx)
+        if self.example is not None:
+            return self.prompt(ctx.lang, example=self.example(ctx))
+        return self.prompt(ctx.lang)
 
     def choices(self, ctx: FormContext) -> list[Choice]:
         if self.options is None:
@@ -221,6 +230,8 @@ class Form:
     - ``summary``: show every answer with Lưu / Sửa một mục / Hủy before ``on_complete``.
     - ``args_field``: ``/maketoken 0901...``: the command's argument answers this field.
     - ``intro``: said once when the form starts, before the first question.
+    - ``aliases``: other command names that start it too (kept when a command is renamed); menus, help and
+      Telegram's command list show only ``command``.
     """
 
     name: str
@@ -235,6 +246,8 @@ class Form:
     args_field: str | None = None
     intro: T | None = None
     save_label: T | None = None
+    aliases: tuple[str, ...] = ()  # older command names that still start this form (``/maketoken``)
+    back_to: str | None = None  # "Quay lại" at the first question opens this form (e.g. the /duyet menu)
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]

@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from conversations.fields import (
+    PHONE_EXAMPLE,
     choice_field,
+    date_example,
     date_field,
     number_field,
-    parse_past_date,
+    parse_programme_date,
     phone_field,
     text_field,
     text_parser,
@@ -24,6 +26,7 @@ from core import vocabulary
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import esc
+from core.text import fmt_int
 from core.vocabulary import DeviceType, Role, Source, SponsorKind
 from storage import errors, receipts
 
@@ -61,9 +64,21 @@ def _serials_parser(text: str, ctx: FormContext) -> list[str]:
     return serials
 
 
-def _show_serials(value: list[str], _ctx: FormContext) -> str:
-    head = ", ".join(value[:5])
-    return f"{len(value)}: {head}{', …' if len(value) > 5 else ''}"
+SERIALS_SHOWN = 5
+
+
+def _show_serials(value: list[str], ctx: FormContext) -> str:
+    """'SN1, SN2, SN3 (3 máy)'; a long list shows its first serials and the count."""
+    head = ", ".join(value[:SERIALS_SHOWN]) + (", …" if len(value) > SERIALS_SHOWN else "")
+    return ctx.t(T(vi="{head} ({n} máy)", en="{head} ({n} computers)"), head=head, n=fmt_int(len(value), ctx.lang))
+
+
+def _show_condition(value: str, ctx: FormContext) -> str:
+    """The condition as it will be stored: for «Khác», what the person typed."""
+    if value == CONDITION_OTHER and ctx.values.get("condition_other"):
+        return ctx.t(T(vi="Khác: {v}", en="Other: {v}"), v=ctx.values["condition_other"])
+    label = CONDITION_LABELS.get(value)
+    return label(ctx.lang) if label else str(value)
 
 
 def device_fields() -> list[Field]:
@@ -71,10 +86,14 @@ def device_fields() -> list[Field]:
     return [
         number_field(
             "quantity",
-            T(vi="Số lượng máy nhận được? (gõ một số, ví dụ: 10)", en="How many computers? (a number, e.g. 10)"),
+            T(
+                vi="Số lượng máy nhận được? (gõ một số, ví dụ: {example})",
+                en="How many computers? (a number, e.g. {example})",
+            ),
             T(vi="Số lượng", en="Quantity"),
             minimum=1,
             maximum=receipts.MAX_QUANTITY,
+            example="10",
         ),
         choice_field(
             "device_type",
@@ -84,15 +103,17 @@ def device_fields() -> list[Field]:
         ),
         text_field(
             "brand_model",
-            T(vi="Hãng và model máy? (ví dụ: Dell Latitude 3420)", en="Brand and model? (e.g. Dell Latitude 3420)"),
+            T(vi="Hãng và model máy? (ví dụ: {example})", en="Brand and model? (e.g. {example})"),
             T(vi="Hãng, model", en="Brand, model"),
             max_len=200,
+            example="Dell Latitude 3420",
         ),
         choice_field(
             "condition",
             T(vi="Tình trạng máy?", en="Condition?"),
             T(vi="Tình trạng", en="Condition"),
             [Choice(key, label) for key, label in CONDITION_LABELS.items()],
+            show=_show_condition,
         ),
         text_field(
             "condition_other",
@@ -100,6 +121,7 @@ def device_fields() -> list[Field]:
             T(vi="Tình trạng (ghi rõ)", en="Condition (details)"),
             max_len=200,
             when=lambda ctx: ctx.values.get("condition") == CONDITION_OTHER,
+            in_summary=False,
         ),
         text_field(
             "serials",
@@ -127,6 +149,7 @@ def _condition(values: dict[str, Any]) -> str:
 _FIELD_OF_CODE = {
     "quantity": "quantity",
     "future_date": "received_on",
+    "before_start": "received_on",
     "serial_count": "serials",
     "serial_taken": "serials",
     "serial_repeated": "serials",
@@ -157,6 +180,7 @@ def _save_batch(ctx: FormContext, *, source: Source, sponsor_id: int | None) -> 
             serials=v.get("serials") or [],
             now=ctx.now,
             tz=ctx.programme.tz,
+            not_before=ctx.programme.start_date,
         )
     except errors.RecordError as exc:
         raise invalid(ctx, exc) from None
@@ -175,21 +199,22 @@ def _saved_text(ctx: FormContext, batch: Any) -> str:
     return ctx.t(
         _SAVED,
         id=batch.id,
-        quantity=batch.quantity,
+        quantity=fmt_int(batch.quantity, ctx.lang),
         kind=vocabulary.DEVICE_TYPE_LABELS[batch.device_type](ctx.lang).lower(),
         model=esc(batch.brand_model),
         day=fmt_date(batch.received_on),
-        serials=ctx.t(T(vi=", {n} số sê-ri", en=", {n} serials"), n=serials) if serials else "",
+        serials=ctx.t(T(vi=", {n} số sê-ri", en=", {n} serials"), n=fmt_int(serials, ctx.lang)) if serials else "",
     )
 
 
 def _received_on_field() -> Field:
     return date_field(
         "received_on",
-        T(vi="Ngày nhận máy? (dd/mm/yyyy, ví dụ 15/11/2021)", en="Date received? (dd/mm/yyyy)"),
+        T(vi="Ngày nhận máy? (dd/mm/yyyy, ví dụ {example})", en="Date received? (dd/mm/yyyy, e.g. {example})"),
         T(vi="Ngày nhận", en="Date received"),
-        parse=parse_past_date,
+        parse=parse_programme_date,
         default_today=True,
+        example=date_example,
     )
 
 
@@ -250,9 +275,10 @@ TAITRO = Form(
     fields=[
         text_field(
             "sponsor_name",
-            T(vi="Tên nhà tài trợ? (ví dụ: Công ty CP ABC)", en="Sponsor's name?"),
+            T(vi="Tên nhà tài trợ? (ví dụ: {example})", en="Sponsor's name? (e.g. {example})"),
             T(vi="Nhà tài trợ", en="Sponsor"),
             parse=text_parser(min_len=2, max_len=200),
+            example="Công ty CP ABC",
         ),
         choice_field(
             "sponsor_kind",
@@ -269,11 +295,12 @@ TAITRO = Form(
         phone_field(
             "contact_phone",
             T(
-                vi="Số điện thoại người liên hệ? (ví dụ: 0913 860 438; chọn “Bỏ qua” nếu không có)",
-                en="Contact phone? (skip if none)",
+                vi="Số điện thoại người liên hệ? (ví dụ: {example}; chọn “Bỏ qua” nếu không có)",
+                en="Contact phone? (e.g. {example}; skip if none)",
             ),
             T(vi="Điện thoại liên hệ", en="Contact phone"),
             required=False,
+            example=PHONE_EXAMPLE,
         ),
         *device_fields(),
         _received_on_field(),

@@ -16,6 +16,7 @@ from conversations.refusals import refusal
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import esc
+from core.text import fmt_int
 from core.vocabulary import Role
 from storage import errors, handovers
 from storage.models import Handover, Student
@@ -29,9 +30,15 @@ NOTHING = T(
 )
 HEAD = T(
     vi="<b>Bàn giao chờ xác nhận «Đã cập nhật CSDL ngành»</b> ({n})\n"
-    "Sau khi nhập vào csdl.moet.gov.vn, bấm ✅ từng bàn giao hoặc «Xác nhận tất cả».",
+    "Sau khi nhập vào csdl.moet.gov.vn, bấm ✅ từng bàn giao hoặc «Xác nhận tất cả»; «Quay lại» để về mục duyệt.",
     en="<b>Handovers waiting for “Updated in the sector database”</b> ({n})\n"
-    "Once entered in csdl.moet.gov.vn, tap ✅ for each, or “Confirm all”.",
+    "Once entered in csdl.moet.gov.vn, tap ✅ for each, or “Confirm all”; “Back” returns to the review menu.",
+)
+HEAD_ONE = T(
+    vi="<b>Bàn giao chờ xác nhận «Đã cập nhật CSDL ngành»</b> (1)\n"
+    "Sau khi nhập vào csdl.moet.gov.vn, bấm ✅ để xác nhận; «Quay lại» để về mục duyệt.",
+    en="<b>Handover waiting for “Updated in the sector database”</b> (1)\n"
+    "Once entered in csdl.moet.gov.vn, tap ✅ to confirm; “Back” returns to the review menu.",
 )
 LINE = T(
     vi="• #{id} {name} — bàn giao {day} — hạn {due}{late}", en="• #{id} {name} — handed over {day} — due {due}{late}"
@@ -63,7 +70,7 @@ def _start(ctx: FormContext) -> Done | None:
 
 def _prompt(ctx: FormContext) -> str:
     waiting = _waiting(ctx)
-    lines = [ctx.t(HEAD, n=len(waiting))]
+    lines = [ctx.t(HEAD, n=fmt_int(len(waiting), ctx.lang)) if len(waiting) > 1 else ctx.t(HEAD_ONE)]
     for handover, name in waiting[:SHOWN]:
         # csdl_due_at is the midnight that ends the last allowed day: show that day.
         last_day = (handover.csdl_due_at - timedelta(microseconds=1)).astimezone(ctx.programme.tz).date()
@@ -78,7 +85,7 @@ def _prompt(ctx: FormContext) -> str:
             )
         )
     if len(waiting) > SHOWN:
-        lines.append(ctx.t(MORE, n=len(waiting) - SHOWN))
+        lines.append(ctx.t(MORE, n=fmt_int(len(waiting) - SHOWN, ctx.lang)))
     return "\n".join(lines)
 
 
@@ -88,8 +95,8 @@ def _options(ctx: FormContext) -> list[Choice]:
     if len(waiting) > 1:
         # The ids travel with the option: "all" means the handovers that were listed, not ones recorded since.
         every = ALL + ":" + ",".join(str(h.id) for h, _ in waiting)
-        options.append(Choice(every, CONFIRM_ALL(ctx.lang, n=len(waiting))))
-    return options
+        options.append(Choice(every, CONFIRM_ALL(ctx.lang, n=fmt_int(len(waiting), ctx.lang))))
+    return options  # "↩ Quay lại" is added by the engine (``back_to``)
 
 
 def _confirm(ctx: FormContext) -> Done:
@@ -104,7 +111,7 @@ def _confirm(ctx: FormContext) -> Done:
         )
     except errors.RecordError as exc:
         return Done(refusal(exc, ctx.lang))
-    text = ctx.t(CONFIRMED, n=n) if n else ctx.t(ALREADY)
+    text = ctx.t(CONFIRMED, n=fmt_int(n, ctx.lang)) if n else ctx.t(ALREADY)
     left = handovers.handovers_awaiting_csdl(ctx.session, school_id=ctx.staff.school_id)
     return Done(text, next_form="csdl" if left else None)
 
@@ -120,6 +127,7 @@ CSDL = Form(
         choice_field("pick", _prompt, T(vi="Bàn giao", en="Handover"), _options, empty=NOTHING),
     ],
     on_complete=_confirm,
+    back_to="duyet",
 )
 
 FORMS = [CSDL]

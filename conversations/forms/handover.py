@@ -48,7 +48,7 @@ NO_BATCHES = T(
 )
 NO_MATCH = T(
     vi="Không tìm thấy học sinh nào khớp «{q}» trong số học sinh đã duyệt, chưa nhận máy của trường. "
-    "Vui lòng gõ lại một phần họ tên (ví dụ: An) hoặc mã định danh.",
+    "Vui lòng gõ lại một phần họ tên (một chữ là đủ) hoặc mã định danh.",
     en="No approved student without a computer matches “{q}”. Type part of the name or the student code.",
 )
 SERIAL_NOT_FREE = T(
@@ -70,7 +70,7 @@ NOTIFY_PRINCIPAL = T(
     en="⚠️ Handover #{id} ({student}, {day}, recorded by {by}) needs review:\n{lines}",
 )
 NOTIFY_OTHER = T(
-    vi="⚠️ Bàn giao #{id} của trường (ngày {day}) bị đánh dấu cần xem lại:\n{lines}",
+    vi="⚠️ Bàn giao #{id} của trường bạn (ngày {day}) bị đánh dấu cần xem lại:\n{lines}",
     en="⚠️ Your school's handover #{id} ({day}) was flagged for review:\n{lines}",
 )
 
@@ -177,6 +177,16 @@ def _accept_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> dict[str,
         stored = ctx.photos.ingest(data, mime_type=photo.mime_type, file_name=photo.file_name)
     except (PhotoRejected, PhotoStoreError) as exc:
         raise Invalid(exc.message_en if ctx.lang == "en" else exc.message_vi) from None
+    scene = {d.get("sha256") for d in _as_list(ctx.values.get("photos"))}
+    if ctx.values.get("photos") is not None and stored.sha256 in scene:
+        raise Invalid(
+            T(
+                vi="Ảnh này đã được gửi làm ảnh bàn giao. Ảnh biên bản là ảnh chụp tờ biên bản đã ký; "
+                "chọn «Bỏ qua» nếu chưa có.",
+                en="This photo was already sent as a handover photo. The minutes photo shows the signed minutes; "
+                "skip if you have none.",
+            )
+        )
     if stored.is_new:
         _discard_if_step_fails(ctx, [stored])
     else:
@@ -286,7 +296,9 @@ def _save(ctx: FormContext) -> Done:
                     by=esc(ctx.staff.full_name),
                     lines=_lines(mine, ctx.lang),
                 )
-    _notify_other_handovers(ctx, [f for f in flags if f.handover_id != handover.id])
+    own = _notify_other_handovers(ctx, [f for f in flags if f.handover_id != handover.id])
+    if own:
+        text += "\n\n" + own
     if v.get("minutes"):  # the signed sheet came with the handover: nothing to print
         return Done(text)
     return minutes.with_minutes(Done(text), minutes.handover_minutes_message(ctx, handover.id), ctx.lang)
@@ -296,19 +308,24 @@ def _lines(flags: list[Flag], lang: str) -> str:
     return "\n".join(f"• {esc(flag_text(f.kind, f.params, lang))}" for f in flags)
 
 
-def _notify_other_handovers(ctx: FormContext, flags: list[Flag]) -> None:
-    """Earlier handovers flagged because this one reused their photo: tell their school's principal."""
+def _notify_other_handovers(ctx: FormContext, flags: list[Flag]) -> str:
+    """Earlier handovers flagged because this one reused their photo: tell their school's principal. When that
+    principal is the person recording this handover, the lines go into their own reply instead (returned)."""
     from storage.models import Handover
 
     by_handover: dict[int, list[Flag]] = {}
     for f in flags:
         by_handover.setdefault(f.handover_id, []).append(f)
+    own: list[str] = []
     for handover_id, group in by_handover.items():
         other = ctx.session.get(Handover, handover_id)
+        values = dict(id=other.id, day=fmt_date(other.handed_over_on), lines=_lines(group, ctx.lang))
         for principal in _principals(ctx.session, other.school_id):
-            ctx.notify(
-                principal, NOTIFY_OTHER, id=other.id, day=fmt_date(other.handed_over_on), lines=_lines(group, ctx.lang)
-            )
+            if principal == ctx.staff.id:
+                own.append(ctx.t(NOTIFY_OTHER, **values))
+            else:
+                ctx.notify(principal, NOTIFY_OTHER, **values)
+    return "\n\n".join(own)
 
 
 BANGIAO = Form(
@@ -322,7 +339,7 @@ BANGIAO = Form(
         text_field(
             "student_query",
             T(
-                vi="Bàn giao cho học sinh nào? Gõ một phần họ tên (ví dụ: An) hoặc mã định danh.",
+                vi="Bàn giao cho học sinh nào? Gõ một phần họ tên (một chữ là đủ, có dấu hay không dấu đều được) hoặc mã định danh.",
                 en="Which student? Type part of the name or the student code.",
             ),
             T(vi="Tìm học sinh", en="Student search"),

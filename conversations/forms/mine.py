@@ -28,9 +28,22 @@ def status_label(status: str, lang: str) -> str:
     return label(lang) if label else status
 
 
+EXIT = "exit"
+LEFT = T(
+    vi="Đã thoát «Hồ sơ của tôi». Gõ /menu để làm việc khác.", en="Left “My entries”. Type /menu for something else."
+)
+
+
 def _entries(ctx: FormContext) -> list[Choice]:
     rows = students.recent_by(ctx.session, staff_id=ctx.staff.id, limit=RECENT)
-    return [Choice(s.id, f"{s.full_name} — {s.class_name} — {status_label(s.status, ctx.lang)}") for s in rows]
+    if not rows:
+        return []  # the field's ``empty`` message ends the form
+    entries = [Choice(s.id, f"{s.full_name} — {s.class_name} — {status_label(s.status, ctx.lang)}") for s in rows]
+    return entries + [Choice(EXIT, T(vi="↩ Thoát", en="↩ Leave"))]
+
+
+def _on_pick(_ctx: FormContext, value: object) -> Done | None:
+    return Done(LEFT) if value == EXIT else None
 
 
 def _student(ctx: FormContext) -> Student:
@@ -134,6 +147,7 @@ MINE = Form(
             T(vi="Các hồ sơ bạn nhập gần đây — chọn một hồ sơ:", en="Your recent entries — pick one:"),
             T(vi="Hồ sơ", en="Entry"),
             _entries,
+            after=_on_pick,
             empty=T(
                 vi="Bạn chưa đăng ký học sinh nào. Gõ /dangky để đăng ký.",
                 en="You have not registered any pupil yet. Type /dangky.",

@@ -8,7 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from conversations.fields import (
+    NAME_EXAMPLE,
+    birth_date_example,
     choice_field,
+    class_example,
     confirm_field,
     date_field,
     parse_birth_date,
@@ -123,16 +126,18 @@ def _dup_answer(ctx: FormContext, value: bool) -> Done | None:
 
 F_NAME = text_field(
     "full_name",
-    T(vi="Họ và tên học sinh? (ví dụ: Nguyễn Văn An)", en="Pupil's full name? (e.g. Nguyễn Văn An)"),
+    T(vi="Họ và tên học sinh? (ví dụ: {example})", en="Pupil's full name? (e.g. {example})"),
     T(vi="Họ tên", en="Name"),
     parse=parse_person_name,
+    example=NAME_EXAMPLE,
     after=_check_same,
 )
 F_BIRTH = date_field(
     "birth_date",
-    T(vi="Ngày sinh của em? (ngày/tháng/năm, ví dụ 05/09/2012)", en="Date of birth? (day/month/year, e.g. 05/09/2012)"),
+    T(vi="Ngày sinh của em? (ngày/tháng/năm, ví dụ {example})", en="Date of birth? (day/month/year, e.g. {example})"),
     T(vi="Ngày sinh", en="Date of birth"),
     parse=parse_birth_date,
+    example=birth_date_example,
     after=_check_same,
 )
 F_DUP = confirm_field(
@@ -146,9 +151,10 @@ F_DUP = confirm_field(
 )
 F_CLASS = text_field(
     "class_name",
-    T(vi="Lớp? (ví dụ: 6A1, 3/2, 5B)", en="Class? (e.g. 6A1, 3/2, 5B)"),
+    T(vi="Lớp? (ví dụ: {example})", en="Class? (e.g. {example})"),
     T(vi="Lớp", en="Class"),
     parse=parse_class_name,
+    example=class_example,
 )
 F_CODE = text_field(
     "code",
@@ -221,6 +227,10 @@ SAVED = T(
     vi="✅ Đã lưu đăng ký của em <b>{name}</b> (mã {code}). Hiệu trưởng sẽ duyệt; bạn sẽ nhận thông báo.",
     en="✅ Saved the registration of <b>{name}</b> (code {code}). The principal will review it; you will be notified.",
 )
+SAVED_BY_PRINCIPAL = T(
+    vi="✅ Đã lưu đăng ký của em <b>{name}</b> (mã {code}), đang chờ duyệt. Gõ /duyet để duyệt.",
+    en="✅ Saved the registration of <b>{name}</b> (code {code}); it waits for review. Type /duyet to review it.",
+)
 SAVED_LATE = T(
     vi="Lưu ý: trường đã chốt báo cáo nhu cầu, nên đăng ký này được ghi là <b>bổ sung sau hạn</b>.",
     en="Note: the school has already submitted its needs report, so this is recorded as <b>late</b>.",
@@ -264,7 +274,8 @@ def _save(ctx: FormContext) -> Done:
                 cls=esc(student.class_name),
                 teacher=esc(ctx.staff.full_name),
             )
-    text = SAVED(ctx.lang, name=esc(student.full_name), code=student.code)
+    saved = SAVED if ctx.staff.role == Role.TEACHER else SAVED_BY_PRINCIPAL
+    text = saved(ctx.lang, name=esc(student.full_name), code=student.code)
     if student.late:
         text += "\n" + SAVED_LATE(ctx.lang)
     return Done(text)

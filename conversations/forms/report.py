@@ -8,6 +8,7 @@ from conversations.forms.base import Done, Form, FormContext
 from conversations.refusals import refusal
 from core.clock import fmt_date, fmt_local
 from core.i18n import T
+from core.text import fmt_int
 from core.vocabulary import Role
 from storage import students
 from storage.models import School
@@ -41,16 +42,16 @@ def counts_text(ctx: FormContext) -> str:
                 vi="<b>Báo cáo nhu cầu của trường</b> — tổng số học sinh đã duyệt: <b>{n}</b>",
                 en="<b>School needs report</b> — approved pupils: <b>{n}</b>",
             ),
-            n=counts["total"],
+            n=fmt_int(counts["total"], ctx.lang),
         )
     ]
     lines.append(ctx.t(T(vi="Theo đối tượng:", en="By group:")))
     for cat in ctx.programme.categories:
         label = cat.label_vi if lang == "vi" else cat.label_en
-        lines.append(f"• {label}: {counts['by_category'].get(cat.code, 0)}")
+        lines.append(f"• {label}: {fmt_int(counts['by_category'].get(cat.code, 0), ctx.lang)}")
     lines.append(ctx.t(T(vi="Theo nhu cầu:", en="By need:")))
     for code, label in NEED_LABELS.items():
-        lines.append(f"• {label(lang)}: {counts['by_need'].get(code, 0)}")
+        lines.append(f"• {label(lang)}: {fmt_int(counts['by_need'].get(code, 0), lang)}")
     if counts["pending"]:
         lines.append(
             ctx.t(
@@ -58,7 +59,7 @@ def counts_text(ctx: FormContext) -> str:
                     vi="⚠️ Còn {n} đăng ký chưa duyệt — chúng không được tính. Nên /duyet trước khi chốt.",
                     en="⚠️ {n} registration(s) are not reviewed and not counted. Consider /duyet first.",
                 ),
-                n=counts["pending"],
+                n=fmt_int(counts["pending"], ctx.lang),
             )
         )
     due = ctx.programme.deadlines.needs_report

@@ -108,10 +108,13 @@ def _entry_choices(ctx: FormContext) -> list[Choice]:
         out.append(
             Choice("csdl", T(vi="Bàn giao chờ cập nhật CSDL ngành", en="Handovers to confirm in the sector database"))
         )
+    out.append(Choice("exit", T(vi="↩ Thoát", en="↩ Leave")))
     return out
 
 
 def _entry_pick(ctx: FormContext, value: str) -> Done:
+    if value == "exit":
+        return Done(T(vi="Đã thoát mục duyệt. Gõ /menu để làm việc khác.", en="Left the review. Type /menu."))
     return Done(next_form={"reg": "duyet_dk", "wd": "duyet_rut", "csdl": CSDL_FORM}.get(value, "duyet_dk"))
 
 
@@ -144,16 +147,24 @@ DECISIONS = [
     Choice("later", T(vi="⏭ Để sau", en="⏭ Later")),
     Choice("stop", T(vi="⏹ Dừng", en="⏹ Stop")),
 ]
+# To the person who registered the pupil (never to the principal deciding: their reply says it already).
 APPROVED_NOTE = T(
-    vi="✅ Hiệu trưởng đã duyệt đăng ký của em <b>{name}</b> (lớp {cls}).",
-    en="✅ The principal approved the registration of <b>{name}</b> (class {cls}).",
+    vi="✅ Hiệu trưởng {principal} đã duyệt đăng ký em <b>{name}</b> (lớp {cls}) mà bạn đã gửi.",
+    en="✅ Principal {principal} approved your registration of <b>{name}</b> (class {cls}).",
 )
 REJECTED_NOTE = T(
-    vi="❌ Hiệu trưởng chưa duyệt đăng ký của em <b>{name}</b> (lớp {cls}). Lý do: {reason}\n"
+    vi="❌ Hiệu trưởng {principal} chưa duyệt đăng ký em <b>{name}</b> (lớp {cls}) mà bạn đã gửi. Lý do: {reason}\n"
     "Bạn có thể sửa hồ sơ qua /cuatoi để gửi duyệt lại.",
-    en="❌ The principal rejected the registration of <b>{name}</b> (class {cls}). Reason: {reason}\n"
+    en="❌ Principal {principal} rejected your registration of <b>{name}</b> (class {cls}). Reason: {reason}\n"
     "You can correct it with /cuatoi to resubmit.",
 )
+
+
+def _tell_registrant(ctx: FormContext, s: Student, note: T, **values: object) -> None:
+    """Tell the person who registered ``s`` what the principal decided, unless that person is the principal
+    deciding right now (their own screen already says it, worded for them)."""
+    if s.registered_by is not None and s.registered_by != ctx.staff.id:
+        ctx.notify(s.registered_by, note, principal=esc(ctx.staff.full_name), **values)
 
 
 def _skips(ctx: FormContext) -> list[int]:
@@ -203,12 +214,13 @@ def _review_save(ctx: FormContext) -> Done:
         if ctx.values["decision"] == "approve":
             s = students.approve(ctx.session, actor=ctx.staff, student_id=sid, now=ctx.now)
             msg = T(vi="✅ Đã duyệt em {name}.", en="✅ Approved {name}.")
-            ctx.notify(s.registered_by, APPROVED_NOTE, name=esc(s.full_name), cls=esc(s.class_name))
+            _tell_registrant(ctx, s, APPROVED_NOTE, name=esc(s.full_name), cls=esc(s.class_name))
         else:
             s = students.reject(ctx.session, actor=ctx.staff, student_id=sid, reason=ctx.values["reason"], now=ctx.now)
             msg = T(vi="❌ Đã từ chối em {name}.", en="❌ Rejected {name}.")
-            ctx.notify(
-                s.registered_by,
+            _tell_registrant(
+                ctx,
+                s,
                 REJECTED_NOTE,
                 name=esc(s.full_name),
                 cls=esc(s.class_name),
@@ -278,14 +290,17 @@ def _withdrawal_save(ctx: FormContext) -> Done:
     except students.StudentError as exc:
         return Done(refusal(exc, ctx.lang))
     note = (
-        T(vi="Hiệu trưởng đã đồng ý rút hồ sơ em <b>{name}</b>.", en="The principal withdrew <b>{name}</b>.")
+        T(
+            vi="Hiệu trưởng {principal} đã đồng ý rút hồ sơ em <b>{name}</b> theo yêu cầu của bạn.",
+            en="Principal {principal} withdrew <b>{name}</b> as you asked.",
+        )
         if accept
         else T(
-            vi="Hiệu trưởng giữ lại hồ sơ em <b>{name}</b> (không rút).",
-            en="The principal kept <b>{name}</b>'s record.",
+            vi="Hiệu trưởng {principal} giữ lại hồ sơ em <b>{name}</b> (không rút theo yêu cầu của bạn).",
+            en="Principal {principal} kept <b>{name}</b>'s record (your withdrawal request was declined).",
         )
     )
-    ctx.notify(s.registered_by, note, name=esc(s.full_name))
+    _tell_registrant(ctx, s, note, name=esc(s.full_name))
     return Done(
         T(vi="Đã xử lý yêu cầu rút hồ sơ em {name}.", en="Done: {name}."), name=esc(s.full_name), next_form="duyet_rut"
     )
