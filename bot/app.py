@@ -50,6 +50,7 @@ class App:
             mailer=self.mailer(),
             flood_limit_per_minute=self.settings.flood_limit_per_minute,
             default_language=self.settings.language,
+            lock_timeout_ms=self.settings.step_lock_timeout_ms,
         )
 
 
@@ -69,7 +70,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, migrate: bool =
 
         register_secret(urlsplit(settings.smtp_url.get_secret_value()).password)
     programme = load_programme(settings.programme)
-    db = make_engine(settings.database_url)
+    db = make_engine(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     if migrate:
         upgrade(db)
     media_dir = Path(settings.media_dir)

@@ -34,7 +34,9 @@ from conversations.forms.base import Action, Done, Form, FormContext, Kind, Pers
 from conversations.menu import help_message, menu_message
 from conversations.runner import EDIT, FILL, Outcome, Progress, Runner
 from conversations.state import (
+    DEFAULT_LOCK_TIMEOUT_MS,
     ConvRow,
+    PersonBusy,
     Sender,
     claim_and_load,
     delete_conversation,
@@ -112,6 +114,18 @@ PHOTO_TOO_BIG = T(
 PHOTO_FETCH_FAILED = T(
     vi="Không tải được ảnh từ ứng dụng chat. Vui lòng gửi lại ảnh.",
     en="The photo could not be downloaded. Please send it again.",
+)
+STEP_BUSY = T(
+    vi="Tin nhắn trước của bạn vẫn đang được xử lý nên tin nhắn này chưa được ghi nhận. "
+    "Vui lòng chờ vài giây rồi gửi lại.",
+    en="Your previous message is still being processed, so this one was not recorded. "
+    "Please wait a few seconds and send it again.",
+)
+LATE_MESSAGE = T(
+    vi="Tin nhắn «{text}» đến chậm, sau một tin nhắn bạn gửi sau nó, nên không được dùng "
+    "(để không ghi đè câu trả lời mới hơn). Nếu vẫn cần, hãy gửi lại.",
+    en="Your message “{text}” arrived late, after a message you sent later, so it was not used (so as not to "
+    "overwrite a newer answer). Send it again if you still need it.",
 )
 FORM_GONE = T(
     vi="Biểu mẫu bạn đang điền không còn nữa (hệ thống vừa cập nhật). Gõ /menu để bắt đầu lại.",
@@ -191,6 +205,7 @@ class ConversationEngine:
         mailer: Mailer | None = None,
         flood_limit_per_minute: int = 30,
         default_language: str = "vi",
+        lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
     ) -> None:
         self.db = db
         self.programme = programme
@@ -200,6 +215,7 @@ class ConversationEngine:
         self.mailer = mailer
         self.default_language = default_language if default_language in LANGUAGES else "vi"
         self.flood = FloodGate(limit_per_minute=flood_limit_per_minute)
+        self.lock_timeout_ms = lock_timeout_ms
         self._since_prune = PRUNE_EVERY  # prune on the first message of a process, then every N
         registry()  # import every form now: a broken form module fails at start-up, not on a teacher's tap
 
@@ -237,6 +253,10 @@ class ConversationEngine:
                 (time.perf_counter() - started) * 1000,
             )
             return replies
+        except PersonBusy:
+            # Nothing of this message was stored (not even its dedupe record): sending it again works.
+            log.warning("step lock not had in %d ms channel=%s", self.lock_timeout_ms, incoming.channel)
+            return [Outgoing(text=STEP_BUSY(self.default_language))]
         except Exception:
             log.exception("conversation step failed channel=%s", incoming.channel)
             return [Outgoing(text=APOLOGY(self.default_language))]
@@ -305,6 +325,8 @@ class ConversationEngine:
                     message_id=incoming.message_id,
                     external_id=incoming.user_id,
                     now=now,
+                    seq=incoming.seq,
+                    lock_timeout_ms=self.lock_timeout_ms,
                 )
                 if not fresh:
                     trans.rollback()
@@ -316,6 +338,8 @@ class ConversationEngine:
                         step.form, step.step_name = sender.conversation.form, sender.conversation.step
                 if sender is None:
                     replies = self._unknown(step)
+                elif _late(incoming, sender):
+                    replies = self._late(step, sender)
                 elif not sender.active:
                     replies = [
                         linking.refusal_for(step.session, self.programme, sender.person, self._lang(sender.person))
@@ -349,6 +373,17 @@ class ConversationEngine:
         if person is not None and person.language in LANGUAGES:
             return person.language
         return self.default_language
+
+    def _late(self, step: _Step, sender: Sender) -> list[Outgoing]:
+        """An older message that arrived after a newer one was applied: say so, apply nothing, and ask the
+        current question again so the person sees where they are."""
+        lang = self._lang(sender.person)
+        incoming = step.incoming
+        shown = (incoming.text or incoming.choice or "").strip()[:40] or "…"
+        log.info("late message refused channel=%s staff=%s", incoming.channel, sender.person.id)
+        conv = sender.conversation
+        here = conv if conv is not None and conv.channel == incoming.channel else None
+        return [Outgoing(text=LATE_MESSAGE(lang, text=esc(shown)))] + self._reask(step, sender.person, lang, here)
 
     # --- unknown accounts ---------------------------------------------------------------------------------------
 
@@ -598,6 +633,10 @@ class ConversationEngine:
                 msg.chat_id, msg.channel = target.chat_id, target.channel
                 out.append(msg)
         return out
+
+
+def _late(incoming: Incoming, sender: Sender) -> bool:
+    return incoming.seq is not None and sender.last_seq is not None and incoming.seq < sender.last_seq
 
 
 def _person(staff: Staff) -> Person:

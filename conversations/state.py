@@ -8,16 +8,32 @@ above 1,000/s on SQLite). Records that a form finally writes still use the ORM: 
 There is deliberately no in-process cache of identity -> person: the one indexed join below reads the
 person's ``active`` flag fresh on every message, so a deactivation in the roster takes effect on the very
 next message and there is no cache to invalidate across processes.
+
+Several processes (webhook workers) may handle one person's messages at the same moment. Each step is
+serialised per chat account (docs/scaling.md):
+
+* PostgreSQL: the step's first statement takes a transaction-level advisory lock keyed on the chat account
+  (and the schema), waiting at most ``lock_timeout_ms``; the next statement then reads the person's form
+  with a snapshot taken *after* the lock, so it sees what the previous step committed. Past the wait,
+  ``PersonBusy`` is raised and the message is left unclaimed (nothing of it was stored).
+* SQLite: the first statement of a step is the dedupe INSERT, which takes the database's single write lock
+  (other writers wait ``busy_timeout``); a timeout is ``PersonBusy`` as well.
+
+Ordering: ``chat_identity.last_seq`` holds the newest ``Incoming.seq`` applied; the same statement that reads
+the person moves it forward and returns the old value, so the engine can refuse an older message that
+arrives after a newer one was applied.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, literal, select, true
+from sqlalchemy import BigInteger, Connection, bindparam, delete, func, literal, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from conversations.forms.base import Person
 from storage.models import ChatIdentity, Conversation, ProcessedMessage, School, Staff
@@ -43,6 +59,16 @@ class Sender:
     person: Person
     active: bool
     conversation: ConvRow | None
+    last_seq: int | None = None  # the newest message order applied before this message
+
+
+class PersonBusy(Exception):
+    """Another process kept this person's step locked longer than the bounded wait."""
+
+
+DEFAULT_LOCK_TIMEOUT_MS = 5000
+# Test only: take the per-person lock out, to prove the multi-worker test fails without it.
+_LOCK_DISABLED = os.environ.get("FIELDBOT_TEST_NO_STEP_LOCK") == "1"
 
 
 def _dialect(conn: Connection):
@@ -125,6 +151,7 @@ _SENDER = (
         _staff.c.district_id,
         _staff.c.language,
         _staff.c.active,
+        _ident.c.last_seq,
         _school.c.level,
         _conv.c.channel,
         _conv.c.chat_id,
@@ -137,13 +164,13 @@ _SENDER = (
         .outerjoin(_school, _school.c.id == _staff.c.school_id)
         .outerjoin(_conv, _conv.c.staff_id == _staff.c.id)
     )
-    .where(_ident.c.channel == bindparam("channel"), _ident.c.external_id == bindparam("external_id"))
+    .where(_ident.c.channel == bindparam("who_channel"), _ident.c.external_id == bindparam("who_external_id"))
 )
 
 
 def load_sender(conn: Connection, *, channel: str, external_id: str) -> Sender | None:
     """The linked person behind a chat account with their form in progress, or None for an unknown account."""
-    return _sender_from(conn.execute(_SENDER, {"channel": channel, "external_id": external_id}).first())
+    return _sender_from(conn.execute(_SENDER, {"who_channel": channel, "who_external_id": external_id}).first())
 
 
 _PG_CLAIM_AND_LOAD: Any = None
@@ -156,38 +183,110 @@ def _pg_claim_and_load_stmt():
     if _PG_CLAIM_AND_LOAD is None:
         claimed = (
             postgresql.insert(_processed)
-            .values(channel=bindparam("channel"), message_id=bindparam("message_id"), processed_at=bindparam("at"))
+            .values(channel=bindparam("who_channel"), message_id=bindparam("message_id"), processed_at=bindparam("at"))
             .on_conflict_do_nothing(index_elements=["channel", "message_id"])
             .returning(_processed.c.message_id)
             .cte("claimed")
+        )
+        seq = bindparam("seq", type_=BigInteger)
+        moved = (
+            update(_ident)
+            .where(
+                _ident.c.channel == bindparam("who_channel"),
+                _ident.c.external_id == bindparam("who_external_id"),
+                seq.isnot(None),
+                or_(_ident.c.last_seq.is_(None), _ident.c.last_seq < seq),
+            )
+            .values(last_seq=seq)
+            .returning(_ident.c.id)
+            .cte("moved")
         )
         sender = _SENDER.subquery("s")
         one = select(literal(1).label("x")).subquery("one")
         _PG_CLAIM_AND_LOAD = select(
             select(func.count()).select_from(claimed).scalar_subquery().label("fresh"),
-            func.set_config("synchronous_commit", "off", True).label("sync"),
+            select(func.count()).select_from(moved).scalar_subquery().label("moved"),
             *sender.c,
         ).select_from(one.outerjoin(sender, true()))
     return _PG_CLAIM_AND_LOAD
 
 
+# One round trip before the read: the bounded wait, the relaxed commit, then the lock itself (the select list
+# is evaluated left to right). Keyed on the schema too, so deployments sharing a database do not contend.
+_PG_LOCK = text(
+    "SELECT set_config('lock_timeout', :timeout, true), set_config('synchronous_commit', 'off', true), "
+    "pg_advisory_xact_lock(hashtextextended(current_schema() || ':' || :who, 0))"
+)
+_PG_RELAX = text("SELECT set_config('synchronous_commit', 'off', true)")
+
+_MOVE_SEQ = (
+    update(_ident)
+    .where(
+        _ident.c.channel == bindparam("who_channel"),
+        _ident.c.external_id == bindparam("who_external_id"),
+        or_(_ident.c.last_seq.is_(None), _ident.c.last_seq < bindparam("seq", type_=BigInteger)),
+    )
+    .values(last_seq=bindparam("seq", type_=BigInteger))
+)
+
+
+def lock_person(conn: Connection, *, channel: str, external_id: str, timeout_ms: int) -> None:
+    """PostgreSQL: wait (at most ``timeout_ms``) until no other transaction steps this chat account, and hold
+    it until this transaction ends. ``PersonBusy`` past the wait. Also relaxes this transaction's commit."""
+    if _LOCK_DISABLED:
+        conn.execute(_PG_RELAX)
+        return
+    try:
+        conn.execute(_PG_LOCK, {"timeout": f"{int(timeout_ms)}ms", "who": f"{channel}:{external_id}"})
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            raise PersonBusy(f"{channel}:{external_id}") from None
+        raise
+
+
 def claim_and_load(
-    conn: Connection, *, channel: str, message_id: str | None, external_id: str, now: datetime
+    conn: Connection,
+    *,
+    channel: str,
+    message_id: str | None,
+    external_id: str,
+    now: datetime,
+    seq: int | None = None,
+    lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
 ) -> tuple[bool, Sender | None]:
-    """Record the message (False: already processed) and read its sender, in as few round trips as the
-    database allows. On PostgreSQL the transaction is left with ``synchronous_commit`` off: a step that
-    writes records must call ``require_durable_commit`` (the engine does when a form opens an ORM session)."""
-    if conn.dialect.name == "postgresql" and message_id:
-        row = conn.execute(
-            _pg_claim_and_load_stmt(),
-            {"channel": channel, "message_id": message_id[:128], "at": now, "external_id": external_id},
-        ).one()
-        return row.fresh == 1, (_sender_from(row) if row.id is not None else None)
-    if message_id and not claim_message(conn, channel=channel, message_id=message_id, now=now):
-        return False, None
+    """Lock the chat account's step (see the module doc), record the message (False: already processed) and
+    read its sender with the order of the newest message applied before this one, moving it to ``seq``.
+    On PostgreSQL the transaction is left with ``synchronous_commit`` off: a step that writes records must
+    call ``require_durable_commit`` (the engine does when a form opens an ORM session)."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-    return True, load_sender(conn, channel=channel, external_id=external_id)
+        lock_person(conn, channel=channel, external_id=external_id, timeout_ms=lock_timeout_ms)
+        if message_id:
+            row = conn.execute(
+                _pg_claim_and_load_stmt(),
+                {
+                    # Parameters are not named like columns: in a statement holding an UPDATE, SQLAlchemy
+                    # turns parameters named like the table's columns into extra SETs.
+                    "who_channel": channel,
+                    "who_external_id": external_id,
+                    "message_id": message_id[:128],
+                    "at": now,
+                    "seq": seq,
+                },
+            ).one()
+            return row.fresh == 1, (_sender_from(row) if row.id is not None else None)
+    elif message_id:
+        try:
+            fresh = claim_message(conn, channel=channel, message_id=message_id, now=now)
+        except OperationalError as exc:
+            if "locked" in str(exc.orig).lower():  # SQLite: another process kept the write lock too long
+                raise PersonBusy(f"{channel}:{external_id}") from None
+            raise
+        if not fresh:
+            return False, None
+    sender = load_sender(conn, channel=channel, external_id=external_id)
+    if sender is not None and seq is not None and (sender.last_seq is None or sender.last_seq < seq):
+        conn.execute(_MOVE_SEQ, {"who_channel": channel, "who_external_id": external_id, "seq": seq})
+    return True, sender
 
 
 def require_durable_commit(conn: Connection) -> None:
@@ -211,7 +310,7 @@ def _sender_from(row) -> Sender | None:
     conv = None
     if row.form is not None:
         conv = ConvRow(channel=row.channel, chat_id=row.chat_id, form=row.form, step=row.step, data=row.data or {})
-    return Sender(person=person, active=bool(row.active), conversation=conv)
+    return Sender(person=person, active=bool(row.active), conversation=conv, last_seq=row.last_seq)
 
 
 def save_conversation(
