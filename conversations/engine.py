@@ -39,6 +39,7 @@ from conversations.state import (
     PersonBusy,
     Sender,
     claim_and_load,
+    commit_with_progress,
     delete_conversation,
     load_sender,
     prune_processed,
@@ -147,6 +148,7 @@ class _Step:
         self.incoming = incoming
         self.now = now
         self._session: Session | None = None
+        self.pending_save: dict[str, Any] | None = None
         self.rollback_hooks: list[Callable[[], None]] = []
         self.contexts: list[FormContext] = []
         self.after_commit: list[Callable[[], Awaitable[list[Outgoing]]]] = []
@@ -169,6 +171,17 @@ class _Step:
     def flush(self) -> None:
         if self._session is not None:
             self._session.flush()
+
+    def delete_progress(self, staff_id: int) -> None:
+        self.pending_save = None
+        delete_conversation(self.conn, staff_id=staff_id)
+
+    def commit(self, trans: sqlalchemy.RootTransaction) -> None:
+        """The form's progress row, then COMMIT: sent together on PostgreSQL (``commit_with_progress``)."""
+        save, self.pending_save = self.pending_save, None
+        if save is not None and not commit_with_progress(self.conn, save):
+            save_conversation(self.conn, **save)
+        trans.commit()
 
     def close(self) -> None:
         if self._session is not None:
@@ -348,7 +361,7 @@ class ConversationEngine:
                     replies = self._linked(step, sender, photo)
                 replies.extend(self._notifications(step))
                 step.flush()
-                trans.commit()
+                step.commit(trans)
             except BaseException:
                 trans.rollback()
                 for hook in step.rollback_hooks:
@@ -515,7 +528,7 @@ class ConversationEngine:
     def _answer(self, step: _Step, person: Person, lang: str, conv: ConvRow, photo: bytes | None) -> list[Outgoing]:
         runner = self._runner(step, person, lang, conv)
         if runner is None:
-            delete_conversation(step.conn, staff_id=person.id)
+            step.delete_progress(person.id)
             return [Outgoing(text=FORM_GONE(lang))]
         outcome = runner.answer(step.incoming, photo)
         return self._conclude(step, person, lang, runner, outcome, [], chain=0)
@@ -534,13 +547,13 @@ class ConversationEngine:
         replies = replies + outcome.messages
         step.form, step.step_name = runner.form.name, "done" if outcome.done or outcome.cancelled else runner.p.step
         if outcome.cancelled:
-            delete_conversation(step.conn, staff_id=person.id)
+            step.delete_progress(person.id)
             return replies + [Outgoing(text=CANCELLED(lang, title=runner.form.title(lang)))]
         if outcome.done is not None:
-            delete_conversation(step.conn, staff_id=person.id)
+            step.delete_progress(person.id)
             return self._after_done(step, person, lang, outcome.done, replies, chain=chain, messages_sent=True)
-        save_conversation(
-            step.conn,
+        # Written with the commit (one round trip on PostgreSQL): nothing in this step reads it back.
+        step.pending_save = dict(
             staff_id=person.id,
             channel=step.incoming.channel,
             chat_id=step.incoming.chat_id,
@@ -598,7 +611,7 @@ class ConversationEngine:
     def _cancel(self, step: _Step, person: Person, lang: str, conv: ConvRow | None) -> list[Outgoing]:
         if conv is None:
             return [Outgoing(text=NOTHING_TO_CANCEL(lang), remove_keyboard=True)]
-        delete_conversation(step.conn, staff_id=person.id)
+        step.delete_progress(person.id)
         return [Outgoing(text=CANCELLED(lang, title=self._title(conv.form, lang)), remove_keyboard=True)]
 
     def _busy_note(self, conv: ConvRow | None, lang: str) -> str | None:
