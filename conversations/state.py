@@ -338,11 +338,14 @@ def _pg_pipelined(
     )
     raw = conn.connection.driver_connection
     try:
-        with raw.pipeline(), raw.cursor() as lock_cur, raw.cursor(row_factory=namedtuple_row) as cur:
-            lock_cur.execute(
-                _PG_SQL["lock"], {"timeout": f"{int(lock_timeout_ms)}ms", "who": f"{channel}:{external_id}"}
-            )
-            cur.execute(claim_sql, params)
+        with raw.cursor() as lock_cur, raw.cursor(row_factory=namedtuple_row) as cur:
+            # Nothing is read inside the pipeline: its closing Sync sends both statements and brings both
+            # results back in a single round trip (reading inside would cost a second one).
+            with raw.pipeline():
+                lock_cur.execute(
+                    _PG_SQL["lock"], {"timeout": f"{int(lock_timeout_ms)}ms", "who": f"{channel}:{external_id}"}
+                )
+                cur.execute(claim_sql, params)
             row = cur.fetchone()
     except psycopg.errors.LockNotAvailable:
         raise PersonBusy(f"{channel}:{external_id}") from None
@@ -429,9 +432,11 @@ def commit_with_progress(conn: Connection, save: dict[str, Any]) -> bool:
         }
     )
     raw = conn.connection.driver_connection
-    with raw.pipeline(), raw.cursor() as cur:
+    with raw.cursor() as cur, raw.pipeline():
         cur.execute(sql, params)
-        raw.commit()
+        # COMMIT as a statement in the same batch (``raw.commit()`` would sync the pipeline on its own);
+        # psycopg reads the transaction state from the server's answer, so it knows the transaction ended.
+        cur.execute("COMMIT")
     return True
 
 
