@@ -104,7 +104,7 @@ class Front:
     async def _forward(self, request: web.Request) -> web.Response:
         body = await request.read()
         pinned = request.headers.get(ROUTE_HEADER)
-        first = int(pinned) if pinned is not None else next(self._rr) % len(self.upstreams)
+        first = (int(pinned) if pinned is not None else next(self._rr)) % len(self.upstreams)
         headers = {SECRET_HEADER: request.headers.get(SECRET_HEADER, ""), "Content-Type": "application/json"}
         for attempt in range(len(self.upstreams)):  # nginx: proxy_next_upstream error timeout non_idempotent
             upstream = self.upstreams[(first + attempt) % len(self.upstreams)]
@@ -337,8 +337,8 @@ async def tg():
         yield fake
 
 
-async def start_workers(tmp_path: Path, tg: FakeTelegram, db_url: str, n: int, **extra: str):
-    ports = [free_port(), free_port()]
+async def start_workers(tmp_path: Path, tg: FakeTelegram, db_url: str, n: int, *, workers: int = 2, **extra: str):
+    ports = [free_port() for _ in range(workers)]
     procs = []
     for k, port in enumerate(ports):
         env = bot_env(
@@ -356,7 +356,7 @@ async def start_workers(tmp_path: Path, tg: FakeTelegram, db_url: str, n: int, *
     roster = tmp_path / "roster.csv"
     write_roster(roster, n)
     procs[0].cli("roster", "import", str(roster))
-    link_all(db_url.replace("postgresql+psycopg", "postgresql+psycopg"), tg, n)
+    link_all(db_url, tg, n)
     await asyncio.gather(*(p.start(ready="fieldbot is running") for p in procs))
     front = Front([f"http://127.0.0.1:{port}/telegram" for port in ports])
     await front.start()
