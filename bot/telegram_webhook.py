@@ -53,8 +53,10 @@ class TelegramWebhook:
             return web.Response(status=403)
         try:
             data = json.loads(await request.read())
+            if not isinstance(data, dict):
+                raise TypeError("not an object")
             update = Update.de_json(data, self.application.bot)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.warning("telegram webhook: unreadable update refused: %s", type(exc).__name__)
             return web.Response(status=400)
         if update is None:

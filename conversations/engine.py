@@ -351,12 +351,12 @@ class ConversationEngine:
                         step.form, step.step_name = sender.conversation.form, sender.conversation.step
                 if sender is None:
                     replies = self._unknown(step)
-                elif _late(incoming, sender):
-                    replies = self._late(step, sender)
                 elif not sender.active:
                     replies = [
                         linking.refusal_for(step.session, self.programme, sender.person, self._lang(sender.person))
                     ]
+                elif _late(incoming, sender):
+                    replies = self._late(step, sender)
                 else:
                     replies = self._linked(step, sender, photo)
                 replies.extend(self._notifications(step))
