@@ -85,8 +85,11 @@ class Front:
     _session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
+        # Retry on the other worker only when a worker is gone (connection refused or cut), not on a slow
+        # answer: under load a reply can queue behind python-telegram-bot's 30 messages/s limiter for many
+        # seconds, and a retry would be deduplicated and answered with nothing (the first reply still comes).
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=120)
+            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=900)
         )
         app = web.Application()
         app.router.add_post("/telegram", self._forward)
@@ -400,7 +403,7 @@ async def run_scenario(tmp_path, tg, db_url: str, n: int, *, extra: dict[str, st
     out = Outcome()
     try:
         async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=300)
+            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=1200)
         ) as http:
             started = time.perf_counter()
             await asyncio.gather(*(Teacher(i, tg, front, http, out).strict() for i in range(n)))
@@ -441,7 +444,7 @@ async def test_a_worker_killed_mid_load_loses_no_acknowledged_answer(tmp_path, t
     out = Outcome()
     try:
         async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=300)
+            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=1200)
         ) as http:
             started = time.perf_counter()
             teachers = asyncio.gather(*(Teacher(i, tg, front, http, out).adaptive() for i in range(n)))
