@@ -174,8 +174,12 @@ class Teacher:
         msgs = self.tg.messages_to(self.user.id)
         return msgs[-1].text or "" if msgs else ""
 
-    def button(self, label: str) -> str:
+    def button(self, label: str, question: str) -> str:
+        """The button under the question being answered, as a person taps it: the replies of two racing
+        messages may arrive in either order, so the newest keyboard can belong to an earlier question."""
         for m in reversed(self.tg.messages_to(self.user.id)):
+            if question.lower() not in (m.text or "").lower():
+                continue
             for shown, data in m.buttons:
                 if label.lower() in shown.lower() and data:
                     return data
@@ -213,11 +217,11 @@ class Teacher:
         return any(needle.lower() in (m.text or "").lower() for m in self.tg.messages_to(self.user.id)[count:])
 
     async def act(self, k: int) -> None:
-        _, kind, what = SCRIPT[k]
+        question, kind, what = SCRIPT[k]
         if kind == "pair":
             await self.pair(self.values[what], k)
         else:
-            await self.post(self.user.tap(self.button(what)))
+            await self.post(self.user.tap(self.button(what, question)))
 
     async def strict(self) -> None:
         """Every acknowledged answer must hold: after each step the bot asks exactly the next question."""
