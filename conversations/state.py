@@ -17,7 +17,7 @@ serialised per chat account (docs/scaling.md):
   with a snapshot taken *after* the lock, so it sees what the previous step committed. Past the wait,
   ``PersonBusy`` is raised and the message is left unclaimed (nothing of it was stored).
 * SQLite: the first statement of a step is the dedupe INSERT, which takes the database's single write lock
-  (other writers wait ``busy_timeout``); a timeout is ``PersonBusy`` as well.
+  (other writers wait ``busy_timeout``; past it, the general apology: the other writer may be anyone).
 
 Ordering: ``chat_identity.last_seq`` holds the newest ``Incoming.seq`` applied; the same statement that reads
 the person moves it forward and returns the old value, so the engine can refuse an older message that
@@ -285,12 +285,9 @@ def claim_and_load(
             ).one()
             return row.fresh == 1, (_sender_from(row) if row.id is not None else None)
     elif message_id:
-        try:
-            fresh = claim_message(conn, channel=channel, message_id=message_id, now=now)
-        except OperationalError as exc:
-            if "locked" in str(exc.orig).lower():  # SQLite: another process kept the write lock too long
-                raise PersonBusy(f"{channel}:{external_id}") from None
-            raise
+        # SQLite: this INSERT takes the database's one write lock, which serialises steps across processes.
+        # Past busy_timeout the error is the general apology (the writer may be anyone: a backup, an import).
+        fresh = claim_message(conn, channel=channel, message_id=message_id, now=now)
         if not fresh:
             return False, None
     sender = load_sender(conn, channel=channel, external_id=external_id)
