@@ -10,6 +10,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ORDER = [
     "bench_pipeline.py",
+    "bench_workers.py",
     "bench_photos.py",
     "bench_sweep.py",
     "bench_delivery.py",

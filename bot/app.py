@@ -51,6 +51,7 @@ class App:
             flood_limit_per_minute=self.settings.flood_limit_per_minute,
             default_language=self.settings.language,
             web_url=self.settings.web_public_url,
+            lock_timeout_ms=self.settings.step_lock_timeout_ms,
         )
 
     def web_config(self):
@@ -85,7 +86,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, migrate: bool =
     programme = load_programme(settings.programme)
     if settings.timezone:  # FIELDBOT_TIMEZONE: the deployment's zone wins over the programme file's
         programme = programme.with_timezone(settings.timezone)
-    db = make_engine(settings.database_url)
+    db = make_engine(settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     if migrate:
         upgrade(db)
     media_dir = Path(settings.media_dir)

@@ -14,7 +14,9 @@ from bot.app import App
 log = logging.getLogger(__name__)
 
 
-async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None = None) -> None:
+async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None = None, primary: bool = True) -> None:
+    """``primary``: this process registers the Telegram webhook and the bot's commands (a worker only answers
+    what the proxy sends it; docs/deploy.md)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -26,7 +28,7 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
     tasks: list[asyncio.Task] = []
 
     if settings.telegram_token is not None:
-        application = await _start_telegram(app, engine)
+        application = await _start_telegram(app, engine, primary=primary, cleanups=cleanups)
         from bot.telegram_sender import TelegramSender
 
         senders["telegram"] = TelegramSender(application.bot)
@@ -87,7 +89,11 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
         await sched.start()
         cleanups.append(sched.shutdown)
     if fatal is None:
-        log.info("fieldbot is running (channels: %s)", ", ".join(sorted(senders)) or "-")
+        log.info(
+            "fieldbot is running (channels: %s; role: %s)",
+            ", ".join(sorted(senders)) or "-",
+            "primary" if primary else "worker",
+        )
     try:
         if fatal is None:
             waiter = asyncio.create_task(stop.wait())
@@ -141,7 +147,7 @@ async def serve_web_only(app: App, *, host: str, port: int) -> None:
         await cleanup()
 
 
-async def _start_telegram(app: App, engine):
+async def _start_telegram(app: App, engine, *, primary: bool = True, cleanups: list | None = None):
     from bot.telegram import build_application
 
     settings = app.settings
@@ -153,20 +159,20 @@ async def _start_telegram(app: App, engine):
         web_app_url=f"{settings.web_url}/tg" if settings.web_url and settings.web_listen else None,
     )
     await application.initialize()
-    if application.post_init:
+    if application.post_init and primary:
         await application.post_init(application)
     await application.start()
     if settings.telegram_webhook_url:
+        from bot.telegram_webhook import TelegramWebhook, register
+
         host, _, port = settings.telegram_webhook_listen.rpartition(":")
-        secret = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else None
-        await application.updater.start_webhook(
-            listen=host or "127.0.0.1",
-            port=int(port),
-            url_path="telegram",
-            webhook_url=settings.telegram_webhook_url,
-            secret_token=secret,
-            drop_pending_updates=False,
-        )
+        secret = settings.telegram_webhook_secret.get_secret_value()
+        webhook = TelegramWebhook(application, secret=secret)
+        await webhook.start(host or "127.0.0.1", int(port))
+        if cleanups is not None:
+            cleanups.append(webhook.stop)
+        if primary:
+            await register(application, url=settings.telegram_webhook_url, secret=secret)
     else:
         await application.updater.start_polling(poll_interval=0.0, timeout=25, drop_pending_updates=False)
     return application

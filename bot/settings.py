@@ -7,6 +7,7 @@ A bad value stops start-up with one line naming the variable (see ``load_setting
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -51,6 +52,15 @@ class Settings(BaseSettings):
     flood_limit_per_minute: int = Field(default=60, ge=1)  # a fast teacher taps ~30/min through a form
     # How long a sweeper that died (kill -9, power cut) keeps others from sweeping; renewed while it works.
     sweep_lease_seconds: int = Field(default=120, ge=5)
+    # Several `fieldbot run` behind one proxy (docs/deploy.md): exactly one "primary" registers the webhook,
+    # sets the bot's commands and runs the scheduler (the sweeper lease still guards against two); "worker"
+    # processes only answer the updates the proxy sends them.
+    role: Literal["primary", "worker"] = "primary"
+    # How long a step waits for the same person's step in another process before saying "send it again".
+    step_lock_timeout_ms: int = Field(default=5000, ge=50, le=60000)
+    # PostgreSQL connections per process: (pool + overflow) x processes must stay below max_connections.
+    db_pool_size: int = Field(default=5, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
 
     @field_validator("database_url")
     @classmethod

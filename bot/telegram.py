@@ -86,6 +86,7 @@ def incoming_from_update(update: Update, *, clock: Clock) -> Incoming | None:
         chat_id=str(msg.chat.id),
         received_at=now,
         message_id=f"{msg.chat.id}:{msg.message_id}",
+        seq=msg.message_id,
         display_name=msg.from_user.full_name,
         language=msg.from_user.language_code,
     )

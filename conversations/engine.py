@@ -37,9 +37,12 @@ from conversations.forms.base import Action, Done, Form, FormContext, Kind, Pers
 from conversations.menu import help_message, menu_message
 from conversations.runner import EDIT, FILL, Outcome, Progress, Runner
 from conversations.state import (
+    DEFAULT_LOCK_TIMEOUT_MS,
     ConvRow,
+    PersonBusy,
     Sender,
     claim_and_load,
+    commit_with_progress,
     delete_conversation,
     load_sender,
     prune_processed,
@@ -117,6 +120,18 @@ PHOTO_FETCH_FAILED = T(
     vi="Không tải được ảnh từ ứng dụng chat. Vui lòng gửi lại ảnh.",
     en="The photo could not be downloaded. Please send it again.",
 )
+STEP_BUSY = T(
+    vi="Tin nhắn trước của bạn vẫn đang được xử lý nên tin nhắn này chưa được ghi nhận. "
+    "Vui lòng chờ vài giây rồi gửi lại.",
+    en="Your previous message is still being processed, so this one was not recorded. "
+    "Please wait a few seconds and send it again.",
+)
+LATE_MESSAGE = T(
+    vi="Tin nhắn «{text}» đến chậm, sau một tin nhắn bạn gửi sau nó, nên không được dùng "
+    "(để không ghi đè câu trả lời mới hơn). Nếu vẫn cần, hãy gửi lại.",
+    en="Your message “{text}” arrived late, after a message you sent later, so it was not used (so as not to "
+    "overwrite a newer answer). Send it again if you still need it.",
+)
 FORM_GONE = T(
     vi="Biểu mẫu bạn đang điền không còn nữa (hệ thống vừa cập nhật). Gõ /menu để bắt đầu lại.",
     en="The form you were filling in no longer exists (the system was updated). Type /menu to start again.",
@@ -138,6 +153,7 @@ class _Step:
         self.incoming = incoming
         self.now = now
         self._session: Session | None = None
+        self.pending_save: dict[str, Any] | None = None
         self.rollback_hooks: list[Callable[[], None]] = []
         self.contexts: list[FormContext] = []
         self.after_commit: list[Callable[[], Awaitable[list[Outgoing]]]] = []
@@ -161,6 +177,17 @@ class _Step:
     def flush(self) -> None:
         if self._session is not None:
             self._session.flush()
+
+    def delete_progress(self, staff_id: int) -> None:
+        self.pending_save = None
+        delete_conversation(self.conn, staff_id=staff_id)
+
+    def commit(self, trans: sqlalchemy.RootTransaction) -> None:
+        """The form's progress row, then COMMIT: sent together on PostgreSQL (``commit_with_progress``)."""
+        save, self.pending_save = self.pending_save, None
+        if save is not None and not commit_with_progress(self.conn, save):
+            save_conversation(self.conn, **save)
+        trans.commit()
 
     def close(self) -> None:
         if self._session is not None:
@@ -200,6 +227,7 @@ class ConversationEngine:
         default_language: str = "vi",
         on_queued: Callable[[], None] | None = None,
         web_url: str | None = None,
+        lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
     ) -> None:
         self.db = db
         self.web_url = web_url
@@ -213,6 +241,7 @@ class ConversationEngine:
         self.mailer = mailer
         self.default_language = default_language if default_language in LANGUAGES else "vi"
         self.flood = FloodGate(limit_per_minute=flood_limit_per_minute)
+        self.lock_timeout_ms = lock_timeout_ms
         self._since_prune = PRUNE_EVERY  # prune on the first message of a process, then every N
         registry()  # import every form now: a broken form module fails at start-up, not on a teacher's tap
 
@@ -252,6 +281,10 @@ class ConversationEngine:
                 (time.perf_counter() - started) * 1000,
             )
             return replies
+        except PersonBusy:
+            # Nothing of this message was stored (not even its dedupe record): sending it again works.
+            log.warning("step lock not had in %d ms channel=%s", self.lock_timeout_ms, incoming.channel)
+            return [Outgoing(text=STEP_BUSY(self.default_language))]
         except Exception:
             log.exception("conversation step failed channel=%s", incoming.channel)
             return [Outgoing(text=APOLOGY(self.default_language))]
@@ -320,6 +353,8 @@ class ConversationEngine:
                     message_id=incoming.message_id,
                     external_id=incoming.user_id,
                     now=now,
+                    seq=incoming.seq,
+                    lock_timeout_ms=self.lock_timeout_ms,
                 )
                 if not fresh:
                     trans.rollback()
@@ -335,11 +370,13 @@ class ConversationEngine:
                     replies = [
                         linking.refusal_for(step.session, self.programme, sender.person, self._lang(sender.person))
                     ]
+                elif _late(incoming, sender):
+                    replies = self._late(step, sender)
                 else:
                     replies = self._linked(step, sender, photo)
                 self._queue_notifications(step)
                 step.flush()
-                trans.commit()
+                step.commit(trans)
             except BaseException:
                 trans.rollback()
                 for hook in step.rollback_hooks:
@@ -364,6 +401,17 @@ class ConversationEngine:
         if person is not None and person.language in LANGUAGES:
             return person.language
         return self.default_language
+
+    def _late(self, step: _Step, sender: Sender) -> list[Outgoing]:
+        """An older message that arrived after a newer one was applied: say so, apply nothing, and ask the
+        current question again so the person sees where they are."""
+        lang = self._lang(sender.person)
+        incoming = step.incoming
+        shown = (incoming.text or incoming.choice or "").strip()[:40] or "…"
+        log.info("late message refused channel=%s staff=%s", incoming.channel, sender.person.id)
+        conv = sender.conversation
+        here = conv if conv is not None and conv.channel == incoming.channel else None
+        return [Outgoing(text=LATE_MESSAGE(lang, text=esc(shown)))] + self._reask(step, sender.person, lang, here)
 
     # --- unknown accounts ---------------------------------------------------------------------------------------
 
@@ -493,7 +541,7 @@ class ConversationEngine:
     def _answer(self, step: _Step, person: Person, lang: str, conv: ConvRow, photo: bytes | None) -> list[Outgoing]:
         runner = self._runner(step, person, lang, conv)
         if runner is None:
-            delete_conversation(step.conn, staff_id=person.id)
+            step.delete_progress(person.id)
             return [Outgoing(text=FORM_GONE(lang))]
         outcome = runner.answer(step.incoming, photo)
         return self._conclude(step, person, lang, runner, outcome, [], chain=0)
@@ -512,13 +560,13 @@ class ConversationEngine:
         replies = replies + outcome.messages
         step.form, step.step_name = runner.form.name, "done" if outcome.done or outcome.cancelled else runner.p.step
         if outcome.cancelled:
-            delete_conversation(step.conn, staff_id=person.id)
+            step.delete_progress(person.id)
             return replies + [Outgoing(text=CANCELLED(lang, title=runner.form.title(lang)))]
         if outcome.done is not None:
-            delete_conversation(step.conn, staff_id=person.id)
+            step.delete_progress(person.id)
             return self._after_done(step, person, lang, outcome.done, replies, chain=chain, messages_sent=True)
-        save_conversation(
-            step.conn,
+        # Written with the commit (one round trip on PostgreSQL): nothing in this step reads it back.
+        step.pending_save = dict(
             staff_id=person.id,
             channel=step.incoming.channel,
             chat_id=step.incoming.chat_id,
@@ -576,7 +624,7 @@ class ConversationEngine:
     def _cancel(self, step: _Step, person: Person, lang: str, conv: ConvRow | None) -> list[Outgoing]:
         if conv is None:
             return [Outgoing(text=NOTHING_TO_CANCEL(lang), remove_keyboard=True)]
-        delete_conversation(step.conn, staff_id=person.id)
+        step.delete_progress(person.id)
         return [Outgoing(text=CANCELLED(lang, title=self._title(conv.form, lang)), remove_keyboard=True)]
 
     def _busy_note(self, conv: ConvRow | None, lang: str) -> str | None:
@@ -604,6 +652,10 @@ class ConversationEngine:
                 origin = f"{step.incoming.channel}:{step.incoming.message_id or id(step)}:{step.now.isoformat()}:{n}"
                 outbox.queue_notice(step.session, recipient_id=staff_id, text=text, now=step.now, origin=origin)
         step.queued += n
+
+
+def _late(incoming: Incoming, sender: Sender) -> bool:
+    return incoming.seq is not None and sender.last_seq is not None and incoming.seq < sender.last_seq
 
 
 def _person(staff: Staff) -> Person:

@@ -8,17 +8,33 @@ above 1,000/s on SQLite). Records that a form finally writes still use the ORM: 
 There is deliberately no in-process cache of identity -> person: the one indexed join below reads the
 person's ``active`` flag fresh on every message, so a deactivation in the roster takes effect on the very
 next message and there is no cache to invalidate across processes.
+
+Several processes (webhook workers) may handle one person's messages at the same moment. Each step is
+serialised per chat account (docs/scaling.md):
+
+* PostgreSQL: the step's first statement takes a transaction-level advisory lock keyed on the chat account
+  (and the schema), waiting at most ``lock_timeout_ms``; the next statement then reads the person's form
+  with a snapshot taken *after* the lock, so it sees what the previous step committed. Past the wait,
+  ``PersonBusy`` is raised and the message is left unclaimed (nothing of it was stored).
+* SQLite: the first statement of a step is the dedupe INSERT, which takes the database's single write lock
+  (other writers wait ``busy_timeout``; past it, the general apology: the other writer may be anyone).
+
+Ordering: ``chat_identity.last_seq`` holds the newest ``Incoming.seq`` applied; the same statement that reads
+the person moves it forward and returns the old value, so the engine can refuse an older message that
+arrives after a newer one was applied.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, literal, select, true, update
+from sqlalchemy import BigInteger, Connection, bindparam, delete, func, literal, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 
 from conversations.forms.base import Person
 from storage.models import ChatIdentity, Conversation, ProcessedMessage, School, Staff
@@ -44,7 +60,17 @@ class Sender:
     person: Person
     active: bool
     conversation: ConvRow | None
+    last_seq: int | None = None  # the newest message order applied before this message
     blocked_identity: int | None = None  # the chat identity written from, when it is marked blocked
+
+
+class PersonBusy(Exception):
+    """Another process kept this person's step locked longer than the bounded wait."""
+
+
+DEFAULT_LOCK_TIMEOUT_MS = 5000
+# Test only: take the per-person lock out, to prove the multi-worker test fails without it.
+_LOCK_DISABLED = os.environ.get("FIELDBOT_TEST_NO_STEP_LOCK") == "1"
 
 
 def _dialect(conn: Connection):
@@ -127,9 +153,9 @@ _SENDER = (
         _staff.c.role,
         _staff.c.school_id,
         _staff.c.district_id,
-        _staff.c.province_id,
         _staff.c.language,
         _staff.c.active,
+        _ident.c.last_seq,
         _school.c.level,
         _conv.c.channel,
         _conv.c.chat_id,
@@ -144,13 +170,13 @@ _SENDER = (
         .outerjoin(_school, _school.c.id == _staff.c.school_id)
         .outerjoin(_conv, _conv.c.staff_id == _staff.c.id)
     )
-    .where(_ident.c.channel == bindparam("channel"), _ident.c.external_id == bindparam("external_id"))
+    .where(_ident.c.channel == bindparam("who_channel"), _ident.c.external_id == bindparam("who_external_id"))
 )
 
 
 def load_sender(conn: Connection, *, channel: str, external_id: str) -> Sender | None:
     """The linked person behind a chat account with their form in progress, or None for an unknown account."""
-    return _sender_from(conn.execute(_SENDER, {"channel": channel, "external_id": external_id}).first())
+    return _sender_from(conn.execute(_SENDER, {"who_channel": channel, "who_external_id": external_id}).first())
 
 
 _PG_CLAIM_AND_LOAD: Any = None
@@ -163,49 +189,205 @@ def _pg_claim_and_load_stmt():
     if _PG_CLAIM_AND_LOAD is None:
         claimed = (
             postgresql.insert(_processed)
-            .values(channel=bindparam("channel"), message_id=bindparam("message_id"), processed_at=bindparam("at"))
+            .values(channel=bindparam("who_channel"), message_id=bindparam("message_id"), processed_at=bindparam("at"))
             .on_conflict_do_nothing(index_elements=["channel", "message_id"])
             .returning(_processed.c.message_id)
             .cte("claimed")
+        )
+        seq = bindparam("seq", type_=BigInteger)
+        moved = (
+            update(_ident)
+            .where(
+                _ident.c.channel == bindparam("who_channel"),
+                _ident.c.external_id == bindparam("who_external_id"),
+                seq.isnot(None),
+                or_(_ident.c.last_seq.is_(None), _ident.c.last_seq < seq),
+            )
+            .values(last_seq=seq)
+            .returning(_ident.c.id)
+            .cte("moved")
         )
         sender = _SENDER.subquery("s")
         one = select(literal(1).label("x")).subquery("one")
         _PG_CLAIM_AND_LOAD = select(
             select(func.count()).select_from(claimed).scalar_subquery().label("fresh"),
-            func.set_config("synchronous_commit", "off", True).label("sync"),
+            select(func.count()).select_from(moved).scalar_subquery().label("moved"),
             *sender.c,
         ).select_from(one.outerjoin(sender, true()))
     return _PG_CLAIM_AND_LOAD
+
+
+# One round trip before the read: the bounded wait, the relaxed commit, then the lock itself (the select list
+# is evaluated left to right). Keyed on the schema too, so deployments sharing a database do not contend.
+_PG_LOCK = text(
+    "SELECT set_config('lock_timeout', :timeout, true), set_config('synchronous_commit', 'off', true), "
+    "pg_advisory_xact_lock(hashtextextended(current_schema() || ':' || :who, 0))"
+)
+_PG_RELAX = text("SELECT set_config('synchronous_commit', 'off', true)")
+
+_MOVE_SEQ = (
+    update(_ident)
+    .where(
+        _ident.c.channel == bindparam("who_channel"),
+        _ident.c.external_id == bindparam("who_external_id"),
+        or_(_ident.c.last_seq.is_(None), _ident.c.last_seq < bindparam("seq", type_=BigInteger)),
+    )
+    .values(last_seq=bindparam("seq", type_=BigInteger))
+)
+
+
+def lock_person(conn: Connection, *, channel: str, external_id: str, timeout_ms: int) -> None:
+    """PostgreSQL: wait (at most ``timeout_ms``) until no other transaction steps this chat account, and hold
+    it until this transaction ends. ``PersonBusy`` past the wait. Also relaxes this transaction's commit."""
+    if _LOCK_DISABLED:
+        conn.execute(_PG_RELAX)
+        return
+    try:
+        conn.execute(_PG_LOCK, {"timeout": f"{int(timeout_ms)}ms", "who": f"{channel}:{external_id}"})
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            raise PersonBusy(f"{channel}:{external_id}") from None
+        raise
 
 
 _UNBLOCK = update(_ident).where(_ident.c.id == bindparam("ident_id")).values(blocked_at=None)
 
 
 def claim_and_load(
-    conn: Connection, *, channel: str, message_id: str | None, external_id: str, now: datetime
+    conn: Connection,
+    *,
+    channel: str,
+    message_id: str | None,
+    external_id: str,
+    now: datetime,
+    seq: int | None = None,
+    lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
 ) -> tuple[bool, Sender | None]:
-    """Record the message (False: already processed) and read its sender, in as few round trips as the
-    database allows. On PostgreSQL the transaction is left with ``synchronous_commit`` off: a step that
-    writes records must call ``require_durable_commit`` (the engine does when a form opens an ORM session).
-
-    A person who writes from a chat marked blocked (a delivery gave up on it) is reachable there again: the
-    mark is lifted in this transaction, on every channel (one extra statement, only for a marked chat)."""
-    if conn.dialect.name == "postgresql" and message_id:
-        row = conn.execute(
-            _pg_claim_and_load_stmt(),
-            {"channel": channel, "message_id": message_id[:128], "at": now, "external_id": external_id},
-        ).one()
-        fresh, sender = row.fresh == 1, (_sender_from(row) if row.id is not None else None)
-    elif message_id and not claim_message(conn, channel=channel, message_id=message_id, now=now):
-        return False, None
-    else:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-        fresh, sender = True, load_sender(conn, channel=channel, external_id=external_id)
+    """``_claim_and_load``, then: a person who writes from a chat marked blocked (a delivery gave up on it) is
+    reachable there again, so the mark is lifted in this transaction, on every channel (one extra statement,
+    only for a marked chat)."""
+    fresh, sender = _claim_and_load(
+        conn,
+        channel=channel,
+        message_id=message_id,
+        external_id=external_id,
+        now=now,
+        seq=seq,
+        lock_timeout_ms=lock_timeout_ms,
+    )
     if fresh and sender is not None and sender.blocked_identity is not None:
         conn.execute(_UNBLOCK, {"ident_id": sender.blocked_identity})
         sender.blocked_identity = None
     return fresh, sender
+
+
+def _claim_and_load(
+    conn: Connection,
+    *,
+    channel: str,
+    message_id: str | None,
+    external_id: str,
+    now: datetime,
+    seq: int | None = None,
+    lock_timeout_ms: int = DEFAULT_LOCK_TIMEOUT_MS,
+) -> tuple[bool, Sender | None]:
+    """Lock the chat account's step (see the module doc), record the message (False: already processed) and
+    read its sender with the order of the newest message applied before this one, moving it to ``seq``.
+    On PostgreSQL the transaction is left with ``synchronous_commit`` off: a step that writes records must
+    call ``require_durable_commit`` (the engine does when a form opens an ORM session)."""
+    if conn.dialect.name == "postgresql" and message_id and conn.dialect.driver == "psycopg":
+        return _pg_pipelined(
+            conn,
+            channel=channel,
+            external_id=external_id,
+            message_id=message_id,
+            now=now,
+            seq=seq,
+            lock_timeout_ms=lock_timeout_ms,
+        )
+    if conn.dialect.name == "postgresql":
+        lock_person(conn, channel=channel, external_id=external_id, timeout_ms=lock_timeout_ms)
+        if message_id:
+            row = conn.execute(
+                _pg_claim_and_load_stmt(),
+                {
+                    # Parameters are not named like columns: in a statement holding an UPDATE, SQLAlchemy
+                    # turns parameters named like the table's columns into extra SETs.
+                    "who_channel": channel,
+                    "who_external_id": external_id,
+                    "message_id": message_id[:128],
+                    "at": now,
+                    "seq": seq,
+                },
+            ).one()
+            return row.fresh == 1, (_sender_from(row) if row.id is not None else None)
+    elif message_id:
+        # SQLite: this INSERT takes the database's one write lock, which serialises steps across processes.
+        # Past busy_timeout the error is the general apology (the writer may be anyone: a backup, an import).
+        fresh = claim_message(conn, channel=channel, message_id=message_id, now=now)
+        if not fresh:
+            return False, None
+    sender = load_sender(conn, channel=channel, external_id=external_id)
+    if sender is not None and seq is not None and (sender.last_seq is None or sender.last_seq < seq):
+        conn.execute(_MOVE_SEQ, {"who_channel": channel, "who_external_id": external_id, "seq": seq})
+    return True, sender
+
+
+_PG_SQL: dict[str, Any] = {}
+
+
+def _pg_pipelined(
+    conn: Connection,
+    *,
+    channel: str,
+    external_id: str,
+    message_id: str,
+    now: datetime,
+    seq: int | None,
+    lock_timeout_ms: int,
+) -> tuple[bool, Sender | None]:
+    """PostgreSQL with psycopg: BEGIN, the lock and the claim-and-load statement sent in one pipeline, so the
+    step waits for the server once instead of three times. The server still runs them one after the other:
+    the claim-and-load snapshot is taken after the lock is granted. psycopg prepares both statements on the
+    server after a few executions on a connection (``prepare_threshold``), so they are not parsed again."""
+    import psycopg
+    from psycopg.rows import namedtuple_row
+
+    if "claim" not in _PG_SQL:
+        compiled = _pg_claim_and_load_stmt().compile(dialect=conn.dialect)
+        _PG_SQL["claim"] = (compiled.string, compiled)
+        lock = "SELECT set_config('lock_timeout', %(timeout)s, true), set_config('synchronous_commit', 'off', true)"
+        _PG_SQL["lock"] = lock + (
+            "" if _LOCK_DISABLED else ", pg_advisory_xact_lock(hashtextextended(current_schema() || ':' || %(who)s, 0))"
+        )
+    claim_sql, compiled = _PG_SQL["claim"]
+    params = compiled.construct_params(
+        {
+            "who_channel": channel,
+            "who_external_id": external_id,
+            "message_id": message_id[:128],
+            "at": now,
+            "seq": seq,
+        }
+    )
+    raw = conn.connection.driver_connection
+    try:
+        with raw.cursor() as lock_cur, raw.cursor(row_factory=namedtuple_row) as cur:
+            # Nothing is read inside the pipeline: its closing Sync sends both statements and brings both
+            # results back in a single round trip (reading inside would cost a second one).
+            with raw.pipeline():
+                lock_cur.execute(
+                    _PG_SQL["lock"], {"timeout": f"{int(lock_timeout_ms)}ms", "who": f"{channel}:{external_id}"}
+                )
+                cur.execute(claim_sql, params)
+            row = cur.fetchone()
+    except psycopg.errors.LockNotAvailable:
+        raise PersonBusy(f"{channel}:{external_id}") from None
+    except psycopg.OperationalError:
+        if raw.broken:  # the server went away: let the pool forget this connection
+            conn.invalidate()
+        raise
+    return row.fresh == 1, (_sender_from(row) if row.id is not None else None)
 
 
 def require_durable_commit(conn: Connection) -> None:
@@ -223,7 +405,6 @@ def _sender_from(row) -> Sender | None:
         role=row.role,
         school_id=row.school_id,
         district_id=row.district_id,
-        province_id=row.province_id,
         language=row.language or "vi",
         school_level=row.level,
     )
@@ -231,7 +412,9 @@ def _sender_from(row) -> Sender | None:
     if row.form is not None:
         conv = ConvRow(channel=row.channel, chat_id=row.chat_id, form=row.form, step=row.step, data=row.data or {})
     blocked = row.ident_id if row.blocked_at is not None else None
-    return Sender(person=person, active=bool(row.active), conversation=conv, blocked_identity=blocked)
+    return Sender(
+        person=person, active=bool(row.active), conversation=conv, last_seq=row.last_seq, blocked_identity=blocked
+    )
 
 
 def save_conversation(
@@ -275,6 +458,40 @@ def held_files(data: Any) -> Iterator[str]:
     elif isinstance(data, list):
         for value in data:
             yield from held_files(value)
+
+
+def commit_with_progress(conn: Connection, save: dict[str, Any]) -> bool:
+    """PostgreSQL with psycopg: the progress upsert and COMMIT in one pipeline (one wait for the server
+    instead of two); the caller's SQLAlchemy commit that follows finds nothing left to do. False elsewhere:
+    the caller saves and commits as usual."""
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        return False
+    from psycopg.types.json import Json
+
+    if "upsert" not in _PG_SQL:
+        compiled = _upsert_stmt(conn).compile(dialect=conn.dialect)
+        _PG_SQL["upsert"] = (compiled.string, compiled)
+    sql, compiled = _PG_SQL["upsert"]
+    params = compiled.construct_params(
+        {
+            "staff_id": save["staff_id"],
+            "channel": save["channel"],
+            "chat_id": save["chat_id"],
+            "form": save["form"],
+            "step": save["step"][:64],
+            "data": Json(save["data"]),
+            "files": Json(sorted(set(held_files(save["data"])))),
+            "now": save["now"],
+            "now2": save["now"],
+        }
+    )
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, raw.pipeline():
+        cur.execute(sql, params)
+        # COMMIT as a statement in the same batch (``raw.commit()`` would sync the pipeline on its own);
+        # psycopg reads the transaction state from the server's answer, so it knows the transaction ended.
+        cur.execute("COMMIT")
+    return True
 
 
 _DELETE_CONV = delete(_conv).where(_conv.c.staff_id == bindparam("staff_id"))

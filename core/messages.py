@@ -48,6 +48,9 @@ class Incoming:
     chat_id: str  # where replies go
     received_at: datetime
     message_id: str | None = None  # platform message id, for dedupe; None when the platform has none
+    # The platform's order of this chat's messages (Telegram: message_id, increasing per chat), or None when
+    # the platform gives none (taps, console): a message older than one already applied is not applied.
+    seq: int | None = None
     text: str | None = None
     choice: str | None = None  # the data of a tapped option (callback data); never trusted
     photo: PhotoInput | None = None

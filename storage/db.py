@@ -28,7 +28,9 @@ class DatabaseUnavailable(Exception):
     """The database cannot be reached or opened; the message is one line for the operator."""
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 5, max_overflow: int = 5) -> Engine:
+    """PostgreSQL: at most ``pool_size + max_overflow`` connections per process (docs/deploy.md sizes them
+    against ``max_connections``); SQLite ignores both."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -43,7 +45,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     # pre_ping: a restarted PostgreSQL leaves dead pooled connections; replace them instead of failing.
-    return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

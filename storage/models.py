@@ -79,6 +79,9 @@ class ChatIdentity(SQLModel, table=True):
     chat_id: str = Field(max_length=64)  # where to send to that person
     linked_at: datetime | None = _ts(nullable=False)
     blocked_at: datetime | None = _ts()  # the person blocked the bot: deliver elsewhere
+    # The newest platform message order (Incoming.seq) applied for this account: an older one arriving late
+    # (a redelivery, a slow worker) is refused instead of overwriting a newer step (docs/scaling.md).
+    last_seq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class LinkCode(SQLModel, table=True):

@@ -109,6 +109,17 @@ def test_run_without_channel_explains_setup(env, capsys) -> None:
     assert "FIELDBOT_TELEGRAM_TOKEN" in err and "fieldbot chat" in err
 
 
+@pytest.mark.parametrize("how", ["setting", "flag"])
+def test_a_worker_without_a_webhook_is_refused(env, monkeypatch, capsys, how: str) -> None:
+    """Two pollers on one bot end each other with 409: a worker only makes sense behind a webhook proxy."""
+    monkeypatch.setenv("FIELDBOT_TELEGRAM_TOKEN", "123456:TEST-TOKEN")
+    if how == "setting":
+        monkeypatch.setenv("FIELDBOT_ROLE", "worker")
+    assert main(["run", *(["--role", "worker"] if how == "flag" else [])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "FIELDBOT_TELEGRAM_WEBHOOK_URL" in err and "\n" not in err and "Traceback" not in err
+
+
 def test_console_script_is_installed(env) -> None:
     exe = Path(sys.executable).with_name("fieldbot")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)

@@ -47,6 +47,10 @@ def test_postgres_url_gets_the_psycopg_driver(monkeypatch) -> None:
         ("FIELDBOT_SMTP_URL", "http://mail"),
         ("FIELDBOT_FLOOD_LIMIT_PER_MINUTE", "-1"),
         ("FIELDBOT_SWEEP_LEASE_SECONDS", "1"),  # shorter than one delivery batch: two sweepers would overlap
+        ("FIELDBOT_ROLE", "boss"),
+        ("FIELDBOT_STEP_LOCK_TIMEOUT_MS", "0"),
+        ("FIELDBOT_DB_POOL_SIZE", "0"),
+        ("FIELDBOT_DB_MAX_OVERFLOW", "-1"),
     ],
 )
 def test_bad_value_names_the_variable(monkeypatch, var: str, value: str) -> None:

@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-scheduler", action="store_true", help="không chạy nhắc việc trong tiến trình này (another process sweeps)"
     )
+    p.add_argument(
+        "--role",
+        choices=("primary", "worker"),
+        help="primary: đăng ký webhook và chạy nhắc việc; worker: chỉ trả lời tin nhắn proxy chuyển tới "
+        "(default: FIELDBOT_ROLE, else primary)",
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -39,6 +45,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             validate_webhook(settings.zalo_webhook_url, secret)
         except ZaloConfigError as exc:
             raise CliError(str(exc)) from None
+    role = getattr(args, "role", None) or settings.role
+    if role == "worker" and settings.telegram_token is not None and not settings.telegram_webhook_url:
+        # Two pollers on one bot end each other with 409: workers exist only behind a webhook proxy.
+        raise CliError(
+            "FIELDBOT_ROLE=worker cần FIELDBOT_TELEGRAM_WEBHOOK_URL (a worker serves the webhook behind a proxy)"
+        )
     app = build_app(settings)
-    asyncio.run(serve(app, scheduler=not args.no_scheduler))
+    asyncio.run(serve(app, scheduler=not args.no_scheduler and role == "primary", primary=role == "primary"))
     return 0

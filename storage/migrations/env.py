@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401
@@ -22,6 +22,12 @@ def run_migrations_online() -> None:
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
         with connection.begin():
+            if connection.dialect.name == "postgresql":
+                # Several workers start at once (docs/deploy.md): one migrates, the others wait here and then
+                # find the schema at head. Transactional DDL releases the lock with the commit.
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '\\:fieldbot-migrate', 0))")
+                )
             context.configure(
                 connection=connection,
                 target_metadata=target_metadata,
