@@ -24,6 +24,9 @@ COMMAND_MODULES = (
     "bot.commands.sweep",
     "bot.commands.export",
     "bot.commands.backup",
+    "bot.commands.audit",
+    "bot.commands.purge",
+    "bot.commands.erase",  # after bot.commands.students (if installed): adds `students erase` to its parser
 )
 
 

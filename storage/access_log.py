@@ -142,7 +142,8 @@ def entries(
         school = session.get(School, school_id)
         district_id = school.district_id if school else -1
         q = q.where(
-            (AccessLog.school_id == school_id) | ((AccessLog.school_id.is_(None)) & (AccessLog.district_id == district_id))
+            (AccessLog.school_id == school_id)
+            | ((AccessLog.school_id.is_(None)) & (AccessLog.district_id == district_id))
         )
     q = q.order_by(AccessLog.at, AccessLog.id)
     if limit is not None:
@@ -157,9 +158,7 @@ class ExportCount:
     count: int
 
 
-def exports_by_person(
-    session: Session, *, district_id: int, since: datetime, until: datetime
-) -> list[ExportCount]:
+def exports_by_person(session: Session, *, district_id: int, since: datetime, until: datetime) -> list[ExportCount]:
     """Exports of this district's data in [since, until), by person, most first (the weekly digest line)."""
     rows = session.execute(
         select(AccessLog.actor, AccessLog.role, func.count())

@@ -25,8 +25,28 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
         size = backup(settings.database_url, args.out)
     except BackupError as exc:
         raise CliError(str(exc)) from None
+    _log_backup(settings)
     print(f"Đã sao lưu vào {args.out} ({size / 1024:.0f} KB).")
     return 0
+
+
+def _log_backup(settings: Settings) -> None:
+    """A backup holds every pupil: one access-log row (after the copy, so the copy does not hold it)."""
+    from sqlalchemy import func, select
+
+    from bot.app import build_app
+    from bot.commands.purge import operator
+    from storage.access_log import BACKUP, record_access
+    from storage.db import session_scope
+    from storage.models import Student
+
+    app = build_app(settings, migrate=False)
+    with session_scope(app.db) as session:
+        pupils = int(session.scalar(select(func.count()).select_from(Student)) or 0)
+        record_access(
+            session, actor=operator(), role="operator", what=BACKUP, scope="all", pupils=pupils, now=app.clock.now()
+        )
+    app.db.dispose()
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:

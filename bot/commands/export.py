@@ -86,6 +86,12 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             media_dir=app.media_dir,
             lang=args.lang or settings.language,
         )
+        from bot.commands.purge import operator
+        from storage.access_log import EXPORT_CLI, record_access
+
+        record_access(
+            session, actor=operator(), role="operator", what=EXPORT_CLI, scope=scope, pupils=result.students, now=now
+        )
     print(
         f"Đã ghi {result.path} ({label}): {result.schools} trường, {result.students} học sinh, "
         f"{result.batches} lô máy, {result.handovers} bàn giao."

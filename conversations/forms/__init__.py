@@ -22,6 +22,7 @@ MODULES: tuple[str, ...] = (
     "conversations.forms.computers",
     "conversations.forms.handover",
     "conversations.forms.csdl",
+    "conversations.forms.privacy",
     "conversations.linking",
 )
 
