@@ -124,6 +124,7 @@ PHOTO_MISSING = T(vi=" (thiếu tệp)", en=" (file missing)")
 TOTAL = T(vi="Tổng cộng", en="Total")
 GENERATED = T(vi="Số liệu lúc", en="Figures as of")
 REPORT_NOT_SUBMITTED = T(vi="Chưa chốt", en="Not submitted")
+CONSENT_NOT_RECORDED = T(vi="Chưa ghi nhận", en="Not recorded")
 
 NEEDS_COLUMNS = [
     Column(T(vi="Mã định danh", en="Student ID"), Kind.TEXT),
@@ -139,6 +140,7 @@ NEEDS_COLUMNS = [
     Column(T(vi="SĐT", en="Phone"), Kind.TEXT),
     Column(T(vi="Trạng thái duyệt", en="Review status"), Kind.LABEL),
     Column(T(vi="Ngày đăng ký", en="Registered on"), Kind.STAMP),
+    Column(T(vi="Phụ huynh đồng ý ngày", en="Parent's consent on"), Kind.DATE),
 ]
 RECEIPT_COLUMNS = [
     Column(T(vi="Trường", en="School"), Kind.TEXT),
@@ -278,8 +280,12 @@ class _Sheet:
                 ws.write_number(r, c, v, fmts["bold"] if bold else None)
                 n = len(str(v))
             elif kind is Kind.DATE:
-                ws.write_datetime(r, c, v, fmts["date"])
-                n = 10
+                if isinstance(v, str):  # a label in a date column ("Chưa ghi nhận")
+                    ws.write_string(r, c, v)
+                    n = len(v)
+                else:
+                    ws.write_datetime(r, c, v, fmts["date"])
+                    n = 10
             else:  # Kind.STAMP
                 ws.write_datetime(r, c, v.astimezone(tz).replace(tzinfo=None), fmts["stamp"])
                 n = 16
@@ -349,6 +355,7 @@ def _write_needs(session: Session, sheet: _Sheet, *, scope: Scope, programme: Pr
             Student.guardian_phone,
             Student.status,
             Student.created_at,
+            Student.consent_at,
         )
         .join(School, School.id == Student.school_id)
         .where(scope.filter(Student.school_id))
@@ -356,8 +363,10 @@ def _write_needs(session: Session, sheet: _Sheet, *, scope: Scope, programme: Pr
     )
     n = 0
     add = sheet.add
+    tz = programme.tz
+    not_recorded = CONSENT_NOT_RECORDED(lang)
     for part in _stream(session, stmt):
-        for code, name, born, gender, klass, school, cat, reason, need, guardian, phone, status, created in part:
+        for code, name, born, gender, klass, school, cat, reason, need, guardian, phone, status, created, ok in part:
             add(
                 (
                     code,
@@ -373,6 +382,7 @@ def _write_needs(session: Session, sheet: _Sheet, *, scope: Scope, programme: Pr
                     phone_cell(phone),
                     statuses.get(status, status),
                     created,
+                    ok.astimezone(tz).date() if ok is not None else not_recorded,
                 )
             )
         n += len(part)

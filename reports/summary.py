@@ -62,6 +62,7 @@ class SchoolSummary:
     waiting: int = 0
     late_csdl: int = 0
     open_flags: int = 0
+    no_consent: int = 0  # standing registrations whose guardian's consent is not recorded (storage.consent)
     needs_report_submitted_at: datetime | None = None
 
     @property
@@ -115,6 +116,7 @@ _SUMMED = (
     "waiting",
     "late_csdl",
     "open_flags",
+    "no_consent",
 )
 
 
@@ -148,14 +150,16 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
         if s is not None and s.principal_name is None:
             s.principal_name, s.principal_phone = name, phone
 
-    for sid, status, n in session.execute(
-        select(Student.school_id, Student.status, func.count())
+    no_consent = func.sum(case((Student.consent_at.is_(None), 1), else_=0))  # storage.consent: not recorded
+    for sid, status, n, unconsented in session.execute(
+        select(Student.school_id, Student.status, func.count(), no_consent)
         .where(scope.filter(Student.school_id), Student.status.in_(REGISTERED_STATUSES))
         .group_by(Student.school_id, Student.status)
     ).all():
         s = by_id.get(sid)
         if s is None:
             continue
+        s.no_consent += int(unconsented or 0)
         s.registered += n
         if status in COUNTED_STATUSES:
             s.approved += n
@@ -268,6 +272,10 @@ HANDED = T(
 LATE_CSDL = T(vi="⚠️ <b>Trễ cập nhật CSDL ngành: {n}</b>", en="⚠️ <b>Late for the sector database: {n}</b>")
 NO_LATE = T(vi="✅ Không có bàn giao trễ cập nhật CSDL ngành", en="✅ No handover late for the sector database")
 FLAGS = T(vi="🚩 <b>Ảnh bị gắn cờ chưa xử lý: {n}</b>", en="🚩 <b>Open photo flags: {n}</b>")
+NO_CONSENT = T(
+    vi="🔒 Hồ sơ chưa ghi nhận đồng ý của phụ huynh: <b>{n}</b> (hoàn tất bằng /dongy)",
+    en="🔒 Entries without a recorded parent's consent: <b>{n}</b> (complete them with /dongy)",
+)
 REPORT_DONE = T(vi="📝 Báo cáo nhu cầu: đã chốt {at}", en="📝 Needs report: submitted {at}")
 REPORT_OPEN = T(
     vi="📝 Báo cáo nhu cầu: <b>chưa chốt</b> (hạn hết ngày {due})",
@@ -355,6 +363,8 @@ def format_summary(summary: Summary, *, lang: str = "vi") -> str:
     lines.append(LATE_CSDL(lang, n=t.late_csdl) if t.late_csdl else NO_LATE(lang))
     if t.open_flags:
         lines.append(FLAGS(lang, n=t.open_flags))
+    if t.no_consent:
+        lines.append(NO_CONSENT(lang, n=t.no_consent))
     if summary.is_district:
         lines.append(REPORTS_DISTRICT(lang, done=summary.reports_submitted, total=len(summary.schools), due=due))
     else:

@@ -176,3 +176,21 @@ def _chunks(ids: list[int], size: int = 500):
 
 def count_photos(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(Photo)) or 0)
+
+
+def remove_old_exports(media_dir: Path, *, older_than: datetime) -> int:
+    """Export files under ``media/exports`` last written before ``older_than`` (the daily job: the programme
+    file's ``[privacy] export_keep_days``). Returns how many files were deleted."""
+    folder = Path(media_dir) / "exports"
+    if not folder.is_dir():
+        return 0
+    cutoff = older_than.timestamp()
+    n = 0
+    for path in folder.iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                n += 1
+        except FileNotFoundError:
+            continue
+    return n
