@@ -203,7 +203,8 @@ async def test_linking_by_emailed_code_over_smtp(
         [ident] = identities(db)
         assert (ident.staff_id, ident.external_id, ident.chat_id) == (w.teacher_a2, "z-ha", "z-ha")
         # The numbered menu answers by number: 1 starts /dangky.
-        assert "Họ và tên" in await zw.pick("z-ha", "/dangky")
+        assert "đồng ý" in await zw.pick("z-ha", "/dangky")
+        assert "Họ và tên" in await zw.pick("z-ha", "Phụ huynh đã đồng ý")
     finally:
         await zw.close()
 
@@ -228,7 +229,8 @@ async def test_linking_by_a_principals_code(zw, db, w, clock) -> None:
 async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(zw, engine, db, w) -> None:
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
     engine.link_directly(channel="zalo", external_id="z-lan", chat_id="z-lan", phone=w.phones["principal_a"])
-    assert "Họ và tên" in await zw.say("z-minh", "/dangky")
+    assert "1. ✅ Phụ huynh đã đồng ý" in await zw.say("z-minh", "/dangky")
+    assert "Họ và tên" in await zw.pick("z-minh", "Phụ huynh đã đồng ý")
     await zw.say("z-minh", "Lê Thị Hoa")
     await zw.say("z-minh", "01/02/2012")
     await zw.say("z-minh", "4A")
@@ -325,7 +327,8 @@ async def test_redelivered_message_is_processed_once(zalo_fake, db_engine, world
         update = zw.fake.text_update("/dangky", user_id="z-minh", message_id="dup-1")
         first = await zw.deliver(update)
         again = await zw.deliver(update)  # the platform sends the same message id again
-        assert "Họ và tên" in first[-1] and again == []
+        assert "đồng ý" in first[-1] and again == []
+        assert "Họ và tên" in await zw.say("z-minh", "1")  # the form advanced once, not twice
         assert "Ngày sinh" in await zw.say("z-minh", "Lê Thị Hoa")  # the form advanced once, not twice
     finally:
         await zw.close()
@@ -345,6 +348,7 @@ async def test_form_belongs_to_the_channel_it_was_started_on(zw, engine, w) -> N
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
     telegram = await Chat.linked(engine, w.phones["teacher_a"])
     await zw.say("z-minh", "/dangky")
+    await zw.say("z-minh", "1")  # the parent agreed
     await telegram.say("Lê Thị Hoa")
     assert "trên Zalo" in telegram.text
     assert "Ngày sinh" in await zw.say("z-minh", "Lê Thị Hoa")
