@@ -117,12 +117,27 @@ def plan(session: Session, *, student: Student) -> ErasurePlan:
     return p
 
 
+_NEXT_NAME_WORD = re.compile(r"\s+(\w)")
+_PREV_NAME_WORD = re.compile(r"(\w)\w*\s+$")
+
+
 def _mentions(value: object, needles: tuple[str, ...]) -> bool:
-    """The name or the code as a whole word ("Nguyễn Văn An" is not in "Nguyễn Văn Anh")."""
+    """The name or the code as a whole: "Nguyễn Thị Ánh" is not in "Nguyễn Thị Ánhh" nor in "Nguyễn Thị Ánh
+    Hồng" (names are title-cased, so a capitalised word right before or after makes it another name)."""
     if value is None:
         return False
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return any(n and re.search(rf"(?<!\w){re.escape(n)}(?!\w)", text) for n in needles)
+    for needle in needles:
+        if not needle:
+            continue
+        for m in re.finditer(rf"(?<!\w){re.escape(needle)}(?!\w)", text):
+            after = _NEXT_NAME_WORD.match(text, m.end())
+            before = _PREV_NAME_WORD.search(text[max(0, m.start() - 40) : m.start()])
+            if needle[:1].isdigit() or not (
+                (after and after.group(1).isupper()) or (before and before.group(1).isupper())
+            ):
+                return True
+    return False
 
 
 def erase(
