@@ -179,12 +179,13 @@ async def test_protected_workbook_opens_with_the_password_and_not_without(eng, t
 
     with pytest.raises(zipfile.BadZipFile):  # an encrypted OLE container, not a readable workbook
         openpyxl.load_workbook(doc.document)
-    office = msoffcrypto.OfficeFile(open(doc.document, "rb"))
+    data = doc.document.read_bytes()
+    office = msoffcrypto.OfficeFile(io.BytesIO(data))
     assert office.is_encrypted()
     with pytest.raises(msoffcrypto.exceptions.InvalidKeyError):
         office.load_key(password="sai-mat-khau")
         office.decrypt(io.BytesIO())
-    office = msoffcrypto.OfficeFile(open(doc.document, "rb"))
+    office = msoffcrypto.OfficeFile(io.BytesIO(data))
     office.load_key(password=password)
     plain = io.BytesIO()
     office.decrypt(plain)

@@ -430,3 +430,33 @@ def test_no_application_code_path_updates_or_deletes_log_rows(
     assert not any(q.startswith("update access_log") for q in statements)
     with Session(db_engine) as s:
         assert s.scalar(select(AccessLog.id)) is not None
+
+
+def test_mondays_district_digest_counts_the_weeks_exports_by_person(db_engine, world, programme) -> None:
+    from scheduler.sweep import sweep
+    from tests.test_scheduler_support import link, local
+
+    link(db_engine, staff_id=world.officer, linked_at=local(2021, 11, 1))
+    with session_scope(db_engine) as s:
+        officer, principal = s.get(Staff, world.officer), s.get(Staff, world.principal_a)
+        for who, at in (
+            (officer, local(2021, 11, 19, 9)),
+            (officer, local(2021, 11, 21, 9)),
+            (principal, local(2021, 11, 20, 9)),
+        ):
+            access_log.record_access(
+                s, actor=who, role=who.role, what=access_log.EXPORT, scope=Scope.for_staff(who), pupils=3, now=at
+            )
+
+    def digest_text(now) -> str:
+        [c] = [
+            c
+            for c in sweep(db_engine, programme=programme, now=now).created
+            if c.rule == "digest" and c.recipient.staff_id == world.officer
+        ]
+        return c.line
+
+    monday = digest_text(local(2021, 11, 22, 7))  # 22/11/2021 was a Monday
+    assert "Xuất tệp dữ liệu học sinh 7 ngày qua: Lê Minh Tiến 2, Nguyễn Thị Lan 1" in monday
+    assert sum("Xuất tệp" in line for line in monday.splitlines()) == 1
+    assert "Xuất tệp" not in digest_text(local(2021, 11, 23, 7))  # the other days: no export line
