@@ -460,3 +460,22 @@ def test_mondays_district_digest_counts_the_weeks_exports_by_person(db_engine, w
     assert "Xuất tệp dữ liệu học sinh 7 ngày qua: Lê Minh Tiến 2, Nguyễn Thị Lan 1" in monday
     assert sum("Xuất tệp" in line for line in monday.splitlines()) == 1
     assert "Xuất tệp" not in digest_text(local(2021, 11, 23, 7))  # the other days: no export line
+
+
+def test_the_migration_installs_the_same_guard(db_url, clock) -> None:
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with session_scope(engine) as s:
+        access_log.record_access(
+            s, actor="cli:t", role="operator", what="backup", scope="all", pupils=1, now=clock.now()
+        )
+    for sql in ("UPDATE access_log SET pupils = 2", "DELETE FROM access_log"):
+        with pytest.raises(REFUSED, match="append-only"), engine.begin() as conn:
+            conn.execute(text(sql))
+    with session_scope(engine) as s:
+        assert access_log.purge_before(s, before=clock.now() + timedelta(seconds=1)) == 1
+    with Session(engine) as s:
+        assert access_log.entries(s) == []
+    engine.dispose()
