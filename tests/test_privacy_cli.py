@@ -129,3 +129,24 @@ def test_students_erase(env, capsys, monkeypatch, tmp_path) -> None:
     assert _log(env) == [("erase", "student:079215000001", 1, "operator")]
     assert main(["students", "erase", "079215000002", "--school", "TH-PHUHOA1", "--yes"]) == 0
     assert _scalar(env, select(func.count()).select_from(Student)) == 8
+
+
+def test_backup_of_a_database_not_yet_upgraded_still_backs_up_and_says_why_no_log_row(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from storage.db import upgrade
+
+    for key in list(os.environ):
+        if key.startswith("FIELDBOT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    upgrade(engine, "0001")  # before the access log existed
+    engine.dispose()
+    monkeypatch.setenv("FIELDBOT_DATABASE_URL", url)
+    monkeypatch.setenv("FIELDBOT_MEDIA_DIR", str(tmp_path / "media"))
+    assert main(["backup", "--out", str(tmp_path / "old.bak")]) == 0
+    captured = capsys.readouterr()
+    assert (tmp_path / "old.bak").is_file() and "Đã sao lưu" in captured.out
+    assert "chưa ghi được nhật ký truy cập" in captured.err and len(captured.err.strip().splitlines()) == 1

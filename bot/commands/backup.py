@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from bot.commands import CliError
@@ -33,6 +34,7 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 def _log_backup(settings: Settings) -> None:
     """A backup holds every pupil: one access-log row (after the copy, so the copy does not hold it)."""
     from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
 
     from bot.app import build_app
     from bot.commands.purge import operator
@@ -41,12 +43,17 @@ def _log_backup(settings: Settings) -> None:
     from storage.models import Student
 
     app = build_app(settings, migrate=False)
-    with session_scope(app.db) as session:
-        pupils = int(session.scalar(select(func.count()).select_from(Student)) or 0)
-        record_access(
-            session, actor=operator(), role="operator", what=BACKUP, scope="all", pupils=pupils, now=app.clock.now()
-        )
-    app.db.dispose()
+    try:
+        with session_scope(app.db) as session:
+            pupils = int(session.scalar(select(func.count()).select_from(Student)) or 0)
+            record_access(
+                session, actor=operator(), role="operator", what=BACKUP, scope="all", pupils=pupils, now=app.clock.now()
+            )
+    except SQLAlchemyError as exc:  # a database not yet upgraded (no access_log): the backup itself is done
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        print(f"Lưu ý: chưa ghi được nhật ký truy cập ({reason}); chạy fieldbot db upgrade.", file=sys.stderr)
+    finally:
+        app.db.dispose()
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
