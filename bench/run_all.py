@@ -15,6 +15,7 @@ ORDER = [
     "bench_delivery.py",
     "bench_export.py",
     "bench_memory.py",
+    "bench_privacy.py",
 ]
 
 

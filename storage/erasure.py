@@ -167,7 +167,7 @@ def erase(
             flag.detail = ERASED_NOTE
             report.flags_rewritten += 1
 
-    # Audit events of the pupil and the handovers; and any other event whose snapshot names the pupil.
+    # Audit events of the pupil and of the handovers (no other entity's snapshot carries a pupil's data).
     ids = list(
         session.scalars(
             select(AuditEvent.id).where(
@@ -178,11 +178,6 @@ def erase(
             )
         )
     )
-    for eid, before, after in session.execute(
-        select(AuditEvent.id, AuditEvent.before, AuditEvent.after).where(AuditEvent.entity.in_(("handover", "flag")))
-    ):
-        if eid not in ids and (_mentions(before, needles) or _mentions(after, needles)):
-            ids.append(eid)
     if ids:
         session.execute(delete(AuditEvent).where(AuditEvent.id.in_(ids)))
     report.audit_events = len(ids)
