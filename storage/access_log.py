@@ -24,6 +24,7 @@ PURGE_SETTING = "fieldbot.access_log_purge"
 
 # What was read (the ``what`` column).
 SUMMARY = "summary"  # /tonghop
+REVIEW = "review"  # /duyet: the principal reads the teachers' registrations
 EXPORT = "export"  # /xuatfile (chat)
 EXPORT_PROTECTED = "export_pw"  # /xuatfilemk: the same workbook, password-protected
 EXPORT_CLI = "export_cli"  # fieldbot export

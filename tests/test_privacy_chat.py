@@ -151,12 +151,21 @@ async def test_each_chat_read_writes_exactly_one_log_row(eng, teacher, sqlite_en
     principal = await Chat.linked(eng, sqlite_world.phones["principal_a"])
     await principal.say("/xuatfile")
     await officer.say("/xuatfilemk")
+    await principal.say("/duyet")  # the teachers' registrations
+    if any("Đăng ký chờ duyệt" in label for label in principal.labels):  # the computers forms add a menu
+        await principal.tap("Đăng ký chờ duyệt")
+    await principal.tap("Duyệt")
+    assert "Đã duyệt em Lê Thị Hoa" in principal.text
+    await principal.say("/huy")
+    await principal.say("/duyet")  # no registration left to read: no row (the list below has one review)
+    await principal.say("/huy")
     rows = [(r.actor, r.role, r.what, r.scope, r.pupils) for r in _log(sqlite_engine)]
     assert rows == [
         ("Trần Văn Minh", "teacher", "summary", "school:TH-PHUHOA1", 1),
         ("Lê Minh Tiến", "district_officer", "summary", "district:TDM", 1),
         ("Nguyễn Thị Lan", "principal", "export", "school:TH-PHUHOA1", 1),
         ("Lê Minh Tiến", "district_officer", "export_pw", "district:TDM", 1),
+        ("Nguyễn Thị Lan", "principal", "review", "school:TH-PHUHOA1", 1),
     ]
 
 

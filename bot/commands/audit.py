@@ -13,6 +13,7 @@ from core.clock import fmt_local
 
 WHAT = {
     "summary": "xem tổng hợp",
+    "review": "duyệt hồ sơ",
     "export": "xuất tệp (chat)",
     "export_pw": "xuất tệp có mật khẩu (chat)",
     "export_cli": "xuất tệp (dòng lệnh)",
