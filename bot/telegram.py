@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -42,6 +43,10 @@ from core.messages import Contact, Incoming, Outgoing, PhotoInput
 
 log = logging.getLogger(__name__)
 
+# python-telegram-bot 22.2+ is moving time periods (RetryAfter.retry_after, ...) from int seconds to timedelta
+# and warns on every RetryAfter it builds unless the process opts in; this code reads both (retry_after_seconds).
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 CHANNEL = "telegram"
 IMAGE_MIME_PREFIX = "image/"
 CAPTION_LIMIT = MessageLimit.CAPTION_LENGTH
@@ -49,7 +54,6 @@ TEXT_LIMIT = MessageLimit.MAX_TEXT_LENGTH
 CONTACT_BUTTON = "📱 Chia sẻ số điện thoại"
 
 Handle = Callable[[Incoming], Awaitable[list[Outgoing]]]
-CrossChannelSend = Callable[[str, str, Outgoing], Awaitable[None]]  # (channel, chat_id, message)
 
 
 # --- update -> Incoming ------------------------------------------------------------------------------------
@@ -229,12 +233,10 @@ class TelegramChannel:
         handle: Handle,
         *,
         clock: Clock | None = None,
-        cross_channel: CrossChannelSend | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.handle = handle
         self.clock = clock or SystemClock()
-        self.cross_channel = cross_channel
         self.sleep = sleep
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -282,20 +284,7 @@ class TelegramChannel:
             log.debug("tap acknowledgement skipped: %s", exc)
 
     async def _deliver(self, bot, incoming: Incoming, out: Outgoing) -> None:
-        channel = out.channel or incoming.channel
-        chat_id = out.chat_id or incoming.chat_id
-        if channel != CHANNEL:
-            if self.cross_channel is not None:
-                await self.cross_channel(channel, chat_id, out)
-            return
-        try:
-            await self._send_with_retries(bot, chat_id, out)
-        except TelegramError as exc:
-            if out.chat_id and out.chat_id != incoming.chat_id:
-                # A notification to someone else must not break the sender's reply.
-                log.warning("notification to another chat failed: %s", exc)
-                return
-            raise
+        await self._send_with_retries(bot, incoming.chat_id, out)
 
     async def _send_with_retries(self, bot, chat_id: str, out: Outgoing) -> None:
         """The engine has already saved the step, so a reply lost to a 5xx or a timeout would leave the
@@ -368,7 +357,6 @@ def build_application(
     api_url: str,
     handle: Handle,
     clock: Clock | None = None,
-    cross_channel: CrossChannelSend | None = None,
     rate_limit: bool = True,
     request=None,
     set_my_commands: bool = True,
@@ -386,5 +374,5 @@ def build_application(
     if set_my_commands:
         builder = builder.post_init(set_commands)
     application = builder.build()
-    register_handlers(application, TelegramChannel(handle, clock=clock, cross_channel=cross_channel))
+    register_handlers(application, TelegramChannel(handle, clock=clock))
     return application

@@ -134,7 +134,7 @@ class PhotoRules(_Strict):
     near_duplicate_bits: int = Field(default=12, ge=0, le=32)
 
 
-class Contact(_Strict):
+class DistrictContact(_Strict):
     district_code: str = Field(min_length=1)
     name: str = Field(min_length=1)
     phone: str
@@ -187,7 +187,7 @@ class Programme(_Strict):
     deadlines: Deadlines
     reminders: Reminders = Reminders()
     photos: PhotoRules = PhotoRules()
-    contacts: list[Contact] = Field(min_length=1)
+    contacts: list[DistrictContact] = Field(min_length=1)
     privacy: Privacy = Privacy()
 
     @field_validator("categories")
@@ -202,12 +202,18 @@ class Programme(_Strict):
 
     @cached_property
     def tz(self) -> ZoneInfo:
+        """The one zone the app shows and counts days in (``FIELDBOT_TIMEZONE`` may override the file's)."""
         return ZoneInfo(self.programme.timezone)
+
+    def with_timezone(self, zone: str) -> Programme:
+        data = self.model_dump()
+        data["programme"]["timezone"] = zone
+        return type(self).model_validate(data)  # validated anew: no cached value of the old zone survives
 
     def category(self, code: str) -> CategoryDef | None:
         return next((c for c in self.categories if c.code == code), None)
 
-    def contact_for(self, district_code: str) -> Contact | None:
+    def contact_for(self, district_code: str) -> DistrictContact | None:
         return next((c for c in self.contacts if c.district_code == district_code), self.contacts[0])
 
     @property

@@ -6,7 +6,8 @@ Three jobs on an ``AsyncIOScheduler`` in the programme's time zone:
   what was missed is derived from the database; a reminder whose day has passed is superseded, not sent);
 - ``morning`` at ``[reminders] morning`` (07:00): the same cycle, so the digest and the morning reminders
   go out on the minute instead of up to one interval late;
-- ``deliver`` every 30 seconds: retries and messages held by quiet hours go out without waiting for a sweep.
+- ``deliver`` every 30 seconds: retries and messages held by quiet hours go out without waiting for a sweep
+  (a notice a step queues goes out at once through ``scheduler.delivery.Waker``, in every process).
 
 Each cycle first takes (or renews) the sweeper lease: with two processes on one database, only the holder
 sweeps and delivers; the other stays idle and takes over when the lease expires. APScheduler only says
@@ -72,7 +73,9 @@ class SchedulerService:
         self.holder = holder
         self.lease_ttl = lease_ttl
         self.deliver_every = deliver_every
-        self.deliverer = deliverer or Deliverer(db=db, programme=programme, clock=clock, senders=senders, mailer=mailer)
+        self.deliverer = deliverer or Deliverer(
+            db=db, programme=programme, clock=clock, senders=senders, mailer=mailer, claim_ttl=lease_ttl
+        )
         self._lock = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
         self.catch_up: asyncio.Task | None = None

@@ -153,19 +153,15 @@ def erase(
     needles = tuple({p.full_name, esc(p.full_name), p.code})
     hids = p.handover_ids
 
-    # Flags: this pupil's own go; another pupil's flag that points here loses the pointer and the name.
+    # Flags: this pupil's own go; another pupil's flag that points here ("the same photo as em X's handover")
+    # keeps the flag, without the pointer and the name.
     if hids:
         session.execute(delete(Flag).where(Flag.handover_id.in_(hids)))
-        others = session.scalars(select(Flag).where(Flag.related_handover_id.in_(hids))).all()
-        for flag in others:
+        for flag in session.scalars(select(Flag).where(Flag.related_handover_id.in_(hids))).all():
             flag.related_handover_id = None
-            flag.detail = ERASED_NOTE
+            flag.params = {"text": ERASED_NOTE}  # core.vocabulary.flag_text shows a "text" as is
             report.flags_rewritten += 1
         session.flush()
-    for flag in session.scalars(select(Flag).where(or_(*(Flag.detail.contains(n) for n in needles)))).all():
-        if _mentions(flag.detail, needles):
-            flag.detail = ERASED_NOTE
-            report.flags_rewritten += 1
 
     # Audit events of the pupil and of the handovers (no other entity's snapshot carries a pupil's data).
     ids = list(

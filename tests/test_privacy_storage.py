@@ -333,8 +333,9 @@ def test_erasure_removes_every_trace_and_nothing_of_any_other_pupil(db_engine, w
                 Flag(
                     handover_id=seeded.handovers["fresh"],
                     school_id=world.school_a,
-                    kind="capture_time",
-                    detail=f"Ảnh giống ảnh bàn giao em {NAME}",
+                    kind="photo_near_duplicate",
+                    params={"id": late, "student": NAME, "day": "15/11/2021"},
+                    related_handover_id=late,
                     created_at=clock.now(),
                 ),
             ]
@@ -369,8 +370,9 @@ def test_erasure_removes_every_trace_and_nothing_of_any_other_pupil(db_engine, w
         assert shared is not None and (media / shared.path).exists()
         [kept] = s.scalars(select(Notification)).all()
         assert "Hồng" in kept.text
-        reused = s.scalar(select(Flag).where(Flag.handover_id == seeded.handovers["confirmed"]))
-        assert reused.related_handover_id is None and reused.detail == erasure.ERASED_NOTE
+        for other in (seeded.handovers["confirmed"], seeded.handovers["fresh"]):
+            flag = s.scalar(select(Flag).where(Flag.handover_id == other))
+            assert flag.related_handover_id is None and flag.params == {"text": erasure.ERASED_NOTE}
     assert not (media / "photos" / "bb" / "bb22.jpg").exists()  # her minutes photo
 
 

@@ -8,11 +8,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.app import build_app
+from bot.commands import CliError
 from bot.settings import Settings
 from core.phones import display_phone, normalize_phone
+from core.vocabulary import role_label
 from storage.db import session_scope
 from storage.models import District, School, Staff
-from storage.roster import ROLE_NAMES_VI, RosterError, RosterProblems, import_roster
+from storage.roster import RosterError, RosterProblems, import_roster
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,12 +53,12 @@ def cmd_roster_import(args: argparse.Namespace, settings: Settings) -> int:
         with session_scope(app.db) as session:
             result = import_roster(session, path=args.file, now=app.clock.now())
     except RosterError as exc:
-        print(f"Lỗi: {exc}")
-        return 2
+        raise CliError(str(exc)) from None
     except RosterProblems as exc:
-        print(f"Không nhập tệp {args.file.name}: có {len(exc.problems)} dòng sai (chưa có gì thay đổi).")
-        print(exc)
-        return 2
+        print(exc)  # every bad row, for the person fixing the spreadsheet
+        raise CliError(
+            f"Không nhập tệp {args.file.name}: có {len(exc.problems)} dòng sai, liệt kê ở trên (chưa có gì thay đổi)."
+        ) from None
     print(
         f"Đã nhập {args.file.name}: {result.districts} quận/huyện, {result.schools} trường; "
         f"{result.created} người mới, {result.updated} cập nhật, {result.unchanged} không đổi, "
@@ -80,9 +82,7 @@ def cmd_roster_list(args: argparse.Namespace, settings: Settings) -> int:
     for st in people:
         where = schools[st.school_id].name if st.school_id else districts[st.district_id].name
         state = "" if st.active else "  [ngừng hoạt động]"
-        print(
-            f"{display_phone(st.phone):>14}  {ROLE_NAMES_VI.get(st.role, st.role):<22} {st.full_name:<24} {where}{state}"
-        )
+        print(f"{display_phone(st.phone):>14}  {role_label(st.role):<22} {st.full_name:<24} {where}{state}")
     print(f"Tổng: {len(people)} người, {len(schools)} trường.")
     return 0
 
@@ -94,13 +94,11 @@ def cmd_roster_code(args: argparse.Namespace, settings: Settings) -> int:
     try:
         phone = normalize_phone(args.phone)
     except ValueError as exc:
-        print(f"Lỗi: {exc}")
-        return 2
+        raise CliError(str(exc)) from None
     with session_scope(app.db) as s:
         staff = s.exec(select(Staff).where(Staff.phone == phone)).scalar_one_or_none()
         if staff is None or not staff.active:
-            print(f"Lỗi: {args.phone} không có trong danh sách đang hoạt động.")
-            return 2
+            raise CliError(f"{args.phone} không có trong danh sách đang hoạt động (xem: fieldbot roster list).")
         code = issue_link_code(s, staff_id=staff.id, created_by=None, now=app.clock.now())
     print(f"Mã liên kết cho {staff.full_name}: {code} (dùng một lần, hết hạn sau 15 phút).")
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from conversations.fields import choice_field, text_field
 from conversations.forms.base import Choice, Done, Form, FormContext
+from conversations.refusals import refusal
 from core.clock import fmt_date, fmt_local
 from core.i18n import T
 from core.messages import esc
@@ -226,7 +227,7 @@ def _review_save(ctx: FormContext) -> Done:
                 reason=esc(s.reject_reason or ""),
             )
     except students.StudentError as exc:
-        return Done(exc.message_vi, next_form="duyet_dk", next_values={"skip": _skips(ctx) + [sid]})
+        return Done(refusal(exc, ctx.lang), next_form="duyet_dk", next_values={"skip": _skips(ctx) + [sid]})
     return Done(msg, name=esc(s.full_name), next_form="duyet_dk", next_values={"skip": _skips(ctx)})
 
 
@@ -287,7 +288,7 @@ def _withdrawal_save(ctx: FormContext) -> Done:
             ctx.session, actor=ctx.staff, student_id=int(ctx.values["student_id"]), accept=accept, now=ctx.now
         )
     except students.StudentError as exc:
-        return Done(exc.message_vi)
+        return Done(refusal(exc, ctx.lang))
     note = (
         T(vi="Hiệu trưởng đã đồng ý rút hồ sơ em <b>{name}</b>.", en="The principal withdrew <b>{name}</b>.")
         if accept

@@ -1,7 +1,7 @@
 """children's data: consent date, retention purge marks, the append-only access log
 
 Revision ID: 0009_privacy
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-03 14:40:00
 
 Existing registrations get consent_at NULL: "consent not recorded", counted for the principal to complete.
@@ -17,7 +17,7 @@ import storage.types
 from storage.access_log import PG_GUARD, PG_UNGUARD, SQLITE_GUARD, SQLITE_UNGUARD
 
 revision = '0009_privacy'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
