@@ -120,7 +120,6 @@ EXPORT_PROTECTED = Action(
     description=T(vi="Xuất tệp Excel có mật khẩu", en="Export a password-protected spreadsheet"),
     roles=frozenset({Role.PRINCIPAL, Role.DISTRICT_OFFICER}),
     run=lambda ctx: _export(ctx, protected=True),
-    slow=True,
 )
 
 FORMS = [SUMMARY, EXPORT, EXPORT_PROTECTED]
