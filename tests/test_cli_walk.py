@@ -36,8 +36,12 @@ VALID: dict[tuple[str, ...], list[str]] = {
     ("export",): ["--out", "out/tong-hop.xlsx"],
     ("backup",): ["--out", "out/fieldbot.bak"],
     ("restore",): ["--yes", "good.bak"],
+    ("audit",): ["--since", "01/11/2021"],
+    ("purge",): ["--before", "01/01/2020", "--yes"],  # nothing that old: done without asking
+    ("students", "erase"): ["0123456789", "--school", "TH-PHUHOA1", "--yes"],
 }
-FAILS_EVEN_WHEN_VALID = {("run",)}
+# run: no channel configured; students erase: the walked database has no pupil to erase.
+FAILS_EVEN_WHEN_VALID = {("run",), ("students", "erase")}
 
 
 def leaves(

@@ -3,6 +3,7 @@ access-log rows written by `fieldbot export` and `fieldbot backup`; every mistak
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
@@ -32,6 +33,13 @@ def env(tmp_path, monkeypatch, clock, programme):
     seed_reports(engine, world, now=clock.now(), programme=programme, media_dir=tmp_path / "media")
     engine.dispose()
     return url
+
+
+class _Terminal(io.StringIO):
+    """A stdin that says it is a terminal (the answer itself comes from the patched ``input``)."""
+
+    def isatty(self) -> bool:
+        return True
 
 
 def _log(url) -> list:
@@ -110,6 +118,7 @@ def test_purge_prints_first_dry_run_changes_nothing_second_run_removes_nothing(e
 
 
 def test_purge_asks_before_removing(env, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdin", _Terminal())
     monkeypatch.setattr("builtins.input", lambda _prompt: "không")
     assert main(["purge", "--before", "18/11/2021"]) == 1
     assert "Đã hủy" in capsys.readouterr().out
@@ -117,12 +126,13 @@ def test_purge_asks_before_removing(env, capsys, monkeypatch) -> None:
 
 
 def test_students_erase(env, capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr("sys.stdin", _Terminal())
     monkeypatch.setattr("builtins.input", lambda _prompt: "sai")
     capsys.readouterr()
     assert main(["students", "erase", "079215000001", "--school", "TH-PHUHOA1"]) == 1
     out = capsys.readouterr().out
     assert "Nguyễn Thị Ánh" in out and "Đã hủy" in out
-    monkeypatch.setattr("builtins.input", lambda _prompt: "079215000001")  # typing the code confirms
+    monkeypatch.setattr("builtins.input", lambda _prompt: "dong y")
     assert main(["students", "erase", "079215000001", "--school", "TH-PHUHOA1"]) == 0
     assert "Đã xóa em mã 079215000001: 1 bàn giao, 1 ảnh" in capsys.readouterr().out
     assert _scalar(env, select(Student.id).where(Student.code == "079215000001")) is None

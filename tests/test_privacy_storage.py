@@ -436,7 +436,7 @@ def test_no_application_code_path_updates_or_deletes_log_rows(
 
 def test_mondays_district_digest_counts_the_weeks_exports_by_person(db_engine, world, programme) -> None:
     from scheduler.sweep import sweep
-    from tests.test_scheduler_support import link, local
+    from tests.factories import link, local
 
     link(db_engine, staff_id=world.officer, linked_at=local(2021, 11, 1))
     with session_scope(db_engine) as s:

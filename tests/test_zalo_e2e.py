@@ -353,7 +353,8 @@ async def test_unsupported_message_gets_a_friendly_answer(zw, engine, w) -> None
 
 async def test_voice_mid_form_is_answered_and_the_question_asked_again(zw, engine, w) -> None:
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
-    assert "Họ và tên" in await zw.say("z-minh", "/dangky")
+    assert "đồng ý" in await zw.say("z-minh", "/dangky")
+    assert "Họ và tên" in await zw.say("z-minh", "1")  # the parent agreed
     replies = await zw.deliver(zw.fake.voice_update(user_id="z-minh"))
     assert "chưa nghe được tin nhắn thoại" in replies[0] and "chưa đọc được" not in "\n".join(replies)
     assert "Họ và tên" in replies[-1]  # the engine's re-ask is kept
@@ -363,7 +364,7 @@ async def test_voice_mid_form_is_answered_and_the_question_asked_again(zw, engin
 async def test_updates_without_event_name_or_sender_name_are_read(zw, engine, w) -> None:
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
     bare = zw.fake.bare(zw.fake.text_update("/dangky", user_id="z-minh"), from_={"id": "z-minh"})
-    assert "Họ và tên" in "\n".join(await zw.deliver(bare))
+    assert "đồng ý" in "\n".join(await zw.deliver(bare))  # /dangky read: its first question, the consent
 
 
 async def test_form_belongs_to_the_channel_it_was_started_on(zw, engine, w) -> None:

@@ -52,28 +52,27 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _log_backup(settings: Settings) -> None:
-    """A backup holds every pupil: one access-log row (after the copy, so the copy does not hold it)."""
+    """A backup holds every pupil: one access-log row (after the copy, so the copy does not hold it). Needs
+    only the database: a backup works whatever the programme file or the media folder say."""
     from sqlalchemy import func, select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.app import build_app
     from bot.commands.purge import operator
     from storage.access_log import BACKUP, record_access
-    from storage.db import session_scope
+    from storage.db import make_engine, session_scope
     from storage.models import Student
 
-    app = build_app(settings, migrate=False)
+    engine = make_engine(settings.database_url)
     try:
-        with session_scope(app.db) as session:
+        with session_scope(engine) as session:
             pupils = int(session.scalar(select(func.count()).select_from(Student)) or 0)
-            record_access(
-                session, actor=operator(), role="operator", what=BACKUP, scope="all", pupils=pupils, now=app.clock.now()
-            )
+            now = SystemClock().now()
+            record_access(session, actor=operator(), role="operator", what=BACKUP, scope="all", pupils=pupils, now=now)
     except SQLAlchemyError as exc:  # a database not yet upgraded (no access_log): the backup itself is done
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         print(f"Lưu ý: chưa ghi được nhật ký truy cập ({reason}); chạy fieldbot db upgrade.", file=sys.stderr)
     finally:
-        app.db.dispose()
+        engine.dispose()
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:

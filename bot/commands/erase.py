@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.commands import CliError
+from bot.commands import CliError, confirm
 from bot.settings import Settings
 
 
@@ -60,11 +60,9 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
             f"Sẽ xóa vĩnh viễn em {plan.full_name} (mã {plan.code}, lớp {plan.class_name}, {plan.school_name}): "
             f"hồ sơ, {len(plan.handover_ids)} bàn giao, {len(plan.photo_ids)} ảnh, thông báo và tệp liên quan."
         )
-        if not args.yes:
-            answer = input(f"Gõ mã học sinh {plan.code} để xác nhận: ")
-            if answer.strip() != plan.code:
-                print("Đã hủy.")
-                return 1
+        if not args.yes and not confirm(f"Xóa vĩnh viễn em {plan.full_name}? Gõ 'dong y' để tiếp tục: "):
+            print("Đã hủy.")
+            return 1
         report = erasure.erase(
             session, actor=who, role="operator", student_id=student.id, now=now, media_dir=app.media_dir
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime, time
 
-from bot.commands import CliError
+from bot.commands import CliError, confirm
 from bot.settings import Settings
 from core.clock import fmt_date
 
@@ -73,11 +73,9 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     if args.dry_run:
         print("(--dry-run: chưa xóa gì)")
         return 0
-    if not args.yes:
-        answer = input("Xóa vĩnh viễn các dữ liệu trên? Gõ 'dong y' để tiếp tục: ")
-        if answer.strip().lower() not in ("dong y", "đồng ý"):
-            print("Đã hủy.")
-            return 1
+    if not args.yes and not confirm("Xóa vĩnh viễn các dữ liệu trên? Gõ 'dong y' để tiếp tục: "):
+        print("Đã hủy.")
+        return 1
     with session_scope(app.db) as session:
         report = purge(session, before=before, now=now, media_dir=app.media_dir, actor=operator(), dry_run=False)
     print(
