@@ -18,6 +18,7 @@ ORDER = [
     "bench_minutes.py",
     "bench_memory.py",
     "bench_web.py",
+    "bench_privacy.py",
 ]
 
 

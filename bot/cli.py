@@ -28,6 +28,9 @@ COMMAND_MODULES = (
     "bot.commands.minutes",
     "bot.commands.backup",
     "bot.commands.web",
+    "bot.commands.audit",
+    "bot.commands.purge",
+    "bot.commands.erase",  # after bot.commands.students (if installed): adds `students erase` to its parser
 )
 # Commands whose log lines are their output (a server); the others print their own result and keep the
 # terminal to it: WARNING and above unless -v or FIELDBOT_LOG_LEVEL asks for more.

@@ -63,8 +63,9 @@ def end_of_local_day_utc(day: date, tz: ZoneInfo = LOCAL_TZ) -> datetime:
     return local_midnight_utc(day + timedelta(days=1), tz)
 
 
-def fmt_date(day: date) -> str:
-    return day.strftime("%d/%m/%Y")
+def fmt_date(day: date | None) -> str:
+    """dd/mm/yyyy; "—" for a date that is not there (a birth date removed by the retention purge)."""
+    return day.strftime("%d/%m/%Y") if day is not None else "—"
 
 
 def fmt_local(at: datetime, tz: ZoneInfo = LOCAL_TZ) -> str:

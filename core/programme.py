@@ -47,6 +47,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEFAULT_NOTICE_VI = (
+    "Nhà trường thu thập họ tên, ngày sinh, lớp, mã định danh, hoàn cảnh gia đình, ảnh bàn giao máy và "
+    "họ tên, số điện thoại người giám hộ của em, chỉ để xét và bàn giao máy tính, sóng internet của chương "
+    "trình. Chỉ nhà trường và Phòng GD&ĐT xem được. Dữ liệu được xóa sau khi chương trình kết thúc. Phụ "
+    "huynh có quyền xem, sửa, yêu cầu xóa: liên hệ hiệu trưởng hoặc Phòng GD&ĐT."
+)
+DEFAULT_NOTICE_EN = (
+    "The school collects the pupil's name, birth date, class, student code, family hardship, handover "
+    "photos and the guardian's name and phone, only to decide on and hand over the programme's computers "
+    "and internet access. Only the school and the district education office see them. The data is deleted "
+    "after the programme ends. Guardians may see, correct or ask to erase it: contact the principal or the "
+    "district office."
+)
+
+
 class ProgrammeInfo(_Strict):
     name: str = Field(min_length=1)
     letter: str = ""
@@ -188,6 +203,32 @@ class DistrictContact(_Strict):
         return normalize_phone(self.phone)
 
 
+class Privacy(_Strict):
+    """[privacy]: what the guardian is told before a child is registered, and how long data is kept.
+
+    ``notice_vi``/``notice_en``: the consent notice /dangky shows (what is collected, why, who sees it, how
+    long it is kept, whom to contact). ``closes``: the day the programme ends (dd/mm/yyyy, optional);
+    ``keep_days_after_close``: how long pupil data is kept after that (then `fieldbot purge`);
+    ``export_keep_days``: export files under media/exports are deleted by the daily job after this many days.
+    """
+
+    notice_vi: str = Field(default=DEFAULT_NOTICE_VI, min_length=20, max_length=3000)
+    notice_en: str = Field(default=DEFAULT_NOTICE_EN, min_length=20, max_length=3000)
+    closes: date | None = None
+    keep_days_after_close: int = Field(default=365, ge=0, le=3650)
+    export_keep_days: int = Field(default=7, ge=1, le=365)
+
+    @field_validator("closes", mode="before")
+    @classmethod
+    def _date(cls, v: object) -> date | None:
+        return None if v in (None, "") else parse_vn_date(v)
+
+    @property
+    def keep_until(self) -> date | None:
+        """The last day pupil data may be kept (None: the programme file names no closing day)."""
+        return None if self.closes is None else self.closes + timedelta(days=self.keep_days_after_close)
+
+
 class Programme(_Strict):
     programme: ProgrammeInfo
     categories: list[CategoryDef] = Field(min_length=1)
@@ -196,6 +237,7 @@ class Programme(_Strict):
     photos: PhotoRules = PhotoRules()
     minutes: MinutesWording = MinutesWording()
     contacts: list[DistrictContact] = Field(min_length=1)
+    privacy: Privacy = Privacy()
 
     @field_validator("categories")
     @classmethod

@@ -125,6 +125,7 @@ PHOTO_MISSING = T(vi=" (thiếu tệp)", en=" (file missing)")
 TOTAL = T(vi="Tổng cộng", en="Total")
 GENERATED = T(vi="Số liệu lúc", en="Figures as of")
 REPORT_NOT_SUBMITTED = T(vi="Chưa chốt", en="Not submitted")
+CONSENT_NOT_RECORDED = T(vi="Chưa ghi nhận", en="Not recorded")
 
 NEEDS_COLUMNS = [
     Column(T(vi="Mã định danh", en="Student ID"), CellKind.TEXT),
@@ -140,6 +141,7 @@ NEEDS_COLUMNS = [
     Column(T(vi="SĐT", en="Phone"), CellKind.TEXT),
     Column(T(vi="Trạng thái duyệt", en="Review status"), CellKind.LABEL),
     Column(T(vi="Ngày đăng ký", en="Registered on"), CellKind.STAMP),
+    Column(T(vi="Phụ huynh đồng ý ngày", en="Parent's consent on"), CellKind.DATE),
 ]
 RECEIPT_COLUMNS = [
     Column(T(vi="Trường", en="School"), CellKind.TEXT),
@@ -285,8 +287,12 @@ class _Sheet:
                 ws.write_number(r, c, v, fmts["bold"] if bold else None)
                 n = len(str(v))
             elif kind is CellKind.DATE:
-                ws.write_datetime(r, c, v, fmts["date"])
-                n = 10
+                if isinstance(v, str):  # a label in a date column ("Chưa ghi nhận")
+                    ws.write_string(r, c, v)
+                    n = len(v)
+                else:
+                    ws.write_datetime(r, c, v, fmts["date"])
+                    n = 10
             else:  # CellKind.STAMP
                 ws.write_datetime(r, c, v.astimezone(tz).replace(tzinfo=None), fmts["stamp"])
                 n = 16
@@ -356,6 +362,7 @@ def _write_needs(session: Session, sheet: _Sheet, *, scope: Scope, programme: Pr
             Student.guardian_phone,
             Student.status,
             Student.created_at,
+            Student.consent_at,
         )
         .join(School, School.id == Student.school_id)
         .where(scope.filter(Student.school_id))
@@ -363,8 +370,10 @@ def _write_needs(session: Session, sheet: _Sheet, *, scope: Scope, programme: Pr
     )
     n = 0
     add = sheet.add
+    tz = programme.tz
+    not_recorded = CONSENT_NOT_RECORDED(lang)
     for part in _stream(session, stmt):
-        for code, name, born, gender, klass, school, cat, reason, need, guardian, phone, status, created in part:
+        for code, name, born, gender, klass, school, cat, reason, need, guardian, phone, status, created, ok in part:
             add(
                 (
                     code,
@@ -380,6 +389,7 @@ def _write_needs(session: Session, sheet: _Sheet, *, scope: Scope, programme: Pr
                     phone_cell(phone),
                     statuses.get(status, status),
                     created,
+                    ok.astimezone(tz).date() if ok is not None else not_recorded,
                 )
             )
         n += len(part)

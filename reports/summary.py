@@ -68,6 +68,7 @@ class SchoolSummary:
     late_csdl_confirmed: int = 0  # confirmed, but after the deadline
     open_flags: int = 0
     unsigned_minutes: int = 0
+    no_consent: int = 0  # standing registrations whose guardian's consent is not recorded (storage.consent)
     needs_report_submitted_at: datetime | None = None
 
     @property
@@ -123,6 +124,7 @@ _SUMMED = (
     "late_csdl_confirmed",
     "open_flags",
     "unsigned_minutes",
+    "no_consent",
 )
 
 
@@ -157,15 +159,17 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
         if s is not None and s.principal_name is None:
             s.principal_name, s.principal_phone = name, phone
 
-    # One pass over the students (a province has 200,000): status, category and need together.
-    for sid, status, category, need, n in session.execute(
-        select(Student.school_id, Student.status, Student.category, Student.need, func.count())
+    # One pass over the students (a province has 200,000): status, category, need and consent together.
+    no_consent = func.sum(case((Student.consent_at.is_(None), 1), else_=0))  # storage.consent: not recorded
+    for sid, status, category, need, n, unconsented in session.execute(
+        select(Student.school_id, Student.status, Student.category, Student.need, func.count(), no_consent)
         .where(scope.filter(Student.school_id), Student.status.in_(STANDING))
         .group_by(Student.school_id, Student.status, Student.category, Student.need)
     ).all():
         s = by_id.get(sid)
         if s is None:
             continue
+        s.no_consent += int(unconsented or 0)
         s.registered += n
         if status in REPORTED:
             s.approved += n
@@ -282,6 +286,10 @@ UNSIGNED = T(
     vi="✍️ Bàn giao chưa có biên bản đã ký: {n} (gửi ảnh bằng /bienban)",
     en="✍️ Handovers without signed minutes: {n} (send the photo with /bienban)",
 )
+NO_CONSENT = T(
+    vi="🔒 Hồ sơ chưa ghi nhận đồng ý của phụ huynh: <b>{n}</b> (hoàn tất bằng /dongy)",
+    en="🔒 Entries without a recorded parent's consent: <b>{n}</b> (complete them with /dongy)",
+)
 REPORT_DONE = T(vi="📝 Báo cáo nhu cầu: đã chốt {at}", en="📝 Needs report: submitted {at}")
 REPORT_OPEN = T(
     vi="📝 Báo cáo nhu cầu: <b>chưa chốt</b> (hạn hết ngày {due})",
@@ -391,6 +399,8 @@ def format_summary(summary: Summary, *, lang: str = "vi") -> str:
         lines.append(FLAGS(lang, n=fmt_int(t.open_flags, lang)))
     if t.unsigned_minutes:
         lines.append(UNSIGNED(lang, n=fmt_int(t.unsigned_minutes, lang)))
+    if t.no_consent:
+        lines.append(NO_CONSENT(lang, n=fmt_int(t.no_consent, lang)))
     if summary.is_district:
         lines.append(
             REPORTS_DISTRICT(

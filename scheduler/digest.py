@@ -362,7 +362,30 @@ def build_digest(
     lines += late_lines or [NOTHING_LATE(lang)]
     lines += _flags(ctx, ids, {r.id: r.name for r in schools}, lang)
     lines += _failed(ctx, district_id, lang, contact_email, contact_staff_id)
+    lines += exports_line(ctx, district_id, lang)
     return "\n".join(lines)
+
+
+EXPORTS_WEEK = T(
+    vi="📤 Xuất tệp dữ liệu học sinh 7 ngày qua: {items}", en="📤 Pupil-data exports in the last 7 days: {items}"
+)
+EXPORTS_NONE = T(vi="không có", en="none")
+EXPORTS_WEEKDAY = 0  # Monday: the week's line rides on that morning's digest
+EXPORTS_SHOWN = 6
+
+
+def exports_line(ctx: SweepContext, district_id: int, lang: str) -> list[str]:
+    """Once a week (Monday's digest): who exported this district's pupil data in the last 7 days, from the
+    access log (storage/access_log.py) — one line."""
+    if ctx.today.weekday() != EXPORTS_WEEKDAY:
+        return []
+    from storage.access_log import exports_by_person
+
+    counts = exports_by_person(ctx.session, district_id=district_id, since=ctx.now - timedelta(days=7), until=ctx.now)
+    items = ", ".join(f"{esc(c.actor)} {c.count}" for c in counts[:EXPORTS_SHOWN])
+    if len(counts) > EXPORTS_SHOWN:
+        items += f", … (+{sum(c.count for c in counts[EXPORTS_SHOWN:])})"
+    return ["", EXPORTS_WEEK(lang, items=items or EXPORTS_NONE(lang))]
 
 
 def _counted(by_status: dict[str, int]) -> int:

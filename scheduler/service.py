@@ -149,11 +149,29 @@ class SchedulerService:
         if gone:
             log.info("removed %d minutes PDF file(s) older than a day", gone)
 
+    async def clean_export_files(self) -> int:
+        """Export workbooks under media/exports older than ``[privacy] export_keep_days``: they hold pupil data
+        and were sent already. The lease holder only, once a day."""
+        if self.photos is None or not await self.hold_lease():
+            return 0
+        from storage.purge import remove_old_exports
+
+        days = self.programme.privacy.export_keep_days
+        older_than = self.clock.now() - timedelta(days=days)
+        removed = await asyncio.to_thread(remove_old_exports, self.photos.media_dir, older_than=older_than)
+        if removed:
+            log.info("removed %d export file(s) older than %d day(s)", removed, days)
+        return removed
+
     async def _cleanup_job(self) -> None:
         try:
             await self.clean_photo_files()
         except Exception:
             log.exception("photo clean-up failed")
+        try:
+            await self.clean_export_files()
+        except Exception:
+            log.exception("export clean-up failed")
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 

@@ -128,7 +128,7 @@ class Student(SQLModel, table=True):
     school_id: int = Field(foreign_key="school.id")
     code: str = Field(sa_column=Column(String(12), unique=True, nullable=False))  # mã định danh
     full_name: str = Field(max_length=120)
-    birth_date: date
+    birth_date: date | None = None  # None only after the retention purge (see purged_at)
     gender: str = Field(max_length=8)  # Gender
     class_name: str = Field(max_length=16)
     category: str = Field(max_length=32)  # Category
@@ -140,6 +140,11 @@ class Student(SQLModel, table=True):
     status: str = Field(default=ReviewStatus.PENDING, max_length=16)
     reject_reason: str | None = Field(default=None, max_length=500)
     late: bool = False  # registered after the school submitted its needs report
+    # When the guardian's consent was recorded (/dangky's notice, or completed later); None: registered before
+    # consent was asked ("chưa ghi nhận đồng ý"), counted for the principal to complete.
+    consent_at: datetime | None = _ts()
+    # When the retention purge removed the birth date, hardship reason, guardian and photos (counts stay).
+    purged_at: datetime | None = _ts()
     registered_by: int = Field(foreign_key="staff.id")
     reviewed_by: int | None = Field(default=None, foreign_key="staff.id")
     reviewed_at: datetime | None = _ts()
@@ -362,6 +367,33 @@ class WebSession(SQLModel, table=True):
     created_at: datetime | None = _ts(nullable=False)
     expires_at: datetime | None = _ts(nullable=False, index=True)
     ended_at: datetime | None = _ts()  # signed out
+
+
+class AccessLog(SQLModel, table=True):
+    """Who read pupil data beyond their own entries (Decree 13/2023: the record of processing). Append-only:
+    ``storage.access_log`` has no update or delete but the retention purge, and a trigger refuses any other
+    UPDATE or DELETE (see ``storage.access_log.install_guard``)."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (Index("ix_access_log_at", "at"), Index("ix_access_log_school_at", "school_id", "at"))
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime | None = _ts(nullable=False)
+    actor_id: int | None = None  # staff.id; no FK, so the record outlives a person leaving the roster
+    actor: str = Field(max_length=120)  # the person's name at the time, or "cli:<user>" for the operator
+    role: str = Field(max_length=20)
+    what: str = Field(max_length=32)  # summary, export, export_cli, backup, erase, purge ...
+    scope: str = Field(max_length=120)  # "school:TH-PHUHOA1", "district:TDM", "all", "student:<code>"
+    district_id: int | None = None  # for the district's digest and `fieldbot audit --school`
+    school_id: int | None = None
+    pupils: int = 0  # how many pupils' data the access covered
+
+
+class AccessLogPurgeGate(SQLModel, table=True):
+    """SQLite has no session settings: the purge inserts a row here in its own transaction (and removes it
+    before committing) and the access log's DELETE trigger lets deletes through only while it exists."""
+
+    __tablename__ = "access_log_purge_gate"
+    id: int | None = Field(default=None, primary_key=True)
 
 
 class Lease(SQLModel, table=True):

@@ -156,6 +156,7 @@ def register_student(
     guardian_phone: str | None = None,
     note: str | None = None,
     confirm_same_name: bool = False,
+    consent_at: datetime | None = None,
 ) -> Student:
     """A new registration, pending the principal's review (a principal's own registration too: the review is
     a separate, deliberate step). Late if the school already submitted its needs report."""
@@ -185,6 +186,7 @@ def register_student(
         note=note,
         status=ReviewStatus.PENDING,
         late=school.needs_report_submitted_at is not None,
+        consent_at=consent_at,  # the guardian's consent (storage.consent); None: not recorded
         registered_by=actor.id,
         created_at=now,
         updated_at=now,

@@ -178,3 +178,8 @@ def media_dir(tmp_path: Path) -> Path:
     path = tmp_path / "media"
     path.mkdir(exist_ok=True)
     return path
+
+
+# /dangky asks for the guardian's consent first (issue 19): tap the "agreed" answer.
+CONSENT_LABEL = "Phụ huynh đã đồng ý"
+CONSENT = f"tap:{CONSENT_LABEL}"

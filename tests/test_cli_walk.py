@@ -40,9 +40,13 @@ VALID: dict[tuple[str, ...], list[str]] = {
     ("web", "link"): ["0913860438"],
     # Serving runs until stopped: walked with an address it cannot listen on, which must be one line too.
     ("web", "serve"): ["--listen", "203.0.113.1:8080"],
+    ("audit",): ["--since", "01/11/2021"],
+    ("purge",): ["--before", "01/01/2020", "--yes"],  # nothing that old: done without asking
+    ("students", "erase"): ["0123456789", "--school", "TH-PHUHOA1", "--yes"],
 }
-# The walk's roster has no handover yet: `minutes` refuses in one line, as it would for such a school.
-FAILS_EVEN_WHEN_VALID = {("run",), ("web", "serve"), ("minutes",)}
+# run: no channel configured; web serve: an address it cannot listen on; minutes and students erase: the
+# walked roster has no handover and no pupil yet. Each refuses in one line, as it would for such a school.
+FAILS_EVEN_WHEN_VALID = {("run",), ("web", "serve"), ("minutes",), ("students", "erase")}
 
 
 def leaves(

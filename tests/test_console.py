@@ -25,9 +25,10 @@ async def test_console_dangky_then_bangiao(sqlite_engine, sqlite_world, programm
     eng.link_directly(channel="console", external_id=user, chat_id="console", phone="0901000002")
     console = ConsoleChannel(eng.handle, user_id=user, clock=clock, media_dir=tmp_path)
     out = io.StringIO()
-    # Options are answered by their number as shown: 1 = Nam, 1 = Hộ nghèo, 3 = Cả hai, 1 = Bỏ qua, 1 = Lưu.
+    # Options are answered by their number as shown: 1 = the parent agreed, 1 = Nam, 1 = Hộ nghèo, 3 = Cả hai,
+    # 1 = Bỏ qua, 1 = Lưu.
     await console.run(
-        ["/dangky", "Nguyễn Văn An", "05/09/2012", "4A1", "0123456789", "1", "1", "3", "1", "1", "1", "1"], out
+        ["/dangky", "1", "Nguyễn Văn An", "05/09/2012", "4A1", "0123456789", "1", "1", "3", "1", "1", "1", "1"], out
     )
     text = out.getvalue()
     assert "  1. Nam" in text and "Đã lưu" in text

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from conversations.flood import FloodGate, Verdict
 from core.messages import Incoming
 from storage.models import Conversation, ProcessedMessage, Staff, Student
-from tests.engine_helpers import Chat, fill, make_engine
+from tests.engine_helpers import CONSENT, CONSENT_LABEL, Chat, fill, make_engine
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def _conv(db, staff_id: int) -> Conversation | None:
         return s.exec(select(Conversation).where(Conversation.staff_id == staff_id)).scalars().first()
 
 
-FIRST_ANSWERS = ("/dangky", "Nguyễn Văn An", "05/09/2012", "3/2")
+FIRST_ANSWERS = ("/dangky", CONSENT, "Nguyễn Văn An", "05/09/2012", "3/2")
 
 
 async def test_menu_lists_the_role_commands(eng, sqlite_world) -> None:
@@ -57,6 +57,7 @@ async def test_menu_lists_the_role_commands(eng, sqlite_world) -> None:
 async def test_menu_button_starts_the_form(teacher) -> None:
     await teacher.say("/menu")
     await teacher.tap("/dangky")
+    await teacher.tap(CONSENT_LABEL)
     assert "Họ và tên học sinh" in teacher.text
 
 
@@ -86,6 +87,7 @@ async def test_progress_is_saved_after_every_step_and_a_new_engine_resumes(
 
 async def test_redelivered_message_is_processed_once(eng, teacher, sqlite_engine) -> None:
     await teacher.say("/dangky")
+    await teacher.tap(CONSENT_LABEL)
     await teacher.send(text="Nguyễn Văn An", message_id="tg-77")
     assert "Ngày sinh" in teacher.text
     assert await teacher.resend() == []
@@ -96,6 +98,7 @@ async def test_redelivered_message_is_processed_once(eng, teacher, sqlite_engine
 
 async def test_stale_and_forged_keys_are_refused_and_the_question_repeated(teacher) -> None:
     await teacher.say("/dangky")
+    await teacher.tap(CONSENT_LABEL)
     await fill(teacher, "Nguyễn Văn An", "05/09/2012", "3/2", "0123456789")
     old_key = teacher.key("Nam")
     await teacher.tap("Nữ")
@@ -140,7 +143,10 @@ async def test_back_returns_one_step(teacher) -> None:
 async def test_back_on_the_first_question(teacher) -> None:
     await teacher.say("/dangky")
     await teacher.say("quay lai")
-    assert "câu hỏi đầu tiên" in teacher.text and "Họ và tên" in teacher.text
+    assert "câu hỏi đầu tiên" in teacher.text and "đồng ý" in teacher.text
+    await teacher.tap(CONSENT_LABEL)
+    await teacher.say("quay lai")  # back from the name: the consent question again
+    assert "Phụ huynh của em đã đồng ý chưa?" in teacher.text
 
 
 async def test_commands_in_the_middle_of_a_form(teacher) -> None:
@@ -160,6 +166,7 @@ async def test_commands_in_the_middle_of_a_form(teacher) -> None:
 
 async def test_wrong_kind_of_input(teacher) -> None:
     await teacher.say("/dangky")
+    await teacher.tap(CONSENT_LABEL)
     await teacher.photo(b"\xff\xd8\xff fake jpeg")
     assert "chưa cần ảnh" in teacher.text and "Họ và tên" in teacher.text
     await teacher.send(unsupported=True)
@@ -172,7 +179,7 @@ async def test_photo_outside_any_form(teacher) -> None:
 
 
 async def test_typed_options_with_and_without_accents(teacher) -> None:
-    await fill(teacher, "/dangky", "Nguyễn Văn An", "05/09/2012", "3/2", "0123456789", "nu")
+    await fill(teacher, "/dangky", CONSENT, "Nguyễn Văn An", "05/09/2012", "3/2", "0123456789", "nu")
     assert "đối tượng" in teacher.text
     await teacher.say("ngheo")  # fits "Hộ nghèo" and "Hộ cận nghèo": asked again, not guessed
     assert "khớp nhiều lựa chọn" in teacher.text
@@ -190,6 +197,7 @@ async def test_edit_from_summary_returns_to_summary_and_asks_new_conditional_fie
     await fill(
         teacher,
         "/dangky",
+        CONSENT,
         "Nguyễn Văn An",
         "05/09/2012",
         "3/2",
@@ -225,6 +233,7 @@ async def test_summary_cancel(teacher, sqlite_engine) -> None:
     await fill(
         teacher,
         "/dangky",
+        CONSENT,
         "Nguyễn Văn An",
         "05/09/2012",
         "3/2",
@@ -356,8 +365,9 @@ async def test_fast_path_on_both_databases(db_engine, world, programme, clock) -
     eng = make_engine(db_engine, programme, clock)
     teacher = await Chat.linked(eng, world.phones["teacher_a"])
     await teacher.send(text="/dangky", message_id="pg-1")
-    assert "Họ và tên" in teacher.text
+    assert "đồng ý" in teacher.text
     assert await teacher.resend() == []
+    await teacher.say("1")  # the consent's first option, typed
     await fill(teacher, "Nguyễn Văn An", "05/09/2012", "3/2")
     again = Chat(make_engine(db_engine, programme, clock), teacher.user_id)
     await fill(
@@ -380,9 +390,10 @@ async def test_one_log_line_per_update_without_personal_data(eng, sqlite_world, 
     with caplog.at_level(logging.INFO, logger="conversations.engine"):
         await chat.contact(sqlite_world.phones["teacher_a"])
         await chat.say("/dangky")
+        await chat.tap(CONSENT_LABEL)
         await chat.say("Nguyễn Văn An")
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("update handled")]
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert f"staff={sqlite_world.teacher_a} form=dangky step=birth_date" in lines[-1] and "ms=" in lines[-1]
     assert "staff=unlinked" in lines[0]
     text = caplog.text

@@ -20,7 +20,7 @@ from core.clock import LOCAL_TZ, FixedClock
 from core.programme import load_programme
 from storage.db import create_all, make_engine
 from storage.models import Student
-from tests.engine_helpers import Chat
+from tests.engine_helpers import CONSENT_LABEL, Chat
 from tests.engine_helpers import make_engine as make_conversation_engine
 from tests.factories import seed_world
 
@@ -89,6 +89,7 @@ def test_random_input_never_breaks_a_form(tmp_path_factory, actions) -> None:
     async def run() -> None:
         chat = await Chat.linked(eng, world.phones["teacher_a"])
         await chat.say("/dangky")
+        await chat.tap(CONSENT_LABEL)
         for kind, value in actions:
             if kind == "say":
                 await chat.say(value)

@@ -13,7 +13,7 @@ from conversations.engine import ConversationEngine
 from storage.db import create_all, make_engine, session_scope
 from storage.models import Conversation
 from tests.conftest import PG_URL
-from tests.engine_helpers import Chat
+from tests.engine_helpers import CONSENT_LABEL, Chat
 from tests.factories import seed_world
 
 
@@ -38,6 +38,7 @@ async def test_sqlite_busy_waits_for_the_other_writer(tmp_path, short_busy_timeo
     lock = _locker(path)
     threading.Timer(0.15, lock.rollback).start()  # released well within the busy timeout
     await teacher.say("/dangky")
+    await teacher.tap(CONSENT_LABEL)
     assert "Họ và tên" in teacher.text
     lock.close()
     db.dispose()
@@ -52,6 +53,7 @@ async def test_sqlite_busy_beyond_the_timeout_is_a_clear_message_and_a_second_ch
     world = seed_world(db, now=clock.now())
     teacher = await Chat.linked(ConversationEngine(db=db, programme=programme, clock=clock), world.phones["teacher_a"])
     await teacher.say("/dangky")
+    await teacher.tap(CONSENT_LABEL)
     lock = _locker(path)
     await teacher.say("Nguyễn Văn An")
     assert "Xin lỗi" in teacher.text and "vẫn được giữ" in teacher.text
@@ -72,6 +74,7 @@ async def test_postgres_connections_dropped_under_the_bot_reconnect(pg_schema_ur
     world = seed_world(db, now=clock.now())
     teacher = await Chat.linked(ConversationEngine(db=db, programme=programme, clock=clock), world.phones["teacher_a"])
     await teacher.say("/dangky")
+    await teacher.tap(CONSENT_LABEL)
     # What a PostgreSQL restart looks like from the bot: every pooled connection is cut.
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from storage.models import Student
-from tests.engine_helpers import Chat, fill, make_engine
+from tests.engine_helpers import CONSENT, CONSENT_LABEL, Chat, fill, make_engine
 
 
 @pytest.fixture
@@ -29,7 +29,9 @@ def _students(db) -> list[Student]:
 
 async def test_full_registration_with_every_bad_input_on_the_way(teacher, sqlite_engine, sqlite_world) -> None:
     await teacher.say("/dangky")
-    assert "Đăng ký học sinh cần hỗ trợ" in teacher.text and "Họ và tên" in teacher.text
+    assert "Đăng ký học sinh cần hỗ trợ" in teacher.text and "Phụ huynh của em đã đồng ý chưa?" in teacher.text
+    await teacher.tap(CONSENT_LABEL)
+    assert "Họ và tên" in teacher.text
     for bad, why in (("Nguyễn Văn 4n", "không có số"), ("Nguyễn An 🙂", "không có số"), ("An", "từ 2 đến 7")):
         await teacher.say(bad)
         assert why in teacher.text and "Họ và tên" in teacher.text
@@ -91,6 +93,7 @@ async def _register(chat: Chat, name: str, birth: str, code: str) -> None:
     await fill(
         chat,
         "/dangky",
+        CONSENT,
         name,
         birth,
         "4A",
@@ -108,7 +111,7 @@ async def _register(chat: Chat, name: str, birth: str, code: str) -> None:
 async def test_duplicate_code_names_the_school_and_date(eng, teacher, sqlite_world, sqlite_engine) -> None:
     await _register(teacher, "Lê Thị Hoa", "01/02/2012", "0123456789")
     other = await Chat.linked(eng, sqlite_world.phones["teacher_b"])
-    await fill(other, "/dangky", "Phạm Văn Nam", "01/02/2008", "8A")
+    await fill(other, "/dangky", CONSENT, "Phạm Văn Nam", "01/02/2008", "8A")
     await other.say("0123456789")
     assert "đã được đăng ký tại Trường Tiểu học Phú Hòa 1 ngày 17/11/2021" in other.text
     assert "Mã định danh" in other.text  # asked again
@@ -118,13 +121,14 @@ async def test_duplicate_code_names_the_school_and_date(eng, teacher, sqlite_wor
 async def test_same_name_and_birth_asks_first(eng, teacher, sqlite_world, sqlite_engine) -> None:
     await _register(teacher, "Lê Thị Hoa", "01/02/2012", "0123456789")
     colleague = await Chat.linked(eng, sqlite_world.phones["teacher_a2"])
-    await fill(colleague, "/dangky", "le thi hoa", "01/02/2012")
+    await fill(colleague, "/dangky", CONSENT, "le thi hoa", "01/02/2012")
     assert "Trường đã có em Lê Thị Hoa" in colleague.text and "0123456789" in colleague.text
     await colleague.tap("Không, dừng lại")
     assert "Đã dừng đăng ký" in colleague.text
     await fill(
         colleague,
         "/dangky",
+        CONSENT,
         "le thi hoa",
         "01/02/2012",
         "tap:Đúng, là em khác",
@@ -147,6 +151,7 @@ async def test_code_taken_while_filling_is_caught_at_save(eng, teacher, sqlite_w
     await fill(
         colleague,
         "/dangky",
+        CONSENT,
         "Đỗ Văn Long",
         "01/03/2012",
         "4A",

@@ -87,8 +87,9 @@ def test_district_workbook(db_engine, world, seeded, clock, programme, tmp_path)
         "SĐT",
         "Trạng thái duyệt",
         "Ngày đăng ký",
+        "Phụ huynh đồng ý ngày",
     ]
-    assert wb["Nhu cầu"].auto_filter.ref == "A1:M10"
+    assert wb["Nhu cầu"].auto_filter.ref == "A1:N10"
 
     needs = {r["Mã định danh"]: r for r in by_header(wb["Nhu cầu"])}
     assert len(needs) == 9
@@ -104,6 +105,7 @@ def test_district_workbook(db_engine, world, seeded, clock, programme, tmp_path)
     assert needs["079215000003"]["Nhu cầu"] == "Cả hai" and needs["079215000001"]["Nhu cầu"] == "Máy tính"
     assert needs["079215000001"]["Giới tính"] == "Nữ"
     assert needs["079215000007"]["SĐT"] is None
+    assert duc["Phụ huynh đồng ý ngày"] == "Chưa ghi nhận"  # registered without the consent step
 
     # Real date cells with Vietnamese formats.
     ws = wb["Nhu cầu"]
@@ -326,7 +328,7 @@ def test_english_headers_and_empty_scope(db_engine, world, clock, programme, tmp
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames == ["Needs", "Receipts", "Handovers", "Summary"]
     assert rows(wb["Needs"]) == [[c.header.en for c in NEEDS_COLUMNS]]
-    assert wb["Needs"].auto_filter.ref == "A1:M2" and wb["Needs"].freeze_panes == "A2"
+    assert wb["Needs"].auto_filter.ref == "A1:N2" and wb["Needs"].freeze_panes == "A2"
     summary = rows(wb["Summary"])
     assert [r[0] for r in summary[1:3]] == ["THCS-CHUVANAN", "TH-PHUHOA1"]  # schools listed even with no data
     assert summary[1][5:8] == [0, 0, 0] and summary[3][1] == "Total"

@@ -91,8 +91,9 @@ async def test_unlinked_person_gets_only_linking(tg, sqlite_engine) -> None:
 async def test_dangky_through_telegram_with_taps_and_a_redelivered_update(tg, sqlite_engine, sqlite_world) -> None:
     app, request, f = tg
     await app.process_update(f.contact(506, sqlite_world.phones["teacher_a"], contact_user_id=506))
-    for text in ("/dangky", "Nguyễn <b>Văn</b> An"):
-        await app.process_update(f.text(506, text))
+    await app.process_update(f.text(506, "/dangky"))
+    await app.process_update(f.tap(506, button(request, 506, "Phụ huynh đã đồng ý")))  # the consent step
+    await app.process_update(f.text(506, "Nguyễn <b>Văn</b> An"))
     assert "không hợp lệ" in last_text(request, 506).lower() or "chỉ" in last_text(request, 506).lower()
     for text in ("Nguyễn Văn An", "05/09/2012", "4A1", "0123456789"):
         await app.process_update(f.text(506, text))

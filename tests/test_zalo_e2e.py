@@ -203,7 +203,8 @@ async def test_linking_by_emailed_code_over_smtp(
         [ident] = identities(db)
         assert (ident.staff_id, ident.external_id, ident.chat_id) == (w.teacher_a2, "z-ha", "z-ha")
         # The numbered menu answers by number: 1 starts /dangky.
-        assert "Họ và tên" in await zw.pick("z-ha", "/dangky")
+        assert "đồng ý" in await zw.pick("z-ha", "/dangky")
+        assert "Họ và tên" in await zw.pick("z-ha", "Phụ huynh đã đồng ý")
     finally:
         await zw.close()
 
@@ -230,7 +231,8 @@ async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(
 ) -> None:
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
     engine.link_directly(channel="zalo", external_id="z-lan", chat_id="z-lan", phone=w.phones["principal_a"])
-    assert "Họ và tên" in await zw.say("z-minh", "/dangky")
+    assert "1. ✅ Phụ huynh đã đồng ý" in await zw.say("z-minh", "/dangky")
+    assert "Họ và tên" in await zw.pick("z-minh", "Phụ huynh đã đồng ý")
     await zw.say("z-minh", "Lê Thị Hoa")
     await zw.say("z-minh", "01/02/2012")
     await zw.say("z-minh", "4A")
@@ -332,7 +334,8 @@ async def test_redelivered_message_is_processed_once(zalo_fake, db_engine, world
         update = zw.fake.text_update("/dangky", user_id="z-minh", message_id="dup-1")
         first = await zw.deliver(update)
         again = await zw.deliver(update)  # the platform sends the same message id again
-        assert "Họ và tên" in first[-1] and again == []
+        assert "đồng ý" in first[-1] and again == []
+        assert "Họ và tên" in await zw.say("z-minh", "1")  # the form advanced once, not twice
         assert "Ngày sinh" in await zw.say("z-minh", "Lê Thị Hoa")  # the form advanced once, not twice
     finally:
         await zw.close()
@@ -350,7 +353,8 @@ async def test_unsupported_message_gets_a_friendly_answer(zw, engine, w) -> None
 
 async def test_voice_mid_form_is_answered_and_the_question_asked_again(zw, engine, w) -> None:
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
-    assert "Họ và tên" in await zw.say("z-minh", "/dangky")
+    assert "đồng ý" in await zw.say("z-minh", "/dangky")
+    assert "Họ và tên" in await zw.say("z-minh", "1")  # the parent agreed
     replies = await zw.deliver(zw.fake.voice_update(user_id="z-minh"))
     assert "chưa nghe được tin nhắn thoại" in replies[0] and "chưa đọc được" not in "\n".join(replies)
     assert "Họ và tên" in replies[-1]  # the engine's re-ask is kept
@@ -360,7 +364,7 @@ async def test_voice_mid_form_is_answered_and_the_question_asked_again(zw, engin
 async def test_updates_without_event_name_or_sender_name_are_read(zw, engine, w) -> None:
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
     bare = zw.fake.bare(zw.fake.text_update("/dangky", user_id="z-minh"), from_={"id": "z-minh"})
-    assert "Họ và tên" in "\n".join(await zw.deliver(bare))
+    assert "đồng ý" in "\n".join(await zw.deliver(bare))  # /dangky read: its first question, the consent
 
 
 async def test_form_belongs_to_the_channel_it_was_started_on(zw, engine, w) -> None:
@@ -369,6 +373,7 @@ async def test_form_belongs_to_the_channel_it_was_started_on(zw, engine, w) -> N
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
     telegram = await Chat.linked(engine, w.phones["teacher_a"])
     await zw.say("z-minh", "/dangky")
+    await zw.say("z-minh", "1")  # the parent agreed
     await telegram.say("Lê Thị Hoa")
     assert "trên Zalo" in telegram.text
     assert "Ngày sinh" in await zw.say("z-minh", "Lê Thị Hoa")

@@ -162,8 +162,9 @@ async def test_zalo_through_fieldbot_run_survives_403s_and_lifts_blocked_marks(t
 
         # 2. The teacher writes: his blocked mark goes; the reply meets two 403s and still comes, once.
         zalo.fail_next("sendMessage", status=403, count=2, chat_id="z-minh")
-        await minh.say("/dangky", expect="Họ và tên")
+        await minh.say("/dangky", expect="đồng ý")  # the consent step comes first
         assert blocked_at(tmp_path, "z-minh") is None
+        await minh.pick("Phụ huynh đã đồng ý", expect="Họ và tên")
         await minh.say("Lê Thị Hoa", expect="Ngày sinh")  # the form continues: no answering twice
         await minh.say("05/09/2016", expect="Lớp")
         await minh.say("4A1", expect="Mã định danh")

@@ -8,6 +8,7 @@ refusal is one line and leaves the database as it was.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from bot.commands import CliError, confirm, prepare_output
@@ -45,8 +46,33 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
         size = backup(settings.database_url, out)
     except BackupError as exc:
         raise CliError(str(exc)) from None
+    _log_backup(settings)
     print(f"Đã sao lưu vào {out} ({size / 1024:.0f} KB).")
     return 0
+
+
+def _log_backup(settings: Settings) -> None:
+    """A backup holds every pupil: one access-log row (after the copy, so the copy does not hold it). Needs
+    only the database: a backup works whatever the programme file or the media folder say."""
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.commands.purge import operator
+    from storage.access_log import BACKUP, record_access
+    from storage.db import make_engine, session_scope
+    from storage.models import Student
+
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            pupils = int(session.scalar(select(func.count()).select_from(Student)) or 0)
+            now = SystemClock().now()
+            record_access(session, actor=operator(), role="operator", what=BACKUP, scope="all", pupils=pupils, now=now)
+    except SQLAlchemyError as exc:  # a database not yet upgraded (no access_log): the backup itself is done
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        print(f"Lưu ý: chưa ghi được nhật ký truy cập ({reason}); chạy fieldbot db upgrade.", file=sys.stderr)
+    finally:
+        engine.dispose()
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:

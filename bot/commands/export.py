@@ -98,6 +98,12 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(f"Không ghi được {final}: {os_reason(cause) if cause else exc}") from None
         except OSError as exc:
             raise CliError(f"Không ghi được {final}: {os_reason(exc)}") from None
+        from bot.commands.purge import operator
+        from storage.access_log import EXPORT_CLI, record_access
+
+        record_access(
+            session, actor=operator(), role="operator", what=EXPORT_CLI, scope=scope, pupils=result.students, now=now
+        )
     print(
         f"Đã ghi {result.path} ({label}): {result.schools} trường, {result.students} học sinh, "
         f"{result.batches} lô máy, {result.handovers} bàn giao."

@@ -24,6 +24,7 @@ MODULES: tuple[str, ...] = (
     "conversations.forms.minutes",
     "conversations.forms.csdl",
     "conversations.forms.web",
+    "conversations.forms.privacy",
     "conversations.linking",
 )
 

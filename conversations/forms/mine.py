@@ -73,10 +73,24 @@ def _card(ctx: FormContext) -> str:
         f"<b>{esc(s.full_name)}</b> — {esc(s.class_name)} — {fmt_date(s.birth_date)} — {s.code}",
         ctx.t(T(vi="Trạng thái: {s}", en="Status: {s}"), s=status_label(s.status, ctx.lang)),
     ]
+    lines.append(consent_line(ctx, s))
     if s.status == ReviewStatus.REJECTED and s.reject_reason:
         lines.append(ctx.t(T(vi="Lý do từ chối: {r}", en="Rejected because: {r}"), r=esc(s.reject_reason)))
     lines.append(ctx.t(T(vi="Bạn muốn làm gì?", en="What would you like to do?")))
     return "\n".join(lines)
+
+
+CONSENT_ON = T(vi="Phụ huynh đồng ý: {d}", en="Parent's consent: {d}")
+CONSENT_MISSING = T(
+    vi="Phụ huynh đồng ý: <b>chưa ghi nhận</b> (gõ /dongy để ghi nhận)",
+    en="Parent's consent: <b>not recorded</b> (type /dongy to record it)",
+)
+
+
+def consent_line(ctx: FormContext, s: Student) -> str:
+    if s.consent_at is None:
+        return ctx.t(CONSENT_MISSING)
+    return ctx.t(CONSENT_ON, d=fmt_date(s.consent_at.astimezone(ctx.programme.tz).date()))
 
 
 def _on_action(ctx: FormContext, value: str) -> Done | None:

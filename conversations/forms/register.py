@@ -122,6 +122,47 @@ def _dup_answer(ctx: FormContext, value: bool) -> Done | None:
     )
 
 
+# --- the guardian's consent (Decree 13/2023: children's data needs a parent's or guardian's consent) -----------------
+
+CONSENT_ASK = T(
+    vi="🔒 <b>Đồng ý của cha mẹ/người giám hộ</b>\nTrước khi nhập, vui lòng đọc (hoặc gửi) cho phụ huynh thông báo "
+    "sau:\n\n<i>{notice}</i>\n\nPhụ huynh của em đã đồng ý chưa?",
+    en="🔒 <b>The parent's or guardian's consent</b>\nBefore entering anything, please read (or send) this notice to "
+    "the parent:\n\n<i>{notice}</i>\n\nHas the pupil's parent agreed?",
+)
+CONSENT_REFUSED = T(
+    vi="Đã dừng đăng ký: chưa có sự đồng ý của phụ huynh, nên không có gì được lưu. Khi phụ huynh đồng ý, "
+    "gõ /dangky để đăng ký lại.",
+    en="Registration stopped: without the parent's consent nothing was saved. Type /dangky once they agree.",
+)
+
+
+def consent_prompt(ctx: FormContext) -> str:
+    from storage.consent import notice
+
+    return ctx.t(CONSENT_ASK, notice=esc(notice(ctx.programme, ctx.lang)))
+
+
+def _consent_answer(ctx: FormContext, value: bool) -> Done | None:
+    return None if value else Done(CONSENT_REFUSED)
+
+
+def consent_field(name: str = "consent", prompt=consent_prompt) -> Field:
+    """The yes/no consent step with the programme file's notice; "No" ends the form and saves nothing. Other
+    ways of registering (the bulk import) put it in their own form and pass ``consent_at=ctx.now`` to
+    ``students.register_student``."""
+    return confirm_field(
+        name,
+        prompt,
+        T(vi="Phụ huynh đồng ý", en="Parent's consent"),
+        after=_consent_answer,
+        yes=T(vi="✅ Phụ huynh đã đồng ý", en="✅ The parent agreed"),
+        no=T(vi="Chưa / không đồng ý", en="Not (yet)"),
+    )
+
+
+F_CONSENT = consent_field()
+
 # --- fields --------------------------------------------------------------------------------------------------------
 
 F_NAME = text_field(
@@ -213,7 +254,7 @@ STUDENT_FIELDS: list[Field] = [
     F_GUARDIAN_PHONE,
     F_NOTE,
 ]
-REGISTER_FIELDS: list[Field] = [F_NAME, F_BIRTH, F_DUP, *STUDENT_FIELDS[2:]]
+REGISTER_FIELDS: list[Field] = [F_CONSENT, F_NAME, F_BIRTH, F_DUP, *STUDENT_FIELDS[2:]]
 _REQUIRED = frozenset(f.name for f in STUDENT_FIELDS if f.required)
 
 
@@ -249,6 +290,7 @@ def _save(ctx: FormContext) -> Done:
             actor=ctx.staff,
             now=ctx.now,
             confirm_same_name=bool(v.get("dup_ok")),
+            consent_at=ctx.now if v.get("consent") else None,
             **_record(v),
         )
     except students.DuplicateCode as exc:

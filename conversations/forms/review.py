@@ -79,6 +79,18 @@ def _entry(ctx: FormContext) -> Done | None:
     assert school_id is not None
     pending = students.count_pending(ctx.session, school_id=school_id)
     withdrawals = len(students.list_withdrawal_requests(ctx.session, school_id=school_id))
+    if pending or withdrawals:  # the principal reads teachers' entries: one access-log row per /duyet
+        from storage import access_log
+
+        access_log.record_access(
+            ctx.session,
+            actor=ctx.staff,
+            role=ctx.staff.role,
+            what=access_log.REVIEW,
+            scope=ctx.scope,
+            pupils=pending + withdrawals,
+            now=ctx.now,
+        )
     csdl = _csdl_installed()
     if not csdl and not withdrawals:
         if not pending:

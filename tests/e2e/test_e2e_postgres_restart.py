@@ -37,7 +37,8 @@ async def test_postgres_restarted_under_the_running_bot(server, tg, tmp_path) ->
     await bot.start()  # the scheduler too: its jobs must also live through the outage
     try:
         teacher = await link(tg, 1001, "Trần Văn Minh", "0901000002")
-        await teacher.say("/dangky", expect="Họ và tên")
+        await teacher.say("/dangky", expect="đồng ý")
+        await teacher.tap("Phụ huynh đã đồng ý", expect="Họ và tên")
         await teacher.say("Phạm Thị Cúc", expect="Ngày sinh")
 
         await asyncio.to_thread(server.stop)

@@ -34,7 +34,8 @@ async def bot(tmp_path, tg, mailbox):
 
 
 async def register(teacher: Person, name: str, code: str) -> None:
-    await teacher.say("/dangky", expect="Họ và tên")
+    await teacher.say("/dangky", expect="đồng ý")
+    await teacher.tap("Phụ huynh đã đồng ý", expect="Họ và tên")
     await teacher.say(name, expect="Ngày sinh")
     await teacher.say("05/09/2016", expect="Lớp")
     await teacher.say("4A1", expect="Mã định danh")
@@ -143,7 +144,8 @@ async def test_the_whole_programme_end_to_end(tg, bot, mailbox, tmp_path) -> Non
 async def test_kill_9_in_the_middle_of_a_form_loses_nothing(tg, bot) -> None:
     await bot.start("--no-scheduler")
     teacher = await link(tg, 1001, "Trần Văn Minh", TEACHER)
-    await teacher.say("/dangky", expect="Họ và tên")
+    await teacher.say("/dangky", expect="đồng ý")
+    await teacher.tap("Phụ huynh đã đồng ý", expect="Họ và tên")
     await teacher.say("Phạm Thị Cúc", expect="Ngày sinh")
     await teacher.say("12/03/2016", expect="Lớp")
     await bot.kill9()
@@ -167,7 +169,8 @@ async def test_unreliable_bot_api_loses_no_reply(tg, bot) -> None:
     await bot.start("--no-scheduler")
     teacher = await link(tg, 1001, "Trần Văn Minh", TEACHER)
     tg.fail_next("sendMessage", status=500, count=2)
-    await teacher.say("/dangky", expect="Họ và tên")
+    await teacher.say("/dangky", expect="đồng ý")
+    await teacher.tap("Phụ huynh đã đồng ý", expect="Họ và tên")
     tg.fail_next("sendMessage", status=429, retry_after=1)
     await teacher.say("Đỗ Văn Dũng", expect="Ngày sinh")
     tg.fail_next("getUpdates", status=502, count=2)  # the long poll itself fails: PTB polls again
