@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "bot.commands.sweep",
     "bot.commands.export",
     "bot.commands.backup",
+    "bot.commands.students",
 )
 
 

@@ -119,6 +119,13 @@ class PhotoRules(_Strict):
     near_duplicate_bits: int = Field(default=12, ge=0, le=32)
 
 
+class ImportRules(_Strict):
+    """Class lists sent as spreadsheets (/nhapds, ``fieldbot students import``)."""
+
+    max_rows: int = Field(default=2000, ge=1, le=100_000)
+    max_bytes: int = Field(default=5 * 1024 * 1024, ge=10_000, le=50 * 1024 * 1024)
+
+
 class Contact(_Strict):
     district_code: str = Field(min_length=1)
     name: str = Field(min_length=1)
@@ -146,6 +153,7 @@ class Programme(_Strict):
     deadlines: Deadlines
     reminders: Reminders = Reminders()
     photos: PhotoRules = PhotoRules()
+    imports: ImportRules = ImportRules()
     contacts: list[Contact] = Field(min_length=1)
 
     @field_validator("categories")
