@@ -313,10 +313,12 @@ def import_students(
         created_at=now,
     )
     late = school.needs_report_submitted_at is not None
+    # The batch row first, outside the savepoint: SQLite's driver starts its transaction at the first write,
+    # and a SAVEPOINT opened before that would be released as a commit of its own.
+    session.add(batch)
+    session.flush()
     try:
         with session.begin_nested():
-            session.add(batch)
-            session.flush()
             values = [
                 {
                     **{f: r.get(f) for f in EDITABLE_FIELDS},
