@@ -214,3 +214,22 @@ def test_telegram_maps_spreadsheets_to_documents(clock, name, mime, kind) -> Non
         assert (incoming.document.file_name, incoming.document.size) == (name, 1234)
     else:
         assert incoming.photo is not None and incoming.photo.as_document and incoming.document is None
+
+
+async def test_formula_like_text_is_stored_as_text_and_exported_quoted(principal, teacher, sqlite_engine) -> None:
+    evil = '=HYPERLINK("http://x.example","bấm")'
+    rows = [good_row(1, G="Khó khăn khác", H=evil, L="+cmd|' /C calc'!A0"), good_row(2, B="Trần Thị Bé")]
+    await teacher.document(xlsx(rows), "lop.xlsx")
+    await teacher.tap("Lưu")
+    saved = _students(sqlite_engine)
+    assert (saved[0].hardship_reason, saved[0].note) == (evil, "+cmd|' /C calc'!A0")
+    await principal.say("/duyet")
+    await principal.tap("Đăng ký chờ duyệt")
+    await principal.tap("Duyệt cả tệp")
+    await principal.say("/xuatfile")
+    [doc] = principal.documents
+    cells = [c for row in load_workbook(doc.document)["Nhu cầu"].iter_rows() for c in row]
+    found = [c for c in cells if c.value == evil]  # the export has no note column; the reason is there
+    assert len(found) == 1
+    for c in found:
+        assert c.data_type == "s" and c.quotePrefix, c.coordinate
