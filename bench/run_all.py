@@ -14,6 +14,7 @@ ORDER = [
     "bench_sweep.py",
     "bench_delivery.py",
     "bench_export.py",
+    "bench_import.py",
     "bench_memory.py",
 ]
 

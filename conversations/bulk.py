@@ -94,9 +94,14 @@ _LEGACY_CHARS = frozenset("¡¢£¤¥¦§¨©ª«¬®¯°±²³´µ¶·¸¹º»�
 _LEGACY_CAPITAL = re.compile(r"[a-zđ][ÀÁÂÃÈÉÊÌÍÒÓÔÕÙÚÝĂĐƠƯ]")
 
 
+_LEGACY_ANY = re.compile("[" + re.escape("".join(sorted(_LEGACY_CHARS))) + "]")
+
+
 def looks_legacy(text: str) -> bool:
     """Text typed in TCVN3/VNI fonts, read as Unicode."""
-    return any(ch in _LEGACY_CHARS for ch in text) or bool(_LEGACY_CAPITAL.search(text))
+    if text.isascii():
+        return False
+    return bool(_LEGACY_ANY.search(text) or _LEGACY_CAPITAL.search(text))
 
 
 def header_field(value: object) -> str | None:
@@ -396,8 +401,9 @@ def _from_rows(rows: Iterator[tuple[int, Sequence[Any]]], *, name: str, kind: st
         raise _NoHeader(legacy)
     out: list[tuple[int, list[Any]]] = []
     skipped_example = False
+    width = max(columns.values())  # columns right of the last one we read are never looked at
     for number, values in rows:
-        cells = [_clean(v) for v in values]
+        cells = [_clean(v) for v in values[:width]]
         if all(v is None for v in cells):
             continue
         first = cells[0] if cells else None
@@ -500,7 +506,7 @@ def _text(ctx: FormContext, message: str) -> str:
     return plain_text(message)
 
 
-def _choice_labels(f: Field, ctx: FormContext) -> tuple[list[str], list[Any], list[Choice]]:
+def _choice_labels(f: Field, ctx: FormContext) -> tuple[list[str], list[Any], list[Choice], dict[str, Any]]:
     choices = f.choices(ctx)
     labels: list[str] = []
     values: list[Any] = []
@@ -508,7 +514,11 @@ def _choice_labels(f: Field, ctx: FormContext) -> tuple[list[str], list[Any], li
         for text in {c.text("vi"), c.text("en"), str(c.value)}:
             labels.append(text)
             values.append(c.value)
-    return labels, values, choices
+    exact: dict[str, set[Any]] = {}
+    for label, value in zip(labels, values):
+        exact.setdefault(fold(label), set()).add(value)
+    unique = {k: next(iter(v)) for k, v in exact.items() if len(v) == 1}  # the same answer match_label gives first
+    return labels, values, choices, unique
 
 
 def _as_text(value: Any, name: str) -> str:
@@ -579,6 +589,7 @@ def check_sheet(sheet: Sheet, ctx: FormContext) -> Checked:
             if isinstance(v, str) and looks_legacy(v):
                 raise FileRefused(LEGACY, cell=cell_ref(number, c), sample=v[:40])
 
+    columns = {f.name: sheet.headers.get(cols[f.name], "") if f.name in cols else f.label(lang) for f in fields}
     parsed: list[tuple[int, dict[str, Any]]] = []
     for number, cells in sheet.rows:
         ctx.values = {}
@@ -586,8 +597,8 @@ def check_sheet(sheet: Sheet, ctx: FormContext) -> Checked:
         for f in fields:
             c = cols.get(f.name)
             raw = cells[c - 1] if c is not None and c - 1 < len(cells) else None
-            column = sheet.headers.get(c, f.label(lang)) if c is not None else f.label(lang)
-            if not f.applies(ctx):
+            column = columns[f.name]
+            if f.when is not None and not f.applies(ctx):
                 continue
             if raw is None or (isinstance(raw, str) and not raw.strip()):
                 if f.required:
@@ -684,10 +695,16 @@ def check_sheet(sheet: Sheet, ctx: FormContext) -> Checked:
     return result
 
 
+_NO_HIT = object()
+
+
 def _parse_cell(f: Field, raw: Any, ctx: FormContext, choice_cache: dict[str, Any]) -> Any:
     if f.kind in (Kind.CHOICE, Kind.CONFIRM):
-        labels, values, choices = choice_cache[f.name]
+        labels, values, choices, exact = choice_cache[f.name]
         text = _as_text(raw, f.name)
+        hit = exact.get(fold(text), _NO_HIT)
+        if hit is not _NO_HIT:
+            return hit
         m = match_label(text, labels, by_number=False)
         picked = {values[i] for i in m.indexes}
         if len(picked) == 1:
