@@ -42,7 +42,10 @@ MAX_COLS = 40
 HEADER_SCAN_ROWS = 30
 MAX_SHEETS = 10
 MAX_ZIP_ENTRIES = 2000
-MAX_UNZIPPED_BYTES = 100 * 1024 * 1024
+MAX_UNZIPPED_BYTES = 60 * 1024 * 1024
+# The annotated copy opens the person's workbook fully (styles, comments): above this much XML it is rebuilt
+# from the values already read instead, so a heavy file cannot cost a gigabyte of memory.
+ANNOTATE_IN_PLACE_MAX = 15 * 1024 * 1024
 MAX_RATIO = 150  # a real sheet compresses ~5-30x; a bomb compresses 1000x
 RATIO_CHECK_FROM = 1024 * 1024  # small entries (styles, shared strings of 10 names) may compress well
 SPREADSHEET_EXTENSIONS = (".xlsx", ".xlsm", ".csv", ".xls", ".ods", ".txt")
@@ -243,6 +246,7 @@ class Sheet:
     rows: list[tuple[int, list[Any]]]
     skipped_example: bool = False
     file_name: str = ""
+    header_values: list[Any] = field(default_factory=list)
 
 
 def sha256_of(data: bytes) -> str:
@@ -394,6 +398,7 @@ def _from_rows(rows: Iterator[tuple[int, Sequence[Any]]], *, name: str, kind: st
                 legacy = (cell_ref(number, c), v.strip()[:40])
         if "full_name" in found and len(found) >= 3:
             header_row, columns, headers = number, found, texts
+            header_values = [_clean(v) for v in values]
             break
         if number >= HEADER_SCAN_ROWS:
             break
@@ -421,6 +426,7 @@ def _from_rows(rows: Iterator[tuple[int, Sequence[Any]]], *, name: str, kind: st
         headers=headers,
         rows=out,
         skipped_example=skipped_example,
+        header_values=header_values,
     )
 
 
@@ -781,6 +787,11 @@ WARNING_FILL = "FFEB9C"
 ERRORS_COLUMN = T(vi="Lỗi cần sửa (fieldbot)", en="Errors to fix (fieldbot)")
 
 
+def _unzipped_size(data: bytes) -> int:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return sum(i.file_size for i in zf.infolist())
+
+
 def annotate(data: bytes, checked: Checked, out: Path, *, lang: str = "vi") -> Path:
     """A copy of the person's workbook with each faulty cell red and commented (warnings yellow) and, after the
     last column, the row's errors in words (comments are hard to read on a phone). A CSV becomes an XLSX."""
@@ -789,9 +800,20 @@ def annotate(data: bytes, checked: Checked, out: Path, *, lang: str = "vi") -> P
     from openpyxl.styles import Font, PatternFill
 
     sheet = checked.sheet
-    if sheet.kind == "xlsx":
+    if sheet.kind == "xlsx" and _unzipped_size(data) <= ANNOTATE_IN_PLACE_MAX:
         wb = load_workbook(io.BytesIO(data), keep_links=False)
         ws = wb[sheet.name]
+    elif sheet.kind == "xlsx":
+        wb = Workbook()
+        ws = wb.active
+        ws.title = sheet.name[:31]
+        for r, values in [(sheet.header_row, sheet.header_values), *sheet.rows]:
+            for c, v in enumerate(values, start=1):
+                if v is not None:
+                    cell = ws.cell(r, c)
+                    cell.value = v
+                    if isinstance(v, str):
+                        cell.data_type = "s"
     else:
         wb = Workbook()
         ws = wb.active

@@ -221,6 +221,18 @@ def test_annotated_copy_comments_the_right_cells(sqlite_engine, sqlite_world, pr
     assert again.problems == [] and len(again.rows) == 3
 
 
+def test_annotated_copy_of_a_heavy_workbook_is_rebuilt_from_the_values(
+    sqlite_engine, sqlite_world, programme, clock, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(bulk, "ANNOTATE_IN_PLACE_MAX", 10)  # every workbook counts as heavy
+    data = xlsx([good_row(1, L="=1+2"), good_row(2, B="Trần Thị Bé", C="xx")])
+    checked = _check(sqlite_engine, programme, clock, sqlite_world.school_a, data)
+    ws = load_workbook(bulk.annotate(data, checked, tmp_path / "ann.xlsx"))["Lớp 4A1"]
+    first = first_data_row()
+    assert ws[f"B{first - 1}"].value == "Họ và tên" and ws[f"B{first}"].value == "Nguyễn Văn An"
+    assert ws[f"C{first + 1}"].comment is not None and ws[f"L{first}"].data_type == "s"
+
+
 def test_annotated_copy_of_a_csv_keeps_formula_text_as_text(
     sqlite_engine, sqlite_world, programme, clock, tmp_path
 ) -> None:
