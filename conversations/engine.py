@@ -118,8 +118,8 @@ NO_DOCUMENT_WANTED = T(
     en="No open form needs a file right now. Class lists (Excel) are imported with /nhapds.",
 )
 DOCUMENT_TOO_BIG = T(
-    vi="Tệp quá lớn ({size} MB; tối đa {max} MB). Hãy chia danh sách thành nhiều tệp nhỏ hơn.",
-    en="The file is too large ({size} MB; at most {max} MB). Please split the list into smaller files.",
+    vi="Tệp quá lớn ({size}; tối đa {max}). Hãy chia danh sách thành nhiều tệp nhỏ hơn.",
+    en="The file is too large ({size}; at most {max}). Please split the list into smaller files.",
 )
 DOCUMENT_FETCH_FAILED = T(
     vi="Không tải được tệp từ ứng dụng chat. Vui lòng gửi lại tệp.",
@@ -332,21 +332,15 @@ class ConversationEngine:
         lang = self._lang(sender.person)
         assert incoming.document is not None
         limit = self.programme.imports.max_bytes
-        too_big = Outgoing(
-            text=DOCUMENT_TOO_BIG(
-                lang, size=f"{(incoming.document.size or 0) / 1048576:.1f}", max=f"{limit / 1048576:.0f}"
-            )
-        )
         if incoming.document.size is not None and incoming.document.size > limit:
-            return too_big
+            return Outgoing(text=DOCUMENT_TOO_BIG(lang, size=_size(incoming.document.size), max=_size(limit)))
         try:
             data = await incoming.document.fetch()
         except Exception as exc:
             log.warning("document download failed channel=%s: %s", incoming.channel, exc)
             return Outgoing(text=DOCUMENT_FETCH_FAILED(lang))
         if len(data) > limit:
-            too_big.text = DOCUMENT_TOO_BIG(lang, size=f"{len(data) / 1048576:.1f}", max=f"{limit / 1048576:.0f}")
-            return too_big
+            return Outgoing(text=DOCUMENT_TOO_BIG(lang, size=_size(len(data)), max=_size(limit)))
         return data
 
     @staticmethod
@@ -672,6 +666,10 @@ class ConversationEngine:
                 msg.chat_id, msg.channel = target.chat_id, target.channel
                 out.append(msg)
         return out
+
+
+def _size(n: int) -> str:
+    return f"{n / 1048576:.1f} MB" if n >= 1048576 else f"{max(1, n // 1024)} KB"
 
 
 def _person(staff: Staff) -> Person:

@@ -233,3 +233,18 @@ async def test_formula_like_text_is_stored_as_text_and_exported_quoted(principal
     assert len(found) == 1
     for c in found:
         assert c.data_type == "s" and c.quotePrefix, c.coordinate
+
+
+async def test_row_and_size_limits_come_from_the_programme_file(
+    sqlite_engine, sqlite_world, programme, clock, tmp_path
+):
+    strict = programme.model_copy(
+        update={"imports": programme.imports.model_copy(update={"max_rows": 3, "max_bytes": 20_000})}
+    )
+    eng = make_engine(sqlite_engine, strict, clock, media_dir=media_dir(tmp_path))
+    teacher = await Chat.linked(eng, sqlite_world.phones["teacher_a"])
+    await teacher.document(_class_file(), "lop.xlsx")  # 4 pupils
+    assert "hơn 3 dòng" in teacher.text
+    await teacher.document(b"x" * 30_000, "lop.csv")
+    assert "Tệp quá lớn (29 KB; tối đa 19 KB)" in teacher.text
+    assert _count(sqlite_engine) == 0
