@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import html
 import io
 import re
 import unicodedata
@@ -508,10 +507,6 @@ def check_context(
     )
 
 
-def _text(ctx: FormContext, message: str) -> str:
-    return plain_text(message)
-
-
 def _choice_labels(f: Field, ctx: FormContext) -> tuple[list[str], list[Any], list[Choice], dict[str, Any]]:
     choices = f.choices(ctx)
     labels: list[str] = []
@@ -627,7 +622,7 @@ def check_sheet(sheet: Sheet, ctx: FormContext) -> Checked:
             try:
                 value = _parse_cell(f, raw, ctx, choice_cache)
             except Invalid as exc:
-                result.problems.append(Problem(number, c, column, _text(ctx, exc.text(lang))))
+                result.problems.append(Problem(number, c, column, plain_text(exc.text(lang))))
                 row_ok = False
                 continue
             ctx.values[f.name] = value
@@ -983,7 +978,3 @@ def annotated_name(file_name: str | None) -> str:
     stem = Path(file_name or "danh-sach").stem
     slug = re.sub(r"[^a-z0-9]+", "-", fold(stem)).strip("-")[:40] or "danh-sach"
     return f"{slug}-can-sua.xlsx"
-
-
-def unescape(text: str) -> str:
-    return html.unescape(text)
