@@ -32,8 +32,8 @@ from core.programme import load_programme
 from scheduler.delivery import Deliverer
 from storage.db import create_all, make_engine
 from storage.models import ChatIdentity, District, Notification, Staff
+from tests.factories import local
 from tests.fakes.telegram_api import FakeTelegram
-from tests.test_scheduler_support import local
 
 NOW = local(2021, 11, 18, 8)
 FIRST_CHAT = 500_000

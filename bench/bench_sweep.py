@@ -39,7 +39,7 @@ from scheduler.rules import RULES
 from scheduler.sweep import run_sweep, sweep
 from storage.db import create_all, make_engine
 from storage.models import Batch, District, Handover, School, Staff, Student
-from tests.test_scheduler_support import local
+from tests.factories import local
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = local(2021, 11, 22, 10)  # after the needs-report deadline: every rule has something due

@@ -69,6 +69,8 @@ def build_app(settings: Settings, *, clock: Clock | None = None, migrate: bool =
 
         register_secret(urlsplit(settings.smtp_url.get_secret_value()).password)
     programme = load_programme(settings.programme)
+    if settings.timezone:  # FIELDBOT_TIMEZONE: the deployment's zone wins over the programme file's
+        programme = programme.with_timezone(settings.timezone)
     db = make_engine(settings.database_url)
     if migrate:
         upgrade(db)

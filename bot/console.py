@@ -2,13 +2,14 @@
 
 `fieldbot chat --phone 0901000001` talks as the roster person with that phone. Options print numbered and
 are answered by number or text; `/anh PATH` sends a photo; `/tep PATH` sends a file (a class list for
-/nhapds); `/thoat` (or Ctrl-D) leaves.
+/nhapds); `/thoat` (or Ctrl-D) leaves. Before each prompt the messages the outbox holds for this person (a
+principal's decision, a reminder) are delivered here.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -21,7 +22,7 @@ FILE_COMMAND = "/tep"
 QUIT = ("/thoat", "/exit", "/quit")
 
 
-def _stdin_lines() -> Iterable[str]:
+def stdin_lines() -> Iterable[str]:
     while True:
         try:
             yield input("› ")
@@ -29,9 +30,39 @@ def _stdin_lines() -> Iterable[str]:
             return
 
 
+class ConsoleSender:
+    """The console as a delivery channel (``core.ports.ChannelSender``): what the deliverer sends this
+    terminal's person is kept until the next prompt shows it."""
+
+    channel = CHANNEL
+
+    def __init__(self) -> None:
+        self.waiting: list[Outgoing] = []
+
+    async def send(self, chat_id: str, message: Outgoing) -> None:
+        self.waiting.append(message)
+
+    def take(self) -> list[Outgoing]:
+        out, self.waiting = self.waiting, []
+        return out
+
+
+Inbox = Callable[[], Awaitable[list[Outgoing]]]
+INBOX_HEADER = "── Tin nhắn mới ──"
+
+
 class ConsoleChannel:
-    def __init__(self, handle, *, user_id: str, clock: Clock | None = None, media_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        handle,
+        *,
+        user_id: str,
+        clock: Clock | None = None,
+        media_dir: Path | None = None,
+        inbox: Inbox | None = None,
+    ) -> None:
         self.handle = handle
+        self.inbox = inbox  # messages queued for this person, shown before each prompt
         self.user_id = user_id
         self.clock = clock or SystemClock()
         self.media_dir = media_dir or Path(".")
@@ -75,8 +106,6 @@ class ConsoleChannel:
         return Incoming(**base, text=text)
 
     def render(self, out: Outgoing, stream: TextIO) -> None:
-        if out.chat_id and out.chat_id != "console":
-            return  # a notification to someone else: not shown in this terminal
         if out.text:
             stream.write(plain_text(out.text) + "\n")
         if out.photo is not None:
@@ -93,19 +122,40 @@ class ConsoleChannel:
             stream.write("(Gõ số điện thoại của bạn)\n")
 
     async def run(self, lines: Iterable[str], stream: TextIO, *, first: str | None = None) -> None:
-        source = itertools.chain([first] if first else [], lines)
-        for line in source:
+        typed = iter(lines)
+        line = first
+        while True:
+            await self.show_inbox(stream)  # before each prompt: a colleague's decision, a reminder
+            if line is None:
+                line = next(typed, None)
+                if line is None:
+                    break
             if line.strip().lower() in QUIT:
                 break
-            if not line.strip():
-                continue
-            incoming = self.incoming(line)
-            if isinstance(incoming, str):
-                stream.write(incoming + "\n")
-                continue
-            replies = await self.handle(incoming)
-            # Numbers answer the options on screen now; after a question without options they are text.
-            self.options = next((list(o.options) for o in reversed(replies) if o.options and not o.chat_id), [])
-            for out in replies:
+            if line.strip():
+                await self._one(line, stream)
+            line = None
+
+    async def _one(self, line: str, stream: TextIO) -> None:
+        incoming = self.incoming(line)
+        if isinstance(incoming, str):
+            stream.write(incoming + "\n")
+            return
+        replies = await self.handle(incoming)
+        # Numbers answer the options on screen now; after a question without options they are text.
+        self.options = next((list(o.options) for o in reversed(replies) if o.options), [])
+        for out in replies:
+            self.render(out, stream)
+        stream.flush()
+
+    async def show_inbox(self, stream: TextIO) -> int:
+        """Deliver and print what the outbox holds for this person; returns how many messages."""
+        if self.inbox is None:
+            return 0
+        messages = await self.inbox()
+        if messages:
+            stream.write(INBOX_HEADER + "\n")
+            for out in messages:
                 self.render(out, stream)
             stream.flush()
+        return len(messages)

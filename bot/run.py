@@ -25,18 +25,8 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
     cleanups = []
     tasks: list[asyncio.Task] = []
 
-    async def cross_channel(channel: str, chat_id: str, out) -> None:
-        sender = senders.get(channel)
-        if sender is None:
-            log.warning("no %s channel in this process: a notification was not delivered", channel)
-            return
-        try:
-            await sender.send(chat_id, out)
-        except Exception as exc:  # a notification must never break the sender's own reply
-            log.warning("notification over %s failed: %s", channel, exc)
-
     if settings.telegram_token is not None:
-        application = await _start_telegram(app, engine, cross_channel)
+        application = await _start_telegram(app, engine)
         from bot.telegram_sender import TelegramSender
 
         senders["telegram"] = TelegramSender(application.bot)
@@ -56,7 +46,6 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
                     engine=engine,
                     stop=stop,
                     clock=app.clock,
-                    cross_channel=cross_channel,
                     memory=memory,
                 ),
                 name="zalo",
@@ -76,6 +65,7 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
             lease_ttl=timedelta(seconds=settings.sweep_lease_seconds),
         )
         await sched.start()
+        engine.on_queued = sched.wake  # a step's message for a colleague goes out at once
         cleanups.append(sched.shutdown)
     log.info("fieldbot is running (channels: %s)", ", ".join(sorted(senders)) or "-")
     try:
@@ -97,7 +87,7 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
         log.info("fieldbot stopped")
 
 
-async def _start_telegram(app: App, engine, cross_channel):
+async def _start_telegram(app: App, engine):
     from bot.telegram import build_application
 
     settings = app.settings
@@ -106,7 +96,6 @@ async def _start_telegram(app: App, engine, cross_channel):
         api_url=settings.telegram_api_url,
         handle=engine.handle,
         clock=app.clock,
-        cross_channel=cross_channel,
     )
     await application.initialize()
     if application.post_init:

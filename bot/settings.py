@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     public_media_url: str | None = None  # where charts are served for Zalo (sendPhoto takes a URL)
     media_dir: Path = Path("media")
     programme: Path = DEFAULT_PROGRAMME
-    timezone: str = "Asia/Ho_Chi_Minh"
+    timezone: str | None = None  # overrides the programme file's zone (one zone for the whole app)
     smtp_url: SecretStr | None = None  # smtp://user:pass@host:port?from=bot@example.org (smtps:// for TLS)
     log_level: str = "INFO"
     language: str = "vi"
@@ -68,7 +68,9 @@ class Settings(BaseSettings):
 
     @field_validator("timezone")
     @classmethod
-    def _tz(cls, v: str) -> str:
+    def _tz(cls, v: str | None) -> str | None:
+        if not v:
+            return None
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
@@ -98,10 +100,6 @@ class Settings(BaseSettings):
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("phải có dạng smtp://user:pass@host:port?from=... (must be smtp:// or smtps://)")
         return v
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -49,7 +49,6 @@ TEXT_LIMIT = MessageLimit.MAX_TEXT_LENGTH
 CONTACT_BUTTON = "📱 Chia sẻ số điện thoại"
 
 Handle = Callable[[Incoming], Awaitable[list[Outgoing]]]
-CrossChannelSend = Callable[[str, str, Outgoing], Awaitable[None]]  # (channel, chat_id, message)
 
 
 # --- update -> Incoming ------------------------------------------------------------------------------------
@@ -262,12 +261,10 @@ class TelegramChannel:
         handle: Handle,
         *,
         clock: Clock | None = None,
-        cross_channel: CrossChannelSend | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.handle = handle
         self.clock = clock or SystemClock()
-        self.cross_channel = cross_channel
         self.sleep = sleep
 
     async def on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -319,20 +316,7 @@ class TelegramChannel:
             log.debug("tap acknowledgement skipped: %s", exc)
 
     async def _deliver(self, bot, incoming: Incoming, out: Outgoing) -> None:
-        channel = out.channel or incoming.channel
-        chat_id = out.chat_id or incoming.chat_id
-        if channel != CHANNEL:
-            if self.cross_channel is not None:
-                await self.cross_channel(channel, chat_id, out)
-            return
-        try:
-            await self._send_with_retries(bot, chat_id, out)
-        except TelegramError as exc:
-            if out.chat_id and out.chat_id != incoming.chat_id:
-                # A notification to someone else must not break the sender's reply.
-                log.warning("notification to another chat failed: %s", exc)
-                return
-            raise
+        await self._send_with_retries(bot, incoming.chat_id, out)
 
     async def _send_with_retries(self, bot, chat_id: str, out: Outgoing) -> None:
         """The engine has already saved the step, so a reply lost to a 5xx or a timeout would leave the
@@ -407,7 +391,6 @@ def build_application(
     api_url: str,
     handle: Handle,
     clock: Clock | None = None,
-    cross_channel: CrossChannelSend | None = None,
     rate_limit: bool = True,
     request=None,
     set_my_commands: bool = True,
@@ -425,5 +408,5 @@ def build_application(
     if set_my_commands:
         builder = builder.post_init(set_commands)
     application = builder.build()
-    register_handlers(application, TelegramChannel(handle, clock=clock, cross_channel=cross_channel))
+    register_handlers(application, TelegramChannel(handle, clock=clock))
     return application

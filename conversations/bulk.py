@@ -214,10 +214,6 @@ BAD_SERIAL = T(
 DUP_CODE_IN_FILE = T(
     vi="Mã định danh {code} trùng với dòng {row} trong tệp.", en="Student code {code} repeats row {row} of the file."
 )
-DUP_CODE_IN_DB = T(
-    vi="Mã định danh {code} đã được đăng ký tại {school} ngày {day}. Mỗi em chỉ đăng ký một lần.",
-    en="Student code {code} was already registered at {school} on {day}.",
-)
 SAME_IN_FILE = T(
     vi="Trùng họ tên và ngày sinh với dòng {row} (mã khác). Lưu danh sách nghĩa là xác nhận đây là hai em khác nhau.",
     en="Same name and birth date as row {row} (another code). Saving confirms these are two different pupils.",
@@ -570,6 +566,7 @@ def _code_text(value: Any) -> str:
 
 def check_sheet(sheet: Sheet, ctx: FormContext) -> Checked:
     """Every row through /dangky's parsers; duplicates in the file and against the database."""
+    from conversations.refusals import refusal
     from storage import students
 
     lang = ctx.lang
@@ -667,7 +664,13 @@ def check_sheet(sheet: Sheet, ctx: FormContext) -> Checked:
                     number,
                     code_col,
                     sheet.headers[code_col],
-                    DUP_CODE_IN_DB(lang, code=values["code"], school=owner[0], day=fmt_date(owner[1])),
+                    # Worded exactly as /dangky words it (conversations/refusals.py).
+                    plain_text(
+                        refusal(
+                            students.DuplicateCode(code=values["code"], school_name=owner[0], registered_on=owner[1]),
+                            lang,
+                        )
+                    ),
                 )
             )
             continue

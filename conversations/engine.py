@@ -1,4 +1,6 @@
 """The conversation engine: one ``Incoming`` in, the ``Outgoing`` messages to send out.
+(Over 500 lines on purpose: the whole life of one message — dedupe, who, command or answer, commit,
+messages for others — reads top to bottom here; forms, state and linking live in their own modules.)
 
 Per message, in one short transaction (``conversations/state.py`` has the Core fast path):
 
@@ -9,7 +11,8 @@ Per message, in one short transaction (``conversations/state.py`` has the Core f
 4. the step: a global command (/huy, /menu, /start, /trogiup), a form or action command, or an answer to
    the current question (``conversations/runner.py``);
 5. the progress row is upserted (or deleted when the form ends, in the same transaction as the form's
-   record), and notifications for other people are addressed to the chat they last used.
+   record), and messages for other people are recorded in the outbox in that same transaction; the
+   scheduler's deliverer sends them (woken at once through ``on_queued``).
 
 ``handle`` never raises for anything a person sends: a bug in a form is logged with its traceback, the
 transaction is rolled back (so the person's progress is exactly as before) and an apology is returned.
@@ -50,7 +53,8 @@ from core.phones import mask_phone, normalize_phone
 from core.ports import Mailer
 from core.programme import Programme
 from core.text import is_word
-from storage import people
+from core.vocabulary import role_label
+from storage import outbox, people
 from storage.models import Staff
 
 if TYPE_CHECKING:
@@ -148,6 +152,7 @@ class _Step:
         self.rollback_hooks: list[Callable[[], None]] = []
         self.contexts: list[FormContext] = []
         self.after_commit: list[Callable[[], Awaitable[list[Outgoing]]]] = []
+        self.queued = 0  # messages for other people recorded in the outbox by this step
         # For the one log line per message: who, which form, which step.
         self.staff_id: int | None = None
         self.form = "-"
@@ -203,8 +208,12 @@ class ConversationEngine:
         mailer: Mailer | None = None,
         flood_limit_per_minute: int = 30,
         default_language: str = "vi",
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
+        # Called after a step that queued messages for other people has committed: wakes the deliverer, so
+        # "your registration was approved" goes out at once instead of at the next delivery tick.
+        self.on_queued = on_queued
         self.programme = programme
         self.clock = clock
         self.photos = photos
@@ -243,6 +252,8 @@ class ConversationEngine:
             if step is None:
                 log.info("update skipped (redelivered) channel=%s", incoming.channel)
                 return replies
+            if step.queued and self.on_queued is not None:
+                self.on_queued()
             for work in step.after_commit:
                 replies.extend(await work())
             log.info(
@@ -375,7 +386,7 @@ class ConversationEngine:
                     ]
                 else:
                     replies = self._linked(step, sender, photo, document)
-                replies.extend(self._notifications(step))
+                self._queue_notifications(step)
                 step.flush()
                 trans.commit()
             except BaseException:
@@ -486,8 +497,6 @@ class ConversationEngine:
         if item is None:
             return [Outgoing(text=UNKNOWN_COMMAND(lang, cmd=esc(cmd[:32])))] + self._reask(step, person, lang, here)
         if person.role not in item.roles:
-            from conversations.menu import role_label
-
             return [Outgoing(text=NOT_FOR_ROLE(lang, cmd=cmd, role=role_label(person.role, lang)))] + self._reask(
                 step, person, lang, here
             )
@@ -643,29 +652,22 @@ class ConversationEngine:
 
     # --- notifications to other people ---------------------------------------------------------------------------
 
-    def _notifications(self, step: _Step) -> list[Outgoing]:
-        out: list[Outgoing] = []
+    def _queue_notifications(self, step: _Step) -> None:
+        """Messages this step sends other people: outbox rows in the step's own transaction (committed with
+        it or not at all), worded in each recipient's language; delivered by the scheduler's deliverer."""
+        n = 0
         for ctx in step.contexts:
             for staff_id, message, values in ctx.notifications:
-                target = people.notification_target(step.session, staff_id=staff_id)
-                if target is None:
-                    log.info("notification skipped: staff %s has no chat account", staff_id)
-                    continue
                 staff = step.session.get(Staff, staff_id)
-                lang = staff.language if staff is not None and staff.language in LANGUAGES else self.default_language
-                if isinstance(message, Outgoing):
-                    msg = Outgoing(
-                        text=message.text,
-                        options=list(message.options),
-                        photo=message.photo,
-                        document=message.document,
-                        document_name=message.document_name,
-                    )
-                else:
-                    msg = Outgoing(text=message(lang, **values) if isinstance(message, T) else message)
-                msg.chat_id, msg.channel = target.chat_id, target.channel
-                out.append(msg)
-        return out
+                if staff is None or not staff.active:
+                    log.info("notification skipped: staff %s is not in the roster", staff_id)
+                    continue
+                lang = staff.language if staff.language in LANGUAGES else self.default_language
+                text = message(lang, **values) if isinstance(message, T) else message
+                n += 1
+                origin = f"{step.incoming.channel}:{step.incoming.message_id or id(step)}:{step.now.isoformat()}:{n}"
+                outbox.queue_notice(step.session, recipient_id=staff_id, text=text, now=step.now, origin=origin)
+        step.queued += n
 
 
 def _size(n: int) -> str:

@@ -1,4 +1,6 @@
 """Field kinds and the parsers behind them: what a teacher may type for a name, a date, a class, a code.
+(Over 500 lines on purpose: every parser and its field constructor sit together, so a rule about what
+is accepted is read and changed in one place.)
 
 Each parser takes the typed text (and the form context, for rules that depend on the school or today's
 date) and returns a clean value or raises ``Invalid`` with a Vietnamese message that says what is wrong

@@ -7,7 +7,7 @@ from conversations.forms import registry
 from conversations.forms.base import Person
 from core.i18n import T
 from core.messages import Option, Outgoing
-from core.vocabulary import Role
+from core.vocabulary import role_label
 
 # The order commands appear in menus, help and Telegram's command list.
 MENU_ORDER = (
@@ -25,11 +25,6 @@ MENU_ORDER = (
     "maketoken",
 )
 
-ROLE_LABELS = {
-    Role.TEACHER: T(vi="giáo viên", en="teacher"),
-    Role.PRINCIPAL: T(vi="hiệu trưởng", en="principal"),
-    Role.DISTRICT_OFFICER: T(vi="chuyên viên Phòng GD&ĐT", en="district education officer"),
-}
 
 GLOBAL_COMMANDS: list[tuple[str, T]] = [
     ("menu", T(vi="Xem các việc bạn có thể làm", en="What you can do")),
@@ -66,11 +61,6 @@ def _allowed(person: Person) -> list[tuple[str, T]]:
         if item is not None and person.role in item.roles and item.description is not None:
             items.append((cmd, item.description))
     return items
-
-
-def role_label(role: str, lang: str = "vi") -> str:
-    label = ROLE_LABELS.get(role)  # type: ignore[call-overload]
-    return label(lang) if label else role
 
 
 def menu_message(person: Person, lang: str = "vi", *, greeting: bool = False, note: str | None = None) -> Outgoing:

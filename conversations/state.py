@@ -12,6 +12,7 @@ next message and there is no cache to invalidate across processes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -84,6 +85,7 @@ def _upsert_stmt(conn: Connection):
                 form=bindparam("form"),
                 step=bindparam("step"),
                 data=bindparam("data", type_=_conv.c.data.type),
+                files=bindparam("files", type_=_conv.c.files.type),
                 started_at=bindparam("now", type_=_conv.c.started_at.type),
                 updated_at=bindparam("now2", type_=_conv.c.updated_at.type),
             )
@@ -97,6 +99,7 @@ def _upsert_stmt(conn: Connection):
                 "form": ex.form,
                 "step": ex.step,
                 "data": ex.data,
+                "files": ex.files,
                 "updated_at": ex.updated_at,
             },
         )
@@ -225,7 +228,8 @@ def save_conversation(
     data: dict[str, Any],
     now: datetime,
 ) -> None:
-    """Upsert the person's one form in progress (one statement on both databases)."""
+    """Upsert the person's one form in progress (one statement on both databases), with the photo files its
+    answers hold, so the daily clean-up (``storage.evidence``) keeps them without reading form state."""
     conn.execute(
         _upsert_stmt(conn),
         {
@@ -235,10 +239,25 @@ def save_conversation(
             "form": form,
             "step": step[:64],
             "data": data,
+            "files": sorted(set(held_files(data))),
             "now": now,
             "now2": now,
         },
     )
+
+
+def held_files(data: Any) -> Iterator[str]:
+    """Every stored photo a form in progress remembers (answers, and photos collected in the current step):
+    the form keeps them as ``storage.evidence.stored_photo_to_dict`` dicts, found by their ``sha256``."""
+    if isinstance(data, dict):
+        sha = data.get("sha256")
+        if isinstance(sha, str):
+            yield sha
+        for value in data.values():
+            yield from held_files(value)
+    elif isinstance(data, list):
+        for value in data:
+            yield from held_files(value)
 
 
 _DELETE_CONV = delete(_conv).where(_conv.c.staff_id == bindparam("staff_id"))

@@ -101,9 +101,6 @@ class Outgoing:
     photo: bytes | Path | None = None  # a chart, a thumbnail
     document: Path | None = None  # an export
     document_name: str | None = None
-    chat_id: str | None = None  # None: reply to the incoming chat
-    channel: str | None = None  # with chat_id: the channel of that chat; None: the incoming channel
-    typing: bool = False  # show "typing..." before a slow step
 
 
 def esc(value: object) -> str:

@@ -126,7 +126,7 @@ class ImportRules(_Strict):
     max_bytes: int = Field(default=5 * 1024 * 1024, ge=10_000, le=50 * 1024 * 1024)
 
 
-class Contact(_Strict):
+class DistrictContact(_Strict):
     district_code: str = Field(min_length=1)
     name: str = Field(min_length=1)
     phone: str
@@ -154,7 +154,7 @@ class Programme(_Strict):
     reminders: Reminders = Reminders()
     photos: PhotoRules = PhotoRules()
     imports: ImportRules = ImportRules()
-    contacts: list[Contact] = Field(min_length=1)
+    contacts: list[DistrictContact] = Field(min_length=1)
 
     @field_validator("categories")
     @classmethod
@@ -168,12 +168,18 @@ class Programme(_Strict):
 
     @cached_property
     def tz(self) -> ZoneInfo:
+        """The one zone the app shows and counts days in (``FIELDBOT_TIMEZONE`` may override the file's)."""
         return ZoneInfo(self.programme.timezone)
+
+    def with_timezone(self, zone: str) -> Programme:
+        data = self.model_dump()
+        data["programme"]["timezone"] = zone
+        return type(self).model_validate(data)  # validated anew: no cached value of the old zone survives
 
     def category(self, code: str) -> CategoryDef | None:
         return next((c for c in self.categories if c.code == code), None)
 
-    def contact_for(self, district_code: str) -> Contact | None:
+    def contact_for(self, district_code: str) -> DistrictContact | None:
         return next((c for c in self.contacts if c.district_code == district_code), self.contacts[0])
 
     @property

@@ -46,8 +46,15 @@ class ReviewStatus(StrEnum):
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
     # A teacher asked to withdraw an approved entry; it still counts as approved until the principal
-    # confirms in /duyet (storage.students.COUNTED_STATUSES).
+    # confirms in /duyet (REPORTED below).
     WITHDRAWING = "withdrawing"
+
+
+# Registrations still standing (waiting for review or approved): what a teacher or the digest counts as
+# "registered".
+STANDING = (ReviewStatus.PENDING, ReviewStatus.APPROVED, ReviewStatus.WITHDRAWING)
+# What the school's needs report counts: approved, including an approved entry waiting to be withdrawn.
+REPORTED = (ReviewStatus.APPROVED, ReviewStatus.WITHDRAWING)
 
 
 class Source(StrEnum):
@@ -102,3 +109,53 @@ SPONSOR_KIND_LABELS: dict[str, T] = {
     SponsorKind.ORGANISATION: T(vi="Tổ chức", en="Organisation"),
     SponsorKind.INDIVIDUAL: T(vi="Cá nhân", en="Individual"),
 }
+
+
+# --- flags: stored as a kind and its values, worded when shown ------------------------------------------------
+
+FLAG_TEXTS: dict[str, T] = {
+    FlagKind.PHOTO_REUSED: T(
+        vi="Ảnh này đã dùng cho bàn giao #{id} ({whom}, ngày {day}).",
+        en="This photo was already used for handover #{id} ({whom}, {day}).",
+    ),
+    FlagKind.PHOTO_NEAR_DUPLICATE: T(
+        vi="Ảnh này gần giống ảnh đã dùng cho bàn giao #{id} ({whom}, ngày {day}).",
+        en="This photo closely resembles one used for handover #{id} ({whom}, {day}).",
+    ),
+    "capture_after": T(
+        vi="Ảnh được chụp ngày {shot}, sau ngày bàn giao {handed}.",
+        en="The photo was taken on {shot}, after the handover date {handed}.",
+    ),
+    "capture_before": T(
+        vi="Ảnh được chụp ngày {shot}, trước ngày bàn giao {handed} tới {gap} ngày (chỉ cho phép tối đa {max} ngày).",
+        en="The photo was taken on {shot}, {gap} days before the handover date {handed} (at most {max} allowed).",
+    ),
+}
+_STUDENT = T(vi="học sinh {name}", en="pupil {name}")
+
+
+def flag_text(kind: str, params: dict, lang: str = "vi") -> str:
+    """A flag in words: ``params`` are what the rule found (dates as dd/mm/yyyy text, names as typed).
+    Plain text: escape it before putting it in an HTML-lite message."""
+    if "text" in params:  # a flag recorded before flags kept their values (migration 0002)
+        return str(params["text"])
+    if kind == FlagKind.CAPTURE_TIME:
+        key = "capture_after" if params.get("after") else "capture_before"
+        return FLAG_TEXTS[key](lang, **{k: params.get(k, "") for k in ("shot", "handed", "gap", "max")})
+    text = FLAG_TEXTS.get(kind)
+    if text is None:
+        return kind
+    whom = _STUDENT(lang, name=params["student"]) if params.get("student") else params.get("school", "")
+    return text(lang, id=params.get("id", "?"), whom=whom, day=params.get("day", ""))
+
+
+ROLE_LABELS: dict[str, T] = {
+    Role.TEACHER: T(vi="giáo viên", en="teacher"),
+    Role.PRINCIPAL: T(vi="hiệu trưởng", en="principal"),
+    Role.DISTRICT_OFFICER: T(vi="chuyên viên Phòng GD&ĐT", en="district education officer"),
+}
+
+
+def role_label(role: str, lang: str = "vi") -> str:
+    label = ROLE_LABELS.get(role)
+    return label(lang) if label is not None else role

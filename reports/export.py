@@ -1,5 +1,6 @@
 """The workbook the district carries into the sector database (csdl.moet.gov.vn has no API: people type or
-import from spreadsheets).
+import from spreadsheets). (Over 500 lines on purpose: each sheet's columns and its streaming query sit
+together, one section per sheet, so a column the ministry adds is one edit.)
 
 Four sheets: "Nhu cầu" (a student a row), "Tiếp nhận" (a batch a row), "Bàn giao" (a handover a row) and
 "Tổng hợp" (the summary table). Vietnamese headers and labels, real date cells shown dd/mm/yyyy, timestamps
@@ -60,7 +61,7 @@ MAX_WIDTH = 60  # characters; longer text wraps in the cell instead of making th
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-class Kind(Enum):
+class CellKind(Enum):
     TEXT = "text"  # from people: escaped when it looks like a formula
     LABEL = "label"  # ours (enum labels, codes we made): plain string
     NUMBER = "number"
@@ -71,7 +72,7 @@ class Kind(Enum):
 @dataclass(frozen=True)
 class Column:
     header: T
-    kind: Kind
+    kind: CellKind
     wrap: bool = False  # long free text: wraps in a capped-width column instead of running off the screen
 
 
@@ -126,76 +127,76 @@ GENERATED = T(vi="Số liệu lúc", en="Figures as of")
 REPORT_NOT_SUBMITTED = T(vi="Chưa chốt", en="Not submitted")
 
 NEEDS_COLUMNS = [
-    Column(T(vi="Mã định danh", en="Student ID"), Kind.TEXT),
-    Column(T(vi="Họ và tên", en="Full name"), Kind.TEXT),
-    Column(T(vi="Ngày sinh", en="Date of birth"), Kind.DATE),
-    Column(T(vi="Giới tính", en="Gender"), Kind.LABEL),
-    Column(T(vi="Lớp", en="Class"), Kind.TEXT),
-    Column(T(vi="Trường", en="School"), Kind.TEXT),
-    Column(T(vi="Đối tượng", en="Group"), Kind.LABEL),
-    Column(T(vi="Lý do (khó khăn khác)", en="Reason (other hardship)"), Kind.TEXT, wrap=True),
-    Column(T(vi="Nhu cầu", en="Need"), Kind.LABEL),
-    Column(T(vi="Người giám hộ", en="Guardian"), Kind.TEXT),
-    Column(T(vi="SĐT", en="Phone"), Kind.TEXT),
-    Column(T(vi="Trạng thái duyệt", en="Review status"), Kind.LABEL),
-    Column(T(vi="Ngày đăng ký", en="Registered on"), Kind.STAMP),
+    Column(T(vi="Mã định danh", en="Student ID"), CellKind.TEXT),
+    Column(T(vi="Họ và tên", en="Full name"), CellKind.TEXT),
+    Column(T(vi="Ngày sinh", en="Date of birth"), CellKind.DATE),
+    Column(T(vi="Giới tính", en="Gender"), CellKind.LABEL),
+    Column(T(vi="Lớp", en="Class"), CellKind.TEXT),
+    Column(T(vi="Trường", en="School"), CellKind.TEXT),
+    Column(T(vi="Đối tượng", en="Group"), CellKind.LABEL),
+    Column(T(vi="Lý do (khó khăn khác)", en="Reason (other hardship)"), CellKind.TEXT, wrap=True),
+    Column(T(vi="Nhu cầu", en="Need"), CellKind.LABEL),
+    Column(T(vi="Người giám hộ", en="Guardian"), CellKind.TEXT),
+    Column(T(vi="SĐT", en="Phone"), CellKind.TEXT),
+    Column(T(vi="Trạng thái duyệt", en="Review status"), CellKind.LABEL),
+    Column(T(vi="Ngày đăng ký", en="Registered on"), CellKind.STAMP),
 ]
 RECEIPT_COLUMNS = [
-    Column(T(vi="Trường", en="School"), Kind.TEXT),
-    Column(T(vi="Nguồn", en="Source"), Kind.LABEL),
-    Column(T(vi="Nhà tài trợ", en="Sponsor"), Kind.TEXT),
-    Column(T(vi="Người liên hệ", en="Contact person"), Kind.TEXT),
-    Column(T(vi="SĐT", en="Phone"), Kind.TEXT),
-    Column(T(vi="Ngày nhận", en="Received on"), Kind.DATE),
-    Column(T(vi="Số lượng", en="Quantity"), Kind.NUMBER),
-    Column(T(vi="Loại máy", en="Device type"), Kind.LABEL),
-    Column(T(vi="Hãng - model", en="Brand - model"), Kind.TEXT),
-    Column(T(vi="Tình trạng", en="Condition"), Kind.TEXT),
-    Column(T(vi="Đã bàn giao", en="Handed over"), Kind.NUMBER),
+    Column(T(vi="Trường", en="School"), CellKind.TEXT),
+    Column(T(vi="Nguồn", en="Source"), CellKind.LABEL),
+    Column(T(vi="Nhà tài trợ", en="Sponsor"), CellKind.TEXT),
+    Column(T(vi="Người liên hệ", en="Contact person"), CellKind.TEXT),
+    Column(T(vi="SĐT", en="Phone"), CellKind.TEXT),
+    Column(T(vi="Ngày nhận", en="Received on"), CellKind.DATE),
+    Column(T(vi="Số lượng", en="Quantity"), CellKind.NUMBER),
+    Column(T(vi="Loại máy", en="Device type"), CellKind.LABEL),
+    Column(T(vi="Hãng - model", en="Brand - model"), CellKind.TEXT),
+    Column(T(vi="Tình trạng", en="Condition"), CellKind.TEXT),
+    Column(T(vi="Đã bàn giao", en="Handed over"), CellKind.NUMBER),
 ]
 HANDOVER_COLUMNS = [
-    Column(T(vi="Mã bàn giao", en="Handover"), Kind.LABEL),
-    Column(T(vi="Học sinh", en="Student"), Kind.TEXT),
-    Column(T(vi="Mã định danh", en="Student ID"), Kind.TEXT),
-    Column(T(vi="Lớp", en="Class"), Kind.TEXT),
-    Column(T(vi="Trường", en="School"), Kind.TEXT),
-    Column(T(vi="Loại máy", en="Device type"), Kind.LABEL),
-    Column(T(vi="Hãng - model", en="Brand - model"), Kind.TEXT),
-    Column(T(vi="Số sê-ri", en="Serial"), Kind.TEXT),
-    Column(T(vi="Ngày bàn giao", en="Handed over on"), Kind.DATE),
-    Column(T(vi="Người ghi nhận", en="Recorded by"), Kind.TEXT),
-    Column(T(vi="Hạn cập nhật CSDL", en="Sector database due"), Kind.DATE),
-    Column(T(vi="Đã cập nhật CSDL lúc", en="Sector database confirmed at"), Kind.STAMP),
-    Column(T(vi="Trạng thái", en="Status"), Kind.LABEL),
-    Column(T(vi="Ảnh (tên tệp)", en="Photos (file names)"), Kind.TEXT, wrap=True),
-    Column(T(vi="Cờ cảnh báo", en="Flags"), Kind.TEXT, wrap=True),
+    Column(T(vi="Mã bàn giao", en="Handover"), CellKind.LABEL),
+    Column(T(vi="Học sinh", en="Student"), CellKind.TEXT),
+    Column(T(vi="Mã định danh", en="Student ID"), CellKind.TEXT),
+    Column(T(vi="Lớp", en="Class"), CellKind.TEXT),
+    Column(T(vi="Trường", en="School"), CellKind.TEXT),
+    Column(T(vi="Loại máy", en="Device type"), CellKind.LABEL),
+    Column(T(vi="Hãng - model", en="Brand - model"), CellKind.TEXT),
+    Column(T(vi="Số sê-ri", en="Serial"), CellKind.TEXT),
+    Column(T(vi="Ngày bàn giao", en="Handed over on"), CellKind.DATE),
+    Column(T(vi="Người ghi nhận", en="Recorded by"), CellKind.TEXT),
+    Column(T(vi="Hạn cập nhật CSDL", en="Sector database due"), CellKind.DATE),
+    Column(T(vi="Đã cập nhật CSDL lúc", en="Sector database confirmed at"), CellKind.STAMP),
+    Column(T(vi="Trạng thái", en="Status"), CellKind.LABEL),
+    Column(T(vi="Ảnh (tên tệp)", en="Photos (file names)"), CellKind.TEXT, wrap=True),
+    Column(T(vi="Cờ cảnh báo", en="Flags"), CellKind.TEXT, wrap=True),
 ]
 
 
 def _summary_columns(summary: Summary) -> list[Column]:
     cats = [
-        Column(T(vi=f"Đã duyệt: {vi}", en=f"Approved: {en}"), Kind.NUMBER)
+        Column(T(vi=f"Đã duyệt: {vi}", en=f"Approved: {en}"), CellKind.NUMBER)
         for vi, en in summary.category_labels.values()
     ]
-    needs = [Column(T(vi=f"Nhu cầu: {t.vi}", en=f"Need: {t.en}"), Kind.NUMBER) for t in NEED_LABELS.values()]
+    needs = [Column(T(vi=f"Nhu cầu: {t.vi}", en=f"Need: {t.en}"), CellKind.NUMBER) for t in NEED_LABELS.values()]
     return [
-        Column(T(vi="Mã trường", en="School code"), Kind.TEXT),
-        Column(T(vi="Trường", en="School"), Kind.TEXT),
-        Column(T(vi="Cấp học", en="Level"), Kind.LABEL),
-        Column(T(vi="Hiệu trưởng", en="Principal"), Kind.TEXT),
-        Column(T(vi="SĐT hiệu trưởng", en="Principal's phone"), Kind.TEXT),
-        Column(T(vi="Học sinh đăng ký", en="Students registered"), Kind.NUMBER),
-        Column(T(vi="Đã duyệt", en="Approved"), Kind.NUMBER),
-        Column(T(vi="Chờ duyệt", en="Waiting for review"), Kind.NUMBER),
+        Column(T(vi="Mã trường", en="School code"), CellKind.TEXT),
+        Column(T(vi="Trường", en="School"), CellKind.TEXT),
+        Column(T(vi="Cấp học", en="Level"), CellKind.LABEL),
+        Column(T(vi="Hiệu trưởng", en="Principal"), CellKind.TEXT),
+        Column(T(vi="SĐT hiệu trưởng", en="Principal's phone"), CellKind.TEXT),
+        Column(T(vi="Học sinh đăng ký", en="Students registered"), CellKind.NUMBER),
+        Column(T(vi="Đã duyệt", en="Approved"), CellKind.NUMBER),
+        Column(T(vi="Chờ duyệt", en="Waiting for review"), CellKind.NUMBER),
         *cats,
         *needs,
-        Column(T(vi="Máy nhận (chương trình)", en="Received (programme)"), Kind.NUMBER),
-        Column(T(vi="Máy nhận (nhà tài trợ khác)", en="Received (other sponsors)"), Kind.NUMBER),
-        Column(T(vi="Đã bàn giao", en="Handed over"), Kind.NUMBER),
-        Column(T(vi="Chờ bàn giao", en="Waiting"), Kind.NUMBER),
-        Column(T(vi="Trễ cập nhật CSDL", en="Late for the sector database"), Kind.NUMBER),
-        Column(T(vi="Ảnh bị gắn cờ", en="Open photo flags"), Kind.NUMBER),
-        Column(T(vi="Chốt báo cáo nhu cầu lúc", en="Needs report submitted at"), Kind.STAMP),
+        Column(T(vi="Máy nhận (chương trình)", en="Received (programme)"), CellKind.NUMBER),
+        Column(T(vi="Máy nhận (nhà tài trợ khác)", en="Received (other sponsors)"), CellKind.NUMBER),
+        Column(T(vi="Đã bàn giao", en="Handed over"), CellKind.NUMBER),
+        Column(T(vi="Chờ bàn giao", en="Waiting"), CellKind.NUMBER),
+        Column(T(vi="Trễ cập nhật CSDL", en="Late for the sector database"), CellKind.NUMBER),
+        Column(T(vi="Ảnh bị gắn cờ", en="Open photo flags"), CellKind.NUMBER),
+        Column(T(vi="Chốt báo cáo nhu cầu lúc", en="Needs report submitted at"), CellKind.STAMP),
     ]
 
 
@@ -264,23 +265,23 @@ class _Sheet:
         for c, (kind, v) in enumerate(zip(self.kinds, values)):
             if v is None or v == "":
                 continue
-            if kind is Kind.TEXT:
+            if kind is CellKind.TEXT:
                 v = str(v)
                 if v.startswith(FORMULA_START):
                     ws.write_string(r, c, v, self.quoted_fmts[c])
                 else:
                     ws.write_string(r, c, v, fmts["bold"] if bold else self.text_fmts[c])
                 n = len(v)
-            elif kind is Kind.LABEL:
+            elif kind is CellKind.LABEL:
                 ws.write_string(r, c, v, fmts["bold"] if bold else None)
                 n = len(v)
-            elif kind is Kind.NUMBER:
+            elif kind is CellKind.NUMBER:
                 ws.write_number(r, c, v, fmts["bold"] if bold else None)
                 n = len(str(v))
-            elif kind is Kind.DATE:
+            elif kind is CellKind.DATE:
                 ws.write_datetime(r, c, v, fmts["date"])
                 n = 10
-            else:  # Kind.STAMP
+            else:  # CellKind.STAMP
                 ws.write_datetime(r, c, v.astimezone(tz).replace(tzinfo=None), fmts["stamp"])
                 n = 16
             if n > widths[c]:

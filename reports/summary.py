@@ -6,7 +6,7 @@ grows with the number of schools, never with the number of students, and no row 
 Definitions (the same as the needs report and the scheduler's digest):
 - registered: standing registrations (pending, approved, approved-but-withdrawal-requested); rejected and
   withdrawn ones do not count;
-- approved: what the needs report counts (``storage.students.COUNTED_STATUSES``); the category and need
+- approved: what the needs report counts (``core.vocabulary.REPORTED``); the category and need
   breakdowns count these;
 - received: computers in batches, by source; handed over: active handovers; waiting: received - handed over;
 - late_csdl: active handovers not confirmed in the sector database whose due time (plus the programme's
@@ -27,12 +27,11 @@ from core.clock import fmt_date, fmt_local
 from core.i18n import T
 from core.messages import esc
 from core.programme import Programme
-from core.vocabulary import HandoverStatus, Need, ReviewStatus, Role, Source
+from core.vocabulary import REPORTED, HandoverStatus, Need, ReviewStatus, Role, Source
 from storage.models import Batch, District, Flag, Handover, School, Staff, Student
 from storage.scope import Scope
-from storage.students import COUNTED_STATUSES
 
-REGISTERED_STATUSES = (ReviewStatus.PENDING, *COUNTED_STATUSES)
+REGISTERED_STATUSES = (ReviewStatus.PENDING, *REPORTED)
 # Telegram's limit is 4,096 characters; keep a margin for the adapter (and Zalo splits at 2,000 anyway).
 MAX_TEXT = 4000
 
@@ -157,14 +156,14 @@ def build_summary(session: Session, *, scope: Scope, programme: Programme, now: 
         if s is None:
             continue
         s.registered += n
-        if status in COUNTED_STATUSES:
+        if status in REPORTED:
             s.approved += n
         else:
             s.pending += n
 
     for sid, category, need, n in session.execute(
         select(Student.school_id, Student.category, Student.need, func.count())
-        .where(scope.filter(Student.school_id), Student.status.in_(COUNTED_STATUSES))
+        .where(scope.filter(Student.school_id), Student.status.in_(REPORTED))
         .group_by(Student.school_id, Student.category, Student.need)
     ).all():
         s = by_id.get(sid)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -20,7 +20,7 @@ from sqlmodel import Session
 from core.clock import UTC
 from core.phones import display_phone
 from core.programme import Programme
-from core.vocabulary import Role
+from core.vocabulary import NotificationStatus, Role
 from storage.models import ChatIdentity, District, School, Staff
 
 
@@ -63,6 +63,22 @@ class Candidate:
     def key(self) -> str:
         return f"{self.rule}:{self.subject}:{self.recipient.key}:{self.stage}"
 
+    def row(self, *, now: datetime, deliver_at: datetime) -> dict:
+        """The outbox row recording this notification (``storage.outbox.insert_ignoring_duplicates``)."""
+        return dict(
+            key=self.key,
+            rule=self.rule,
+            subject=self.subject,
+            stage=self.stage,
+            recipient_id=self.recipient.staff_id,
+            email=self.recipient.email,
+            text=self.line,
+            status=NotificationStatus.PENDING,
+            attempts=0,
+            next_attempt_at=deliver_at,
+            created_at=now,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Person:
@@ -99,6 +115,9 @@ class SweepContext:
     session: Session
     programme: Programme
     now: datetime
+    # How a rule is named to people ("Nhắc chốt báo cáo"...): the sweep passes ``scheduler.rules.title``, so
+    # the digest can name failed notifications without importing the rule table that lists the digest.
+    rule_title: Callable[[str, str], str] = lambda rule, lang: rule
     _schools: dict[int, SchoolInfo] = field(default_factory=dict)
     _principals: dict[int, list[Person]] = field(default_factory=dict)
     _people: dict[int, Person] = field(default_factory=dict)

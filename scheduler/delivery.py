@@ -20,10 +20,10 @@ from core.phones import display_phone
 from core.ports import ChannelSender, DeliveryError, Mailer, RetryLater, Unreachable
 from core.programme import Programme
 from core.vocabulary import NotificationStatus
-from scheduler import outbox
 from scheduler.rules import MAX_ITEMS_PER_MESSAGE, RULES_BY_NAME, compose, stage_kind, subject_line
+from storage import outbox
 from storage.db import session_scope
-from storage.models import ChatIdentity, Notification, Staff
+from storage.models import ChatIdentity, Conversation, Notification, Staff
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,14 @@ class Deliverer:
         self._stopping = True
 
     async def deliver_due(
-        self, *, keep_going: Callable[[], Awaitable[bool]] | None = None, max_rows: int | None = None
+        self,
+        *,
+        keep_going: Callable[[], Awaitable[bool]] | None = None,
+        max_rows: int | None = None,
+        recipient_id: int | None = None,
     ) -> DeliveryReport:
-        """Deliver every row due now. ``keep_going`` is asked before each batch (the lease renewal)."""
+        """Deliver every row due now (one person's only, with ``recipient_id``). ``keep_going`` is asked before
+        each batch (the lease renewal)."""
         report = DeliveryReport()
         seen: set[int] = set()
         while (max_rows is None or len(seen) < max_rows) and not self._stopping:
@@ -124,7 +129,7 @@ class Deliverer:
                 report.stopped = True
                 break
             limit = self.batch_size if max_rows is None else min(self.batch_size, max_rows - len(seen))
-            rows, people, identities = await asyncio.to_thread(self._load, limit, seen)
+            rows, people, identities = await asyncio.to_thread(self._load, limit, seen, recipient_id)
             if not rows:
                 break
             seen.update(r.id for r in rows)
@@ -157,10 +162,11 @@ class Deliverer:
             outcome = await self._deliver_group(group, people, identities)
         report.groups.append(outcome)
 
-    def _load(self, limit: int, seen: set[int]):
+    def _load(self, limit: int, seen: set[int], recipient_id: int | None):
         with session_scope(self.db) as session:
-            rows = [r for r in outbox.due_rows(session, now=self.clock.now(), limit=limit) if r.id not in seen]
-            people, identities = _recipients(session, rows) if rows else ({}, {})
+            due = outbox.due_rows(session, now=self.clock.now(), limit=limit, recipient_id=recipient_id)
+            rows = [r for r in due if r.id not in seen]
+            people, identities = recipients(session, rows) if rows else ({}, {})
         return rows, people, identities
 
     async def _deliver_group(
@@ -384,8 +390,9 @@ def _tell_the_district(
     session: Session, rows: list[Notification], *, programme: Programme, now: datetime, reason: str
 ) -> None:
     """A person no channel reaches: the district contact hears about it instead of the reminder vanishing."""
+    from core.vocabulary import ROLE_LABELS
     from scheduler.context import Candidate, SweepContext
-    from scheduler.rules import ROLE_LABEL, title
+    from scheduler.rules import title
 
     staff = session.get(Staff, rows[0].recipient_id)
     if staff is None:
@@ -396,7 +403,7 @@ def _tell_the_district(
         log.error("notification to staff=%s could not be delivered and nobody else can be told", staff.id)
         return
     school = ctx.school(staff.school_id).name if staff.school_id else "-"
-    role = ROLE_LABEL.get(staff.role)
+    role = ROLE_LABELS.get(staff.role)
     lang = contact.language
     out = []
     for row in rows:
@@ -410,7 +417,7 @@ def _tell_the_district(
             why=esc(reason[:200]),
         )
         c = Candidate("undeliverable", f"notification:{row.id}", contact, "late", now, line, escalation=True)
-        out.append(outbox.candidate_row(c, now=now, deliver_at=quiet_release(programme, now)))
+        out.append(c.row(now=now, deliver_at=quiet_release(programme, now)))
     outbox.insert_ignoring_duplicates(session, out)
 
 
@@ -420,19 +427,29 @@ def quiet_release(programme: Programme, at: datetime) -> datetime:
     return SweepContext(session=None, programme=programme, now=at).deliver_from(at)  # type: ignore[arg-type]
 
 
-def _recipients(session: Session, rows: list[Notification]) -> tuple[dict[int, Staff], dict[int, list[ChatIdentity]]]:
+def recipients(session: Session, rows: list[Notification]) -> tuple[dict[int, Staff], dict[int, list[ChatIdentity]]]:
+    """The people the rows are for, and their chats in the order to try: the channel of a form they have in
+    progress first (that is where they are now), then the latest linked; never a blocked one."""
     ids = sorted({r.recipient_id for r in rows if r.recipient_id is not None})
     people: dict[int, Staff] = {}
     identities: dict[int, list[ChatIdentity]] = {}
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
         people.update({s.id: s for s in session.execute(select(Staff).where(Staff.id.in_(chunk))).scalars()})
+        busy = dict(
+            session.execute(
+                select(Conversation.staff_id, Conversation.channel).where(Conversation.staff_id.in_(chunk))
+            ).all()
+        )
         for ident in session.execute(
             select(ChatIdentity)
             .where(ChatIdentity.staff_id.in_(chunk), ChatIdentity.blocked_at.is_(None))
             .order_by(ChatIdentity.linked_at.desc(), ChatIdentity.id.desc())  # the latest linked chat first
         ).scalars():
             identities.setdefault(ident.staff_id, []).append(ident)
+        for staff_id, channel in busy.items():
+            if staff_id in identities:
+                identities[staff_id].sort(key=lambda ident, ch=channel: ident.channel != ch)  # stable
     return people, identities
 
 

@@ -16,9 +16,8 @@ from sqlalchemy import func, or_, select
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import esc
-from core.vocabulary import FlagKind, HandoverStatus, NotificationStatus, ReviewStatus
+from core.vocabulary import ROLE_LABELS, STANDING, FlagKind, HandoverStatus, NotificationStatus, ReviewStatus
 from scheduler.context import Candidate, SweepContext
-from scheduler.rules import COUNTED, ROLE_LABEL, title
 from storage.models import Batch, Flag, Handover, Notification, School, Staff, Student
 
 MAX_LISTED = 10
@@ -234,7 +233,7 @@ def build_digest(
 
 
 def _counted(by_status: dict[str, int]) -> int:
-    return sum(n for status, n in by_status.items() if status in COUNTED)
+    return sum(n for status, n in by_status.items() if status in STANDING)
 
 
 def _flags(ctx: SweepContext, school_ids: list[int], names: dict[int, str], lang: str) -> list[str]:
@@ -286,11 +285,11 @@ def _failed(
     out = ["", FAILED(lang, n=total)]
     for r in rows[:MAX_LISTED]:
         if r.full_name:
-            role = ROLE_LABEL.get(r.role)
+            role = ROLE_LABELS.get(r.role)
             who = f"{esc(r.full_name)} ({role(lang) if role else esc(r.role)})"
         else:
             who = NO_NAME(lang, email=esc(r.email or "-"))
-        out.append(FAILED_LINE(lang, who=who, what=title(r.rule, lang), why=esc((r.last_error or "-")[:160])))
+        out.append(FAILED_LINE(lang, who=who, what=ctx.rule_title(r.rule, lang), why=esc((r.last_error or "-")[:160])))
     if total > MAX_LISTED:
         out.append(MORE(lang, n=total - MAX_LISTED))
     return out

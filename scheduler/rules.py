@@ -1,4 +1,6 @@
 """The deadline rules, as a table: one ``Rule`` per thing the bot chases.
+(Over 500 lines on purpose: each rule's finder, texts and table row are kept side by side, so adding a
+reminder is one edit in one file; the digest, the longest, lives in ``scheduler/digest.py``.)
 
 To add a reminder, write a finder (``ctx -> candidates``: a query for what is due at ``ctx.now``, and the
 stage that is current for each subject) and its texts, and add one ``Rule`` to ``RULES``. Nothing else
@@ -37,8 +39,10 @@ from sqlalchemy import func, select
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import esc
-from core.vocabulary import HandoverStatus, ReviewStatus, Role
+from core.vocabulary import STANDING, HandoverStatus, ReviewStatus, Role
 from scheduler.context import Candidate, Recipient, SweepContext, group_by
+from scheduler.digest import digest_chart, find_digest
+from storage import outbox
 from storage.models import Batch, Handover, School, Student
 
 Finder = Callable[[SweepContext], Iterable[Candidate]]
@@ -63,11 +67,6 @@ def stage_kind(stage: str) -> str:
 
 # --- shared texts ---------------------------------------------------------------------------------------------
 
-ROLE_LABEL = {
-    Role.PRINCIPAL: T(vi="hiệu trưởng", en="principal"),
-    Role.TEACHER: T(vi="giáo viên", en="teacher"),
-    Role.DISTRICT_OFFICER: T(vi="chuyên viên phòng GD&ĐT", en="district officer"),
-}
 DEVICE_LABEL = {
     "laptop": T(vi="máy tính xách tay", en="laptops"),
     "desktop": T(vi="máy tính để bàn", en="desktop computers"),
@@ -230,11 +229,10 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
 
 # Registrations that count towards a school's needs: all but rejected and withdrawn ones (an approved entry
 # whose withdrawal waits for the principal still counts).
-COUNTED = tuple(s for s in ReviewStatus if s not in (ReviewStatus.REJECTED, ReviewStatus.WITHDRAWN))
 
 
 def _registration_counts(ctx: SweepContext, school_ids: list[int]) -> dict[int, tuple[int, int]]:
-    counted = COUNTED
+    counted = STANDING
     rows = ctx.session.execute(
         select(Student.school_id, Student.status, func.count())
         .where(Student.school_id.in_(school_ids), Student.status.in_(counted))
@@ -432,18 +430,6 @@ def find_pending_review(ctx: SweepContext) -> Iterable[Candidate]:
 # --- the table ------------------------------------------------------------------------------------------------
 
 
-def _find_digest(ctx: SweepContext) -> Iterable[Candidate]:
-    from scheduler.digest import find_digest  # the digest is long; it lives in its own module
-
-    return find_digest(ctx)
-
-
-def _digest_chart(session, **kwargs) -> bytes | None:
-    from scheduler.digest import digest_chart
-
-    return digest_chart(session, **kwargs)
-
-
 RULES: tuple[Rule, ...] = (
     Rule(
         name="needs_report",
@@ -530,8 +516,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         name="digest",
         title=T(vi="Bản tin hằng ngày", en="Daily digest"),
-        find=_find_digest,
-        attachment=_digest_chart,
+        find=find_digest,
+        attachment=digest_chart,
         footers={
             "day": T(
                 vi="Gõ /tonghop để xem tổng hợp, /xuatfile để xuất tệp Excel.",
@@ -584,9 +570,14 @@ def compose(rule_name: str, stage: str, lines: list[str], *, lang: str, programm
     return "\n\n".join(p for p in parts if p)
 
 
+NOTICE_TITLE = T(vi="Thông báo", en="Notice")  # a colleague's decision (storage.outbox.queue_notice)
+
+
 def title(rule_name: str, lang: str = "vi") -> str:
     rule = RULES_BY_NAME.get(rule_name)
-    return rule.title(lang) if rule else rule_name
+    if rule is not None:
+        return rule.title(lang)
+    return NOTICE_TITLE(lang) if rule_name == outbox.NOTICE else rule_name
 
 
 def subject_line(rule_name: str, stage: str, *, lang: str, programme, n: int) -> str:

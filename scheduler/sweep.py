@@ -14,9 +14,9 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from core.programme import Programme
-from scheduler import outbox
 from scheduler.context import Candidate, SweepContext
-from scheduler.rules import RULES, Rule
+from scheduler.rules import RULES, Rule, title
+from storage import outbox
 from storage.db import session_scope
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def run_sweep(
 ) -> SweepResult:
     """Within the caller's transaction."""
     started = time.perf_counter()
-    ctx = SweepContext(session=session, programme=programme, now=now)
+    ctx = SweepContext(session=session, programme=programme, now=now, rule_title=title)
     by_key: dict[str, Candidate] = {}
     swept = []
     for rule in rules:
@@ -54,9 +54,7 @@ def run_sweep(
     new = [c for c in found if c.key not in existing]
     if not dry_run and new:
         # Quiet hours: recorded now, delivered from the morning.
-        outbox.insert_ignoring_duplicates(
-            session, [outbox.candidate_row(c, now=now, deliver_at=deliver_at) for c in new]
-        )
+        outbox.insert_ignoring_duplicates(session, [c.row(now=now, deliver_at=deliver_at) for c in new])
     superseded = outbox.skip_stale(session, rules=swept, current_keys=set(by_key), dry_run=dry_run)
     result = SweepResult(
         now=now,

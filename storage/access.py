@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from core.clock import LOCAL_TZ, fmt_date
+from core.clock import LOCAL_TZ
 from core.vocabulary import Role
 from storage import audit
-from storage.errors import FUTURE, INACTIVE, NOT_PRINCIPAL, NOT_STAFF_OF_SCHOOL, ComputersError, NotAllowed
+from storage.errors import NotAllowed, RecordError
 from storage.models import (
     Staff,
 )
@@ -23,7 +23,7 @@ def local_today(now: datetime, tz: ZoneInfo = LOCAL_TZ) -> date:
 def check_not_future(day: date, *, now: datetime, tz: ZoneInfo = LOCAL_TZ) -> date:
     today = local_today(now, tz)
     if day > today:
-        raise ComputersError("future_date", FUTURE, day=fmt_date(day), today=fmt_date(today))
+        raise RecordError("future_date", day=day, today=today)
     return day
 
 
@@ -33,21 +33,21 @@ def check_not_future(day: date, *, now: datetime, tz: ZoneInfo = LOCAL_TZ) -> da
 def _staff(session: Session, staff_id: int) -> Staff:
     staff = session.get(Staff, staff_id)
     if staff is None or not staff.active:
-        raise NotAllowed("inactive", INACTIVE)
+        raise NotAllowed("inactive")
     return staff
 
 
-def require_principal(session: Session, *, staff_id: int, school_id: int, what: str, what_en: str) -> Staff:
+def require_principal(session: Session, *, staff_id: int, school_id: int, action: str) -> Staff:
     staff = _staff(session, staff_id)
     if staff.role != Role.PRINCIPAL or staff.school_id != school_id:
-        raise NotAllowed("not_principal", NOT_PRINCIPAL, what=what, what_en=what_en)
+        raise NotAllowed("not_principal", action=action)
     return staff
 
 
 def require_school_staff(session: Session, *, staff_id: int, school_id: int) -> Staff:
     staff = _staff(session, staff_id)
     if staff.role not in (Role.PRINCIPAL, Role.TEACHER) or staff.school_id != school_id:
-        raise NotAllowed("other_school", NOT_STAFF_OF_SCHOOL)
+        raise NotAllowed("other_school")
     return staff
 
 

@@ -3,7 +3,7 @@ database), raising flags, and removing files no record or open form holds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,6 @@ from sqlmodel import Session
 
 from core.clock import fmt_date
 from core.vocabulary import FlagKind, HandoverStatus, PhotoKind
-from storage.errors import NEAR, REUSED
 from storage.models import (
     Conversation,
     Flag,
@@ -35,11 +34,16 @@ class _Linked:
     school_name: str
 
 
-def _describe(other: _Linked, for_school_id: int) -> str:
-    # A principal sees student names of their own school only; another school's handover is named by school.
-    if other.handover.school_id == for_school_id:
-        return f"học sinh {other.student_name}"
-    return other.school_name
+def _about(other: _Linked, for_school_id: int) -> dict[str, object]:
+    """The values of a reuse flag on a handover of ``for_school_id`` that points at ``other``: a principal
+    sees pupil names of their own school only; another school's handover is named by its school."""
+    own = other.handover.school_id == for_school_id
+    return {
+        "id": other.handover.id,
+        "student": other.student_name if own else None,
+        "school": other.school_name,
+        "day": fmt_date(other.handover.handed_over_on),
+    }
 
 
 def attach_photos(
@@ -155,7 +159,7 @@ def reuse_flags(
     me = _Linked(handover, student.full_name, session.get(School, handover.school_id).name)
     flags: list[Flag] = []
     flagged: set[int] = set()  # one flag per pair of handovers: the strongest reason wins
-    for kind, text, groups in ((FlagKind.PHOTO_REUSED, REUSED, exact), (FlagKind.PHOTO_NEAR_DUPLICATE, NEAR, near)):
+    for kind, groups in ((FlagKind.PHOTO_REUSED, exact), (FlagKind.PHOTO_NEAR_DUPLICATE, near)):
         for others in groups.values():
             for other in others:
                 if other.handover.id in flagged:
@@ -168,12 +172,7 @@ def reuse_flags(
                         kind=kind,
                         related=other.handover.id,
                         now=now,
-                        detail=text(
-                            "vi",
-                            id=other.handover.id,
-                            whom=_describe(other, handover.school_id),
-                            day=fmt_date(other.handover.handed_over_on),
-                        ),
+                        params=_about(other, handover.school_id),
                     )
                 )
                 flags.append(
@@ -183,25 +182,20 @@ def reuse_flags(
                         kind=kind,
                         related=handover.id,
                         now=now,
-                        detail=text(
-                            "vi",
-                            id=handover.id,
-                            whom=_describe(me, other.handover.school_id),
-                            day=fmt_date(handover.handed_over_on),
-                        ),
+                        params=_about(me, other.handover.school_id),
                     )
                 )
     return flags
 
 
 def add_flag(
-    session: Session, *, handover: Handover, kind: FlagKind, detail: str, related: int | None, now: datetime
+    session: Session, *, handover: Handover, kind: FlagKind, params: dict, related: int | None, now: datetime
 ) -> Flag:
     flag = Flag(
         handover_id=handover.id,
         school_id=handover.school_id,
         kind=kind,
-        detail=detail,
+        params=params,
         related_handover_id=related,
         created_at=now,
     )
@@ -228,19 +222,6 @@ def discard_unreferenced(session: Session, *, store: PhotoStore, photos: Iterabl
     return gone
 
 
-def _sha256s_in(data: Any) -> Iterator[str]:
-    """Every photo a form in progress remembers (answers, and photos collected in the current step)."""
-    if isinstance(data, dict):
-        sha = data.get("sha256")
-        if isinstance(sha, str):
-            yield sha
-        for value in data.values():
-            yield from _sha256s_in(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _sha256s_in(value)
-
-
 def discard_orphan_files(session: Session, *, store: PhotoStore, older_than: datetime) -> int:
     """Delete photo files that nothing uses: no Photo row and no form in progress names them.
 
@@ -250,8 +231,8 @@ def discard_orphan_files(session: Session, *, store: PhotoStore, older_than: dat
     removed (a photo and its thumbnail count once). Run it from a periodic sweep.
     """
     used = set(session.scalars(select(Photo.sha256)))
-    for data in session.scalars(select(Conversation.data)):
-        used.update(_sha256s_in(data))
+    for files in session.scalars(select(Conversation.files)):
+        used.update(files or ())  # what open forms hold, as the engine recorded it
     cutoff = older_than.timestamp()
     removed: set[str] = set()
     for sub in ("photos", "thumbs"):

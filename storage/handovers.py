@@ -13,27 +13,14 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from core.clock import fmt_date
 from core.programme import Programme
 from core.text import fold
 from core.vocabulary import FlagKind, HandoverStatus, PhotoKind, ReviewStatus
 from storage.access import audit_write, check_not_future, require_principal, require_school_staff
 from storage.errors import (
-    BATCH_EMPTY,
-    BATCH_MISSING,
-    BATCH_OTHER_SCHOOL,
-    BEFORE_RECEIPT,
-    CONFLICT,
-    NO_PHOTO,
-    SERIAL_NEEDED,
-    SERIAL_NOT_FREE,
-    SERIAL_NOT_IN_BATCH,
-    STUDENT_MISSING,
-    STUDENT_NOT_APPROVED,
-    STUDENT_SERVED,
-    ComputersError,
     Conflict,
     NotAllowed,
+    RecordError,
 )
 from storage.evidence import add_flag, attach_photos, reuse_flags
 from storage.models import (
@@ -105,27 +92,25 @@ def record_handover(
     # the same moment cannot both pass the "not yet served" check.
     student = session.scalars(select(Student).where(Student.id == student_id).with_for_update()).first()
     if student is None:
-        raise ComputersError("student_missing", STUDENT_MISSING)
+        raise RecordError("student_missing")
     require_school_staff(session, staff_id=by, school_id=student.school_id)
     if student.status != ReviewStatus.APPROVED:
-        raise ComputersError("not_approved", STUDENT_NOT_APPROVED, name=student.full_name)
+        raise RecordError("not_approved", name=student.full_name)
     served = _active_handover_of(session, student.id)
     if served is not None:
-        raise ComputersError(
-            "served", STUDENT_SERVED, name=student.full_name, id=served.id, day=fmt_date(served.handed_over_on)
-        )
+        raise RecordError("served", name=student.full_name, id=served.id, day=served.handed_over_on)
     batch = session.get(Batch, batch_id)
     if batch is None:
-        raise ComputersError("batch_missing", BATCH_MISSING)
+        raise RecordError("batch_missing")
     if batch.school_id != student.school_id:
-        raise NotAllowed("other_school", BATCH_OTHER_SCHOOL, name=student.full_name)
+        raise NotAllowed("batch_other_school", name=student.full_name)
     if batch.handed_over >= batch.quantity:
-        raise ComputersError("batch_empty", BATCH_EMPTY, day=fmt_date(batch.received_on), quantity=batch.quantity)
+        raise RecordError("batch_empty", day=batch.received_on, quantity=batch.quantity)
 
     device_id: int | None = None
     if batch_has_serials(session, batch_id=batch.id):
         if not serial:
-            raise ComputersError("serial_needed", SERIAL_NEEDED)
+            raise RecordError("serial_needed")
         serial = serial.strip().upper()
         # Lock the machine's row first (PostgreSQL): a concurrent handover of the same serial waits here, and
         # the check below, a new statement, then sees its commit and refuses with a precise reason.
@@ -134,17 +119,15 @@ def record_handover(
         )
         held = device_id is not None and session.scalar(select(exists().where(Handover.device_id == device_id)))
         if device_id is None or held:
-            raise ComputersError("serial_not_free", SERIAL_NOT_FREE, serial=serial)
+            raise RecordError("serial_not_free", serial=serial)
     elif serial:
-        raise ComputersError("serial_not_in_batch", SERIAL_NOT_IN_BATCH)
+        raise RecordError("serial_not_in_batch")
 
     check_not_future(handed_over_on, now=now, tz=programme.tz)
     if handed_over_on < batch.received_on:
-        raise ComputersError(
-            "before_receipt", BEFORE_RECEIPT, day=fmt_date(handed_over_on), received=fmt_date(batch.received_on)
-        )
+        raise RecordError("before_receipt", day=handed_over_on, received=batch.received_on)
     if not any(kind == PhotoKind.SCENE for _, kind in photos):
-        raise ComputersError("no_photo", NO_PHOTO)
+        raise RecordError("no_photo")
 
     # The counter moves only while devices are left, in one statement: two handovers racing for the last
     # computer cannot both succeed, whatever they read before.
@@ -155,7 +138,7 @@ def record_handover(
         .execution_options(synchronize_session=False)
     ).rowcount
     if moved != 1:
-        raise ComputersError("batch_empty", BATCH_EMPTY, day=fmt_date(batch.received_on), quantity=batch.quantity)
+        raise RecordError("batch_empty", day=batch.received_on, quantity=batch.quantity)
     session.refresh(batch)
 
     handover = Handover(
@@ -176,7 +159,7 @@ def record_handover(
         # Unique keys that a concurrent writer can beat us to: handover.device_id, photo.sha256.
         linked_photos = attach_photos(session, handover=handover, photos=photos, by=by, now=now)
     except IntegrityError:
-        raise Conflict("conflict", CONFLICT) from None
+        raise Conflict("conflict") from None
     flags = reuse_flags(
         session,
         handover=handover,
@@ -191,7 +174,7 @@ def record_handover(
         )
         if reason:
             flags.append(
-                add_flag(session, handover=handover, kind=FlagKind.CAPTURE_TIME, detail=reason, related=None, now=now)
+                add_flag(session, handover=handover, kind=FlagKind.CAPTURE_TIME, params=reason, related=None, now=now)
             )
     session.flush()
     audit_write(
@@ -242,8 +225,7 @@ def confirm_csdl(session: Session, *, handover_ids: Sequence[int], by: int, scho
         session,
         staff_id=by,
         school_id=school_id,
-        what="xác nhận đã cập nhật CSDL ngành",
-        what_en="confirm the sector-database update",
+        action="confirm_csdl",
     )
     ids = sorted(set(handover_ids))
     if not ids:

@@ -21,10 +21,11 @@ from zoneinfo import ZoneInfo
 import pillow_heif
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from core.clock import LOCAL_TZ
+
 # Adds the HEIF opener (iPhone photos). Registration only adds a format; it changes nothing else in Pillow.
 pillow_heif.register_heif_opener()
 
-LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 ACCEPTED = "JPEG, PNG, WebP hoặc HEIC"
 ACCEPTED_EN = "JPEG, PNG, WebP or HEIC"
 

@@ -258,7 +258,7 @@ class Flag(SQLModel, table=True):
     handover_id: int = Field(foreign_key="handover.id", index=True)
     school_id: int = Field(foreign_key="school.id")
     kind: str = Field(max_length=32)  # FlagKind
-    detail: str = Field(sa_column=Column(Text, nullable=False))
+    params: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # flag_text words it
     related_handover_id: int | None = Field(default=None, foreign_key="handover.id")
     created_at: datetime | None = _ts(nullable=False)
     resolved_at: datetime | None = _ts()
@@ -277,6 +277,7 @@ class Conversation(SQLModel, table=True):
     form: str = Field(max_length=32)
     step: str = Field(max_length=64)
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    files: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # photo sha256s it holds
     started_at: datetime | None = _ts(nullable=False)
     updated_at: datetime | None = _ts(nullable=False)
 

@@ -115,20 +115,6 @@ def link_identity(
     return identity
 
 
-def notification_target(session: Session, *, staff_id: int) -> ChatIdentity | None:
-    """Where to reach a person: the channel of their form in progress if any (that is where they are now),
-    else the account linked most recently; never a blocked one."""
-    ids = [i for i in identities_of(session, staff_id=staff_id) if i.blocked_at is None]
-    if not ids:
-        return None
-    conv = session.exec(select(Conversation.channel).where(Conversation.staff_id == staff_id)).first()
-    if conv is not None:
-        for ident in ids:
-            if ident.channel == conv:
-                return ident
-    return ids[0]
-
-
 def district_code(session: Session, *, district_id: int) -> str | None:
     district = session.get(District, district_id)
     return district.code if district is not None else None

@@ -244,8 +244,11 @@ def near_duplicates(
             yield key, d
 
 
-def capture_time_flag(captured_at: datetime | None, handover_day: date, *, max_days_before: int = 7) -> str | None:
-    """Why the photo's capture date is implausible for this handover (Vietnamese), or None.
+def capture_time_flag(
+    captured_at: datetime | None, handover_day: date, *, max_days_before: int = 7
+) -> dict[str, object] | None:
+    """The values of a capture-time flag (``core.vocabulary.flag_text`` words them) when the photo's capture
+    date is implausible for this handover, or None.
 
     Dates are compared as Vietnamese calendar days. Unknown capture time (no EXIF, Telegram-compressed
     photo) is not suspicious by itself. A naive datetime is taken as local wall time.
@@ -257,11 +260,8 @@ def capture_time_flag(captured_at: datetime | None, handover_day: date, *, max_d
     day = captured_at.astimezone(LOCAL_TZ).date()
     shot, handed = f"{day:%d/%m/%Y}", f"{handover_day:%d/%m/%Y}"
     if day > handover_day:
-        return f"Ảnh được chụp ngày {shot}, sau ngày bàn giao {handed}."
+        return {"after": True, "shot": shot, "handed": handed}
     gap = (handover_day - day).days
     if gap > max_days_before:
-        return (
-            f"Ảnh được chụp ngày {shot}, trước ngày bàn giao {handed} tới {gap} ngày "
-            f"(chỉ cho phép tối đa {max_days_before} ngày)."
-        )
+        return {"after": False, "shot": shot, "handed": handed, "gap": gap, "max": max_days_before}
     return None

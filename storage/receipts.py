@@ -20,16 +20,8 @@ from core.text import fold
 from core.vocabulary import DeviceType, Source, SponsorKind
 from storage.access import audit_write, check_not_future, require_principal
 from storage.errors import (
-    EMPTY,
-    NOT_STAFF_OF_SCHOOL,
-    PHONE,
-    QUANTITY,
-    SERIAL_BAD,
-    SERIAL_COUNT,
-    SERIAL_REPEATED,
-    SERIAL_TAKEN,
-    ComputersError,
     NotAllowed,
+    RecordError,
 )
 from storage.models import (
     Batch,
@@ -48,16 +40,16 @@ def parse_serials(text: str) -> list[str]:
     """Serials typed one per line or separated by commas/semicolons, upper-cased (service tags are printed
     in capitals; people type them either way, and 'abc1' and 'ABC1' are the same machine).
 
-    Raises ComputersError naming the first invalid or repeated serial.
+    Raises RecordError naming the first invalid or repeated serial.
     """
     serials = [s.strip().upper() for s in _SERIAL_SPLIT.split(text or "")]
     serials = [s for s in serials if s]
     seen: set[str] = set()
     for serial in serials:
         if not SERIAL_RE.match(serial):
-            raise ComputersError("serial_invalid", SERIAL_BAD, serial=serial[:80])
+            raise RecordError("serial_invalid", serial=serial[:80])
         if serial in seen:
-            raise ComputersError("serial_repeated", SERIAL_REPEATED, serial=serial)
+            raise RecordError("serial_repeated", serial=serial)
         seen.add(serial)
     return serials
 
@@ -65,12 +57,12 @@ def parse_serials(text: str) -> list[str]:
 def check_serial_count(serials: Sequence[str], quantity: int) -> None:
     """No serials, or exactly one per computer."""
     if serials and len(serials) != quantity:
-        raise ComputersError("serial_count", SERIAL_COUNT, count=len(serials), quantity=quantity)
+        raise RecordError("serial_count", count=len(serials), quantity=quantity)
 
 
 def check_quantity(value: int) -> int:
     if not 1 <= value <= MAX_QUANTITY:
-        raise ComputersError("quantity", QUANTITY, max=f"{MAX_QUANTITY:,}".replace(",", "."), value=value)
+        raise RecordError("quantity", max=MAX_QUANTITY, value=value)
     return value
 
 
@@ -98,16 +90,16 @@ def record_sponsor(
 ) -> Sponsor:
     """The sponsor of a donation, recorded by the school's principal. A sponsor already recorded by this
     school under the same name (accents and case aside) is reused and its contact updated."""
-    require_principal(session, staff_id=by, school_id=school_id, what="ghi nhận nhà tài trợ", what_en="record sponsors")
+    require_principal(session, staff_id=by, school_id=school_id, action="record_sponsor")
     name = " ".join((name or "").split())
     if not name:
-        raise ComputersError("empty", EMPTY, what="tên nhà tài trợ", what_en="the sponsor's name")
+        raise RecordError("empty", field="sponsor_name")
     phone = None
     if contact_phone:
         try:
             phone = normalize_phone(contact_phone)
         except ValueError as exc:
-            raise ComputersError("phone", PHONE, reason=str(exc)) from None
+            raise RecordError("phone", reason=str(exc)) from None
     contact_name = " ".join((contact_name or "").split()) or None
     key = fold(name)
     existing = next(
@@ -177,9 +169,7 @@ def check_serials_free(session: Session, serials: Sequence[str]) -> None:
     taken = taken_serials(session, serials)
     if taken:
         serial, batch, school = taken[0]
-        raise ComputersError(
-            "serial_taken", SERIAL_TAKEN, serial=serial, day=fmt_date(batch.received_on), school=school.name
-        )
+        raise RecordError("serial_taken", serial=serial, day=batch.received_on, school=school.name)
 
 
 def record_batch(
@@ -206,24 +196,23 @@ def record_batch(
         session,
         staff_id=by,
         school_id=school_id,
-        what="ghi nhận máy tính trường nhận",
-        what_en="record computers received",
+        action="record_batch",
     )
     check_quantity(quantity)
     check_not_future(received_on, now=now, tz=tz)
     brand_model = " ".join((brand_model or "").split())
     if not brand_model:
-        raise ComputersError("empty", EMPTY, what="hãng và model máy", what_en="the brand and model")
+        raise RecordError("empty", field="brand_model")
     condition = " ".join((condition or "").split())
     if not condition:
-        raise ComputersError("empty", EMPTY, what="tình trạng máy", what_en="the condition")
+        raise RecordError("empty", field="condition")
     serials = parse_serials("\n".join(serials)) if serials else []
     check_serial_count(serials, quantity)
     check_serials_free(session, serials)
     if sponsor_id is not None:
         sponsor = session.get(Sponsor, sponsor_id)
         if sponsor is None or sponsor.school_id not in (None, school_id):
-            raise NotAllowed("other_school", NOT_STAFF_OF_SCHOOL)
+            raise NotAllowed("other_school")
     batch = Batch(
         school_id=school_id,
         source=Source(source),

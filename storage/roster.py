@@ -32,11 +32,6 @@ HEADER = (
     "phone",
     "email",
 )
-ROLE_NAMES_VI = {
-    Role.DISTRICT_OFFICER: "chuyên viên phòng GD",
-    Role.PRINCIPAL: "hiệu trưởng",
-    Role.TEACHER: "giáo viên",
-}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 

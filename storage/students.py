@@ -16,13 +16,13 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core.vocabulary import HandoverStatus, ReviewStatus, Role
+from core.vocabulary import REPORTED, HandoverStatus, ReviewStatus, Role
 from storage import audit
+from storage.errors import NotAllowed, RecordError
 from storage.models import Handover, School, Staff, Student, StudentImport
 from storage.scope import Scope
 
 # Statuses that count as "a student in need" in the needs report and may receive a computer.
-COUNTED_STATUSES = (ReviewStatus.APPROVED, ReviewStatus.WITHDRAWING)
 # Fields a correction (/cuatoi) may change.
 EDITABLE_FIELDS = (
     "full_name",
@@ -46,43 +46,32 @@ class Actor(Protocol):
     district_id: int
 
 
-class StudentError(Exception):
-    """A refusal with a Vietnamese message for the person (``message_vi``)."""
-
-    def __init__(self, message_vi: str) -> None:
-        super().__init__(message_vi)
-        self.message_vi = message_vi
-
-
-class NotAllowed(StudentError):
-    pass
+class StudentError(RecordError):
+    """A refusal about a pupil's record (``conversations/refusals.py`` words it)."""
 
 
 class WrongState(StudentError):
-    pass
+    """The record is no longer in the state the step expects (someone else acted first)."""
 
 
 class DuplicateCode(StudentError):
     def __init__(self, *, code: str, school_name: str, registered_on: date) -> None:
-        self.code, self.school_name, self.registered_on = code, school_name, registered_on
-        super().__init__(
-            f"Mã định danh {code} đã được đăng ký tại {school_name} ngày {registered_on.strftime('%d/%m/%Y')}."
-        )
+        super().__init__("duplicate_code", student_code=code, school=school_name, day=registered_on)
+        self.student_code, self.school_name, self.registered_on = code, school_name, registered_on
 
 
 class SameNameAndBirth(StudentError):
     """Same name and birth date already registered in this school: ask the person to confirm first."""
 
     def __init__(self, existing: Student) -> None:
-        self.existing = existing
         super().__init__(
-            f"Trường đã có em {existing.full_name}, sinh ngày "
-            f"{existing.birth_date.strftime('%d/%m/%Y')} (mã {existing.code})."
+            "same_name_and_birth", name=existing.full_name, birth=existing.birth_date, student_code=existing.code
         )
+        self.existing = existing
 
 
 class AlreadySubmitted(StudentError):
-    pass
+    """The school's needs report was locked before."""
 
 
 def _snapshot(student: Student, fields: tuple[str, ...] = EDITABLE_FIELDS + ("status",)) -> dict[str, Any]:
@@ -91,23 +80,23 @@ def _snapshot(student: Student, fields: tuple[str, ...] = EDITABLE_FIELDS + ("st
 
 def _check_school(actor: Actor, school_id: int) -> None:
     if actor.role == Role.DISTRICT_OFFICER or actor.school_id != school_id:
-        raise NotAllowed("Bạn không có quyền với hồ sơ của trường khác.")
+        raise NotAllowed("other_school_record")
 
 
-def _local_day(at: datetime | None) -> date:
+def _local_day(at: datetime) -> date:
     from core.clock import LOCAL_TZ
 
-    return (at.astimezone(LOCAL_TZ) if at else datetime.now(LOCAL_TZ)).date()
+    return at.astimezone(LOCAL_TZ).date()
 
 
 def get_student(session: Session, *, actor: Actor, student_id: int) -> Student:
     """A student the actor may see (their school; a district officer: their district)."""
     student = session.get(Student, student_id)
     if student is None:
-        raise NotAllowed("Không tìm thấy hồ sơ này.")
+        raise NotAllowed("record_missing")
     school = session.get(School, student.school_id)
     if school is None or not Scope.for_staff(actor).allows(school):  # type: ignore[arg-type]
-        raise NotAllowed("Không tìm thấy hồ sơ này.")  # same answer: do not confirm it exists elsewhere
+        raise NotAllowed("record_missing")  # same answer: do not confirm it exists elsewhere
     return student
 
 
@@ -133,7 +122,7 @@ def find_same_name_and_birth(
     q = select(Student.id, Student.full_name).where(
         Student.school_id == school_id,
         Student.birth_date == birth_date,
-        Student.status.in_([ReviewStatus.PENDING, *COUNTED_STATUSES]),
+        Student.status.in_([ReviewStatus.PENDING, *REPORTED]),
     )
     if exclude_id is not None:
         q = q.where(Student.id != exclude_id)
@@ -171,7 +160,7 @@ def register_student(
     """A new registration, pending the principal's review (a principal's own registration too: the review is
     a separate, deliberate step). Late if the school already submitted its needs report."""
     if actor.role not in (Role.TEACHER, Role.PRINCIPAL) or actor.school_id is None:
-        raise NotAllowed("Chỉ giáo viên và hiệu trưởng mới đăng ký học sinh.")
+        raise NotAllowed("register_role")
     school = session.get(School, actor.school_id)
     assert school is not None
     dup = _duplicate_code_error(session, code)
@@ -232,15 +221,15 @@ def check_import_scope(session: Session, *, actor: Actor, school_id: int) -> Sch
     school of their district (``fieldbot students import``)."""
     school = session.get(School, school_id)
     if school is None:
-        raise NotAllowed("Không tìm thấy trường này.")
+        raise NotAllowed("school_missing")
     if actor.role in (Role.TEACHER, Role.PRINCIPAL):
         if actor.school_id != school.id:
-            raise NotAllowed("Bạn chỉ nhập được danh sách học sinh của trường mình.")
+            raise NotAllowed("import_own_school")
     elif actor.role == Role.DISTRICT_OFFICER:
         if actor.district_id != school.district_id:
-            raise NotAllowed("Trường này không thuộc quận/huyện của bạn.")
+            raise NotAllowed("import_own_district")
     else:
-        raise NotAllowed("Bạn không có quyền nhập danh sách học sinh.")
+        raise NotAllowed("import_role")
     return school
 
 
@@ -273,7 +262,7 @@ def same_name_and_birth_many(
         q = select(Student).where(
             Student.school_id == school_id,
             Student.birth_date.in_(births[i : i + IMPORT_CHUNK]),
-            Student.status.in_([ReviewStatus.PENDING, *COUNTED_STATUSES]),
+            Student.status.in_([ReviewStatus.PENDING, *REPORTED]),
         )
         for st in session.exec(q.order_by(Student.id)).all():
             key = (fold(st.full_name), st.birth_date)
@@ -299,7 +288,7 @@ def import_students(
 
     school = check_import_scope(session, actor=actor, school_id=school_id)
     if not rows:
-        raise StudentError("Danh sách không có học sinh nào.")
+        raise StudentError("import_empty")
     owners = code_owners(session, codes=[r["code"] for r in rows])
     if owners:
         code, (school_name, day) = next(iter(sorted(owners.items())))
@@ -364,10 +353,10 @@ def pending_in_import(session: Session, *, school_id: int, import_id: int) -> in
 def approve_import(session: Session, *, actor: Actor, import_id: int, now: datetime) -> list[Student]:
     """ "Approve all from this file": every still-pending entry of one imported list, each audited."""
     if actor.role != Role.PRINCIPAL:
-        raise NotAllowed("Chỉ hiệu trưởng mới duyệt đăng ký.")
+        raise NotAllowed("review_role")
     batch = session.get(StudentImport, import_id)
     if batch is None:
-        raise NotAllowed("Không tìm thấy danh sách này.")
+        raise NotAllowed("import_missing")
     _check_school(actor, batch.school_id)
     q = select(Student).where(Student.import_id == import_id, Student.status == ReviewStatus.PENDING)
     done: list[Student] = []
@@ -403,10 +392,10 @@ def count_pending(session: Session, *, school_id: int) -> int:
 
 def _reviewable(session: Session, actor: Actor, student_id: int) -> Student:
     if actor.role != Role.PRINCIPAL:
-        raise NotAllowed("Chỉ hiệu trưởng mới duyệt đăng ký.")
+        raise NotAllowed("review_role")
     student = session.get(Student, student_id)
     if student is None:
-        raise NotAllowed("Không tìm thấy hồ sơ này.")
+        raise NotAllowed("record_missing")
     _check_school(actor, student.school_id)
     return student
 
@@ -414,7 +403,7 @@ def _reviewable(session: Session, actor: Actor, student_id: int) -> Student:
 def approve(session: Session, *, actor: Actor, student_id: int, now: datetime) -> Student:
     student = _reviewable(session, actor, student_id)
     if student.status != ReviewStatus.PENDING:
-        raise WrongState("Hồ sơ này đã được xử lý trước đó.")
+        raise WrongState("already_reviewed")
     before = _snapshot(student, ("status",))
     student.status, student.reviewed_by, student.reviewed_at, student.updated_at = (
         ReviewStatus.APPROVED,
@@ -440,9 +429,9 @@ def approve(session: Session, *, actor: Actor, student_id: int, now: datetime) -
 def reject(session: Session, *, actor: Actor, student_id: int, reason: str, now: datetime) -> Student:
     student = _reviewable(session, actor, student_id)
     if student.status != ReviewStatus.PENDING:
-        raise WrongState("Hồ sơ này đã được xử lý trước đó.")
+        raise WrongState("already_reviewed")
     if not reason.strip():
-        raise StudentError("Cần ghi lý do từ chối.")
+        raise StudentError("reason_needed")
     before = _snapshot(student, ("status",))
     student.status, student.reject_reason = ReviewStatus.REJECTED, reason.strip()[:500]
     student.reviewed_by, student.reviewed_at, student.updated_at = actor.id, now, now
@@ -474,21 +463,21 @@ def withdraw(session: Session, *, actor: Actor, student_id: int, reason: str | N
     principal withdraws it; a teacher's withdrawal becomes a request (WITHDRAWING) the principal confirms."""
     student = session.get(Student, student_id)
     if student is None:
-        raise NotAllowed("Không tìm thấy hồ sơ này.")
+        raise NotAllowed("record_missing")
     _check_school(actor, student.school_id)
     if actor.role == Role.TEACHER and student.registered_by != actor.id:
-        raise NotAllowed("Bạn chỉ rút được hồ sơ do chính bạn đăng ký.")
+        raise NotAllowed("withdraw_own")
     if _served(session, student.id):
-        raise WrongState("Em này đã được bàn giao máy; không rút hồ sơ được nữa.")
+        raise WrongState("withdraw_served")
     before = _snapshot(student, ("status",))
-    if student.status == ReviewStatus.PENDING or (student.status in COUNTED_STATUSES and actor.role == Role.PRINCIPAL):
+    if student.status == ReviewStatus.PENDING or (student.status in REPORTED and actor.role == Role.PRINCIPAL):
         student.status = ReviewStatus.WITHDRAWN
         action = "withdraw"
     elif student.status == ReviewStatus.APPROVED:
         student.status = ReviewStatus.WITHDRAWING
         action = "withdraw_request"
     else:
-        raise WrongState("Hồ sơ này không rút được (đã bị từ chối, đã rút hoặc đang chờ rút).")
+        raise WrongState("withdraw_state")
     student.updated_at = now
     session.add(student)
     session.flush()
@@ -513,7 +502,7 @@ def list_withdrawal_requests(session: Session, *, school_id: int) -> list[Studen
 def decide_withdrawal(session: Session, *, actor: Actor, student_id: int, accept: bool, now: datetime) -> Student:
     student = _reviewable(session, actor, student_id)
     if student.status != ReviewStatus.WITHDRAWING:
-        raise WrongState("Hồ sơ này không có yêu cầu rút.")
+        raise WrongState("no_withdrawal")
     student.status = ReviewStatus.WITHDRAWN if accept else ReviewStatus.APPROVED
     student.updated_at = now
     session.add(student)
@@ -548,12 +537,12 @@ def update_student_field(
     """Change one field, audited with before and after. A rejected entry that is corrected goes back to the
     principal (pending)."""
     if field not in EDITABLE_FIELDS:
-        raise NotAllowed(f"Không sửa được mục {field}.")
+        raise NotAllowed("field_not_editable", field=field)
     student = session.get(Student, student_id)
     if student is None:
-        raise NotAllowed("Không tìm thấy hồ sơ này.")
+        raise NotAllowed("record_missing")
     if not can_edit(actor, student):
-        raise NotAllowed("Bạn không có quyền sửa hồ sơ này.")
+        raise NotAllowed("edit_not_allowed")
     old = getattr(student, field)
     if old == value:
         return student
@@ -624,9 +613,7 @@ def search_unserved_students(session: Session, *, school_id: int, query: str, li
 def needs_report_counts(session: Session, *, school_id: int) -> dict[str, Any]:
     """{"total", "by_category": {category: n}, "by_need": {need: n}, "pending": n} over approved students."""
     rows = session.exec(
-        select(Student.category, Student.need).where(
-            Student.school_id == school_id, Student.status.in_(list(COUNTED_STATUSES))
-        )
+        select(Student.category, Student.need).where(Student.school_id == school_id, Student.status.in_(list(REPORTED)))
     ).all()
     by_category = Counter(r[0] for r in rows)
     by_need = Counter(r[1] for r in rows)
@@ -640,11 +627,11 @@ def needs_report_counts(session: Session, *, school_id: int) -> dict[str, Any]:
 
 def submit_needs_report(session: Session, *, actor: Actor, now: datetime) -> School:
     if actor.role != Role.PRINCIPAL or actor.school_id is None:
-        raise NotAllowed("Chỉ hiệu trưởng mới chốt báo cáo nhu cầu.")
+        raise NotAllowed("submit_role")
     school = session.get(School, actor.school_id)
     assert school is not None
     if school.needs_report_submitted_at is not None:
-        raise AlreadySubmitted("Báo cáo nhu cầu của trường đã được chốt trước đó.")
+        raise AlreadySubmitted("already_submitted")
     school.needs_report_submitted_at, school.needs_report_submitted_by = now, actor.id
     session.add(school)
     session.flush()

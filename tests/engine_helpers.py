@@ -14,17 +14,32 @@ delivers the previous message again with the same id.
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from conversations.engine import ConversationEngine
 from core.clock import FixedClock
 from core.messages import Contact, DocumentInput, Incoming, Option, Outgoing, PhotoInput, plain_text
 from core.programme import Programme
+from scheduler.delivery import recipients
+from storage.models import Notification
+from storage.outbox import NOTICE
 
 _ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message the last step queued for someone else, and the chat the deliverer will try first."""
+
+    recipient_id: int
+    text: str
+    chat_id: str | None
+    channel: str | None
 
 
 def make_engine(db: Engine, programme: Programme, clock: FixedClock, **kwargs) -> ConversationEngine:
@@ -40,6 +55,7 @@ class Chat:
         self.channel = channel
         self.chat_id = chat_id or self.user_id
         self.replies: list[Outgoing] = []
+        self.notifications: list[Notice] = []  # queued in the outbox by the last message
         self.last: Incoming | None = None
 
     @classmethod
@@ -67,8 +83,30 @@ class Chat:
 
     async def deliver(self, incoming: Incoming) -> list[Outgoing]:
         self.last = incoming
+        before = self._last_notification_id()
         self.replies = await self.engine.handle(incoming)
+        self.notifications = self._notices_since(before)
         return self.replies
+
+    def _last_notification_id(self) -> int:
+        with Session(self.engine.db) as s:
+            return s.execute(select(func.coalesce(func.max(Notification.id), 0))).scalar_one()
+
+    def _notices_since(self, after: int) -> list[Notice]:
+        with Session(self.engine.db) as s:
+            rows = list(
+                s.execute(
+                    select(Notification)
+                    .where(Notification.id > after, Notification.rule == NOTICE)
+                    .order_by(Notification.id)
+                ).scalars()
+            )
+            _, chats = recipients(s, rows)
+        out = []
+        for r in rows:
+            first = (chats.get(r.recipient_id) or [None])[0]
+            out.append(Notice(r.recipient_id, r.text, first and first.chat_id, first and first.channel))
+        return out
 
     async def say(self, text: str) -> list[Outgoing]:
         return await self.send(text=text)
@@ -111,7 +149,7 @@ class Chat:
 
     @property
     def options(self) -> list[Option]:
-        return [o for out in self.replies if out.chat_id is None for o in out.options]
+        return [o for out in self.replies for o in out.options]
 
     @property
     def labels(self) -> list[str]:
@@ -119,12 +157,8 @@ class Chat:
 
     @property
     def text(self) -> str:
-        """Texts of the latest replies to this chat (not notifications to others), tags stripped."""
-        return "\n".join(plain_text(o.text) for o in self.replies if o.chat_id is None and o.text)
-
-    @property
-    def notifications(self) -> list[Outgoing]:
-        return [o for o in self.replies if o.chat_id is not None]
+        """Texts of the latest replies to this chat, tags stripped."""
+        return "\n".join(plain_text(o.text) for o in self.replies if o.text)
 
     def key(self, label_or_key: str) -> str:
         opts = self.options

@@ -9,73 +9,20 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from conversations.refusals import refusal
+from conversations.state import save_conversation
 from core.clock import LOCAL_TZ
-from core.vocabulary import DeviceType, FlagKind, PhotoKind, ReviewStatus, Source, SponsorKind
+from core.vocabulary import DeviceType, FlagKind, PhotoKind, ReviewStatus, Source, SponsorKind, flag_text
 from storage import evidence, handovers, receipts
 from storage.db import session_scope
-from storage.errors import ComputersError, NotAllowed
-from storage.models import AuditEvent, Batch, Handover, HandoverPhoto, Photo, Sponsor, Student
+from storage.errors import NotAllowed, RecordError
+from storage.models import AuditEvent, Batch, Handover, HandoverPhoto, Photo, Sponsor
 from storage.photos import PhotoStore
+from tests.factories import enrol_student, receive_batch
 from tests.photo_factory import encode, phone_jpeg, scene
 
 RECEIVED = date(2021, 11, 15)
 TODAY = date(2021, 11, 17)  # the clock fixture's local date
-
-
-def add_student(
-    engine, world, *, name: str, code: str, school: str = "a", status=ReviewStatus.APPROVED, now: datetime
-) -> int:
-    school_id = world.school_a if school == "a" else world.school_b
-    teacher = world.teacher_a if school == "a" else world.teacher_b
-    with session_scope(engine) as s:
-        st = Student(
-            school_id=school_id,
-            code=code,
-            full_name=name,
-            birth_date=date(2011, 3, 4),
-            gender="female",
-            class_name="5A1",
-            category="poor",
-            need="device",
-            status=status,
-            registered_by=teacher,
-            created_at=now,
-            updated_at=now,
-        )
-        s.add(st)
-        s.flush()
-        return st.id
-
-
-def add_batch(
-    engine,
-    world,
-    *,
-    quantity: int = 3,
-    serials: list[str] | None = None,
-    school: str = "a",
-    received_on: date = RECEIVED,
-    now: datetime,
-    brand: str = "Dell Latitude 3420",
-) -> int:
-    school_id = world.school_a if school == "a" else world.school_b
-    principal = world.principal_a if school == "a" else world.principal_b
-    with session_scope(engine) as s:
-        batch = receipts.record_batch(
-            s,
-            school_id=school_id,
-            by=principal,
-            source=Source.PROGRAMME,
-            sponsor_id=None,
-            received_on=received_on,
-            quantity=quantity,
-            device_type=DeviceType.LAPTOP,
-            brand_model=brand,
-            condition="Mới",
-            serials=serials or [],
-            now=now,
-        )
-        return batch.id
 
 
 @pytest.fixture
@@ -119,7 +66,7 @@ def handover(
 
 
 def test_record_batch_with_serials_creates_devices_and_audit(db_engine, world, clock) -> None:
-    bid = add_batch(db_engine, world, quantity=3, serials=["abc-1", "ABC-2", " abc-3 "], now=clock.now())
+    bid = receive_batch(db_engine, world, quantity=3, serials=["abc-1", "ABC-2", " abc-3 "], now=clock.now())
     with session_scope(db_engine) as s:
         batch = s.get(Batch, bid)
         assert (batch.quantity, batch.handed_over, batch.source) == (3, 0, "programme")
@@ -165,17 +112,17 @@ def test_record_batch_refusals(db_engine, world, clock) -> None:
         )
         if isinstance(args["by"], str):
             args["by"] = getattr(world, args["by"])
-        with pytest.raises(ComputersError) as err, session_scope(db_engine) as s:
+        with pytest.raises(RecordError) as err, session_scope(db_engine) as s:
             receipts.record_batch(s, **args)
-        assert (err.value.code, needle in err.value.message_vi) == (code, True), kwargs
+        assert (err.value.code, needle in refusal(err.value)) == (code, True), kwargs
         assert isinstance(err.value, NotAllowed) == (code in ("not_principal", "inactive"))
     with session_scope(db_engine) as s:
         assert s.scalar(select(func.count()).select_from(Batch)) == 0
 
 
 def test_serial_already_in_database_is_named(db_engine, world, clock) -> None:
-    add_batch(db_engine, world, quantity=2, serials=["SN100", "SN101"], now=clock.now())
-    with pytest.raises(ComputersError) as err, session_scope(db_engine) as s:
+    receive_batch(db_engine, world, quantity=2, serials=["SN100", "SN101"], now=clock.now())
+    with pytest.raises(RecordError) as err, session_scope(db_engine) as s:
         receipts.record_batch(
             s,
             school_id=world.school_b,
@@ -191,7 +138,7 @@ def test_serial_already_in_database_is_named(db_engine, world, clock) -> None:
             now=clock.now(),
         )
     assert err.value.code == "serial_taken"
-    assert "SN101" in err.value.message_vi and "Trường Tiểu học Phú Hòa 1" in err.value.message_vi
+    assert "SN101" in refusal(err.value) and "Trường Tiểu học Phú Hòa 1" in refusal(err.value)
 
 
 def test_sponsor_phone_normalised_and_same_name_reused(db_engine, world, clock) -> None:
@@ -245,7 +192,7 @@ def test_sponsor_phone_normalised_and_same_name_reused(db_engine, world, clock) 
             now=clock.now(),
         )
         assert batch.sponsor_id == first
-    with pytest.raises(ComputersError, match="phone"), session_scope(db_engine) as s:
+    with pytest.raises(RecordError, match="phone"), session_scope(db_engine) as s:
         receipts.record_sponsor(
             s,
             school_id=world.school_a,
@@ -290,8 +237,8 @@ def test_sponsor_phone_normalised_and_same_name_reused(db_engine, world, clock) 
 
 def test_handover_recorded_with_due_date_counter_and_photos(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    sid = add_student(db_engine, world, name="Nguyễn Văn An", code="0123456789", now=now)
-    bid = add_batch(db_engine, world, quantity=2, serials=["SN1", "SN2"], now=now)
+    sid = enrol_student(db_engine, world, name="Nguyễn Văn An", code="0123456789", now=now)
+    bid = receive_batch(db_engine, world, quantity=2, serials=["SN1", "SN2"], now=now)
     scene_p = store.ingest(phone_jpeg(1, taken=datetime(2021, 11, 17, 7, 30)))
     minutes_p = store.ingest(phone_jpeg(2))
     h, flags = handover(
@@ -317,12 +264,14 @@ def test_handover_recorded_with_due_date_counter_and_photos(db_engine, world, cl
 
 def test_handover_refusals(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    sid = add_student(db_engine, world, name="Lê Thị Bình", code="0123456780", now=now)
-    pending = add_student(db_engine, world, name="Lê Văn Chờ", code="0123456781", status=ReviewStatus.PENDING, now=now)
-    served = add_student(db_engine, world, name="Lê Văn Cường", code="0123456782", now=now)
-    serial_batch = add_batch(db_engine, world, quantity=2, serials=["X1", "X2"], now=now)
-    plain_batch = add_batch(db_engine, world, quantity=2, now=now, brand="Asus")
-    b_batch = add_batch(db_engine, world, quantity=2, school="b", now=now)
+    sid = enrol_student(db_engine, world, name="Lê Thị Bình", code="0123456780", now=now)
+    pending = enrol_student(
+        db_engine, world, name="Lê Văn Chờ", code="0123456781", status=ReviewStatus.PENDING, now=now
+    )
+    served = enrol_student(db_engine, world, name="Lê Văn Cường", code="0123456782", now=now)
+    serial_batch = receive_batch(db_engine, world, quantity=2, serials=["X1", "X2"], now=now)
+    plain_batch = receive_batch(db_engine, world, quantity=2, now=now, brand="Asus")
+    b_batch = receive_batch(db_engine, world, quantity=2, school="b", now=now)
     handover(
         db_engine,
         world,
@@ -337,7 +286,7 @@ def test_handover_refusals(db_engine, world, clock, programme, store) -> None:
     cases = [
         ({"student": pending}, "not_approved"),
         ({"student": served, "batch": serial_batch, "serial": "X2"}, "served"),
-        ({"batch": b_batch}, "other_school"),
+        ({"batch": b_batch}, "batch_other_school"),
         ({"by": world.principal_b}, "other_school"),
         ({"by": world.officer}, "other_school"),
         ({"batch": serial_batch}, "serial_needed"),
@@ -350,10 +299,12 @@ def test_handover_refusals(db_engine, world, clock, programme, store) -> None:
     ]
     for change, code in cases:
         args = dict(student=sid, batch=plain_batch, photos=[(photo, PhotoKind.SCENE)]) | change
-        with pytest.raises(ComputersError) as err:
+        with pytest.raises(RecordError) as err:
             handover(db_engine, world, programme, clock, **args)
         assert err.value.code == code, change
-        assert isinstance(err.value, NotAllowed) == (code == "other_school") and err.value.message_vi
+        assert isinstance(err.value, NotAllowed) == (code in ("other_school", "batch_other_school")) and refusal(
+            err.value
+        )
     with session_scope(db_engine) as s:
         assert s.scalar(select(func.count()).select_from(Handover)) == 1
         assert [s.get(Batch, b).handed_over for b in (serial_batch, plain_batch, b_batch)] == [1, 0, 0]
@@ -363,9 +314,9 @@ def test_last_computer_cannot_be_handed_over_twice(db_engine, world, clock, prog
     """A stale read of the batch (another session handed over the last computer meanwhile) is stopped by the
     guarded UPDATE, not by the check that read it."""
     now = clock.now()
-    s1 = add_student(db_engine, world, name="Phạm Minh Đức", code="0123456782", now=now)
-    s2 = add_student(db_engine, world, name="Phạm Minh Tâm", code="0123456783", now=now)
-    bid = add_batch(db_engine, world, quantity=1, now=now)
+    s1 = enrol_student(db_engine, world, name="Phạm Minh Đức", code="0123456782", now=now)
+    s2 = enrol_student(db_engine, world, name="Phạm Minh Tâm", code="0123456783", now=now)
+    bid = receive_batch(db_engine, world, quantity=1, now=now)
     with Session(db_engine, expire_on_commit=False) as late:
         assert late.get(Batch, bid).handed_over == 0  # read, and kept in the identity map
         late.commit()
@@ -378,7 +329,7 @@ def test_last_computer_cannot_be_handed_over_twice(db_engine, world, clock, prog
             batch=bid,
             photos=[(store.ingest(phone_jpeg(5)), PhotoKind.SCENE)],
         )
-        with pytest.raises(ComputersError) as err:
+        with pytest.raises(RecordError) as err:
             handovers.record_handover(
                 late,
                 student_id=s2,
@@ -409,12 +360,12 @@ def _recompressed_crop(seed: int) -> bytes:
 
 def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    a1 = add_student(db_engine, world, name="Đỗ Thị Hoa", code="1000000001", now=now)
-    a2 = add_student(db_engine, world, name="Đỗ Thị Huệ", code="1000000002", now=now)
-    a3 = add_student(db_engine, world, name="Đỗ Văn Hùng", code="1000000003", now=now)
-    b1 = add_student(db_engine, world, name="Vũ Thị Lan", code="1000000004", school="b", now=now)
-    bid = add_batch(db_engine, world, quantity=5, now=now)
-    bid_b = add_batch(db_engine, world, quantity=5, school="b", now=now)
+    a1 = enrol_student(db_engine, world, name="Đỗ Thị Hoa", code="1000000001", now=now)
+    a2 = enrol_student(db_engine, world, name="Đỗ Thị Huệ", code="1000000002", now=now)
+    a3 = enrol_student(db_engine, world, name="Đỗ Văn Hùng", code="1000000003", now=now)
+    b1 = enrol_student(db_engine, world, name="Vũ Thị Lan", code="1000000004", school="b", now=now)
+    bid = receive_batch(db_engine, world, quantity=5, now=now)
+    bid_b = receive_batch(db_engine, world, quantity=5, school="b", now=now)
 
     original = store.ingest(phone_jpeg(11))
     h1, flags = handover(
@@ -429,8 +380,14 @@ def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, st
     by_handover = {f.handover_id: f for f in flags}
     assert set(by_handover) == {h1.id, h2.id}
     assert all(f.kind == FlagKind.PHOTO_REUSED for f in flags)
-    assert by_handover[h2.id].detail == f"Ảnh này đã dùng cho bàn giao #{h1.id} (học sinh Đỗ Thị Hoa, ngày 17/11/2021)."
-    assert by_handover[h1.id].detail == f"Ảnh này đã dùng cho bàn giao #{h2.id} (học sinh Đỗ Thị Huệ, ngày 17/11/2021)."
+    assert (
+        flag_text(by_handover[h2.id].kind, by_handover[h2.id].params)
+        == f"Ảnh này đã dùng cho bàn giao #{h1.id} (học sinh Đỗ Thị Hoa, ngày 17/11/2021)."
+    )
+    assert (
+        flag_text(by_handover[h1.id].kind, by_handover[h1.id].params)
+        == f"Ảnh này đã dùng cho bàn giao #{h2.id} (học sinh Đỗ Thị Huệ, ngày 17/11/2021)."
+    )
 
     # A cropped, re-compressed copy is a different file but the same scene: a near-duplicate.
     crop = store.ingest(_recompressed_crop(11))
@@ -443,7 +400,7 @@ def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, st
         (h3.id, h2.id),
         (h2.id, h3.id),
     }
-    assert "gần giống" in flags[0].detail
+    assert "gần giống" in flag_text(flags[0].kind, flags[0].params)
 
     # Another school reusing it: flagged on both sides, each principal sees the other side by school only.
     h4, flags = handover(
@@ -459,8 +416,14 @@ def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, st
     mine = [f for f in flags if f.handover_id == h4.id]
     theirs = [f for f in flags if f.handover_id != h4.id]
     assert {f.school_id for f in theirs} == {world.school_a} and len(theirs) == 3
-    assert all("Trường Tiểu học Phú Hòa 1" in f.detail and "Đỗ" not in f.detail for f in mine)
-    assert all("Trường THCS Chu Văn An" in f.detail and "Vũ" not in f.detail for f in theirs)
+    assert all(
+        "Trường Tiểu học Phú Hòa 1" in flag_text(f.kind, f.params) and "Đỗ" not in flag_text(f.kind, f.params)
+        for f in mine
+    )
+    assert all(
+        "Trường THCS Chu Văn An" in flag_text(f.kind, f.params) and "Vũ" not in flag_text(f.kind, f.params)
+        for f in theirs
+    )
 
     with session_scope(db_engine) as s:
         assert s.scalar(select(func.count()).select_from(Photo)) == 2
@@ -470,8 +433,8 @@ def test_photo_reuse_flags_both_handovers(db_engine, world, clock, programme, st
 
 def test_different_photo_not_flagged(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    ids = [add_student(db_engine, world, name=f"Học Sinh Số {n}", code=f"200000000{n}", now=now) for n in range(4)]
-    bid = add_batch(db_engine, world, quantity=4, now=now)
+    ids = [enrol_student(db_engine, world, name=f"Học Sinh Số {n}", code=f"200000000{n}", now=now) for n in range(4)]
+    bid = receive_batch(db_engine, world, quantity=4, now=now)
     for n, sid in enumerate(ids):
         _, flags = handover(
             db_engine,
@@ -487,13 +450,15 @@ def test_different_photo_not_flagged(db_engine, world, clock, programme, store) 
 
 def test_capture_time_flag(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    s1 = add_student(db_engine, world, name="Trịnh Văn Nam", code="3000000001", now=now)
-    s2 = add_student(db_engine, world, name="Trịnh Văn Bắc", code="3000000002", now=now)
-    bid = add_batch(db_engine, world, quantity=2, received_on=date(2021, 10, 1), now=now)
+    s1 = enrol_student(db_engine, world, name="Trịnh Văn Nam", code="3000000001", now=now)
+    s2 = enrol_student(db_engine, world, name="Trịnh Văn Bắc", code="3000000002", now=now)
+    bid = receive_batch(db_engine, world, quantity=2, received_on=date(2021, 10, 1), now=now)
     old = store.ingest(phone_jpeg(21, taken=datetime(2021, 10, 2, 9, 0)))
     _, flags = handover(db_engine, world, programme, clock, student=s1, batch=bid, photos=[(old, PhotoKind.SCENE)])
     assert [f.kind for f in flags] == [FlagKind.CAPTURE_TIME]
-    assert "02/10/2021" in flags[0].detail and "46 ngày" in flags[0].detail
+    assert "02/10/2021" in flag_text(flags[0].kind, flags[0].params) and "46 ngày" in flag_text(
+        flags[0].kind, flags[0].params
+    )
     recent = store.ingest(phone_jpeg(22, taken=datetime(2021, 11, 12, 9, 0)))  # 5 days before: plausible
     _, flags = handover(db_engine, world, programme, clock, student=s2, batch=bid, photos=[(recent, PhotoKind.SCENE)])
     assert flags == []
@@ -503,9 +468,9 @@ def test_failed_handover_leaves_no_orphan_file(db_engine, world, clock, programm
     """The handover is recorded but its transaction fails afterwards (here: the end of the form cannot be
     saved): the files written for it go, the file an earlier handover uses stays."""
     now = clock.now()
-    s1 = add_student(db_engine, world, name="Mai Văn Sơn", code="4000000001", now=now)
-    s2 = add_student(db_engine, world, name="Mai Thị Thủy", code="4000000002", now=now)
-    bid = add_batch(db_engine, world, quantity=2, serials=["Z1", "Z2"], now=now)
+    s1 = enrol_student(db_engine, world, name="Mai Văn Sơn", code="4000000001", now=now)
+    s2 = enrol_student(db_engine, world, name="Mai Thị Thủy", code="4000000002", now=now)
+    bid = receive_batch(db_engine, world, quantity=2, serials=["Z1", "Z2"], now=now)
     used = store.ingest(phone_jpeg(31))
     handover(db_engine, world, programme, clock, student=s1, batch=bid, serial="Z1", photos=[(used, PhotoKind.SCENE)])
     kept = media_files(store)
@@ -538,28 +503,24 @@ def test_orphan_files_of_cancelled_forms_are_swept(db_engine, world, clock, prog
     photos, of forms still in progress, and recent files stay."""
     import os
 
-    from storage.models import Conversation
-
     now = clock.now()
-    sid = add_student(db_engine, world, name="Lò Văn Páo", code="4100000001", now=now)
-    bid = add_batch(db_engine, world, quantity=1, now=now)
+    sid = enrol_student(db_engine, world, name="Lò Văn Páo", code="4100000001", now=now)
+    bid = receive_batch(db_engine, world, quantity=1, now=now)
     committed = store.ingest(phone_jpeg(61))
     handover(db_engine, world, programme, clock, student=sid, batch=bid, photos=[(committed, PhotoKind.SCENE)])
     in_form = store.ingest(phone_jpeg(62))
     cancelled = store.ingest(phone_jpeg(63))
     recent = store.ingest(phone_jpeg(64))
-    with session_scope(db_engine) as s:
-        s.add(
-            Conversation(
-                staff_id=world.teacher_a2,
-                channel="telegram",
-                chat_id="1",
-                form="bangiao",
-                step="photos",
-                data={"v": {"student": sid}, "s": [evidence.stored_photo_to_dict(in_form)]},
-                started_at=now,
-                updated_at=now,
-            )
+    with db_engine.begin() as conn:  # a /bangiao in progress, saved as the engine saves it
+        save_conversation(
+            conn,
+            staff_id=world.teacher_a2,
+            channel="telegram",
+            chat_id="1",
+            form="bangiao",
+            step="photos",
+            data={"v": {"student": sid}, "s": [evidence.stored_photo_to_dict(in_form)]},
+            now=now,
         )
     old = (now - timedelta(hours=3)).timestamp()
     for p in (committed, in_form, cancelled):
@@ -583,11 +544,11 @@ def test_stored_photo_round_trips_through_form_state(store) -> None:
 
 def test_students_to_serve_matches_without_accents_and_by_code(db_engine, world, clock) -> None:
     now = clock.now()
-    add_student(db_engine, world, name="Nguyễn Đức Anh", code="5000000001", now=now)
-    add_student(db_engine, world, name="Nguyễn Thị Ánh", code="5000000002", now=now)
-    add_student(db_engine, world, name="Nguyễn Văn Chờ", code="5000000003", status=ReviewStatus.PENDING, now=now)
-    add_student(db_engine, world, name="Lê Văn Toàn", code="5000000005", now=now)
-    add_student(db_engine, world, name="Nguyễn Văn Bê", code="5000000004", school="b", now=now)
+    enrol_student(db_engine, world, name="Nguyễn Đức Anh", code="5000000001", now=now)
+    enrol_student(db_engine, world, name="Nguyễn Thị Ánh", code="5000000002", now=now)
+    enrol_student(db_engine, world, name="Nguyễn Văn Chờ", code="5000000003", status=ReviewStatus.PENDING, now=now)
+    enrol_student(db_engine, world, name="Lê Văn Toàn", code="5000000005", now=now)
+    enrol_student(db_engine, world, name="Nguyễn Văn Bê", code="5000000004", school="b", now=now)
     with session_scope(db_engine) as s:
         names = lambda q: [st.full_name for st in handovers.students_to_serve(s, school_id=world.school_a, query=q)]
         assert names("nguyen") == ["Nguyễn Đức Anh", "Nguyễn Thị Ánh"]
@@ -602,11 +563,11 @@ def test_students_to_serve_matches_without_accents_and_by_code(db_engine, world,
 
 def test_confirm_csdl_only_own_unconfirmed_and_audited(db_engine, world, clock, programme, store) -> None:
     now = clock.now()
-    bid = add_batch(db_engine, world, quantity=3, received_on=date(2021, 11, 1), now=now)
-    bid_b = add_batch(db_engine, world, quantity=1, school="b", now=now)
+    bid = receive_batch(db_engine, world, quantity=3, received_on=date(2021, 11, 1), now=now)
+    bid_b = receive_batch(db_engine, world, quantity=1, school="b", now=now)
     made = []
     for n, day in enumerate([date(2021, 11, 16), date(2021, 11, 10), date(2021, 11, 17)]):
-        sid = add_student(db_engine, world, name=f"Hồ Văn {'ABC'[n]}", code=f"600000000{n}", now=now)
+        sid = enrol_student(db_engine, world, name=f"Hồ Văn {'ABC'[n]}", code=f"600000000{n}", now=now)
         h, _ = handover(
             db_engine,
             world,
@@ -618,7 +579,7 @@ def test_confirm_csdl_only_own_unconfirmed_and_audited(db_engine, world, clock, 
             photos=[(store.ingest(phone_jpeg(50 + n)), PhotoKind.SCENE)],
         )
         made.append(h.id)
-    sb = add_student(db_engine, world, name="Vũ Văn Bình", code="6000000009", school="b", now=now)
+    sb = enrol_student(db_engine, world, name="Vũ Văn Bình", code="6000000009", school="b", now=now)
     hb, _ = handover(
         db_engine,
         world,

@@ -17,15 +17,8 @@ from scheduler.delivery import Deliverer
 from scheduler.sweep import sweep
 from storage.db import make_engine, session_scope
 from storage.models import ChatIdentity, Staff
-from tests.test_scheduler_support import (
-    RecordingMailer,
-    RecordingSender,
-    add_handover,
-    link,
-    local,
-    rows,
-    submit_report,
-)
+from tests.factories import add_handover, link, local, rows, submit_report
+from tests.fakes.recording import RecordingMailer, RecordingSender
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from core.vocabulary import NotificationStatus
 from scheduler.delivery import Deliverer
 from scheduler.ratelimit import RateLimiter
 from scheduler.sweep import sweep
+from tests.factories import add_handover, link, local, rows, submit_report
+from tests.fakes.recording import RecordingSender
 from tests.fakes.telegram_api import FakeTelegram
-from tests.test_scheduler_support import RecordingSender, add_handover, link, local, rows, submit_report
 
 PRINCIPAL = 7001
 

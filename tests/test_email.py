@@ -125,7 +125,8 @@ async def test_escalation_email_waits_for_smtp_and_telegram_is_not_repeated(sqli
     from core.vocabulary import NotificationStatus
     from scheduler.delivery import Deliverer
     from scheduler.sweep import sweep
-    from tests.test_scheduler_support import RecordingSender, add_handover, link, local, rows
+    from tests.factories import add_handover, link, local, rows
+    from tests.fakes.recording import RecordingSender
 
     add_handover(
         sqlite_engine,

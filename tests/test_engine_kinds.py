@@ -225,7 +225,7 @@ async def test_photo_files_are_removed_when_the_step_fails(teacher, store, monke
     def explode(self, step):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(engine_mod.ConversationEngine, "_notifications", explode)
+    monkeypatch.setattr(engine_mod.ConversationEngine, "_queue_notifications", explode)
     await teacher.photo(_jpeg(5))
     assert "Xin lỗi" in teacher.text
     assert not list((store.media_dir / "photos").rglob("*.jpg"))  # no orphan file for a rolled-back step

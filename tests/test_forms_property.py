@@ -48,13 +48,22 @@ from bot.zalo.render import ZaloPhoto, ZaloRenderer, ZaloText, zalo_len
 from conversations.engine import APOLOGY, NOT_FOR_ROLE
 from conversations.forms import registry
 from conversations.forms.base import Kind
-from conversations.menu import role_label
 from conversations.runner import EDIT, FILL, PICK, SUMMARY
 from core.clock import LOCAL_TZ, FixedClock
 from core.i18n import LANGUAGES
 from core.messages import Outgoing, plain_text
 from core.programme import Programme, load_programme
-from core.vocabulary import DeviceType, FlagKind, HandoverStatus, PhotoKind, ReviewStatus, Role, Source, SponsorKind
+from core.vocabulary import (
+    DeviceType,
+    FlagKind,
+    HandoverStatus,
+    PhotoKind,
+    ReviewStatus,
+    Role,
+    Source,
+    SponsorKind,
+    role_label,
+)
 from storage import handovers, people, receipts, students
 from storage.db import create_all, make_engine, session_scope
 from storage.models import (

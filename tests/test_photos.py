@@ -17,6 +17,7 @@ import pytest
 from PIL import Image, ImageChops, ImageFile, ImageOps, ImageStat
 from PIL.JpegImagePlugin import JpegImageFile
 
+from core.vocabulary import FlagKind, flag_text
 from storage import photos
 from storage.imaging import parse_exif_time
 from storage.photos import (
@@ -587,12 +588,12 @@ def test_capture_time_flag() -> None:
     assert capture_time_flag(None, handover) is None
     assert capture_time_flag(vn(2025, 3, 15, 8), handover) is None
     assert capture_time_flag(vn(2025, 3, 8, 0, 1), handover) is None  # exactly 7 days before
-    early = capture_time_flag(vn(2025, 3, 7, 23), handover)
+    early = flag_text(FlagKind.CAPTURE_TIME, capture_time_flag(vn(2025, 3, 7, 23), handover))
     assert early == (
         "Ảnh được chụp ngày 07/03/2025, trước ngày bàn giao 15/03/2025 tới 8 ngày (chỉ cho phép tối đa 7 ngày)."
     )
     assert capture_time_flag(vn(2025, 3, 1), handover, max_days_before=14) is None
-    after = capture_time_flag(vn(2025, 3, 16, 0, 5), handover)
+    after = flag_text(FlagKind.CAPTURE_TIME, capture_time_flag(vn(2025, 3, 16, 0, 5), handover))
     assert after == "Ảnh được chụp ngày 16/03/2025, sau ngày bàn giao 15/03/2025."
     # Local dates, not UTC dates: 18:00 UTC on the 15th is already the 16th in Vietnam.
     assert capture_time_flag(datetime(2025, 3, 15, 18, tzinfo=UTC), handover) is not None
@@ -602,4 +603,4 @@ def test_capture_time_flag() -> None:
 
 def test_capture_time_flag_from_an_ingested_photo(store: PhotoStore) -> None:
     photo = store.ingest(phone_jpeg(27, (300, 200), taken="2024:12:24 10:00:00"))
-    assert "24/12/2024" in (capture_time_flag(photo.captured_at, date(2025, 3, 15)) or "")
+    assert capture_time_flag(photo.captured_at, date(2025, 3, 15))["shot"] == "24/12/2024"

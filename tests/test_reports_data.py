@@ -315,7 +315,7 @@ def seed_reports(
                     handover_id=confirmed.id,
                     school_id=a,
                     kind=FlagKind.PHOTO_REUSED,
-                    detail="same photo",
+                    params={"text": "same photo"},
                     related_handover_id=late.id,
                     created_at=now,
                 ),
@@ -323,11 +323,13 @@ def seed_reports(
                     handover_id=late.id,
                     school_id=a,
                     kind=FlagKind.CAPTURE_TIME,
-                    detail="old photo",
+                    params={"text": "old photo"},
                     created_at=now,
                     resolved_at=now,
                 ),
-                Flag(handover_id=ho.id, school_id=o, kind=FlagKind.CAPTURE_TIME, detail="old", created_at=now),
+                Flag(
+                    handover_id=ho.id, school_id=o, kind=FlagKind.CAPTURE_TIME, params={"text": "old"}, created_at=now
+                ),
             ]
         )
         school_b = s.get(School, b)

@@ -11,9 +11,8 @@ import pytest
 from bot.cli import main
 from core.vocabulary import NotificationStatus
 from storage.db import make_engine
-from tests.factories import seed_world
+from tests.factories import add_handover, link, local, rows, seed_world
 from tests.fakes.telegram_api import FakeTelegram
-from tests.test_scheduler_support import add_handover, link, local, rows
 
 OFFICER_CHAT = 8001
 PRINCIPAL_CHAT = 8002

@@ -14,8 +14,7 @@ import pytest
 
 from scheduler import lease
 from storage.db import create_all, make_engine
-from tests.factories import seed_world
-from tests.test_scheduler_support import add_handover, link, local, rows
+from tests.factories import add_handover, link, local, rows, seed_world
 
 ROOT = Path(__file__).resolve().parents[1]
 TTL = timedelta(minutes=2)
@@ -44,7 +43,8 @@ WORKER = textwrap.dedent("""
     from bot.settings import DEFAULT_PROGRAMME
     from scheduler.service import SchedulerService
     from storage.db import make_engine
-    from tests.test_scheduler_support import RecordingSender, local
+    from tests.factories import local
+    from tests.fakes.recording import RecordingSender
 
     url, holder = sys.argv[1], sys.argv[2]
     engine = make_engine(url)

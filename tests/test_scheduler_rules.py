@@ -8,15 +8,7 @@ from core.vocabulary import NotificationStatus
 from scheduler.sweep import sweep
 from storage.db import session_scope
 from storage.models import Flag, Handover, School, Staff
-from tests.test_scheduler_support import (
-    add_batch,
-    add_handover,
-    add_student,
-    link,
-    local,
-    rows,
-    submit_report,
-)
+from tests.factories import add_batch, add_handover, add_student, link, local, rows, submit_report
 
 
 def keys(result) -> set[str]:
@@ -319,7 +311,7 @@ def test_digest_every_morning_with_counts_late_items_and_flags(db_engine, world,
                 handover_id=hid,
                 school_id=w.school_a,
                 kind="photo_reused",
-                detail="ảnh trùng bàn giao #9",
+                params={"text": "ảnh trùng bàn giao #9"},
                 created_at=local(2021, 11, 18, 9),
             )
         )

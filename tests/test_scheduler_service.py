@@ -14,7 +14,8 @@ from core.vocabulary import NotificationStatus
 from scheduler import lease
 from scheduler.delivery import Deliverer
 from scheduler.service import SchedulerService, build_scheduler
-from tests.test_scheduler_support import RecordingSender, add_handover, link, local, rows
+from tests.factories import add_handover, link, local, rows
+from tests.fakes.recording import RecordingSender
 
 
 def seed(engine, programme, w):

@@ -21,7 +21,7 @@ def clean_env(monkeypatch, tmp_path):
 
 def test_defaults() -> None:
     s = load_settings()
-    assert s.database_url == "sqlite:///fieldbot.db" and s.timezone == "Asia/Ho_Chi_Minh"
+    assert s.database_url == "sqlite:///fieldbot.db" and s.timezone is None
     assert s.telegram_api_url == "https://api.telegram.org" and s.telegram_token is None
 
 

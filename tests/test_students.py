@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import select
 
+from conversations.refusals import refusal
 from core.vocabulary import ReviewStatus
 from storage import audit, students
 from storage.db import session_scope
@@ -33,7 +34,8 @@ def test_register_and_duplicate_code_anywhere(db_engine, world, clock) -> None:
         assert st.status == ReviewStatus.PENDING and not st.late and st.registered_by == world.teacher_a
     with session_scope(db_engine) as s, pytest.raises(students.DuplicateCode) as exc:
         _register(s, _staff(s, world.teacher_b), now + timedelta(days=1), name="Lê Văn Bình", birth=date(2008, 1, 1))
-    assert "Trường Tiểu học Phú Hòa 1" in exc.value.message_vi and "17/11/2021" in exc.value.message_vi
+    said = refusal(exc.value)
+    assert "Trường Tiểu học Phú Hòa 1" in said and "17/11/2021" in said
     with session_scope(db_engine) as s:
         events = s.exec(select(AuditEvent).where(AuditEvent.action == "create")).all()
         assert len(events) == 1 and events[0].after["code"] == "0123456789"

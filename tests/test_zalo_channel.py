@@ -237,27 +237,6 @@ async def test_engine_failure_apologises_and_the_next_message_works(zalo_fake, p
     assert "Xin lỗi" in zalo_fake.texts("u1")[0] and zalo_fake.texts("u1")[1] == "ok"
 
 
-async def test_notifications_go_to_other_chats_without_breaking_the_reply(zalo_fake) -> None:
-    crossed: list[tuple[str, str, str]] = []
-
-    async def cross(channel: str, chat_id: str, out: Outgoing) -> None:
-        crossed.append((channel, chat_id, out.text))
-
-    engine = Recorder(
-        lambda inc: [
-            Outgoing(text="Có đăng ký mới", chat_id="p-zalo"),
-            Outgoing(text="Có đăng ký mới", chat_id="777", channel="telegram"),
-            Outgoing(text="Đã gửi cho hiệu trưởng"),
-        ]
-    )
-    zalo_fake.fail_next("sendMessage", status=403, chat_id="p-zalo")  # the principal blocked the bot
-    async with ZaloApi(token=TOKEN, api_url=zalo_fake.api_url, sleep=no_sleep) as api:
-        channel = ZaloChannel(api=api, handle=engine.handle, cross_channel=cross)
-        await channel.process(zalo_fake.text_update("/dangky", user_id="u1"))
-    assert crossed == [("telegram", "777", "Có đăng ký mới")]
-    assert zalo_fake.texts("u1") == ["Đã gửi cho hiệu trưởng"] and zalo_fake.texts("p-zalo") == []
-
-
 # --- webhook ------------------------------------------------------------------------------------------------
 
 

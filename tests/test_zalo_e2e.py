@@ -32,9 +32,9 @@ from storage import receipts
 from storage.db import session_scope
 from storage.models import ChatIdentity, Handover, HandoverPhoto, Student
 from storage.photos import PhotoStore
+from tests.factories import add_handover, link, local, rows, submit_report
 from tests.fakes.zalo_api import TOKEN, FakeZaloApi, zalo_fake  # noqa: F401 (fixture)
 from tests.photo_factory import phone_jpeg
-from tests.test_scheduler_support import add_handover, link, local, rows, submit_report
 
 NUMBERED = re.compile(r"^(\d+)\. (.+)$", re.MULTILINE)
 

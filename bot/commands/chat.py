@@ -9,8 +9,9 @@ import sys
 
 from bot.app import build_app
 from bot.commands import CliError
-from bot.console import CHANNEL, ConsoleChannel, _stdin_lines
+from bot.console import CHANNEL, ConsoleChannel, ConsoleSender, stdin_lines
 from bot.settings import Settings
+from scheduler.delivery import Deliverer
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,10 +37,18 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     except LookupError as exc:
         raise CliError(str(exc)) from None
     print(f"Xin chào {staff.full_name}! Gõ /menu để bắt đầu, /thoat để thoát.")
-    lines = _stdin_lines()
-    asyncio.run(
-        ConsoleChannel(engine.handle, user_id=f"console:{args.phone}", clock=app.clock, media_dir=app.media_dir).run(
-            lines, sys.stdout, first="/menu"
-        )
+    sender = ConsoleSender()
+    deliverer = Deliverer(
+        db=app.db, programme=app.programme, clock=app.clock, senders={CHANNEL: sender}, mailer=app.mailer()
     )
+
+    async def inbox():
+        # Only this person's messages: the others stay in the outbox for `fieldbot run` to deliver.
+        await deliverer.deliver_due(recipient_id=staff.id)
+        return sender.take()
+
+    console = ConsoleChannel(
+        engine.handle, user_id=f"console:{args.phone}", clock=app.clock, media_dir=app.media_dir, inbox=inbox
+    )
+    asyncio.run(console.run(stdin_lines(), sys.stdout, first="/menu"))
     return 0

@@ -10,9 +10,10 @@ from sqlalchemy import select
 from bot.app import build_app
 from bot.settings import Settings
 from core.phones import display_phone, normalize_phone
+from core.vocabulary import role_label
 from storage.db import session_scope
 from storage.models import District, School, Staff
-from storage.roster import ROLE_NAMES_VI, RosterError, RosterProblems, import_roster
+from storage.roster import RosterError, RosterProblems, import_roster
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,9 +81,7 @@ def cmd_roster_list(args: argparse.Namespace, settings: Settings) -> int:
     for st in people:
         where = schools[st.school_id].name if st.school_id else districts[st.district_id].name
         state = "" if st.active else "  [ngừng hoạt động]"
-        print(
-            f"{display_phone(st.phone):>14}  {ROLE_NAMES_VI.get(st.role, st.role):<22} {st.full_name:<24} {where}{state}"
-        )
+        print(f"{display_phone(st.phone):>14}  {role_label(st.role):<22} {st.full_name:<24} {where}{state}")
     print(f"Tổng: {len(people)} người, {len(schools)} trường.")
     return 0
 

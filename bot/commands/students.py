@@ -120,9 +120,11 @@ def cmd_template(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
     from conversations import bulk
+    from conversations.refusals import refusal
     from core.messages import plain_text
     from storage import students
     from storage.db import session_scope
+    from storage.errors import RecordError
 
     path: Path = args.file
     if not path.is_file():
@@ -140,8 +142,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         actor = _actor(session, school, args.by, app.programme)
         try:
             students.check_import_scope(session, actor=actor, school_id=school.id)
-        except students.StudentError as exc:
-            raise CliError(f"{actor.full_name}: {exc.message_vi}") from None
+        except RecordError as exc:
+            raise CliError(f"{actor.full_name}: {plain_text(refusal(exc, lang))}") from None
         ctx = bulk.check_context(
             session=session,
             programme=app.programme,
@@ -179,8 +181,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 sha256=bulk.sha256_of(data),
                 now=app.clock.now(),
             )
-        except students.StudentError as exc:
-            raise CliError(f"{exc.message_vi} Không có em nào được lưu.") from None
+        except RecordError as exc:
+            raise CliError(f"{plain_text(refusal(exc, lang))} Không có em nào được lưu.") from None
         print(
             f"Đã lưu {batch.rows} em vào {school.name} (danh sách #{batch.id}, người nhập {actor.full_name}); "
             "chờ hiệu trưởng duyệt trong /duyet."

@@ -11,7 +11,7 @@ import asyncio
 import logging
 
 from bot.settings import Settings
-from bot.zalo.adapter import CrossChannelSend, OptionMemory, ZaloChannel
+from bot.zalo.adapter import OptionMemory, ZaloChannel
 from bot.zalo.api import ZaloApi, ZaloApiError, ZaloUnauthorized
 from bot.zalo.polling import poll_updates
 from bot.zalo.render import PublicMedia, ZaloRenderer
@@ -32,7 +32,6 @@ class ZaloService:
         settings: Settings,
         engine,
         clock: Clock | None = None,
-        cross_channel: CrossChannelSend | None = None,
         memory: OptionMemory | None = None,
         poll_timeout: int = 30,
     ) -> None:
@@ -50,7 +49,6 @@ class ZaloService:
             renderer=ZaloRenderer(media=self.media, language=settings.language),
             clock=self.clock,
             memory=memory,
-            cross_channel=cross_channel,
             language=settings.language,
         )
         self.poll_timeout = poll_timeout
@@ -112,16 +110,14 @@ async def run_zalo(
     engine,
     stop: asyncio.Event,
     clock: Clock | None = None,
-    cross_channel: CrossChannelSend | None = None,
     memory: OptionMemory | None = None,
 ) -> None:
     """Serve Zalo until ``stop`` is set; updates already received finish before it returns.
 
-    ``cross_channel(channel, chat_id, message)`` delivers the engine's notifications meant for another
-    channel (a principal on Telegram); ``memory`` can be shared with the ``ZaloSender`` so a number typed in
+    ``memory`` can be shared with the ``ZaloSender`` so a number typed in
     answer to a reminder's options is understood.
     """
-    service = ZaloService(settings=settings, engine=engine, clock=clock, cross_channel=cross_channel, memory=memory)
+    service = ZaloService(settings=settings, engine=engine, clock=clock, memory=memory)
     try:
         await service.start()
         await service.run(stop)

@@ -35,7 +35,6 @@ MAX_PHOTO_BYTES = 20 * 1024 * 1024
 SLOW_COMMANDS = ("tonghop", "xuatfile")
 
 Handle = Callable[[Incoming], Awaitable[list[Outgoing]]]
-CrossChannelSend = Callable[[str, str, Outgoing], Awaitable[None]]  # (channel, chat_id, message)
 
 PHOTO_FAILED = T(
     vi="Không tải được ảnh bạn vừa gửi (đường truyền chập chờn hoặc ảnh đã hết hạn). Vui lòng gửi lại ảnh.",
@@ -192,7 +191,6 @@ class ZaloChannel:
         clock: Clock | None = None,
         memory: OptionMemory | None = None,
         http: httpx.AsyncClient | None = None,
-        cross_channel: CrossChannelSend | None = None,
         language: str = "vi",
         max_photo_bytes: int = MAX_PHOTO_BYTES,
         max_concurrency: int = 8,
@@ -203,7 +201,6 @@ class ZaloChannel:
         self.clock = clock or SystemClock()
         self.memory = memory if memory is not None else OptionMemory()
         self.http = http or api.client
-        self.cross_channel = cross_channel
         self.language = language
         self.max_photo_bytes = max_photo_bytes
         self.photos = PhotoCache()
@@ -280,23 +277,8 @@ class ZaloChannel:
     async def deliver(self, incoming: Incoming, replies: Sequence[Outgoing]) -> None:
         shown_options = False
         for out in replies:
-            channel = out.channel or CHANNEL
-            chat_id = out.chat_id or incoming.chat_id
-            if channel != CHANNEL:
-                if self.cross_channel is not None:
-                    await self.cross_channel(channel, chat_id, out)
-                else:
-                    log.warning("zalo: no %s sender here; a notification was not delivered", channel)
-                continue
-            if chat_id != incoming.chat_id:
-                # A notification to someone else must never break the sender's own reply.
-                try:
-                    await self._send(chat_id, out)
-                except ZaloApiError as exc:
-                    log.warning("zalo: notification to another chat failed: %s", exc)
-                continue
             shown_options = shown_options or bool(out.options)
-            await self._send(chat_id, out)
+            await self._send(incoming.chat_id, out)
         if not shown_options and replies:
             # The question answered by number is gone: a later "2" is text again (a count, a class ...).
             self.memory.forget(incoming.chat_id)
@@ -361,9 +343,6 @@ async def send_rendered(
 ) -> None:
     """Render one Outgoing and send its parts in order (shared by replies and reminders)."""
     messages = renderer.render(out)
-    if out.typing and not messages:
-        await api.send_chat_action(chat_id=chat_id, action="typing")
-        return
     for message in messages:
         if isinstance(message, ZaloPhoto):
             await api.send_photo(chat_id=chat_id, photo=message.url, caption=message.caption)

@@ -3,14 +3,14 @@ one ``on_complete`` that writes the record. The engine does everything else.
 
 How to write a form (see ``conversations/forms/register.py`` for a full one)::
 
-    from conversations.fields import choice, date_field, text_field, parse_quantity
-    from conversations.forms.base import Choice, Done, Form, FormContext, Invalid
+    from conversations.fields import choice_field, choices_from, date_field, text_field
+    from conversations.forms.base import Done, Form, FormContext
     from core.i18n import T
-    from core.vocabulary import Role
+    from core.vocabulary import DEVICE_TYPE_LABELS, Role
 
     def save(ctx: FormContext) -> Done:
         v = ctx.values                       # python values: date, int, str, list, bool, None (skipped)
-        batch = record_batch(ctx.session, school_id=ctx.staff.school_id, quantity=v["quantity"], ...)
+        batch = receipts.record_batch(ctx.session, school_id=ctx.staff.school_id, by=ctx.staff.id, ...)
         return Done(T(vi="Đã lưu lô máy #{n}.", en="Saved batch #{n}."), n=batch.id)
 
     FORM = Form(
@@ -20,9 +20,10 @@ How to write a form (see ``conversations/forms/register.py`` for a full one)::
         roles=frozenset({Role.PRINCIPAL}),
         fields=[
             date_field("received_on", T(vi="Ngày nhận máy (dd/mm/yyyy)?", en="..."), T(vi="Ngày nhận", en="..."),
-                       parse=parse_received_on, default_today=True),
-            text_field("quantity", ..., kind=Kind.NUMBER, parse=parse_quantity),
-            choice("device_type", ..., options=[Choice("laptop", T(vi="Máy tính xách tay", en="Laptop")), ...]),
+                       default_today=True),
+            text_field("quantity", T(vi="Bao nhiêu máy?", en="..."), T(vi="Số lượng", en="..."), parse=...),
+            choice_field("device_type", T(vi="Loại máy?", en="..."), T(vi="Loại máy", en="..."),
+                         choices_from(DEVICE_TYPE_LABELS.items())),
         ],
         on_complete=save,
     )
@@ -260,7 +261,6 @@ class Action:
     description: T
     roles: frozenset[str]
     run: Callable[[FormContext], Done]
-    slow: bool = False  # the adapter shows "typing..."
 
 
 class FormContext:
@@ -290,7 +290,7 @@ class FormContext:
         self.photos = photos
         self.media_dir = media_dir
         self.channel = channel
-        self.notifications: list[tuple[int, T | str | Outgoing, dict[str, object]]] = []
+        self.notifications: list[tuple[int, T | str, dict[str, object]]] = []
         self.rollback_hooks: list[Callable[[], None]] = []
 
     @cached_property
@@ -323,9 +323,10 @@ class FormContext:
     def t(self, text: T, **values: object) -> str:
         return text(self.lang, **values)
 
-    def notify(self, staff_id: int, message: T | str | Outgoing, **values: object) -> None:
-        """Tell someone else (e.g. the teacher whose registration was approved). Delivered on the channel they
-        last used, in their language, after this step commits; skipped if they have no chat account."""
+    def notify(self, staff_id: int, message: T | str, **values: object) -> None:
+        """Tell someone else (e.g. the teacher whose registration was approved), in their language and worded
+        for them. Recorded in the outbox in this step's transaction; the deliverer sends it on the chat they
+        last linked (or by e-mail), with retries, right after the step commits."""
         self.notifications.append((staff_id, message, values))
 
     def on_rollback(self, hook: Callable[[], None]) -> None:

@@ -18,6 +18,7 @@ from conversations.fields import (
     text_parser,
 )
 from conversations.forms.base import Choice, Done, Field, Form, FormContext, Invalid
+from conversations.refusals import refusal
 from core import vocabulary
 from core.clock import fmt_date
 from core.i18n import T
@@ -54,8 +55,8 @@ def _serials_parser(text: str, ctx: FormContext) -> list[str]:
         if quantity is not None:
             receipts.check_serial_count(serials, quantity)
         receipts.check_serials_free(ctx.session, serials)
-    except errors.ComputersError as exc:
-        raise Invalid(esc(exc.message(ctx.lang))) from None
+    except errors.RecordError as exc:
+        raise Invalid(refusal(exc, ctx.lang)) from None
     return serials
 
 
@@ -133,9 +134,9 @@ _FIELD_OF_CODE = {
 }
 
 
-def refusal(ctx: FormContext, exc: errors.ComputersError) -> Invalid:
+def invalid(ctx: FormContext, exc: errors.RecordError) -> Invalid:
     """A storage refusal as the engine's ``Invalid``: the message, and the question to ask again."""
-    return Invalid(esc(exc.message(ctx.lang)), field=_FIELD_OF_CODE.get(exc.code))
+    return Invalid(refusal(exc, ctx.lang), field=_FIELD_OF_CODE.get(exc.code))
 
 
 def _save_batch(ctx: FormContext, *, source: Source, sponsor_id: int | None) -> Any:
@@ -156,8 +157,8 @@ def _save_batch(ctx: FormContext, *, source: Source, sponsor_id: int | None) -> 
             now=ctx.now,
             tz=ctx.programme.tz,
         )
-    except errors.ComputersError as exc:
-        raise refusal(ctx, exc) from None
+    except errors.RecordError as exc:
+        raise invalid(ctx, exc) from None
 
 
 _SAVED = T(
@@ -227,8 +228,8 @@ def _save_sponsored_batch(ctx: FormContext) -> Done:
             contact_phone=v.get("contact_phone"),
             now=ctx.now,
         )
-    except errors.ComputersError as exc:
-        raise refusal(ctx, exc) from None
+    except errors.RecordError as exc:
+        raise invalid(ctx, exc) from None
     batch = _save_batch(ctx, source=Source.OTHER, sponsor_id=sponsor.id)
     return Done(
         T(vi="{base}\nNhà tài trợ: {sponsor}.", en="{base}\nSponsor: {sponsor}."),

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from conversations.fields import choice_field
 from conversations.forms.base import Choice, Done, Form, FormContext
+from conversations.refusals import refusal
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import esc
@@ -101,8 +102,8 @@ def _confirm(ctx: FormContext) -> Done:
         n = handovers.confirm_csdl(
             ctx.session, handover_ids=ids, by=ctx.staff.id, school_id=ctx.staff.school_id, now=ctx.now
         )
-    except errors.ComputersError as exc:
-        return Done(esc(exc.message(ctx.lang)))
+    except errors.RecordError as exc:
+        return Done(refusal(exc, ctx.lang))
     text = ctx.t(CONFIRMED, n=n) if n else ctx.t(ALREADY)
     left = handovers.handovers_awaiting_csdl(ctx.session, school_id=ctx.staff.school_id)
     return Done(text, next_form="csdl" if left else None)

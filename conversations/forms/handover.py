@@ -20,11 +20,12 @@ from sqlmodel import Session
 
 from conversations.fields import choice_field, date_field, parse_past_date, photo_field, text_field
 from conversations.forms.base import Choice, Done, Form, FormContext, Invalid
+from conversations.refusals import refusal
 from core import vocabulary
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import PhotoInput, esc
-from core.vocabulary import PhotoKind, Role
+from core.vocabulary import PhotoKind, Role, flag_text
 from storage import errors, evidence, handovers, receipts
 from storage.models import Batch, Flag, Staff, Student
 from storage.photos import PhotoRejected, PhotoStoreError
@@ -250,11 +251,11 @@ def _save(ctx: FormContext) -> Done:
         # The transaction is spoiled: the engine rolls the step back (the form stays at the summary) and
         # apologises; on the retry the checks name what changed.
         raise
-    except errors.ComputersError as exc:
+    except errors.RecordError as exc:
         field = _FIELD_OF_CODE.get(exc.code)
         if exc.code.startswith("serial"):
             field = _serial_field(ctx)
-        raise Invalid(esc(exc.message(ctx.lang)), field=field) from None
+        raise Invalid(refusal(exc, ctx.lang), field=field) from None
 
     student = ctx.session.get(Student, handover.student_id)
     batch = ctx.session.get(Batch, handover.batch_id)
@@ -272,7 +273,7 @@ def _save(ctx: FormContext) -> Done:
     )
     mine = [f for f in flags if f.handover_id == handover.id]
     if mine:
-        text += "\n\n" + ctx.t(FLAGGED, lines=_lines(mine))
+        text += "\n\n" + ctx.t(FLAGGED, lines=_lines(mine, ctx.lang))
         for principal in _principals(ctx.session, handover.school_id):
             if principal != ctx.staff.id:
                 ctx.notify(
@@ -282,14 +283,14 @@ def _save(ctx: FormContext) -> Done:
                     student=esc(student.full_name),
                     day=fmt_date(handover.handed_over_on),
                     by=esc(ctx.staff.full_name),
-                    lines=_lines(mine),
+                    lines=_lines(mine, ctx.lang),
                 )
     _notify_other_handovers(ctx, [f for f in flags if f.handover_id != handover.id])
     return Done(text)
 
 
-def _lines(flags: list[Flag]) -> str:
-    return "\n".join(f"• {esc(f.detail)}" for f in flags)
+def _lines(flags: list[Flag], lang: str) -> str:
+    return "\n".join(f"• {esc(flag_text(f.kind, f.params, lang))}" for f in flags)
 
 
 def _notify_other_handovers(ctx: FormContext, flags: list[Flag]) -> None:
@@ -302,7 +303,9 @@ def _notify_other_handovers(ctx: FormContext, flags: list[Flag]) -> None:
     for handover_id, group in by_handover.items():
         other = ctx.session.get(Handover, handover_id)
         for principal in _principals(ctx.session, other.school_id):
-            ctx.notify(principal, NOTIFY_OTHER, id=other.id, day=fmt_date(other.handed_over_on), lines=_lines(group))
+            ctx.notify(
+                principal, NOTIFY_OTHER, id=other.id, day=fmt_date(other.handed_over_on), lines=_lines(group, ctx.lang)
+            )
 
 
 BANGIAO = Form(

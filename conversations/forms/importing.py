@@ -17,10 +17,12 @@ from typing import Any
 
 from conversations import bulk
 from conversations.forms.base import Action, Done, Field, Form, FormContext, Invalid, Kind
+from conversations.refusals import refusal
 from core.i18n import T
 from core.messages import DocumentInput, Outgoing, esc
 from core.vocabulary import Role
 from storage import students
+from storage.errors import RecordError
 
 ROLES = frozenset({Role.TEACHER, Role.PRINCIPAL})
 
@@ -154,8 +156,8 @@ def _save(ctx: FormContext) -> Done:
             sha256=value["sha"],
             now=ctx.now,
         )
-    except students.StudentError as exc:
-        return Done(SAVE_FAILED, why=esc(exc.message_vi))
+    except RecordError as exc:
+        return Done(SAVE_FAILED, why=refusal(exc, ctx.lang))
     if ctx.staff.role == Role.TEACHER:
         for principal in students.principals_of(ctx.session, school_id=school_id):
             ctx.notify(principal.id, NEW_LIST, teacher=esc(ctx.staff.full_name), n=batch.rows, file=esc(value["file"]))
@@ -195,7 +197,6 @@ TEMPLATE = Action(
     description=T(vi="Tải tệp mẫu danh sách học sinh", en="Class-list template"),
     roles=frozenset({Role.TEACHER, Role.PRINCIPAL, Role.DISTRICT_OFFICER}),
     run=_template,
-    slow=True,
 )
 
 FORMS = [IMPORT, TEMPLATE]

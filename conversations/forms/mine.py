@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from conversations.fields import choice_field, confirm_field, text_field
 from conversations.forms.base import Choice, Done, Form, FormContext
+from conversations.refusals import refusal
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import esc
@@ -101,7 +102,7 @@ def _withdraw(ctx: FormContext) -> Done:
             ctx.session, actor=ctx.staff, student_id=int(ctx.values["student"]), reason=reason, now=ctx.now
         )
     except students.StudentError as exc:
-        return Done(exc.message_vi)
+        return Done(refusal(exc, ctx.lang))
     if s.status == ReviewStatus.WITHDRAWING:
         for principal in students.principals_of(ctx.session, school_id=s.school_id):
             ctx.notify(

@@ -19,6 +19,7 @@ from conversations.fields import (
     text_field,
 )
 from conversations.forms.base import Choice, Done, Field, Form, FormContext, Invalid
+from conversations.refusals import refusal
 from core.clock import fmt_date
 from core.i18n import T
 from core.messages import esc
@@ -241,7 +242,7 @@ def _save(ctx: FormContext) -> Done:
             **_record(v),
         )
     except students.DuplicateCode as exc:
-        raise Invalid(exc.message_vi, field="code") from None
+        raise Invalid(refusal(exc, ctx.lang), field="code") from None
     except students.SameNameAndBirth as exc:
         v.pop("dup_ok", None)
         v["_same_as"] = exc.existing.id
@@ -253,7 +254,7 @@ def _save(ctx: FormContext) -> Done:
             field="dup_ok",
         ) from None
     except students.StudentError as exc:
-        return Done(exc.message_vi)
+        return Done(refusal(exc, ctx.lang))
     if ctx.staff.role == Role.TEACHER:
         for principal in students.principals_of(ctx.session, school_id=student.school_id):
             ctx.notify(
@@ -322,9 +323,9 @@ def _save_edit(ctx: FormContext) -> Done:
                 )
                 changed += 1
     except students.DuplicateCode as exc:
-        raise Invalid(exc.message_vi, field="code") from None
+        raise Invalid(refusal(exc, ctx.lang), field="code") from None
     except students.StudentError as exc:
-        return Done(exc.message_vi)
+        return Done(refusal(exc, ctx.lang))
     if not changed:
         return Done(UNCHANGED)
     return Done(CHANGED, name=esc(student.full_name), n=changed)

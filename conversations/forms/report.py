@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from conversations.fields import confirm_field
 from conversations.forms.base import Done, Form, FormContext
+from conversations.refusals import refusal
 from core.clock import fmt_date, fmt_local
 from core.i18n import T
 from core.vocabulary import Role
@@ -85,7 +86,7 @@ def _submit(ctx: FormContext) -> Done:
     try:
         students.submit_needs_report(ctx.session, actor=ctx.staff, now=ctx.now)
     except students.StudentError as exc:
-        return Done(exc.message_vi)
+        return Done(refusal(exc, ctx.lang))
     late = ctx.now > ctx.programme.needs_report_due
     return Done(
         T(

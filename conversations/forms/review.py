@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from conversations.fields import choice_field, text_field
 from conversations.forms.base import Choice, Done, Form, FormContext
+from conversations.refusals import refusal
 from core.clock import fmt_date, fmt_local
 from core.i18n import T
 from core.messages import esc
 from core.vocabulary import Role
 from storage import students
+from storage.errors import RecordError
 from storage.models import Staff, Student
 
 PRINCIPAL = frozenset({Role.PRINCIPAL})
@@ -234,7 +236,7 @@ def _review_save(ctx: FormContext) -> Done:
                 reason=esc(s.reject_reason or ""),
             )
     except students.StudentError as exc:
-        return Done(exc.message_vi, next_form="duyet_dk", next_values={"skip": _skips(ctx) + [sid]})
+        return Done(refusal(exc, ctx.lang), next_form="duyet_dk", next_values={"skip": _skips(ctx) + [sid]})
     return Done(msg, name=esc(s.full_name), next_form="duyet_dk", next_values={"skip": _skips(ctx)})
 
 
@@ -242,10 +244,10 @@ def _approve_file(ctx: FormContext, sid: int) -> Done:
     s = ctx.session.get(Student, sid)
     try:
         if s is None or s.import_id is None:
-            raise students.NotAllowed("Không tìm thấy danh sách này.")
+            raise students.NotAllowed("import_missing")
         done = students.approve_import(ctx.session, actor=ctx.staff, import_id=s.import_id, now=ctx.now)
-    except students.StudentError as exc:
-        return Done(exc.message_vi, next_form="duyet_dk", next_values={"skip": _skips(ctx) + [sid]})
+    except RecordError as exc:
+        return Done(refusal(exc, ctx.lang), next_form="duyet_dk", next_values={"skip": _skips(ctx) + [sid]})
     by_teacher: dict[int, int] = {}
     for st in done:
         by_teacher[st.registered_by] = by_teacher.get(st.registered_by, 0) + 1
@@ -323,7 +325,7 @@ def _withdrawal_save(ctx: FormContext) -> Done:
             ctx.session, actor=ctx.staff, student_id=int(ctx.values["student_id"]), accept=accept, now=ctx.now
         )
     except students.StudentError as exc:
-        return Done(exc.message_vi)
+        return Done(refusal(exc, ctx.lang))
     note = (
         T(vi="Hiệu trưởng đã đồng ý rút hồ sơ em <b>{name}</b>.", en="The principal withdrew <b>{name}</b>.")
         if accept

@@ -67,14 +67,12 @@ SUMMARY = Action(
     description=T(vi="Xem số liệu tổng hợp", en="Summary figures"),
     roles=ALL_ROLES,
     run=_summary,
-    slow=True,
 )
 EXPORT = Action(
     command="xuatfile",
     description=T(vi="Xuất tệp Excel tổng hợp", en="Export a spreadsheet"),
     roles=frozenset({Role.PRINCIPAL, Role.DISTRICT_OFFICER}),
     run=_export,
-    slow=True,
 )
 
 FORMS = [SUMMARY, EXPORT]

@@ -1,7 +1,7 @@
 """class lists imported from spreadsheets: student_import, student.import_id
 
 Revision ID: 0006_import
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-03 14:30:00
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import storage.types
 
 
 revision = '0006_import'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 

@@ -8,6 +8,7 @@ rows, so a process killed between finding and delivering loses nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -16,7 +17,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from core.vocabulary import NotificationStatus
-from scheduler.context import Candidate
 from storage.models import Notification
 
 CHUNK = 500
@@ -50,22 +50,6 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
     return inserted
 
 
-def candidate_row(c: Candidate, *, now: datetime, deliver_at: datetime) -> dict:
-    return dict(
-        key=c.key,
-        rule=c.rule,
-        subject=c.subject,
-        stage=c.stage,
-        recipient_id=c.recipient.staff_id,
-        email=c.recipient.email,
-        text=c.line,
-        status=NotificationStatus.PENDING,
-        attempts=0,
-        next_attempt_at=deliver_at,
-        created_at=now,
-    )
-
-
 def skip_stale(session: Session, *, rules: Iterable[str], current_keys: set[str], dry_run: bool = False) -> list[str]:
     """Pending rows of ``rules`` that no rule asks for any more (resolved, or superseded by a later stage):
     marked skipped, so a stale reminder is never sent late. Only pending rows are read: a handful."""
@@ -85,12 +69,41 @@ def skip_stale(session: Session, *, rules: Iterable[str], current_keys: set[str]
     return [r.key for r in stale]
 
 
-def due_rows(session: Session, *, now: datetime, limit: int) -> list[Notification]:
-    return list(
-        session.execute(
-            select(Notification)
-            .where(Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now)
-            .order_by(Notification.next_attempt_at, Notification.id)
-            .limit(limit)
-        ).scalars()
+def due_rows(session: Session, *, now: datetime, limit: int, recipient_id: int | None = None) -> list[Notification]:
+    """Pending rows due at ``now``, oldest first; only one person's when ``recipient_id`` is given (the console
+    shows its person's messages at each prompt)."""
+    query = select(Notification).where(
+        Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now
+    )
+    if recipient_id is not None:
+        query = query.where(Notification.recipient_id == recipient_id)
+    return list(session.execute(query.order_by(Notification.next_attempt_at, Notification.id).limit(limit)).scalars())
+
+
+NOTICE = "notice"  # the rule name of a message one person's step sends another (approved, rejected, flagged ...)
+
+
+def queue_notice(session: Session, *, recipient_id: int, text: str, now: datetime, origin: str) -> None:
+    """Record a message for another person in the caller's transaction: it goes out only if the step that
+    caused it commits, and a crash after the commit cannot lose it (the deliverer finds it pending).
+    ``origin`` (channel and platform message id, plus a counter) makes the key, so a redelivered update that
+    slipped past the dedupe still queues nothing twice."""
+    stage = hashlib.sha1(origin.encode()).hexdigest()[:16]  # one message per notice: never merged with another
+    insert_ignoring_duplicates(
+        session,
+        [
+            dict(
+                key=f"{NOTICE}:{stage}:{recipient_id}",
+                rule=NOTICE,
+                subject=origin[:64],
+                stage=stage,
+                recipient_id=recipient_id,
+                email=None,
+                text=text,
+                status=NotificationStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        ],
     )
