@@ -139,7 +139,7 @@ class Chat:
 
     @property
     def documents(self) -> list[Outgoing]:
-        return [o for o in self.replies if o.chat_id is None and o.document is not None]
+        return [o for o in self.replies if o.document is not None]
 
     async def contact(self, phone: str, *, user_id: str | None = "self") -> list[Outgoing]:
         owner = self.user_id if user_id == "self" else user_id
