@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import warnings
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,10 @@ from core.clock import Clock, SystemClock
 from core.messages import Contact, DocumentInput, Incoming, Outgoing, PhotoInput
 
 log = logging.getLogger(__name__)
+
+# python-telegram-bot 22.2+ is moving time periods (RetryAfter.retry_after, ...) from int seconds to timedelta
+# and warns on every RetryAfter it builds unless the process opts in; this code reads both (retry_after_seconds).
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 CHANNEL = "telegram"
 IMAGE_MIME_PREFIX = "image/"

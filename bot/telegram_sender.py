@@ -14,12 +14,11 @@ message. What this adds is pacing and the reading of failures:
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from telegram import Bot
 from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 
-from bot.telegram import send_outgoing
+from bot.telegram import retry_after_seconds, send_outgoing
 from core.messages import Outgoing
 from core.ports import DeliveryError, RetryLater, Unreachable
 from scheduler.ratelimit import RateLimiter
@@ -36,13 +35,6 @@ UNREACHABLE_HINTS = (
     "peer_id_invalid",
     "have no rights to send",
 )
-
-
-def retry_after_seconds(exc: RetryAfter) -> float:
-    value = getattr(exc, "_retry_after", None)  # a timedelta since PTB 22.2; the property warns
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return float(value or 1)
 
 
 class _PacedBot:

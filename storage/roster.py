@@ -79,6 +79,8 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
     path = Path(path)
     if not path.exists():
         raise RosterError(f"Không tìm thấy tệp: {path}")
+    if not path.is_file():
+        raise RosterError(f"{path} không phải một tệp (là thư mục?).")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         raw_rows = _read_csv(path)
@@ -98,17 +100,32 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
             continue  # blank lines are common at the end of spreadsheets
         row = {h: (values[i] if i < len(values) else "") for i, h in enumerate(header)}
         out.append((offset, {k: (row.get(k) or "").strip() for k in HEADER}))
+    if not out:
+        raise RosterError(f"Tệp {path.name} chỉ có dòng tiêu đề, chưa có dòng dữ liệu nào (mỗi người một dòng).")
     return out
 
 
+SAVE_AS_UTF8 = "Hãy mở tệp bằng Excel và lưu lại với kiểu 'CSV UTF-8 (Comma delimited)'."
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def _read_csv(path: Path) -> list[list[str]]:
-    data = path.read_bytes()
-    if b"\x00" in data[:4096]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RosterError(f"Không đọc được tệp {path.name}: {exc.strerror or exc}.") from None
+    head = data[:4096]
+    if head.startswith(_UTF16_BOMS) or (
+        len(head) >= 4 and max(head[::2].count(0), head[1::2].count(0)) > len(head) // 4
+    ):
+        # Excel's "Unicode Text" and some exporters write UTF-16: every other byte is a zero.
+        raise RosterError(f"Tệp {path.name} dùng bảng mã UTF-16 (Unicode), không phải UTF-8. {SAVE_AS_UTF8}")
+    if b"\x00" in head:
         raise RosterError(f"Tệp {path.name} không phải tệp CSV dạng văn bản.")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise RosterError(f"Tệp {path.name} không dùng bảng mã UTF-8. Hãy lưu lại dưới dạng 'CSV UTF-8'.") from None
+        raise RosterError(f"Tệp {path.name} không dùng bảng mã UTF-8. {SAVE_AS_UTF8}") from None
     # Excel in Vietnamese locales often saves with semicolons.
     first = text.splitlines()[0] if text else ""
     delimiter = ";" if first.count(";") > first.count(",") else ","
@@ -223,7 +240,7 @@ def validate(rows: list[tuple[int, dict[str, str]]]) -> list[RosterRow]:
     if problems:
         raise RosterProblems(sorted(problems))
     if not valid:
-        raise RosterProblems([(1, "tệp không có dòng dữ liệu nào")])
+        raise RosterError("Tệp chưa có dòng dữ liệu nào (mỗi người một dòng, dưới dòng tiêu đề).")
     return valid
 
 

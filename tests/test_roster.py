@@ -144,3 +144,41 @@ def test_unreadable_files(db_engine, clock, tmp_path, name, content, message) ->
 def test_missing_file(sqlite_engine, clock, tmp_path) -> None:
     with pytest.raises(RosterError, match="Không tìm thấy"):
         run_import(sqlite_engine, tmp_path / "nope.csv", clock)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_csv_gets_the_save_as_csv_utf8_hint(sqlite_engine, clock, tmp_path, encoding) -> None:
+    """Excel's "Unicode Text" (UTF-16, with or without a byte-order mark) gets the same hint as cp1258."""
+    path = tmp_path / "unicode.csv"
+    path.write_bytes("\n".join([HEAD, *OK_ROWS]).encode(encoding))
+    with pytest.raises(RosterError, match="UTF-16") as info:
+        run_import(sqlite_engine, path, clock)
+    assert "CSV UTF-8" in str(info.value)
+    assert count(sqlite_engine, Staff) == 0
+
+
+def test_cp1258_csv_gets_the_same_hint(sqlite_engine, clock, tmp_path) -> None:
+    path = tmp_path / "cp1258.csv"
+    path.write_bytes("\n".join([HEAD, "TDM,Thành Lê,,,,district_officer,Lê Thành,0901000009,"]).encode("cp1258"))
+    with pytest.raises(RosterError, match="CSV UTF-8"):
+        run_import(sqlite_engine, path, clock)
+
+
+@pytest.mark.parametrize("kind", ["csv", "csv with blank lines", "xlsx"])
+def test_header_only_file_says_it_has_no_data_rows(sqlite_engine, clock, tmp_path, kind) -> None:
+    if kind == "xlsx":
+        wb = Workbook()
+        wb.active.append(list(HEADER))
+        path = tmp_path / "empty.xlsx"
+        wb.save(path)
+    else:
+        path = write_csv(tmp_path, [",,,,,,,,", ""] if "blank" in kind else [])
+    with pytest.raises(RosterError, match="chưa có dòng dữ liệu nào") as info:
+        run_import(sqlite_engine, path, clock)
+    assert "Dòng" not in str(info.value) and "sai" not in str(info.value)
+
+
+def test_a_folder_is_not_a_roster(sqlite_engine, clock, tmp_path) -> None:
+    (tmp_path / "roster.csv").mkdir()
+    with pytest.raises(RosterError, match="không phải một tệp"):
+        run_import(sqlite_engine, tmp_path / "roster.csv", clock)

@@ -124,10 +124,11 @@ def test_split_text_cuts_monster_lines() -> None:
     assert all(len(p) <= 100 for p in pages) and "".join(pages).replace(" ", "") == "a" * 5000
 
 
-async def test_notification_to_other_chat_goes_there(tg) -> None:
-    app, request, _, f = await tg(Outgoing(text="đã lưu"), Outgoing(text="có đăng ký mới", chat_id="77"))
+async def test_replies_go_to_the_chat_they_answer(tg) -> None:
+    # Messages for other people are outbox rows sent by the deliverer, never by the reply path.
+    app, request, _, f = await tg(Outgoing(text="đã lưu"), Outgoing(text="câu hỏi tiếp theo"))
     await app.process_update(f.text(42, "x"))
-    assert [int(p["chat_id"]) for p in request.sent()] == [42, 77]
+    assert [int(p["chat_id"]) for p in request.sent()] == [42, 42]
 
 
 async def test_handler_error_gets_apology_not_trace(tg, caplog) -> None:

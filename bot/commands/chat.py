@@ -11,6 +11,7 @@ from bot.app import build_app
 from bot.commands import CliError
 from bot.console import CHANNEL, ConsoleChannel, ConsoleSender, stdin_lines
 from bot.settings import Settings
+from core.phones import normalize_phone
 from scheduler.delivery import Deliverer
 
 
@@ -26,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        normalize_phone(args.phone)  # a typo is said once, before the database is even opened
+    except ValueError as exc:
+        raise CliError(f"--phone: {exc} (ví dụ: --phone 0901000002)") from None
+    if sys.stdin is None or sys.stdin.closed:
+        raise CliError("fieldbot chat đọc tin nhắn từ bàn phím (stdin), nhưng stdin đã đóng.")
     app = build_app(settings)
     if settings.log_level == "INFO":
         logging.getLogger().setLevel(logging.WARNING)  # the terminal is the chat: keep log lines out of it

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--district", metavar="MÃ", help="mã quận/huyện (district code), ví dụ TDM")
     p.add_argument("--with-photos", action="store_true", help="kèm ảnh bàn giao: ghi tệp .zip")
     p.add_argument("--lang", choices=("vi", "en"), default=None, help="ngôn ngữ tiêu đề (mặc định: vi)")
+    p.add_argument("--force", action="store_true", help="ghi đè nếu tệp đã có (overwrite an existing file)")
     p.set_defaults(func=cmd_export)
 
 
@@ -59,8 +60,10 @@ def resolve_scope(session, *, school: str | None, district: str | None) -> tuple
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from xlsxwriter.exceptions import FileCreateError
+
     from bot.app import build_app
-    from bot.commands import CliError
+    from bot.commands import CliError, os_reason, prepare_output
     from reports.export import write_export
     from storage.db import session_scope
 
@@ -69,6 +72,9 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"--out phải là tệp .xlsx (hoặc .zip với --with-photos): {out}")
     if out.suffix.lower() == ".zip" and not args.with_photos:
         raise CliError("tệp .zip chỉ dùng với --with-photos")
+    # With photos the file written is a .zip (write_export renames it): check that name.
+    final = out.with_suffix(".zip") if args.with_photos else out
+    prepare_output(final, force=args.force)
     app = build_app(settings)
     now = app.clock.now()
     with session_scope(app.db) as session:
@@ -76,16 +82,22 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             scope, label = resolve_scope(session, school=args.school, district=args.district)
         except ExportArgsError as exc:
             raise CliError(str(exc)) from None
-        result = write_export(
-            session,
-            scope=scope,
-            out=out,
-            programme=app.programme,
-            now=now,
-            with_photos=args.with_photos,
-            media_dir=app.media_dir,
-            lang=args.lang or settings.language,
-        )
+        try:
+            result = write_export(
+                session,
+                scope=scope,
+                out=out,
+                programme=app.programme,
+                now=now,
+                with_photos=args.with_photos,
+                media_dir=app.media_dir,
+                lang=args.lang or settings.language,
+            )
+        except FileCreateError as exc:  # xlsxwriter wraps the OSError of the file it could not create
+            cause = exc.__context__ if isinstance(exc.__context__, OSError) else None
+            raise CliError(f"Không ghi được {final}: {os_reason(cause) if cause else exc}") from None
+        except OSError as exc:
+            raise CliError(f"Không ghi được {final}: {os_reason(exc)}") from None
     print(
         f"Đã ghi {result.path} ({label}): {result.schools} trường, {result.students} học sinh, "
         f"{result.batches} lô máy, {result.handovers} bàn giao."

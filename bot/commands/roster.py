@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.app import build_app
+from bot.commands import CliError
 from bot.settings import Settings
 from core.phones import display_phone, normalize_phone
 from core.vocabulary import role_label
@@ -52,12 +53,12 @@ def cmd_roster_import(args: argparse.Namespace, settings: Settings) -> int:
         with session_scope(app.db) as session:
             result = import_roster(session, path=args.file, now=app.clock.now())
     except RosterError as exc:
-        print(f"Lỗi: {exc}")
-        return 2
+        raise CliError(str(exc)) from None
     except RosterProblems as exc:
-        print(f"Không nhập tệp {args.file.name}: có {len(exc.problems)} dòng sai (chưa có gì thay đổi).")
-        print(exc)
-        return 2
+        print(exc)  # every bad row, for the person fixing the spreadsheet
+        raise CliError(
+            f"Không nhập tệp {args.file.name}: có {len(exc.problems)} dòng sai, liệt kê ở trên (chưa có gì thay đổi)."
+        ) from None
     print(
         f"Đã nhập {args.file.name}: {result.districts} quận/huyện, {result.schools} trường; "
         f"{result.created} người mới, {result.updated} cập nhật, {result.unchanged} không đổi, "
@@ -93,13 +94,11 @@ def cmd_roster_code(args: argparse.Namespace, settings: Settings) -> int:
     try:
         phone = normalize_phone(args.phone)
     except ValueError as exc:
-        print(f"Lỗi: {exc}")
-        return 2
+        raise CliError(str(exc)) from None
     with session_scope(app.db) as s:
         staff = s.exec(select(Staff).where(Staff.phone == phone)).scalar_one_or_none()
         if staff is None or not staff.active:
-            print(f"Lỗi: {args.phone} không có trong danh sách đang hoạt động.")
-            return 2
+            raise CliError(f"{args.phone} không có trong danh sách đang hoạt động (xem: fieldbot roster list).")
         code = issue_link_code(s, staff_id=staff.id, created_by=None, now=app.clock.now())
     print(f"Mã liên kết cho {staff.full_name}: {code} (dùng một lần, hết hạn sau 15 phút).")
     return 0

@@ -68,7 +68,7 @@ def cmd_sweep(args: argparse.Namespace, settings: Settings) -> int:
         from scheduler.sweep import sweep
 
         result = sweep(app.db, programme=app.programme, now=clock.now(), dry_run=True)
-        _print_found(result, app.programme, dry_run=True)
+        _print_found(result, app.programme, mode=MODE_DRY_RUN)
         return 0
     return asyncio.run(_sweep_and_deliver(app, clock))
 
@@ -105,11 +105,11 @@ async def _sweep_and_deliver(app, clock: Clock) -> int:
         )
         return 1
     await asyncio.to_thread(lease.release, app.db, holder=holder)  # a running bot may continue at once
-    _print_found(report.sweep, app.programme, dry_run=False)
+    _print_found(report.sweep, app.programme, mode=MODE_DELIVER if deliver else MODE_RECORD)
     if not deliver:
         print(
-            "Chưa cấu hình kênh gửi nào (FIELDBOT_TELEGRAM_TOKEN, FIELDBOT_ZALO_TOKEN, FIELDBOT_SMTP_URL): "
-            "đã ghi vào hàng đợi, `fieldbot run` sẽ gửi. (No channel configured: recorded, not sent.)"
+            "Chưa gửi: chưa cấu hình kênh gửi nào (FIELDBOT_TELEGRAM_TOKEN, FIELDBOT_ZALO_TOKEN, FIELDBOT_SMTP_URL). "
+            "Thông báo nằm trong hàng đợi; `fieldbot run` có cấu hình kênh sẽ gửi. (Not sent: no channel configured.)"
         )
         return 0
     _print_sent(report.delivery, app, clock, channels=sorted(senders))
@@ -146,8 +146,12 @@ async def _senders(settings: Settings):
     return senders, closers
 
 
-def _print_found(result, programme, *, dry_run: bool) -> None:
-    mode = "chạy thử: không ghi, không gửi (dry run)" if dry_run else "ghi và gửi (recorded and delivered)"
+MODE_DRY_RUN = "chạy thử: không ghi, không gửi (dry run)"
+MODE_DELIVER = "ghi vào hàng đợi và gửi (record and deliver)"
+MODE_RECORD = "chỉ ghi vào hàng đợi, chưa gửi: chưa cấu hình kênh gửi (record only: no channel configured)"
+
+
+def _print_found(result, programme, *, mode: str) -> None:
     print(f"Quét lúc {fmt_local(result.now, programme.tz)} ({programme.programme.timezone}) — {mode}")
     old = len(result.found) - len(result.created)
     print(
