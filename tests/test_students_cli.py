@@ -103,6 +103,7 @@ def test_the_example_row_of_the_template_passes_for_the_schools_level(env, tmp_p
         (["students", "import", "{file}", "--school", "TH-DIAN", "--by", "0913860438"], "không thuộc quận/huyện"),
         (["students", "import", "{file}", "--school", "TH-PHUHOA1", "--by", "0999"], "--by"),
         (["students", "template", "--out", "mau.csv"], "phải là tệp .xlsx"),
+        (["students", "template", "--out", "{file}"], "--force"),  # never replaces a file silently
     ],
 )
 def test_operator_mistakes_and_hostile_files_are_one_line(env, tmp_path, capsys, argv, message) -> None:

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     tpl.add_argument("--out", type=Path, required=True, help="tệp kết quả .xlsx")
     tpl.add_argument("--school", metavar="MÃ", help="mã trường: dòng ví dụ theo cấp học của trường")
+    tpl.add_argument("--force", action="store_true", help="ghi đè nếu tệp đã có (overwrite an existing file)")
     tpl.set_defaults(func=cmd_template)
     imp = s_sub.add_parser(
         "import",
@@ -40,7 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--school", metavar="MÃ", required=True, help="mã trường, ví dụ TH-PHUHOA1")
     imp.add_argument("--dry-run", action="store_true", help="chỉ kiểm tra, không lưu gì")
     imp.add_argument("--by", metavar="SĐT", help="người nhập (SĐT trong danh sách); mặc định: chuyên viên của quận")
-    imp.add_argument("--report", type=Path, help="nơi ghi tệp có đánh dấu lỗi (mặc định: cạnh tệp, đuôi -can-sua)")
+    imp.add_argument(
+        "--report",
+        type=Path,
+        help="nơi ghi tệp có đánh dấu lỗi (mặc định: cạnh tệp, tên <tệp>-can-sua.xlsx, ghi đè bản cũ)",
+    )
+    imp.add_argument("--force", action="store_true", help="ghi đè --report nếu tệp đã có")
     imp.set_defaults(func=cmd_import)
 
 
@@ -93,14 +99,14 @@ def _actor(session, school, by: str | None, programme):
 
 def cmd_template(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
+    from bot.commands import prepare_output
     from conversations import bulk
     from storage.db import session_scope
 
     out: Path = args.out
     if out.suffix.lower() != ".xlsx":
         raise CliError(f"--out phải là tệp .xlsx: {out}")
-    if not out.parent.is_dir():
-        raise CliError(f"không có thư mục {out.parent}")
+    prepare_output(out, force=args.force)
     app = build_app(settings)
     with session_scope(app.db) as session:
         school = _school(session, args.school) if args.school else None
@@ -119,6 +125,7 @@ def cmd_template(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
+    from bot.commands import prepare_output
     from conversations import bulk
     from conversations.refusals import refusal
     from core.messages import plain_text
@@ -129,6 +136,8 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file
     if not path.is_file():
         raise CliError(f"không tìm thấy tệp {path}")
+    if args.report is not None:
+        prepare_output(args.report, force=args.force, option="--report")
     app = build_app(settings)
     rules = app.programme.imports
     if path.stat().st_size > rules.max_bytes:
