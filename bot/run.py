@@ -31,27 +31,44 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
 
         senders["telegram"] = TelegramSender(application.bot)
         cleanups.append(lambda: _stop_telegram(application))
+    fatal: str | None = None  # a channel that cannot work as configured: one line, exit status 2
+    config_errors: tuple[type[Exception], ...] = ()
     if settings.zalo_token is not None:
-        from bot.zalo import run_zalo
+        from bot.zalo import ZaloConfigError, ZaloService
         from bot.zalo.adapter import OptionMemory
         from bot.zalo.sender import ZaloSender
 
+        config_errors += (ZaloConfigError,)
         memory = OptionMemory()  # shared, so "2" typed in answer to a reminder's options is understood
         senders["zalo"] = ZaloSender.from_settings(settings, clock=app.clock, memory=memory)
         cleanups.append(senders["zalo"].aclose)
-        tasks.append(
-            asyncio.create_task(
-                run_zalo(
-                    settings=settings,
-                    engine=engine,
-                    stop=stop,
-                    clock=app.clock,
-                    memory=memory,
-                ),
-                name="zalo",
+        zalo = ZaloService(settings=settings, engine=engine, clock=app.clock, memory=memory)
+        cleanups.append(zalo.close)
+        try:
+            await zalo.start()  # webhook mode: listening, setWebhook, its verification read; before "running"
+        except ZaloConfigError as exc:
+            fatal = str(exc)
+        else:
+            tasks.append(asyncio.create_task(zalo.run(stop), name="zalo"))
+    if fatal is None:
+        # Messages a step queues for colleagues go out at once from this process, scheduler or not; rows are
+        # claimed before sending, so the scheduler (here or elsewhere) never sends one twice.
+        from scheduler.delivery import Deliverer, Waker
+
+        waker = Waker(
+            Deliverer(
+                db=app.db,
+                programme=app.programme,
+                clock=app.clock,
+                senders=senders,
+                mailer=app.mailer(),
+                claim_ttl=timedelta(seconds=settings.sweep_lease_seconds),
             )
         )
-    if scheduler:
+        engine.on_queued = waker.poke
+        waker.poke()  # anything a previous run queued and did not send
+        cleanups.append(waker.idle)
+    if scheduler and fatal is None:
         from scheduler.service import build_scheduler
 
         sched = build_scheduler(
@@ -65,15 +82,20 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
             lease_ttl=timedelta(seconds=settings.sweep_lease_seconds),
         )
         await sched.start()
-        engine.on_queued = sched.wake  # a step's message for a colleague goes out at once
         cleanups.append(sched.shutdown)
-    log.info("fieldbot is running (channels: %s)", ", ".join(sorted(senders)) or "-")
+    if fatal is None:
+        log.info("fieldbot is running (channels: %s)", ", ".join(sorted(senders)) or "-")
     try:
-        waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if t is not waiter and t.exception() is not None:
-                log.error("channel task %s failed", t.get_name(), exc_info=t.exception())
+        if fatal is None:
+            waiter = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            for t in done:
+                exc = None if t is waiter else t.exception()
+                if isinstance(exc, config_errors):
+                    fatal = str(exc)
+                elif exc is not None:
+                    log.error("channel task %s failed", t.get_name(), exc_info=exc)
     finally:
         stop.set()
         for cleanup in reversed(cleanups):
@@ -85,6 +107,10 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         log.info("fieldbot stopped")
+    if fatal is not None:
+        from bot.commands import CliError
+
+        raise CliError(fatal)
 
 
 async def _start_telegram(app: App, engine):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, literal, select, true
+from sqlalchemy import Connection, bindparam, delete, func, literal, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from conversations.forms.base import Person
@@ -44,6 +44,7 @@ class Sender:
     person: Person
     active: bool
     conversation: ConvRow | None
+    blocked_identity: int | None = None  # the chat identity written from, when it is marked blocked
 
 
 def _dialect(conn: Connection):
@@ -134,6 +135,8 @@ _SENDER = (
         _conv.c.form,
         _conv.c.step,
         _conv.c.data,
+        _ident.c.id.label("ident_id"),
+        _ident.c.blocked_at,
     )
     .select_from(
         _ident.join(_staff, _staff.c.id == _ident.c.staff_id)
@@ -174,23 +177,34 @@ def _pg_claim_and_load_stmt():
     return _PG_CLAIM_AND_LOAD
 
 
+_UNBLOCK = update(_ident).where(_ident.c.id == bindparam("ident_id")).values(blocked_at=None)
+
+
 def claim_and_load(
     conn: Connection, *, channel: str, message_id: str | None, external_id: str, now: datetime
 ) -> tuple[bool, Sender | None]:
     """Record the message (False: already processed) and read its sender, in as few round trips as the
     database allows. On PostgreSQL the transaction is left with ``synchronous_commit`` off: a step that
-    writes records must call ``require_durable_commit`` (the engine does when a form opens an ORM session)."""
+    writes records must call ``require_durable_commit`` (the engine does when a form opens an ORM session).
+
+    A person who writes from a chat marked blocked (a delivery gave up on it) is reachable there again: the
+    mark is lifted in this transaction, on every channel (one extra statement, only for a marked chat)."""
     if conn.dialect.name == "postgresql" and message_id:
         row = conn.execute(
             _pg_claim_and_load_stmt(),
             {"channel": channel, "message_id": message_id[:128], "at": now, "external_id": external_id},
         ).one()
-        return row.fresh == 1, (_sender_from(row) if row.id is not None else None)
-    if message_id and not claim_message(conn, channel=channel, message_id=message_id, now=now):
+        fresh, sender = row.fresh == 1, (_sender_from(row) if row.id is not None else None)
+    elif message_id and not claim_message(conn, channel=channel, message_id=message_id, now=now):
         return False, None
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-    return True, load_sender(conn, channel=channel, external_id=external_id)
+    else:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        fresh, sender = True, load_sender(conn, channel=channel, external_id=external_id)
+    if fresh and sender is not None and sender.blocked_identity is not None:
+        conn.execute(_UNBLOCK, {"ident_id": sender.blocked_identity})
+        sender.blocked_identity = None
+    return fresh, sender
 
 
 def require_durable_commit(conn: Connection) -> None:
@@ -214,7 +228,8 @@ def _sender_from(row) -> Sender | None:
     conv = None
     if row.form is not None:
         conv = ConvRow(channel=row.channel, chat_id=row.chat_id, form=row.form, step=row.step, data=row.data or {})
-    return Sender(person=person, active=bool(row.active), conversation=conv)
+    blocked = row.ident_id if row.blocked_at is not None else None
+    return Sender(person=person, active=bool(row.active), conversation=conv, blocked_identity=blocked)
 
 
 def save_conversation(

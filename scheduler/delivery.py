@@ -36,6 +36,7 @@ NO_CHANNEL = "không có kênh liên lạc: chưa liên kết Telegram/Zalo (ho�
 NO_CHAT = "chưa liên kết Telegram/Zalo (hoặc đã chặn bot)"
 ATTACHMENT_FAILED = "biểu đồ kèm theo không gửi được"
 NO_SMTP = "chưa cấu hình SMTP (FIELDBOT_SMTP_URL): không gửi được email"
+GIVEN_UP = "vẫn lỗi sau {n} lần thử trong {hours} giờ trong khi kênh này vẫn gửi được cho người khác"
 
 
 @dataclass
@@ -96,6 +97,9 @@ class Deliverer:
         max_backoff: timedelta = timedelta(hours=1),
         batch_size: int = 500,
         concurrency: int = 16,
+        unreachable_after: timedelta = timedelta(hours=1),
+        unreachable_attempts: int | None = None,
+        claim_ttl: timedelta = timedelta(minutes=2),
     ) -> None:
         self.db = db
         self.programme = programme
@@ -107,6 +111,15 @@ class Deliverer:
         self.max_backoff = max_backoff
         self.batch_size = batch_size
         self.concurrency = concurrency
+        self.claim_ttl = claim_ttl  # a claimed row is due again after this if its deliverer died
+        # Unreachable on evidence (a platform such as Zalo has no "blocked" answer, and its 403 is a server
+        # fault): a chat is given up (marked blocked, the next channel tried) only when one message to it has
+        # failed transiently on every attempt, for ``unreachable_attempts`` attempts (default: the last one)
+        # spanning at least ``unreachable_after``, while the same channel delivered to someone else in that time
+        # (so the platform works; the trouble is that chat). The mark is lifted when the person writes again.
+        self.unreachable_after = unreachable_after
+        self.unreachable_attempts = unreachable_attempts or max_attempts
+        self._delivered_at: dict[str, datetime] = {}  # channel -> last successful send by this deliverer
         self._stopping = False
 
     def stop(self) -> None:
@@ -119,9 +132,11 @@ class Deliverer:
         keep_going: Callable[[], Awaitable[bool]] | None = None,
         max_rows: int | None = None,
         recipient_id: int | None = None,
+        rule: str | None = None,
     ) -> DeliveryReport:
-        """Deliver every row due now (one person's only, with ``recipient_id``). ``keep_going`` is asked before
-        each batch (the lease renewal)."""
+        """Deliver every row due now (one person's only, with ``recipient_id``; one rule's, with ``rule``).
+        Each row is claimed before it is sent (``storage.outbox.claim``), so deliverers in several processes
+        never send a row twice. ``keep_going`` is asked before each batch (the lease renewal)."""
         report = DeliveryReport()
         seen: set[int] = set()
         while (max_rows is None or len(seen) < max_rows) and not self._stopping:
@@ -129,10 +144,10 @@ class Deliverer:
                 report.stopped = True
                 break
             limit = self.batch_size if max_rows is None else min(self.batch_size, max_rows - len(seen))
-            rows, people, identities = await asyncio.to_thread(self._load, limit, seen, recipient_id)
-            if not rows:
+            due, rows, people, identities = await asyncio.to_thread(self._load, limit, seen, recipient_id, rule)
+            if not due:
                 break
-            seen.update(r.id for r in rows)
+            seen.update(r.id for r in due)
             groups = _interleave(_group(rows))
             semaphore = asyncio.Semaphore(self.concurrency)
 
@@ -162,12 +177,15 @@ class Deliverer:
             outcome = await self._deliver_group(group, people, identities)
         report.groups.append(outcome)
 
-    def _load(self, limit: int, seen: set[int], recipient_id: int | None):
+    def _load(self, limit: int, seen: set[int], recipient_id: int | None, rule: str | None):
+        now = self.clock.now()
         with session_scope(self.db) as session:
-            due = outbox.due_rows(session, now=self.clock.now(), limit=limit, recipient_id=recipient_id)
-            rows = [r for r in due if r.id not in seen]
+            due = outbox.due_rows(session, now=now, limit=limit, recipient_id=recipient_id, rule=rule)
+            due = [r for r in due if r.id not in seen]
+            taken = outbox.claim(session, ids=[r.id for r in due], now=now, until=now + self.claim_ttl)
+            rows = [r for r in due if r.id in taken]
             people, identities = recipients(session, rows) if rows else ({}, {})
-        return rows, people, identities
+        return due, rows, people, identities
 
     async def _deliver_group(
         self, rows: list[Notification], people: dict[int, Staff], identities: dict[int, list[ChatIdentity]]
@@ -188,7 +206,9 @@ class Deliverer:
             attempt.errors.append("người nhận không còn trong danh sách hoặc đã ngừng hoạt động")
             person_part = "lost"
         else:
-            person_part = await self._chat(attempt, person, identities.get(person.id, []), Outgoing(text=text))
+            person_part = await self._chat(
+                attempt, person, identities.get(person.id, []), Outgoing(text=text), first=first
+            )
             if person_part in ("lost", "elsewhere") and first.email is None and person.email:
                 person_part = await self._email(attempt, person.email, first, text, lang, len(rows))
             if person_part == "elsewhere":
@@ -249,10 +269,18 @@ class Deliverer:
         )
         return outcome
 
-    async def _chat(self, attempt: _Attempt, person: Staff, identities: list[ChatIdentity], message: Outgoing) -> str:
+    async def _chat(
+        self,
+        attempt: _Attempt,
+        person: Staff,
+        identities: list[ChatIdentity],
+        message: Outgoing,
+        *,
+        first: Notification | None = None,
+    ) -> str:
         """The person's chats, latest linked first: "ok", "retry" (transient: same chat later, no second copy
         elsewhere), "elsewhere" (linked only on a channel this process does not serve) or "lost" (every chat
-        refused, or none linked)."""
+        refused or given up on evidence, or none linked)."""
         unserved = False
         for ident in identities:
             sender = self.senders.get(ident.channel)
@@ -263,6 +291,12 @@ class Deliverer:
             try:
                 await sender.send(ident.chat_id, message)
             except RetryLater as exc:
+                if first is not None and self._gone(ident.channel, first):
+                    attempt.blocked.append(ident.id)
+                    hours = f"{self.unreachable_after.total_seconds() / 3600:g}"
+                    given_up = GIVEN_UP.format(n=first.attempts + 1, hours=hours)
+                    attempt.errors.append(f"{ident.channel}: {exc} ({given_up})")
+                    continue
                 attempt.retry_later(f"{ident.channel}: {exc}", exc.retry_after)
                 return "retry"
             except Unreachable as exc:
@@ -279,8 +313,19 @@ class Deliverer:
             attempt.done.add(ident.channel)
             attempt.sent.append(ident.channel)
             attempt.chat = (sender, ident.chat_id)
+            self._delivered_at[ident.channel] = self.clock.now()
             return "ok"
         return "elsewhere" if unserved else "lost"
+
+    def _gone(self, channel: str, first: Notification) -> bool:
+        """Evidence that this chat, not the platform, is the trouble (see ``__init__``)."""
+        since = first.created_at
+        if since is None or first.attempts + 1 < self.unreachable_attempts:
+            return False
+        if self.clock.now() - since < self.unreachable_after:
+            return False
+        delivered = self._delivered_at.get(channel)
+        return delivered is not None and delivered >= since
 
     async def _attach(
         self, attempt: _Attempt, rows: list[Notification], lang: str, *, recorded_error: str | None
@@ -487,3 +532,35 @@ def _interleave(groups: list[list[Notification]]) -> list[list[Notification]]:
             out.append(q.pop(0))
         queues = [q for q in queues if q]
     return out
+
+
+class Waker:
+    """Delivers the notices a conversation step has just queued, at once, in any process (a worker without
+    the scheduler too): ``poke()`` after the step commits. Pokes while a delivery runs coalesce into one
+    more run; rows are claimed, so this and the scheduler's deliverer never send one twice."""
+
+    def __init__(self, deliverer: Deliverer) -> None:
+        self.deliverer = deliverer
+        self._task: asyncio.Task | None = None
+        self._again = False
+
+    def poke(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="notice-delivery")
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self.deliverer.deliver_due(rule=outbox.NOTICE)
+            except Exception:  # the scheduler's tick delivers what is left; nothing is lost
+                log.exception("notice delivery failed")
+            if not self._again:
+                return
+
+    async def idle(self) -> None:
+        """Wait until nothing is being delivered (shutdown, tests)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)

@@ -6,8 +6,8 @@ Three jobs on an ``AsyncIOScheduler`` in the programme's time zone:
   what was missed is derived from the database; a reminder whose day has passed is superseded, not sent);
 - ``morning`` at ``[reminders] morning`` (07:00): the same cycle, so the digest and the morning reminders
   go out on the minute instead of up to one interval late;
-- ``deliver`` every 30 seconds: retries and messages held by quiet hours go out without waiting for a sweep;
-  ``wake()`` delivers at once when a conversation step queues a message for someone (an approval ...).
+- ``deliver`` every 30 seconds: retries and messages held by quiet hours go out without waiting for a sweep
+  (a notice a step queues goes out at once through ``scheduler.delivery.Waker``, in every process).
 
 Each cycle first takes (or renews) the sweeper lease: with two processes on one database, only the holder
 sweeps and delivers; the other stays idle and takes over when the lease expires. APScheduler only says
@@ -73,11 +73,12 @@ class SchedulerService:
         self.holder = holder
         self.lease_ttl = lease_ttl
         self.deliver_every = deliver_every
-        self.deliverer = deliverer or Deliverer(db=db, programme=programme, clock=clock, senders=senders, mailer=mailer)
+        self.deliverer = deliverer or Deliverer(
+            db=db, programme=programme, clock=clock, senders=senders, mailer=mailer, claim_ttl=lease_ttl
+        )
         self._lock = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
         self.catch_up: asyncio.Task | None = None
-        self._woken: asyncio.Task | None = None
         self._closed = False
 
     # --- one cycle ----------------------------------------------------------------------------------------------
@@ -107,13 +108,6 @@ class SchedulerService:
                     delivery.rows_failed,
                 )
             return CycleReport(sweep=result, delivery=delivery)
-
-    def wake(self) -> None:
-        """Deliver now: a conversation step has just queued a message for someone. Wakes coalesce: while a
-        delivery runs, one more is scheduled after it, never a pile of them."""
-        if self._closed or self._scheduler is None or self._woken is not None and not self._woken.done():
-            return
-        self._woken = asyncio.get_running_loop().create_task(self._job(False), name="scheduler-wake")
 
     async def _job(self, do_sweep: bool) -> None:
         try:

@@ -69,15 +69,42 @@ def skip_stale(session: Session, *, rules: Iterable[str], current_keys: set[str]
     return [r.key for r in stale]
 
 
-def due_rows(session: Session, *, now: datetime, limit: int, recipient_id: int | None = None) -> list[Notification]:
+def due_rows(
+    session: Session, *, now: datetime, limit: int, recipient_id: int | None = None, rule: str | None = None
+) -> list[Notification]:
     """Pending rows due at ``now``, oldest first; only one person's when ``recipient_id`` is given (the console
-    shows its person's messages at each prompt)."""
+    shows its person's messages at each prompt), only one rule's with ``rule`` (the notices a step queued)."""
     query = select(Notification).where(
         Notification.status == NotificationStatus.PENDING, Notification.next_attempt_at <= now
     )
     if recipient_id is not None:
         query = query.where(Notification.recipient_id == recipient_id)
+    if rule is not None:
+        query = query.where(Notification.rule == rule)
     return list(session.execute(query.order_by(Notification.next_attempt_at, Notification.id).limit(limit)).scalars())
+
+
+def claim(session: Session, *, ids: Sequence[int], now: datetime, until: datetime) -> set[int]:
+    """Take rows for sending: of ``ids``, those still pending and due are moved to ``until`` and returned.
+
+    Whoever claims a row sends it; anyone else sees it as not due. Two deliverers (the scheduler's and a
+    worker's, woken by its own step) can therefore never send one row twice, and a deliverer killed after
+    claiming only delays the row until ``until``, when it is due again for the next one."""
+    taken: set[int] = set()
+    for chunk in _chunks(sorted(set(ids))):
+        taken.update(
+            session.execute(
+                update(Notification)
+                .where(
+                    Notification.id.in_(chunk),
+                    Notification.status == NotificationStatus.PENDING,
+                    Notification.next_attempt_at <= now,
+                )
+                .values(next_attempt_at=until)
+                .returning(Notification.id)
+            ).scalars()
+        )
+    return taken
 
 
 NOTICE = "notice"  # the rule name of a message one person's step sends another (approved, rejected, flagged ...)

@@ -15,11 +15,11 @@ from bot.console import ConsoleChannel, ConsoleSender
 from core.messages import Outgoing
 from core.ports import RetryLater
 from core.vocabulary import NotificationStatus
-from scheduler.delivery import Deliverer
-from scheduler.service import SchedulerService
+from scheduler.delivery import Deliverer, Waker
 from storage.models import Notification
-from storage.outbox import NOTICE
+from storage.outbox import NOTICE, claim, queue_notice
 from tests.engine_helpers import Chat, make_engine
+from tests.factories import link
 from tests.test_forms_review import _seed
 
 
@@ -101,24 +101,50 @@ async def test_a_5xx_is_retried_then_delivered_once(sqlite_engine, sqlite_world,
 
 async def test_the_step_wakes_the_deliverer_at_once(sqlite_engine, sqlite_world, clock, programme) -> None:
     tg = Flaky()
-    service = SchedulerService(
-        db=sqlite_engine,
-        programme=programme,
-        clock=clock,
-        senders={"telegram": tg},
-        mailer=None,
-        holder="test",
-        deliver_every=timedelta(hours=1),  # the tick is far away: only the wake can deliver
-    )
-    service._scheduler = object()  # started enough for wake(); the APScheduler jobs are not needed here
+    waker = Waker(Deliverer(db=sqlite_engine, programme=programme, clock=clock, senders={"telegram": tg}))
     woken = []
     eng, teacher, _ = await _approve_first(
-        sqlite_engine, sqlite_world, clock, programme, on_queued=lambda: (woken.append(1), service.wake())
+        sqlite_engine, sqlite_world, clock, programme, on_queued=lambda: (woken.append(1), waker.poke())
     )
-    assert woken == [1]
-    await asyncio.wait_for(service._woken, 10)
+    assert woken == [1]  # the approval, not the steps before it
+    await asyncio.wait_for(waker.idle(), 10)
     assert [chat for chat, _ in tg.sent] == [teacher.chat_id]
     assert notices(sqlite_engine)[0].status == NotificationStatus.SENT
+
+
+async def test_two_deliverers_never_send_one_row_twice(db_engine, world, clock, programme) -> None:
+    """The scheduler's deliverer and a worker's woken one, at the same moment: each row is claimed once."""
+    with Session(db_engine) as s:
+        for i in range(30):
+            queue_notice(s, recipient_id=world.teacher_a, text=f"tin {i}", now=clock.now(), origin=f"t:{i}")
+        s.commit()
+    link(db_engine, staff_id=world.teacher_a, chat_id="55", linked_at=clock.now())
+    a, b = Flaky(), Flaky()
+    first = Deliverer(db=db_engine, programme=programme, clock=clock, senders={"telegram": a}, batch_size=7)
+    second = Deliverer(db=db_engine, programme=programme, clock=clock, senders={"telegram": b}, batch_size=5)
+    await asyncio.gather(first.deliver_due(), second.deliver_due())
+    texts = [t for _, t in a.sent + b.sent]
+    assert sorted(texts) == sorted(f"tin {i}" for i in range(30))  # every one, once
+    assert {r.status for r in notices(db_engine)} == {NotificationStatus.SENT}
+
+
+async def test_a_claim_left_by_a_dead_deliverer_expires(db_engine, world, clock, programme) -> None:
+    with Session(db_engine) as s:
+        queue_notice(s, recipient_id=world.teacher_a, text="tin", now=clock.now(), origin="t")
+        s.commit()
+    link(db_engine, staff_id=world.teacher_a, chat_id="55", linked_at=clock.now())
+    with Session(db_engine) as s:  # a deliverer claimed the row, then was killed before sending it
+        [row] = notices(db_engine)
+        assert claim(s, ids=[row.id], now=clock.now(), until=clock.now() + timedelta(minutes=2)) == {row.id}
+        assert claim(s, ids=[row.id], now=clock.now(), until=clock.now() + timedelta(minutes=2)) == set()
+        s.commit()
+    tg = Flaky()
+    deliverer = Deliverer(db=db_engine, programme=programme, clock=clock, senders={"telegram": tg})
+    await deliverer.deliver_due()
+    assert tg.sent == []  # still claimed
+    clock.advance(timedelta(minutes=2))
+    await deliverer.deliver_due()
+    assert tg.sent == [("55", "tin")]
 
 
 async def test_the_console_shows_a_queued_message_at_its_next_prompt(

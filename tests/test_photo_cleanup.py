@@ -18,24 +18,19 @@ async def test_orphan_photo_files_are_cleaned_up(sqlite_engine, sqlite_world, pr
     kept_by_form = store.ingest(phone_jpeg(2))
     eng = make_engine(sqlite_engine, programme, clock, photos=store, media_dir=store.media_dir)
     teacher = await Chat.linked(eng, sqlite_world.phones["teacher_a"])
-    from sqlmodel import Session
+    from conversations.state import save_conversation
 
-    from storage.models import Conversation
-
-    with Session(sqlite_engine) as s:  # a form in progress that still holds the second photo
-        s.add(
-            Conversation(
-                staff_id=sqlite_world.teacher_a,
-                channel="telegram",
-                chat_id=teacher.chat_id,
-                form="bangiao",
-                step="photos",
-                data={"photos": [{"sha256": kept_by_form.sha256}]},
-                started_at=clock.now(),
-                updated_at=clock.now(),
-            )
+    with sqlite_engine.begin() as conn:  # a form in progress that still holds the second photo
+        save_conversation(
+            conn,
+            staff_id=sqlite_world.teacher_a,
+            channel="telegram",
+            chat_id=teacher.chat_id,
+            form="bangiao",
+            step="photos",
+            data={"photos": [{"sha256": kept_by_form.sha256}]},
+            now=clock.now(),
         )
-        s.commit()
     old = (clock.now() - timedelta(days=2)).timestamp()
     for p in (orphan.path, orphan.thumb_path, kept_by_form.path, kept_by_form.thumb_path):
         os.utime(store.media_dir / p, (old, old))

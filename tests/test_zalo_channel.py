@@ -264,6 +264,8 @@ async def test_webhook_refuses_a_wrong_or_missing_secret_and_processes_the_right
         public_media_url="https://bot.example.org/media",
     )
     service = ZaloService(settings=settings, engine=engine)
+    zalo_fake.webhook_target = "http://127.0.0.1:1"  # not where the bot listens: only the test request fails
+    zalo_fake.verify_webhooks = False
     await service.start()
     caplog.set_level(logging.INFO, logger="bot.zalo")
     try:
@@ -313,13 +315,12 @@ async def test_webhook_configuration_is_checked_before_any_call(zalo_fake, tmp_p
 
 
 async def test_run_zalo_polls_and_stops_gracefully(zalo_fake, tmp_path) -> None:
-    zalo_fake.webhook = {"url": "https://old.example.org/zalo", "secret_token": "old-secret"}
     engine = Recorder()
     stop = asyncio.Event()
     task = asyncio.create_task(run_zalo(settings=zalo_settings(zalo_fake, tmp_path), engine=engine, stop=stop))
     zalo_fake.push(zalo_fake.text_update("chào bot", user_id="u1"))
     await zalo_fake.wait_sent(1)
-    assert zalo_fake.webhook["url"] == "" and zalo_fake.method_calls("getMe")  # polling needs no webhook
+    assert zalo_fake.method_calls("getMe") and not zalo_fake.method_calls("deleteWebhook")
     stop.set()
     await asyncio.wait_for(task, 2)  # the long poll in flight is abandoned, not waited out
     assert zalo_fake.texts("u1") == ["Đã nhận: chào bot"]

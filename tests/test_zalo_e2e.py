@@ -225,7 +225,9 @@ async def test_linking_by_a_principals_code(zw, db, w, clock) -> None:
 # --- forms --------------------------------------------------------------------------------------------------
 
 
-async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(zw, engine, db, w) -> None:
+async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(
+    zw, engine, db, w, programme, clock
+) -> None:
     engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
     engine.link_directly(channel="zalo", external_id="z-lan", chat_id="z-lan", phone=w.phones["principal_a"])
     assert "Họ và tên" in await zw.say("z-minh", "/dangky")
@@ -252,7 +254,12 @@ async def test_dangky_over_zalo_with_numbered_options_and_the_principal_told(zw,
         "poor",
         w.school_a,
     )
-    # The principal, linked on Zalo, got the notification in their own chat.
+    # The principal, linked on Zalo, gets the notification in their own chat, through the outbox.
+    sender = ZaloSender(api=ZaloApi(token=TOKEN, api_url=zw.fake.api_url))
+    try:
+        await Deliverer(db=db, programme=programme, clock=clock, senders={"zalo": sender}).deliver_due()
+    finally:
+        await sender.aclose()
     [note] = zw.fake.texts("z-lan")
     assert "Lê Thị Hoa" in note and "/duyet" in note
 
@@ -336,7 +343,24 @@ async def test_unsupported_message_gets_a_friendly_answer(zw, engine, w) -> None
     [reply] = await zw.deliver(zw.fake.sticker_update(user_id="z-minh"))
     assert "chưa đọc được loại tin nhắn này" in reply
     [reply] = await zw.deliver(zw.fake.unsupported_update(user_id="z-minh"))
-    assert "Vui lòng gửi chữ hoặc ảnh" in reply
+    assert "Zalo không chuyển nội dung" in reply and "vui lòng gõ chữ hoặc gửi ảnh" in reply
+    [reply] = await zw.deliver(zw.fake.voice_update(user_id="z-minh"))
+    assert "chưa nghe được tin nhắn thoại" in reply
+
+
+async def test_voice_mid_form_is_answered_and_the_question_asked_again(zw, engine, w) -> None:
+    engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
+    assert "Họ và tên" in await zw.say("z-minh", "/dangky")
+    replies = await zw.deliver(zw.fake.voice_update(user_id="z-minh"))
+    assert "chưa nghe được tin nhắn thoại" in replies[0] and "chưa đọc được" not in "\n".join(replies)
+    assert "Họ và tên" in replies[-1]  # the engine's re-ask is kept
+    assert "Ngày sinh" in await zw.say("z-minh", "Lê Thị Hoa")
+
+
+async def test_updates_without_event_name_or_sender_name_are_read(zw, engine, w) -> None:
+    engine.link_directly(channel="zalo", external_id="z-minh", chat_id="z-minh", phone=w.phones["teacher_a"])
+    bare = zw.fake.bare(zw.fake.text_update("/dangky", user_id="z-minh"), from_={"id": "z-minh"})
+    assert "Họ và tên" in "\n".join(await zw.deliver(bare))
 
 
 async def test_form_belongs_to_the_channel_it_was_started_on(zw, engine, w) -> None:

@@ -1,8 +1,14 @@
 """Zalo channel: the same conversations for teachers who use Zalo (Zalo Bot Platform over httpx).
 
-``run_zalo`` is what ``fieldbot run`` starts: long polling by default; webhook mode when
+``ZaloService`` is what ``fieldbot run`` starts: long polling by default; webhook mode when
 ``FIELDBOT_ZALO_WEBHOOK_URL`` and ``FIELDBOT_ZALO_WEBHOOK_SECRET`` are set. The web server (webhook and/or
 the chart files behind ``FIELDBOT_PUBLIC_MEDIA_URL``) listens on ``FIELDBOT_ZALO_WEBHOOK_LISTEN``.
+
+Start-up order in webhook mode: the listener first, then ``setWebhook`` (the platform POSTs a test request
+to the URL while ``setWebhook`` runs and reports the outcome in ``result.verification``), then the outcome is
+read: anything but ``webhook.ok`` stops the bot with one line (``ZaloConfigError``). In polling mode a webhook
+still set for the bot is reported the same way, with the ``deleteWebhook`` call to make: it is never deleted
+behind the operator's back (it may be another running deployment's).
 """
 
 from __future__ import annotations
@@ -12,15 +18,45 @@ import logging
 
 from bot.settings import Settings
 from bot.zalo.adapter import OptionMemory, ZaloChannel
-from bot.zalo.api import ZaloApi, ZaloApiError, ZaloUnauthorized
+from bot.zalo.api import ZaloApi, ZaloApiError, ZaloUnauthorized, ZaloWebhookActive
 from bot.zalo.polling import poll_updates
 from bot.zalo.render import PublicMedia, ZaloRenderer
-from bot.zalo.webhook import ZaloConfigError, ZaloWebServer, build_web_app, validate_webhook, webhook_path
+from bot.zalo.webhook import (
+    WebhookGate,
+    ZaloConfigError,
+    ZaloWebServer,
+    build_web_app,
+    validate_webhook,
+    webhook_path,
+)
 from core.clock import Clock, SystemClock
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ZaloConfigError", "ZaloService", "run_zalo"]
+
+VERIFIED = "webhook.ok"
+TOKEN_REJECTED = "FIELDBOT_ZALO_TOKEN bị Zalo từ chối: kiểm tra lại mã bot (the Zalo token was rejected)"
+
+
+def webhook_is_set(url: str, api_url: str) -> str:
+    return (
+        f"Bot Zalo đang có webhook {url} nên Zalo từ chối getUpdates (chế độ polling): đặt "
+        "FIELDBOT_ZALO_WEBHOOK_URL và FIELDBOT_ZALO_WEBHOOK_SECRET để chạy webhook, hoặc gỡ webhook bằng "
+        f"curl -X POST {api_url.rstrip('/')}/bot<TOKEN>/deleteWebhook rồi chạy lại "
+        "(a webhook is set, so getUpdates is refused: configure webhook mode or call deleteWebhook)"
+    )
+
+
+def verification_of(result: object) -> str | None:
+    """``result.verification`` of a ``setWebhook`` answer (e.g. ``webhook.ok``, ``webhook.err.unreachable``);
+    None when the platform did not report one."""
+    if not isinstance(result, dict) or result.get("verification") is None:
+        return None
+    value = result["verification"]
+    if isinstance(value, dict):  # tolerate {"status": "webhook.ok", ...}
+        value = next((value[k] for k in ("status", "code", "result") if isinstance(value.get(k), str)), value)
+    return str(value).strip()
 
 
 class ZaloService:
@@ -63,38 +99,61 @@ class ZaloService:
                 "webhook" if self.webhook else "polling",
             )
         except ZaloUnauthorized:
-            raise ZaloConfigError(
-                "FIELDBOT_ZALO_TOKEN bị Zalo từ chối: kiểm tra lại mã bot (the Zalo token was rejected)"
-            ) from None
+            raise ZaloConfigError(TOKEN_REJECTED) from None
         except ZaloApiError as exc:  # the platform may be back by the first poll
             log.warning("zalo getMe failed at start-up: %s", exc)
-        on_update = None
-        if self.webhook is not None:
-            url, secret = self.webhook
-            try:
-                await self.api.set_webhook(url=url, secret_token=secret)
-            except ZaloApiError as exc:
-                raise ZaloConfigError(f"Zalo không nhận webhook {url}: {exc.description}") from None
-            on_update = self.channel.dispatch
-        else:
-            try:
-                await self.api.delete_webhook()  # getUpdates is refused while a webhook is set
-            except ZaloApiError as exc:
-                log.warning("zalo deleteWebhook failed: %s", exc)
-        if on_update is not None or self.media is not None:
+        if self.webhook is None:
+            url = await self.api.webhook_url()
+            if url:
+                raise ZaloConfigError(webhook_is_set(url, self.api.api_url))
+        gate = WebhookGate()
+        if self.webhook is not None or self.media is not None:
+            # Listening before setWebhook: the platform tests the URL while setWebhook runs.
             secret = self.webhook[1] if self.webhook else None
             path = webhook_path(self.webhook[0]) if self.webhook else "/zalo"
-            app = build_web_app(on_update=on_update, secret=secret, path=path, media=self.media)
+            on_update = self.channel.dispatch if self.webhook is not None else None
+            app = build_web_app(on_update=on_update, secret=secret, path=path, media=self.media, gate=gate)
             self.web = ZaloWebServer(app, listen=self.settings.zalo_webhook_listen)
             await self.web.start()
             if self.media is not None:
                 self.media.prune()
+        if self.webhook is not None:
+            await self._set_webhook(gate)
+
+    async def _set_webhook(self, gate: WebhookGate) -> None:
+        url, secret = self.webhook  # type: ignore[misc]
+        gate.verifying = True
+        try:
+            result = await self.api.set_webhook(url=url, secret_token=secret)
+        except ZaloUnauthorized:
+            raise ZaloConfigError(TOKEN_REJECTED) from None
+        except ZaloApiError as exc:
+            raise ZaloConfigError(f"Zalo không nhận webhook {url}: {exc.description}") from None
+        finally:
+            gate.verifying = False
+        outcome = verification_of(result)
+        if outcome is None:
+            log.info("zalo webhook set to %s (the platform reported no verification)", url)
+        elif outcome != VERIFIED:
+            listen = self.settings.zalo_webhook_listen
+            raise ZaloConfigError(
+                f"Zalo không kiểm tra được webhook {url} ({outcome}): kiểm tra địa chỉ https công khai, chứng chỉ "
+                f"và proxy chuyển tiếp tới FIELDBOT_ZALO_WEBHOOK_LISTEN={listen} "
+                f"(Zalo could not verify the webhook: {outcome})"
+            )
+        else:
+            log.info("zalo webhook set to %s and verified", url)
 
     async def run(self, stop: asyncio.Event) -> None:
-        if self.webhook is None:
-            await poll_updates(api=self.api, on_update=self.channel.dispatch, stop=stop, timeout=self.poll_timeout)
-        else:
+        if self.webhook is not None:
             await stop.wait()
+            return
+        try:
+            await poll_updates(api=self.api, on_update=self.channel.dispatch, stop=stop, timeout=self.poll_timeout)
+        except ZaloWebhookActive as exc:
+            raise ZaloConfigError(webhook_is_set(exc.url, self.api.api_url)) from None
+        except ZaloUnauthorized:
+            raise ZaloConfigError(TOKEN_REJECTED) from None
 
     async def close(self) -> None:
         if self.web is not None:

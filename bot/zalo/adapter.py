@@ -7,6 +7,16 @@ costs a question, never a wrong answer.
 
 Photos arrive as a URL that expires: it is downloaded at once, before the engine sees the message, and
 kept in a small LRU by message id so a redelivered update does not download it again.
+
+Updates are read for what they carry: ``event_name`` when present (``message.text.received``,
+``message.image.received``, ``message.sticker.received``, ``message.voice.received`` with ``voice_url``,
+``message.unsupported.received``), else ``message_type`` (``CHAT_PHOTO`` ...), else the fields themselves.
+A voice message and a message the platform hides from bots (``message.unsupported.received``: files,
+protected accounts such as minors') get a friendly answer saying what the bot can take.
+
+A reply that still fails after the client's retries (a 403 "internal error", 5xx ...) is logged, and the
+person is NOT told their message failed: the engine already saved the step, and saying otherwise mid-form
+invites answering twice.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +34,7 @@ import httpx
 
 from bot.zalo.api import ZaloApi, ZaloApiError
 from bot.zalo.render import ZaloPhoto, ZaloRenderer, ZaloText
+from conversations.engine import UNSUPPORTED
 from core.clock import Clock, SystemClock
 from core.i18n import T
 from core.messages import Incoming, Option, Outgoing, PhotoInput
@@ -50,6 +61,25 @@ SORRY = T(
     en="Sorry, something went wrong and this message was not handled. What you entered is kept; please try "
     "again in a few minutes.",
 )
+
+VOICE_NOTE = T(
+    vi="Bot chưa nghe được tin nhắn thoại. Vui lòng gõ chữ (hoặc gõ số của lựa chọn) hay gửi ảnh.",
+    en="The bot cannot listen to voice messages. Please type your answer (or the number of an option) or send a photo.",
+)
+HIDDEN_NOTE = T(
+    vi="Bot không xem được tin nhắn này: Zalo không chuyển nội dung của nó cho bot (tệp, video, hoặc tin từ tài "
+    "khoản được Zalo bảo vệ). Bot đọc được chữ và ảnh: vui lòng gõ chữ hoặc gửi ảnh.",
+    en="The bot cannot see this message: Zalo does not pass its content on to bots (files, videos, or messages "
+    "from accounts Zalo protects). The bot reads text and photos: please type or send a photo.",
+)
+
+TEXT_EVENT = "message.text.received"
+IMAGE_EVENT = "message.image.received"
+STICKER_EVENT = "message.sticker.received"
+VOICE_EVENT = "message.voice.received"
+HIDDEN_EVENT = "message.unsupported.received"
+KNOWN_EVENTS = (TEXT_EVENT, IMAGE_EVENT, STICKER_EVENT, VOICE_EVENT, HIDDEN_EVENT)
+NOTES = {VOICE_EVENT: VOICE_NOTE, HIDDEN_EVENT: HIDDEN_NOTE}
 
 
 class OptionMemory:
@@ -117,16 +147,17 @@ class ParsedUpdate:
 
     incoming: Incoming
     photo_url: str | None = None
+    note: T | None = None  # said instead of the engine's generic "cannot read this kind of message"
 
 
 def parse_update(update: dict[str, Any], *, clock: Clock, memory: OptionMemory | None = None) -> ParsedUpdate | None:
     """The engine's view of a Zalo update, or None for what the bot ignores (groups, bots, junk)."""
     if not isinstance(update, dict):
         return None
-    event = str(update.get("event_name") or "")
     msg = update.get("message")
     if not isinstance(msg, dict):
         return None
+    event = _event_of(update, msg)
     sender = msg.get("from") if isinstance(msg.get("from"), dict) else {}
     chat = msg.get("chat") if isinstance(msg.get("chat"), dict) else {}
     user_id = _id(sender.get("id"))
@@ -143,22 +174,57 @@ def parse_update(update: dict[str, Any], *, clock: Clock, memory: OptionMemory |
         chat_id=chat_id,
         received_at=_received_at(msg.get("date"), clock),
         message_id=_id(msg.get("message_id")) or None,
-        display_name=str(sender.get("display_name") or ""),
+        display_name=_name(sender),
     )
-    if event == "message.text.received" or (not event and isinstance(msg.get("text"), str)):
+    if event == TEXT_EVENT:
         text = str(msg.get("text") or "")
         choice = memory.choice_for(chat_id, text) if memory is not None else None
         if choice is not None:
             return ParsedUpdate(Incoming(**base, choice=choice))
         return ParsedUpdate(Incoming(**base, text=text))
-    if event == "message.image.received":
+    if event == IMAGE_EVENT:
         url = msg.get("photo_url") or msg.get("photo") or msg.get("url")
         caption = msg.get("caption")
         if isinstance(url, str) and url.startswith(("https://", "http://")):
             return ParsedUpdate(Incoming(**base, text=str(caption) if caption else None), photo_url=url)
         return ParsedUpdate(Incoming(**base, unsupported=True))
-    # Stickers, and messages the platform does not show bots (protected users, voice, files ...).
-    return ParsedUpdate(Incoming(**base, unsupported=True))
+    # Stickers, voice, and messages the platform does not show bots (protected users, files ...).
+    return ParsedUpdate(Incoming(**base, unsupported=True), note=NOTES.get(event))
+
+
+def _event_of(update: dict[str, Any], msg: dict[str, Any]) -> str:
+    """The event, from ``event_name`` if known, else ``message_type``, else what the message carries."""
+    event = str(update.get("event_name") or "").strip()
+    if event in KNOWN_EVENTS:
+        return event
+    kind = str(msg.get("message_type") or "").upper()
+    for marks, name in (
+        (("PHOTO", "IMAGE"), IMAGE_EVENT),
+        (("VOICE", "AUDIO"), VOICE_EVENT),
+        (("STICKER",), STICKER_EVENT),
+        (("TEXT",), TEXT_EVENT),
+    ):
+        if any(mark in kind for mark in marks):
+            return name
+    if isinstance(msg.get("text"), str):
+        return TEXT_EVENT
+    if msg.get("voice_url"):
+        return VOICE_EVENT
+    if msg.get("sticker"):
+        return STICKER_EVENT
+    if msg.get("photo_url") or msg.get("photo"):
+        return IMAGE_EVENT
+    return event or HIDDEN_EVENT
+
+
+def _name(sender: dict[str, Any]) -> str:
+    """``display_name`` as documented; ``name`` / ``first_name`` as some answers carry; "" when absent."""
+    for key in ("display_name", "name"):
+        value = sender.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    parts = [sender.get(k) for k in ("first_name", "last_name")]
+    return " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
 
 
 def _id(value: object) -> str:
@@ -265,7 +331,18 @@ class ZaloChannel:
                 await self._send(incoming.chat_id, Outgoing(text=notice(self.language)))
                 return
         replies = await self.handle(incoming)
-        await self.deliver(incoming, replies)
+        if parsed.note is not None:
+            replies = _with_note(replies, parsed.note, self.language)
+        try:
+            await self.deliver(incoming, replies)
+        except ZaloApiError as exc:
+            # The step is saved; only its answer is lost. No "your message failed" (it did not).
+            log.warning(
+                "zalo: reply to user=%s not delivered after retries (%s); the step itself was saved",
+                incoming.user_id,
+                exc,
+            )
+            return
         log.info(
             "update handled channel=zalo user=%s kind=%s replies=%d ms=%.1f",
             incoming.user_id,
@@ -350,6 +427,18 @@ async def send_rendered(
             await api.send_message(chat_id=chat_id, text=message.text)
     if out.options and memory is not None:
         memory.remember(chat_id, out.options)
+
+
+def _with_note(replies: list[Outgoing], note: T, language: str) -> list[Outgoing]:
+    """The engine's generic "cannot read this" replaced by the Zalo-specific note (in the same language)."""
+    generic = {UNSUPPORTED(lang): lang for lang in ("vi", "en")}
+    out = list(replies)
+    for i, out_msg in enumerate(out):
+        lang = generic.get(out_msg.text or "")
+        if lang is not None:
+            out[i] = replace(out_msg, text=note(lang))
+            return out
+    return [Outgoing(text=note(language)), *out]
 
 
 def _chat_key(update: dict[str, Any]) -> str:

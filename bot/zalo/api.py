@@ -1,10 +1,16 @@
 """A small async client for the Zalo Bot Platform HTTP API (``{api_url}/bot{token}/{method}``).
 
 The platform is modelled on Telegram's Bot API: every answer is an envelope ``{"ok": true, "result": ...}``
-or ``{"ok": false, "error_code": ..., "description": ...}``. This module turns the error envelope into
-exceptions, retries what is worth retrying (429, 5xx, timeouts, dropped connections) with exponential
+(``sendChatAction`` answers ``{"ok": true}`` alone) or ``{"ok": false, "error_code": ..., "description": ...}``.
+This module turns the error envelope into exceptions, retries what is worth retrying with exponential
 backoff through an injectable ``sleep`` (tests never wait), and keeps the token out of every log line and
 exception message: URLs are logged as ``.../bot***/method``.
+
+Documented error codes (Zalo Bot Platform): 400 bad request or unknown method, 401 token, **403 internal
+server error** (not "blocked", unlike Telegram), 404 invalid access, 408 poll timeout, 429 quota exceeded.
+Retried: 403, 429, 5xx, timeouts, dropped connections. A 429 is backed off exponentially (from
+``rate_backoff``): the platform documents no ``retry_after``; an HTTP ``Retry-After`` header is honoured when
+one comes, but never needed.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ DEFAULT_API_URL = "https://bot-api.zaloplatforms.com"
 Sleep = Callable[[float], Awaitable[None]]
 
 # Error codes the platform answers with that a later attempt may not get.
-RATE_LIMITED = 429
+INTERNAL_ERROR = 403  # documented as "Internal server error" on this platform
+RATE_LIMITED = 429  # "quota exceeded"
 NO_UPDATE = 408  # getUpdates: the long poll ended without a message
 
 
@@ -42,7 +49,8 @@ class ZaloApiError(Exception):
 
 
 class ZaloTransientError(ZaloApiError):
-    """Rate limit, server error, timeout or network failure that outlasted the retries: try again later."""
+    """Rate limit, server error (403, 5xx), timeout or network failure that outlasted the retries: try again
+    later."""
 
 
 class ZaloRequestError(ZaloApiError):
@@ -53,8 +61,17 @@ class ZaloUnauthorized(ZaloRequestError):
     """The bot token is wrong or revoked."""
 
 
+class ZaloWebhookActive(ZaloRequestError):
+    """``getUpdates`` is refused because a webhook is set for this bot: polling cannot work until
+    ``deleteWebhook`` is called. ``url`` is the webhook's address."""
+
+    def __init__(self, method: str, *, error_code: int | None, url: str) -> None:
+        super().__init__(method, error_code=error_code, description=f"a webhook is set ({url})")
+        self.url = url
+
+
 def _transient_code(code: int | None) -> bool:
-    return code is not None and (code == RATE_LIMITED or 500 <= code <= 599)
+    return code is not None and (code in (INTERNAL_ERROR, RATE_LIMITED) or 500 <= code <= 599)
 
 
 class ZaloApi:
@@ -69,6 +86,7 @@ class ZaloApi:
         max_retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 15.0,
+        rate_backoff: float = 2.0,
         max_retry_after: float = 30.0,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -83,6 +101,7 @@ class ZaloApi:
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.rate_backoff = rate_backoff  # first pause after a 429 (quota exceeded): longer than for a fault
         # A rate limit asking for a longer pause than this is handed to the caller (RetryLater) instead of
         # holding a reply or a reminder sweep hostage.
         self.max_retry_after = max_retry_after
@@ -130,11 +149,10 @@ class ZaloApi:
                     break
                 if exc.retry_after is not None and exc.retry_after > self.max_retry_after:
                     break  # a long pause is the caller's decision (the outbox retries later)
-                wait = (
-                    exc.retry_after
-                    if exc.retry_after is not None
-                    else min(self.max_backoff, self.backoff * (2**attempt))
-                )
+                base = self.rate_backoff if exc.error_code == RATE_LIMITED else self.backoff
+                wait = min(self.max_backoff, base * (2**attempt))
+                if exc.retry_after is not None:
+                    wait = max(wait, exc.retry_after)
                 log.warning(
                     "zalo %s failed (%s), retry %d/%d in %.1fs",
                     self.masked_url(method),
@@ -183,9 +201,8 @@ class ZaloApi:
         code = body.get("error_code")
         code = int(code) if isinstance(code, (int, str)) and str(code).lstrip("-").isdigit() else response.status_code
         desc = self._clean(str(body.get("description") or "unknown error"))
-        params_ = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
-        retry_after = params_.get("retry_after") if params_ else None
-        retry_after = float(retry_after) if isinstance(retry_after, (int, float)) else _retry_after_header(response)
+        # No ``parameters.retry_after`` here: a Telegram convention the Zalo platform does not document.
+        retry_after = _retry_after_header(response)
         if _transient_code(code) or _transient_code(response.status_code):
             raise ZaloTransientError(method, error_code=code, description=desc, retry_after=retry_after)
         if code == 401:
@@ -200,13 +217,19 @@ class ZaloApi:
     async def get_updates(self, *, timeout: int = 30) -> list[dict[str, Any]]:
         """One long poll. The platform hands out one update per call and forgets it: there is no offset.
 
-        An empty poll (``result`` null, or error 408) is an empty list, never an error.
+        An empty poll (``result`` null, or error 408) is an empty list, never an error. A refusal because a
+        webhook is set (the platform's code for it is not documented: any 4xx is checked against
+        ``getWebhookInfo``) is ``ZaloWebhookActive``.
         """
         try:
             result = await self.call("getUpdates", {"timeout": timeout}, read_timeout=timeout + 10.0, retries=0)
         except ZaloRequestError as exc:
             if exc.error_code == NO_UPDATE:
                 return []
+            if not isinstance(exc, ZaloUnauthorized):
+                url = await self.webhook_url()
+                if url:
+                    raise ZaloWebhookActive("getUpdates", error_code=exc.error_code, url=url) from None
             raise
         if result is None:
             return []
@@ -222,6 +245,16 @@ class ZaloApi:
 
     async def get_webhook_info(self) -> dict[str, Any]:
         return await self.call("getWebhookInfo") or {}
+
+    async def webhook_url(self) -> str:
+        """The webhook set for this bot, "" when none (or when the platform cannot say right now)."""
+        try:
+            info = await self.get_webhook_info()
+        except ZaloApiError as exc:
+            log.warning("zalo getWebhookInfo failed: %s", exc)
+            return ""
+        url = info.get("url") if isinstance(info, dict) else None
+        return url if isinstance(url, str) else ""
 
     async def send_message(self, *, chat_id: str, text: str) -> dict[str, Any]:
         return await self.call("sendMessage", {"chat_id": chat_id, "text": text})

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bot.zalo.api import Sleep, ZaloApi, ZaloApiError, ZaloUnauthorized
+from bot.zalo.api import Sleep, ZaloApi, ZaloApiError, ZaloUnauthorized, ZaloWebhookActive
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,9 @@ async def poll_updates(
 ) -> None:
     """Until ``stop`` is set. ``on_update`` must return quickly (``ZaloChannel.dispatch`` does).
 
-    A rejected token ends the loop with ``ZaloUnauthorized``: no amount of retrying fixes configuration.
+    A rejected token ends the loop with ``ZaloUnauthorized``, a webhook set for this bot (someone called
+    ``setWebhook`` since start-up) with ``ZaloWebhookActive``: no amount of retrying fixes configuration.
+    Everything else (403 internal errors, 429 quota, 5xx, network) backs off exponentially and polls again.
     """
     failures = 0
     while not stop.is_set():
@@ -46,7 +48,7 @@ async def poll_updates(
             break
         try:
             updates = poll.result()
-        except ZaloUnauthorized:
+        except (ZaloUnauthorized, ZaloWebhookActive):
             raise
         except ZaloApiError as exc:
             failures += 1

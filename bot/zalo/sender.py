@@ -1,9 +1,12 @@
 """Reminders and escalations over Zalo: the scheduler's ``ChannelSender`` for people linked on Zalo.
 
-The outbox decides what to send and when to try again; this only says how a failure should be read:
-rate limits, server errors and timeouts are ``RetryLater``; a chat the platform refuses (blocked bot,
-unknown or deleted account) is ``Unreachable``. A rejected token is ``RetryLater`` too: the operator fixes
-the configuration, and the reminders are still owed to the people.
+The outbox decides what to send and when to try again; this only says how a failure should be read.
+The platform documents no "user blocked" answer: 403 is its *internal server error*, 404 "invalid access",
+429 quota exceeded. So no single answer is read as ``Unreachable``: 403, 404, 429, 5xx, timeouts and a
+rejected token are ``RetryLater`` (the reminder is still owed to the person; the operator fixes a token), a
+bad request (400: our message, not the person) is ``DeliveryError``. Whether a Zalo chat is unreachable is
+decided by the deliverer on evidence: failures that persist over hours while the platform delivers to others
+(``scheduler/delivery.py``).
 """
 
 from __future__ import annotations
@@ -15,20 +18,12 @@ from bot.zalo.api import ZaloApi, ZaloApiError, ZaloRequestError, ZaloTransientE
 from bot.zalo.render import PublicMedia, ZaloRenderer
 from core.clock import Clock, SystemClock
 from core.messages import Outgoing
-from core.ports import DeliveryError, RetryLater, Unreachable
+from core.ports import DeliveryError, RetryLater
 
 log = logging.getLogger(__name__)
 
-# 403 blocked / not allowed, 404 no such user; a 400 only when it is about the chat or the user (a 400 for a
-# bad photo URL is our fault, not the person's).
-UNREACHABLE_CODES = frozenset({403, 404})
-
-
-def _unreachable(exc: ZaloRequestError) -> bool:
-    if exc.error_code in UNREACHABLE_CODES:
-        return True
-    text = exc.description.lower()
-    return exc.error_code == 400 and ("chat" in text or "user" in text)
+# "Invalid access": undocumented beyond its name; not evidence about the person on its own.
+RETRY_CODES = frozenset({404})
 
 
 class ZaloSender:
@@ -58,8 +53,8 @@ class ZaloSender:
             log.error("zalo token rejected while sending a reminder: %s", exc)
             raise RetryLater(str(exc)) from None
         except ZaloRequestError as exc:
-            if _unreachable(exc):
-                raise Unreachable(str(exc)) from None
+            if exc.error_code in RETRY_CODES:
+                raise RetryLater(str(exc)) from None
             raise DeliveryError(str(exc)) from None
         except ZaloApiError as exc:  # any other platform answer
             raise DeliveryError(str(exc)) from None

@@ -2,7 +2,11 @@
 
 ``POST <path of FIELDBOT_ZALO_WEBHOOK_URL>``: the platform delivers one update per request with the secret
 in ``X-Bot-Api-Secret-Token``; a missing or wrong secret gets 403 and a log line (without the secret). The
-update is queued for the engine and the platform gets its 200 at once.
+update (flat ``{"event_name", "message"}``, or wrapped in ``{"ok": true, "result": ...}``) is queued for the
+engine and the platform gets its 200 at once. A body that is no update (the test request the platform sends
+while ``setWebhook`` runs) gets 200 too, and nothing happens. While our own ``setWebhook`` call is in flight
+(``WebhookGate.verifying``) a request without the secret but also without a message is answered 200, in case
+the platform's test request does not carry the header (undocumented); it is never processed.
 
 ``GET /media/<name>``: chart files written by ``PublicMedia``; names are random, checked against a strict
 pattern (no path can be formed from one), and expire.
@@ -31,6 +35,13 @@ class ZaloConfigError(Exception):
     """A Zalo setting that cannot work; one line for the operator, naming the variable."""
 
 
+class WebhookGate:
+    """Shared with the service: ``verifying`` is True while its ``setWebhook`` call runs."""
+
+    def __init__(self) -> None:
+        self.verifying = False
+
+
 def validate_webhook(url: str | None, secret: str | None) -> tuple[str, str] | None:
     """``(url, secret)`` for webhook mode, None for polling; ``ZaloConfigError`` when half configured."""
     if not url:
@@ -54,6 +65,22 @@ def validate_webhook(url: str | None, secret: str | None) -> tuple[str, str] | N
     return url, secret
 
 
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _has_message(body: Any) -> bool:
+    if not isinstance(body, dict):
+        return False
+    if isinstance(body.get("message"), dict):
+        return True
+    inner = body.get("result")
+    return isinstance(inner, dict) and isinstance(inner.get("message"), dict)
+
+
 def webhook_path(url: str) -> str:
     return urlsplit(url).path or "/"
 
@@ -64,6 +91,7 @@ def build_web_app(
     secret: str | None = None,
     path: str = "/zalo",
     media: PublicMedia | None = None,
+    gate: WebhookGate | None = None,
 ) -> web.Application:
     """Routes for what is configured: the webhook (needs ``on_update`` and ``secret``) and/or media."""
     app = web.Application(client_max_size=MAX_BODY)
@@ -74,21 +102,24 @@ def build_web_app(
 
         async def receive(request: web.Request) -> web.Response:
             given = request.headers.get(SECRET_HEADER, "")
+            raw = await request.read()
+            body = _json(raw)
             if not given or not hmac.compare_digest(given.encode(), expected):
+                if gate is not None and gate.verifying and not _has_message(body):
+                    log.info("zalo webhook: answered the platform's test request (it carried no secret header)")
+                    return web.json_response({"ok": True})
                 log.warning(
                     "zalo webhook refused: %s secret header from %s",
                     "missing" if not given else "wrong",
                     request.remote or "?",
                 )
                 return web.json_response({"ok": False, "description": "Forbidden"}, status=403)
-            try:
-                body = json.loads(await request.read())
-            except (ValueError, UnicodeDecodeError):
-                return web.json_response({"ok": False, "description": "body is not JSON"}, status=400)
             if isinstance(body, dict) and "event_name" not in body and isinstance(body.get("result"), dict):
                 body = body["result"]  # the same envelope getUpdates uses
-            if not isinstance(body, dict):
-                return web.json_response({"ok": False, "description": "not an update"}, status=400)
+            if not _has_message(body):
+                # The verification request, or an event this bot does not read: acknowledged, nothing to do.
+                log.info("zalo webhook: request without a message acknowledged (%d bytes)", len(raw))
+                return web.json_response({"ok": True})
             on_update(body)
             return web.json_response({"ok": True})
 

@@ -1,31 +1,46 @@
 """A fake Zalo Bot API server on 127.0.0.1 (port 0) for adapter tests: real HTTP, the platform's shapes.
 
-What it copies from the platform (issue 7): ``/bot<TOKEN>/<method>`` with JSON or query parameters;
-``{"ok": true, "result": ...}`` / ``{"ok": false, "error_code", "description"}`` envelopes; ``getUpdates``
-hands out ONE update per call (no update id, no offset) and long-polls up to ``timeout`` seconds, ending an
-empty poll with error 408; ``getUpdates`` refused while a webhook is set; ``sendMessage`` refuses texts over
-2,000 characters; ``sendPhoto`` takes a URL only and fetches it, like the platform does; "user uploaded"
-images are served by this server under ``/files/<name>``; ``setWebhook`` wants public HTTPS and an 8–256
-character secret.
+What it copies from the platform (issues 7 and 14): ``/bot<TOKEN>/<method>`` with JSON or query parameters;
+``{"ok": true, "result": ...}`` / ``{"ok": false, "error_code", "description"}`` envelopes with the documented
+codes (400 bad request or unknown method, 401 token, 403 *internal server error*, 404 invalid access, 408 poll
+timeout, 429 quota exceeded: no ``parameters.retry_after``); ``getUpdates`` hands out ONE update per call (no
+update id, no offset) and long-polls up to ``timeout`` seconds, ending an empty poll with error 408;
+``getUpdates`` refused while a webhook is set; ``sendMessage`` refuses texts over 2,000 characters;
+``sendPhoto`` takes a URL only and fetches it, like the platform does; ``sendChatAction`` answers
+``{"ok": true}`` without a result; "user uploaded" images are served under ``/files/<name>``; ``setWebhook``
+wants public HTTPS and an 8–256 character secret, POSTs a test request to the URL while it runs and reports
+``result.verification`` (``webhook.ok``, ``webhook.err.unreachable``, ...); webhook deliveries are flat
+update bodies with the secret in ``X-Bot-Api-Secret-Token``.
 
-Fault injection: ``fail_next(method, status=429|500|..., count=1)`` and ``delay(method, seconds)``.
-Tests await what the bot sent with ``wait_sent``: no sleeps.
+Not documented, chosen here (unverified against the live platform): the code refusing ``getUpdates`` while
+a webhook is set (400 here), the test request's body (``verification_body``) and whether it carries the secret
+header (``verification_secret``), and ``webhook.err.status`` for a test request answered with non-2xx.
+
+The public HTTPS webhook URL is reached through ``webhook_target`` (like a reverse proxy): scheme and host are
+replaced by it, the path kept.
+
+Fault injection: ``fail_next(method, status=429|500|..., count=1)`` (``retry_after`` becomes an HTTP
+``Retry-After`` header) and ``delay(method, seconds)``. Tests await what the bot sent with ``wait_sent``: no
+sleeps.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import ClientSession, ClientTimeout, web
 
 TOKEN = "2718281828:fake-zalo-Tok3n_abcdefXYZ"
+SECRET_HEADER = "X-Bot-Api-Secret-Token"
 TEXT_LIMIT = 2000
 BOT_INFO = {
     "id": "8213377402459061357",
@@ -36,13 +51,12 @@ BOT_INFO = {
 }
 
 _DESCRIPTIONS = {
-    400: "Bad Request",
+    400: "Bad request",
     401: "Unauthorized",
-    403: "Forbidden: the user has blocked the bot",
-    404: "Not Found",
+    403: "Internal server error",
+    404: "Invalid access",
     408: "Request timeout",
-    409: "Conflict: webhook is active",
-    429: "Too Many Requests",
+    429: "Quota exceeded",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
@@ -70,6 +84,11 @@ class FakeZaloApi:
     calls: list[Call] = field(default_factory=list)
     sent: list[Call] = field(default_factory=list)  # successful sendMessage / sendPhoto, in order
     webhook: dict[str, Any] = field(default_factory=lambda: {"url": "", "secret_token": None})
+    webhook_target: str | None = None  # "http://127.0.0.1:PORT": where the public webhook URL really goes
+    verify_webhooks: bool = True  # setWebhook POSTs a test request and reports result.verification
+    verification_body: Any = field(default_factory=dict)  # what the test request carries (undocumented)
+    verification_secret: bool = True  # whether it carries X-Bot-Api-Secret-Token (undocumented)
+    verifications: list[tuple[int | None, str]] = field(default_factory=list)  # (HTTP status, outcome)
 
     def __post_init__(self) -> None:
         self._updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -145,6 +164,19 @@ class FakeZaloApi:
             content["caption"] = caption
         return {"event_name": "message.image.received", "message": self.message(**content, **kw)}
 
+    def voice_update(self, voice_url: str = "https://zalo.example/v/1.aac", **kw: Any) -> dict[str, Any]:
+        return {"event_name": "message.voice.received", "message": self.message(voice_url=voice_url, **kw)}
+
+    @staticmethod
+    def bare(update: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """The same update without ``event_name`` (as some answers come), with ``extra`` message fields (e.g.
+        ``message_type="CHAT_PHOTO"``, ``from_={...}`` to replace the sender)."""
+        message = dict(update["message"])
+        if "from_" in extra:
+            message["from"] = extra.pop("from_")
+        message.update(extra)
+        return {"message": message}
+
     def sticker_update(self, **kw: Any) -> dict[str, Any]:
         return {
             "event_name": "message.sticker.received",
@@ -213,6 +245,11 @@ class FakeZaloApi:
             await asyncio.wait_for(self._changed.wait_for(lambda: len(self.method_calls(method)) >= count), timeout)
         return self.method_calls(method)
 
+    async def wait_until(self, predicate, *, timeout: float = 5.0) -> None:
+        """Until ``predicate()`` holds (checked after every API call); raises TimeoutError otherwise."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
@@ -256,7 +293,7 @@ class FakeZaloApi:
                 return _error(fault.status, retry_after=fault.retry_after)
             handler = getattr(self, "_m_" + method, None)
             if handler is None:
-                return _error(404)
+                return _error(400, "Unknown method")
             return await handler(call)
         finally:
             await self._notify()
@@ -266,7 +303,7 @@ class FakeZaloApi:
 
     async def _m_getUpdates(self, call: Call) -> web.Response:
         if self.webhook["url"]:
-            return _error(409)
+            return _error(400, "getUpdates is not available while a webhook is set")
         wait = min(float(call.params.get("timeout", 30)), self.max_poll_wait)
         try:
             update = await asyncio.wait_for(self._updates.get(), wait)
@@ -282,7 +319,40 @@ class FakeZaloApi:
         if not 8 <= len(secret) <= 256:
             return _error(400, "secret_token must be 8-256 characters")
         self.webhook = {"url": url, "secret_token": secret}
-        return _ok({"url": url, "updated_at": 1637110800000})
+        result: dict[str, Any] = {"url": url, "updated_at": 1637110800000}
+        if self.verify_webhooks:
+            result["verification"] = await self._verify(url, secret)
+        return _ok(result)
+
+    def target_of(self, url: str) -> str:
+        if self.webhook_target is None:
+            return url
+        parts = urlsplit(url)
+        return self.webhook_target.rstrip("/") + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+    async def _verify(self, url: str, secret: str) -> str:
+        """The test request the platform sends while ``setWebhook`` runs."""
+        headers = {"Content-Type": "application/json"}
+        if self.verification_secret:
+            headers[SECRET_HEADER] = secret
+        body = json.dumps(self.verification_body).encode() if self.verification_body is not None else b""
+        try:
+            async with ClientSession(timeout=ClientTimeout(total=5)) as session:
+                async with session.post(self.target_of(url), data=body, headers=headers) as resp:
+                    status = resp.status
+        except Exception:
+            self.verifications.append((None, "webhook.err.unreachable"))
+            return "webhook.err.unreachable"
+        outcome = "webhook.ok" if 200 <= status < 300 else "webhook.err.status"
+        self.verifications.append((status, outcome))
+        return outcome
+
+    async def deliver_webhook(self, update: dict[str, Any], *, secret: str | None = None) -> int:
+        """Deliver an update as the platform does in webhook mode (a flat body); the HTTP status answered."""
+        headers = {SECRET_HEADER: secret if secret is not None else str(self.webhook["secret_token"])}
+        async with ClientSession(timeout=ClientTimeout(total=5)) as session:
+            async with session.post(self.target_of(self.webhook["url"]), json=update, headers=headers) as resp:
+                return resp.status
 
     async def _m_deleteWebhook(self, call: Call) -> web.Response:
         self.webhook = {"url": "", "secret_token": None}
@@ -323,7 +393,7 @@ class FakeZaloApi:
     async def _m_sendChatAction(self, call: Call) -> web.Response:
         if call.params.get("action") not in ("typing", "upload_photo"):
             return _error(400, "unknown action")
-        return _ok(True)
+        return web.json_response({"ok": True})  # documented: no result
 
     async def _m_sendSticker(self, call: Call) -> web.Response:
         return await self._sent(call)
@@ -343,9 +413,8 @@ def _error(status: int, description: str | None = None, *, retry_after: float | 
         "error_code": status,
         "description": description or _DESCRIPTIONS.get(status, "Error"),
     }
-    if retry_after is not None:
-        body["parameters"] = {"retry_after": retry_after}
-    return web.json_response(body, status=status)
+    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+    return web.json_response(body, status=status, headers=headers)
 
 
 @pytest.fixture
