@@ -16,6 +16,7 @@ ORDER = [
     "bench_delivery.py",
     "bench_export.py",
     "bench_minutes.py",
+    "bench_import.py",
     "bench_memory.py",
     "bench_web.py",
     "bench_privacy.py",

@@ -28,9 +28,10 @@ COMMAND_MODULES = (
     "bot.commands.minutes",
     "bot.commands.backup",
     "bot.commands.web",
+    "bot.commands.students",
     "bot.commands.audit",
     "bot.commands.purge",
-    "bot.commands.erase",  # after bot.commands.students (if installed): adds `students erase` to its parser
+    "bot.commands.erase",  # after bot.commands.students: adds `students erase` to its parser
 )
 # Commands whose log lines are their output (a server); the others print their own result and keep the
 # terminal to it: WARNING and above unless -v or FIELDBOT_LOG_LEVEL asks for more.

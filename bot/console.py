@@ -1,8 +1,9 @@
 """Console channel: the same conversations in a terminal, for trying the bot without any account.
 
 `fieldbot chat --phone 0901000001` talks as the roster person with that phone. Options print numbered and
-are answered by number or text; `/anh PATH` sends a photo; `/thoat` (or Ctrl-D) leaves. Before each prompt
-the messages the outbox holds for this person (a principal's decision, a reminder) are delivered here.
+are answered by number or text; `/anh PATH` sends a photo; `/tep PATH` sends a file (a class list for
+/nhapds); `/thoat` (or Ctrl-D) leaves. Before each prompt the messages the outbox holds for this person (a
+principal's decision, a reminder) are delivered here.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from pathlib import Path
 from typing import TextIO
 
 from core.clock import Clock, SystemClock
-from core.messages import Incoming, Option, Outgoing, PhotoInput, plain_text
+from core.messages import DocumentInput, Incoming, Option, Outgoing, PhotoInput, plain_text
 
 CHANNEL = "console"
 PHOTO_COMMAND = "/anh"
+FILE_COMMAND = "/tep"
 QUIT = ("/thoat", "/exit", "/quit")
 GOODBYE = "Tạm biệt! Việc đang làm dở (nếu có) vẫn được giữ; lần sau gõ /menu để tiếp tục."
 PHOTO_USAGE = "Cách gửi ảnh: /anh ĐƯỜNG_DẪN_TỆP_ẢNH (ví dụ: /anh ~/Pictures/bangiao.jpg)"
@@ -94,6 +96,16 @@ class ConsoleChannel:
             return Incoming(
                 **base, photo=PhotoInput(fetch=fetch, file_name=path.name, size=len(data), as_document=True)
             )
+        if text.lower().startswith(FILE_COMMAND + " ") or text.lower() == FILE_COMMAND:
+            path = Path(text[len(FILE_COMMAND) :].strip()).expanduser()
+            if not path.is_file():
+                return f"Không tìm thấy tệp: {path}"
+            data = path.read_bytes()
+
+            async def fetch_file() -> bytes:
+                return data
+
+            return Incoming(**base, document=DocumentInput(fetch=fetch_file, file_name=path.name, size=len(data)))
         if text.isdigit() and self.options and 1 <= int(text) <= len(self.options):
             return Incoming(**base, choice=self.options[int(text) - 1].key)
         return Incoming(**base, text=text)

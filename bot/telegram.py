@@ -39,7 +39,7 @@ from telegram.ext import (
 from telegram.warnings import PTBDeprecationWarning
 
 from core.clock import Clock, SystemClock
-from core.messages import Contact, Incoming, Outgoing, PhotoInput
+from core.messages import Contact, DocumentInput, Incoming, Outgoing, PhotoInput
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,10 @@ def incoming_from_update(update: Update, *, clock: Clock) -> Incoming | None:
             text=msg.caption,
             photo=_photo_input(msg, largest.file_id, largest.file_size, mime="image/jpeg", name=None, doc=False),
         )
-    if msg.document is not None:
+    if msg.document is not None and is_spreadsheet(msg.document.file_name, msg.document.mime_type):
+        doc = msg.document
+        return Incoming(**base, text=msg.caption, document=_document_input(msg, doc.file_id, doc.file_size, doc))
+    if msg.document is not None:  # an image sent "as a file" (full quality): the photo path, as before
         doc = msg.document
         return Incoming(
             **base,
@@ -127,6 +130,36 @@ def _photo_input(
         return bytes(await tg_file.download_as_bytearray())
 
     return PhotoInput(fetch=fetch, file_name=name, mime_type=mime, size=size, as_document=doc, platform_file_id=file_id)
+
+
+SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv", ".ods")
+SPREADSHEET_MIMES = (
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-excel.sheet.macroenabled.12",
+    "application/vnd.oasis.opendocument.spreadsheet",
+    "text/csv",
+    "text/comma-separated-values",
+)
+
+
+def is_spreadsheet(file_name: str | None, mime: str | None) -> bool:
+    """A class list rather than an image sent as a file."""
+    if file_name and file_name.lower().endswith(SPREADSHEET_SUFFIXES):
+        return True
+    return (mime or "").lower() in SPREADSHEET_MIMES
+
+
+def _document_input(msg: Message, file_id: str, size: int | None, doc) -> DocumentInput:
+    bot = msg.get_bot()
+
+    async def fetch() -> bytes:
+        tg_file = await bot.get_file(file_id)
+        return bytes(await tg_file.download_as_bytearray())
+
+    return DocumentInput(
+        fetch=fetch, file_name=doc.file_name, mime_type=doc.mime_type, size=size, platform_file_id=file_id
+    )
 
 
 # --- Outgoing -> Bot API -------------------------------------------------------------------------------------
@@ -247,7 +280,11 @@ class TelegramChannel:
             return
         if update.callback_query is not None:
             await self._acknowledge_tap(update)
-        if incoming.photo is not None or incoming.command in ("tonghop", "xuatfile"):
+        if (
+            incoming.photo is not None
+            or incoming.document is not None
+            or incoming.command in ("tonghop", "xuatfile", "maunhap")
+        ):
             # A photo or a report takes a moment: show "typing..." so nobody taps twice.
             try:
                 await context.bot.send_chat_action(incoming.chat_id, ChatAction.TYPING)
@@ -320,6 +357,8 @@ def _kind(incoming: Incoming) -> str:
         return "tap"
     if incoming.photo is not None:
         return "photo"
+    if incoming.document is not None:
+        return "document"
     if incoming.contact is not None:
         return "contact"
     return "unsupported" if incoming.unsupported else "text"

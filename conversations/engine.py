@@ -132,6 +132,18 @@ LATE_MESSAGE = T(
     en="Your message “{text}” arrived late, after a message you sent later, so it was not used (so as not to "
     "overwrite a newer answer). Send it again if you still need it.",
 )
+NO_DOCUMENT_WANTED = T(
+    vi="Hiện bạn không điền mục nào cần tệp. Danh sách học sinh (Excel) được nhập bằng lệnh /nhapds.",
+    en="No open form needs a file right now. Class lists (Excel) are imported with /nhapds.",
+)
+DOCUMENT_TOO_BIG = T(
+    vi="Tệp quá lớn ({size}; tối đa {max}). Hãy chia danh sách thành nhiều tệp nhỏ hơn.",
+    en="The file is too large ({size}; at most {max}). Please split the list into smaller files.",
+)
+DOCUMENT_FETCH_FAILED = T(
+    vi="Không tải được tệp từ ứng dụng chat. Vui lòng gửi lại tệp.",
+    en="The file could not be downloaded. Please send it again.",
+)
 FORM_GONE = T(
     vi="Biểu mẫu bạn đang điền không còn nữa (hệ thống vừa cập nhật). Gõ /menu để bắt đầu lại.",
     en="The form you were filling in no longer exists (the system was updated). Type /menu to start again.",
@@ -263,7 +275,13 @@ class ConversationEngine:
                 if isinstance(photo_or_error, Outgoing):
                     return [photo_or_error]
                 photo = photo_or_error
-            replies, step = self._step(incoming, photo, now)
+            document: bytes | None = None
+            if incoming.document is not None:
+                doc_or_error = await self._fetch_document_if_wanted(incoming)
+                if isinstance(doc_or_error, Outgoing):
+                    return [doc_or_error]
+                document = doc_or_error
+            replies, step = self._step(incoming, photo, now, document)
             if step is None:
                 log.info("update skipped (redelivered) channel=%s", incoming.channel)
                 return replies
@@ -342,7 +360,42 @@ class ConversationEngine:
         f = form.field(conv.step)
         return f is not None and f.kind == Kind.PHOTO
 
-    def _step(self, incoming: Incoming, photo: bytes | None, now: datetime):
+    async def _fetch_document_if_wanted(self, incoming: Incoming) -> bytes | Outgoing | None:
+        """Download a file only when the person's current question asks for one, or when they have no form in
+        progress and may start the form that takes files (a class list sent straight away)."""
+        with self.db.connect() as conn:
+            sender = load_sender(conn, channel=incoming.channel, external_id=incoming.user_id)
+        if sender is None or not sender.active:
+            return None
+        conv = sender.conversation
+        if conv is not None:
+            if conv.channel != incoming.channel:
+                return None
+            form = registry().forms.get(conv.form)
+            f = form.field(conv.step) if form is not None and conv.data.get("m", FILL) in (FILL, EDIT) else None
+            if f is None or f.kind != Kind.DOCUMENT:
+                return None
+        elif self._document_form(sender.person) is None:
+            return None
+        lang = self._lang(sender.person)
+        assert incoming.document is not None
+        limit = self.programme.imports.max_bytes
+        if incoming.document.size is not None and incoming.document.size > limit:
+            return Outgoing(text=DOCUMENT_TOO_BIG(lang, size=_size(incoming.document.size), max=_size(limit)))
+        try:
+            data = await incoming.document.fetch()
+        except Exception as exc:
+            log.warning("document download failed channel=%s: %s", incoming.channel, exc)
+            return Outgoing(text=DOCUMENT_FETCH_FAILED(lang))
+        if len(data) > limit:
+            return Outgoing(text=DOCUMENT_TOO_BIG(lang, size=_size(len(data)), max=_size(limit)))
+        return data
+
+    @staticmethod
+    def _document_form(person: Person) -> Form | None:
+        return next((f for f in registry().forms.values() if f.takes_documents and person.role in f.roles), None)
+
+    def _step(self, incoming: Incoming, photo: bytes | None, now: datetime, document: bytes | None = None):
         with self.db.connect() as conn:
             step = _Step(self, conn, incoming, now)
             trans = conn.begin()
@@ -373,7 +426,7 @@ class ConversationEngine:
                 elif _late(incoming, sender):
                     replies = self._late(step, sender)
                 else:
-                    replies = self._linked(step, sender, photo)
+                    replies = self._linked(step, sender, photo, document)
                 self._queue_notifications(step)
                 step.flush()
                 step.commit(trans)
@@ -434,7 +487,9 @@ class ConversationEngine:
 
     # --- linked people ------------------------------------------------------------------------------------------
 
-    def _linked(self, step: _Step, sender: Sender, photo: bytes | None) -> list[Outgoing]:
+    def _linked(
+        self, step: _Step, sender: Sender, photo: bytes | None, document: bytes | None = None
+    ) -> list[Outgoing]:
         incoming, person = step.incoming, sender.person
         lang = self._lang(person)
         conv = sender.conversation
@@ -467,7 +522,12 @@ class ConversationEngine:
         if cmd is not None:
             return self._command(step, person, lang, conv, here, cmd, args)
         if here is not None:
-            return self._answer(step, person, lang, here, photo)
+            return self._answer(step, person, lang, here, photo, document)
+        if incoming.document is not None and conv is None:
+            form = self._document_form(person)
+            if form is None or document is None:
+                return [menu_message(person, lang, note=NO_DOCUMENT_WANTED(lang))]
+            return self._start(step, person, lang, form, values=None, pick=False, chain=0, document=document)
         if conv is not None:
             return [
                 Outgoing(
@@ -522,6 +582,7 @@ class ConversationEngine:
         pick: bool,
         args: str = "",
         chain: int,
+        document: bytes | None = None,
     ) -> list[Outgoing]:
         progress = Progress(form=form.name, values=dict(values or {}))
         ctx = step.ctx(person, lang, progress.values)
@@ -536,14 +597,21 @@ class ConversationEngine:
         outcome = runner.begin(pick=pick)
         if args and form.args_field and outcome.done is None and progress.step == form.args_field:
             outcome = runner.answer(_typed(step.incoming, args))
+        if document is not None and outcome.done is None:
+            f = form.field(progress.step)
+            if f is not None and f.kind == Kind.DOCUMENT:
+                replies = []  # the file answers the first question: no need to ask for it
+                outcome = runner.answer(step.incoming, document=document)
         return self._conclude(step, person, lang, runner, outcome, replies, chain=chain)
 
-    def _answer(self, step: _Step, person: Person, lang: str, conv: ConvRow, photo: bytes | None) -> list[Outgoing]:
+    def _answer(
+        self, step: _Step, person: Person, lang: str, conv: ConvRow, photo: bytes | None, document: bytes | None = None
+    ) -> list[Outgoing]:
         runner = self._runner(step, person, lang, conv)
         if runner is None:
             step.delete_progress(person.id)
             return [Outgoing(text=FORM_GONE(lang))]
-        outcome = runner.answer(step.incoming, photo)
+        outcome = runner.answer(step.incoming, photo, document)
         return self._conclude(step, person, lang, runner, outcome, [], chain=0)
 
     def _conclude(
@@ -656,6 +724,10 @@ class ConversationEngine:
 
 def _late(incoming: Incoming, sender: Sender) -> bool:
     return incoming.seq is not None and sender.last_seq is not None and incoming.seq < sender.last_seq
+
+
+def _size(n: int) -> str:
+    return f"{n / 1048576:.1f} MB" if n >= 1048576 else f"{max(1, n // 1024)} KB"
 
 
 def _person(staff: Staff) -> Person:

@@ -12,6 +12,8 @@ from core.vocabulary import role_label
 # The order commands appear in menus, help and Telegram's command list.
 MENU_ORDER = (
     "dangky",
+    "nhapds",
+    "maunhap",
     "bangiao",
     "nhanmay",
     "taitro",

@@ -142,6 +142,18 @@ REFUSALS: dict[str, T] = {
         vi="Trường đã có em {name}, sinh ngày {birth} (mã {student_code}).",
         en="The school already has {name}, born {birth} (code {student_code}).",
     ),
+    # class lists (storage/students.py import_students)
+    "school_missing": T(vi="Không tìm thấy trường này.", en="This school was not found."),
+    "import_own_school": T(
+        vi="Bạn chỉ nhập được danh sách học sinh của trường mình.",
+        en="You can only import pupils into your own school.",
+    ),
+    "import_own_district": T(
+        vi="Trường này không thuộc quận/huyện của bạn.", en="This school is not in your district."
+    ),
+    "import_role": T(vi="Bạn không có quyền nhập danh sách học sinh.", en="You may not import class lists."),
+    "import_empty": T(vi="Danh sách không có học sinh nào.", en="The list has no pupils."),
+    "import_missing": T(vi="Không tìm thấy danh sách này.", en="This list was not found."),
 }
 ACTIONS: dict[str, T] = {  # RecordError("not_principal", action=...)
     "record_sponsor": T(vi="ghi nhận nhà tài trợ", en="record sponsors"),

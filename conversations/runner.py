@@ -17,7 +17,7 @@ from conversations.fields import show_value
 from conversations.forms.base import Done, Field, Form, FormContext, Invalid, Kind
 from conversations.state import from_json, to_json
 from core.i18n import T
-from core.messages import Incoming, Option, Outgoing, PhotoInput, esc
+from core.messages import DocumentInput, Incoming, Option, Outgoing, PhotoInput, esc
 from core.text import fold, is_word, match_label
 
 FILL, SUMMARY, PICK, EDIT = "fill", "summary", "pick", "edit"
@@ -54,6 +54,14 @@ WANT_PHOTO = T(
 NO_PHOTO_HERE = T(
     vi="Ở bước này chưa cần ảnh; vui lòng trả lời bằng chữ hoặc bấm nút.",
     en="No photo is needed here; please answer with text or a button.",
+)
+WANT_DOCUMENT = T(
+    vi="Ở bước này cần gửi một tệp (Excel .xlsx hoặc .csv) bằng nút đính kèm 📎, không phải chữ.",
+    en="This step needs a file (Excel .xlsx or .csv) sent with the 📎 button, not text.",
+)
+NO_DOCUMENT_HERE = T(
+    vi="Ở bước này chưa cần tệp; vui lòng trả lời bằng chữ hoặc bấm nút.",
+    en="No file is needed here; please answer with text or a button.",
 )
 FIRST_QUESTION = T(vi="Đây đã là câu hỏi đầu tiên.", en="This is already the first question.")
 REQUIRED = T(vi="Mục này bắt buộc, không bỏ qua được.", en="This answer is required.")
@@ -153,9 +161,13 @@ class Runner:
             return Outcome([self._ask_new()])
         return self._advance()
 
-    def answer(self, incoming: Incoming, photo: bytes | None = None) -> Outcome:
+    def answer(self, incoming: Incoming, photo: bytes | None = None, document: bytes | None = None) -> Outcome:
         """One message from the person while this form is active."""
         f = self._current_field()
+        if incoming.document is not None and incoming.choice is None:
+            if f is None or f.kind != Kind.DOCUMENT or document is None:
+                return Outcome([self._reask(error=self.ctx.t(NO_DOCUMENT_HERE))])
+            return self._take_document(f, document, incoming.document)
         if incoming.choice is not None:
             picked = self._picked(incoming.choice)
             if picked is None:
@@ -212,6 +224,8 @@ class Runner:
             if is_word(text, *DONE_WORDS) and f.max_photos > 1:
                 return self._take(f, [None, _ctl("done")])
             return Outcome([self._reask(error=ctx.t(WANT_PHOTO))])
+        if f.kind == Kind.DOCUMENT:
+            return Outcome([self._reask(error=ctx.t(WANT_DOCUMENT))])
         for label, value in self.p.opts:  # "hôm nay" for a date offered as today
             if _is_ctl(value, "default") and (fold(text) == fold(label) or fold(label).startswith(fold(text) + " ")):
                 return self._take(f, [label, value], label=None)
@@ -307,6 +321,15 @@ class Runner:
         if len(self.p.sel) >= f.max_photos:
             return self._accept(f, list(self.p.sel), None)
         return Outcome([self._reask()])
+
+    def _take_document(self, f: Field, data: bytes, document: DocumentInput) -> Outcome:
+        try:
+            value = f.accept_document(self.ctx, data, document) if f.accept_document else None
+        except Invalid as exc:
+            return Outcome([self._reask(error=exc.text(self.ctx.lang))])
+        if isinstance(value, Done):
+            return Outcome(self._done_messages(value), done=value)
+        return self._accept(f, value, None)
 
     def _accept(self, f: Field, value: Any, label: str | None) -> Outcome:
         ctx = self.ctx

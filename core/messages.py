@@ -42,6 +42,18 @@ class PhotoInput:
 
 
 @dataclass(slots=True)
+class DocumentInput:
+    """A file (not an image) sent by a user: a spreadsheet to import. Like ``PhotoInput``, fetched lazily and
+    only when a step wants it; ``size`` (when the platform says it) is checked before downloading."""
+
+    fetch: Callable[[], Awaitable[bytes]]
+    file_name: str | None = None  # as the user's client named it; never used as a path
+    mime_type: str | None = None
+    size: int | None = None
+    platform_file_id: str | None = None
+
+
+@dataclass(slots=True)
 class Incoming:
     channel: str
     user_id: str  # the platform account of the sender
@@ -54,6 +66,7 @@ class Incoming:
     text: str | None = None
     choice: str | None = None  # the data of a tapped option (callback data); never trusted
     photo: PhotoInput | None = None
+    document: DocumentInput | None = None  # a spreadsheet or other non-image file
     contact: Contact | None = None
     display_name: str = ""
     unsupported: bool = False  # a sticker, voice note, file type we do not read ...

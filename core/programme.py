@@ -182,6 +182,13 @@ class MinutesWording(_Strict):
         return v
 
 
+class ImportRules(_Strict):
+    """Class lists sent as spreadsheets (/nhapds, ``fieldbot students import``)."""
+
+    max_rows: int = Field(default=2000, ge=1, le=100_000)
+    max_bytes: int = Field(default=5 * 1024 * 1024, ge=10_000, le=50 * 1024 * 1024)
+
+
 class DistrictContact(_Strict):
     district_code: str = Field(min_length=1)
     name: str = Field(min_length=1)
@@ -236,6 +243,7 @@ class Programme(_Strict):
     reminders: Reminders = Reminders()
     photos: PhotoRules = PhotoRules()
     minutes: MinutesWording = MinutesWording()
+    imports: ImportRules = ImportRules()
     contacts: list[DistrictContact] = Field(min_length=1)
     privacy: Privacy = Privacy()
 

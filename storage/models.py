@@ -150,6 +150,22 @@ class Student(SQLModel, table=True):
     reviewed_at: datetime | None = _ts()
     created_at: datetime | None = _ts(nullable=False)
     updated_at: datetime | None = _ts(nullable=False)
+    # The class list (spreadsheet) this entry came from, so /duyet can approve a whole file at once.
+    import_id: int | None = Field(default=None, foreign_key="student_import.id", index=True)
+
+
+class StudentImport(SQLModel, table=True):
+    """One class list sent as a spreadsheet and saved (all its rows, in one transaction)."""
+
+    __tablename__ = "student_import"
+
+    id: int | None = Field(default=None, primary_key=True)
+    school_id: int = Field(foreign_key="school.id", index=True)
+    file_name: str = Field(max_length=200)
+    sha256: str = Field(max_length=64)
+    rows: int
+    imported_by: int = Field(foreign_key="staff.id")
+    created_at: datetime | None = _ts(nullable=False)
 
 
 # --- computers: sponsors, batches, devices, handovers -----------------------------------------------------

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from core.vocabulary import REPORTED, HandoverStatus, ReviewStatus, Role
 from storage import audit
 from storage.errors import NotAllowed, RecordError
-from storage.models import Handover, School, Staff, Student
+from storage.models import Handover, School, Staff, Student, StudentImport
 from storage.scope import Scope
 
 # Statuses that count as "a student in need" in the needs report and may receive a computer.
@@ -211,6 +211,160 @@ def register_student(
         now=now,
     )
     return student
+
+
+# --- class lists (spreadsheets) ------------------------------------------------------------------------------
+
+IMPORT_CHUNK = 500  # codes per IN (...) query: well under every database's parameter limit
+
+
+def check_import_scope(session: Session, *, actor: Actor, school_id: int) -> School:
+    """The school a list may be imported into: a teacher's or principal's own school; a district officer: a
+    school of their district (``fieldbot students import``)."""
+    school = session.get(School, school_id)
+    if school is None:
+        raise NotAllowed("school_missing")
+    if actor.role in (Role.TEACHER, Role.PRINCIPAL):
+        if actor.school_id != school.id:
+            raise NotAllowed("import_own_school")
+    elif actor.role == Role.DISTRICT_OFFICER:
+        if actor.district_id != school.district_id:
+            raise NotAllowed("import_own_district")
+    else:
+        raise NotAllowed("import_role")
+    return school
+
+
+def code_owners(session: Session, *, codes: list[str]) -> dict[str, tuple[str, date]]:
+    """For the codes already registered anywhere: code -> (school name, day registered), in a few queries."""
+    out: dict[str, tuple[str, date]] = {}
+    unique = sorted(set(codes))
+    for i in range(0, len(unique), IMPORT_CHUNK):
+        chunk = unique[i : i + IMPORT_CHUNK]
+        q = (
+            select(Student.code, School.name, Student.created_at)
+            .join(School, School.id == Student.school_id)
+            .where(Student.code.in_(chunk))
+        )
+        for code, school_name, created_at in session.execute(q).all():
+            out[code] = (school_name, _local_day(created_at))
+    return out
+
+
+def same_name_and_birth_many(
+    session: Session, *, school_id: int, people: list[tuple[str, date]]
+) -> dict[tuple[str, date], Student]:
+    """``find_same_name_and_birth`` for a whole list: (folded name, birth date) -> the existing entry."""
+    from core.text import fold
+
+    births = sorted({b for _, b in people})
+    wanted = {(fold(n), b) for n, b in people}
+    out: dict[tuple[str, date], Student] = {}
+    for i in range(0, len(births), IMPORT_CHUNK):
+        q = select(Student).where(
+            Student.school_id == school_id,
+            Student.birth_date.in_(births[i : i + IMPORT_CHUNK]),
+            Student.status.in_([ReviewStatus.PENDING, *REPORTED]),
+        )
+        for st in session.exec(q.order_by(Student.id)).all():
+            key = (fold(st.full_name), st.birth_date)
+            if key in wanted and key not in out:
+                out[key] = st
+    return out
+
+
+def import_students(
+    session: Session,
+    *,
+    actor: Actor,
+    school_id: int,
+    rows: list[dict[str, Any]],
+    file_name: str,
+    sha256: str,
+    now: datetime,
+) -> StudentImport:
+    """Save a checked class list: every row a pending registration (reviewed like /dangky), all in the caller's
+    transaction — one bulk insert, so either every row is saved or none. A code registered meanwhile (another
+    teacher, another file) refuses the whole list with ``DuplicateCode``."""
+    from sqlalchemy import insert
+
+    school = check_import_scope(session, actor=actor, school_id=school_id)
+    if not rows:
+        raise StudentError("import_empty")
+    owners = code_owners(session, codes=[r["code"] for r in rows])
+    if owners:
+        code, (school_name, day) = next(iter(sorted(owners.items())))
+        raise DuplicateCode(code=code, school_name=school_name, registered_on=day)
+    batch = StudentImport(
+        school_id=school.id,
+        file_name=(file_name or "danh-sach")[:200],
+        sha256=sha256,
+        rows=len(rows),
+        imported_by=actor.id,
+        created_at=now,
+    )
+    late = school.needs_report_submitted_at is not None
+    # The batch row first, outside the savepoint: SQLite's driver starts its transaction at the first write,
+    # and a SAVEPOINT opened before that would be released as a commit of its own.
+    session.add(batch)
+    session.flush()
+    try:
+        with session.begin_nested():
+            values = [
+                {
+                    **{f: r.get(f) for f in EDITABLE_FIELDS},
+                    "school_id": school.id,
+                    "status": ReviewStatus.PENDING,
+                    "late": late,
+                    "registered_by": actor.id,
+                    "import_id": batch.id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for r in rows
+            ]
+            session.execute(insert(Student), values)
+    except IntegrityError:
+        owners = code_owners(session, codes=[r["code"] for r in rows])
+        if owners:
+            code, (school_name, day) = next(iter(sorted(owners.items())))
+            raise DuplicateCode(code=code, school_name=school_name, registered_on=day) from None
+        raise
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="import",
+        entity="student_import",
+        entity_id=batch.id,
+        before=None,
+        after={"school_id": school.id, "file_name": batch.file_name, "sha256": sha256, "rows": len(rows)},
+        now=now,
+    )
+    return batch
+
+
+def pending_in_import(session: Session, *, school_id: int, import_id: int) -> int:
+    q = (
+        select(func.count())
+        .select_from(Student)
+        .where(Student.school_id == school_id, Student.import_id == import_id, Student.status == ReviewStatus.PENDING)
+    )
+    return int(session.exec(q).one())
+
+
+def approve_import(session: Session, *, actor: Actor, import_id: int, now: datetime) -> list[Student]:
+    """ "Approve all from this file": every still-pending entry of one imported list, each audited."""
+    if actor.role != Role.PRINCIPAL:
+        raise NotAllowed("review_role")
+    batch = session.get(StudentImport, import_id)
+    if batch is None:
+        raise NotAllowed("import_missing")
+    _check_school(actor, batch.school_id)
+    q = select(Student).where(Student.import_id == import_id, Student.status == ReviewStatus.PENDING)
+    done: list[Student] = []
+    for student in session.exec(q.order_by(Student.id)).all():
+        done.append(approve(session, actor=actor, student_id=student.id, now=now))
+    return done
 
 
 # --- review ----------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from conversations.engine import ConversationEngine
 from core.clock import FixedClock
-from core.messages import Contact, Incoming, Option, Outgoing, PhotoInput, plain_text
+from core.messages import Contact, DocumentInput, Incoming, Option, Outgoing, PhotoInput, plain_text
 from core.programme import Programme
 from scheduler.delivery import recipients
 from storage.models import Notification
@@ -129,6 +129,17 @@ class Chat:
             return data
 
         return await self.send(photo=PhotoInput(fetch=fetch, mime_type=mime, size=len(data)), text=caption)
+
+    async def document(self, data: bytes, name: str = "danh-sach.xlsx", *, size: int | None = None) -> list[Outgoing]:
+        async def fetch() -> bytes:
+            return data
+
+        doc = DocumentInput(fetch=fetch, file_name=name, size=len(data) if size is None else size)
+        return await self.send(document=doc)
+
+    @property
+    def documents(self) -> list[Outgoing]:
+        return [o for o in self.replies if o.document is not None]
 
     async def contact(self, phone: str, *, user_id: str | None = "self") -> list[Outgoing]:
         owner = self.user_id if user_id == "self" else user_id

@@ -43,6 +43,8 @@ VALID: dict[tuple[str, ...], list[str]] = {
     ("audit",): ["--since", "01/11/2021"],
     ("purge",): ["--before", "01/01/2020", "--yes"],  # nothing that old: done without asking
     ("students", "erase"): ["0123456789", "--school", "TH-PHUHOA1", "--yes"],
+    ("students", "template"): ["--out", "out/mau.xlsx"],
+    ("students", "import"): ["lop.xlsx", "--school", "TH-PHUHOA1", "--dry-run"],
 }
 # run: no channel configured; web serve: an address it cannot listen on; minutes and students erase: the
 # walked roster has no handover and no pupil yet. Each refuses in one line, as it would for such a school.
@@ -76,6 +78,20 @@ def template(tmp_path_factory) -> Path:
     for argv in (["roster", "import", str(EXAMPLE)], ["backup", "--out", str(folder / "good.bak")]):
         subprocess.run([str(FIELDBOT), *argv], env=env, cwd=folder, check=True, capture_output=True, timeout=120)
     shutil.copy(EXAMPLE, folder / "roster.csv")
+    # A class list that passes: the template (its example row fits today's date) with the example numbered.
+    subprocess.run(
+        [str(FIELDBOT), "students", "template", "--out", str(folder / "lop.xlsx"), "--school", "TH-PHUHOA1"],
+        env=env,
+        cwd=folder,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    from openpyxl import load_workbook
+
+    wb = load_workbook(folder / "lop.xlsx")
+    wb["Danh sách"]["A4"] = 1
+    wb.save(folder / "lop.xlsx")
     (folder / "notes.txt").write_text("một tệp, không phải thư mục")
     (folder / "a-folder.csv").mkdir()
     (folder / "a-folder.bak").mkdir()

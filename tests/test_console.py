@@ -63,3 +63,20 @@ async def test_console_dangky_then_bangiao(sqlite_engine, sqlite_world, programm
     assert "Đã ghi nhận bàn giao" in out.getvalue()
     with Session(sqlite_engine) as s:
         assert len(s.scalars(select(Handover)).all()) == 1
+
+
+async def test_console_sends_a_class_list_with_tep(sqlite_engine, sqlite_world, programme, clock, tmp_path) -> None:
+    from tests.import_files import good_row, xlsx
+
+    eng = make_engine(sqlite_engine, programme, clock, media_dir=tmp_path / "media")
+    user = "console:0901000002"
+    eng.link_directly(channel="console", external_id=user, chat_id="console", phone="0901000002")
+    console = ConsoleChannel(eng.handle, user_id=user, clock=clock, media_dir=tmp_path)
+    path = tmp_path / "lop 4A1.xlsx"
+    path.write_bytes(xlsx([good_row(1), good_row(2, B="Trần Thị Bé")]))
+    out = io.StringIO()
+    await console.run(["/tep khong-co.xlsx", f"/tep {path}", "1"], out)  # 1 = Lưu
+    text = out.getvalue()
+    assert "Không tìm thấy tệp" in text and "2 em hợp lệ, 0 dòng có lỗi" in text and "Đã lưu 2 em" in text
+    with session_scope(sqlite_engine) as s:
+        assert len(s.exec(select(Student)).scalars().all()) == 2

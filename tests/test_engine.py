@@ -51,7 +51,15 @@ async def test_menu_lists_the_role_commands(eng, sqlite_world) -> None:
     assert {"/dangky", "/duyet", "/chotbaocao", "/xuatfile", "/taoma"} <= {o.key for o in principal.options}
     officer = await Chat.linked(eng, sqlite_world.phones["officer"])
     await officer.say("/menu")
-    assert {o.key for o in officer.options} == {"/tonghop", "/xuatfile", "/web", "/taoma"}
+    assert {o.key for o in officer.options} == {
+        "/tonghop",
+        "/xuatfile",
+        "/xuatfilemk",
+        "/xoahs",
+        "/web",
+        "/taoma",
+        "/maunhap",
+    }
 
 
 async def test_menu_button_starts_the_form(teacher) -> None:

@@ -15,6 +15,7 @@ from conversations.forms.base import Action, Form
 
 MODULES: tuple[str, ...] = (
     "conversations.forms.register",
+    "conversations.forms.importing",
     "conversations.forms.review",
     "conversations.forms.report",
     "conversations.forms.mine",

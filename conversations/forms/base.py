@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.i18n import T
-from core.messages import Outgoing, PhotoInput
+from core.messages import DocumentInput, Outgoing, PhotoInput
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -76,6 +76,7 @@ class Kind(StrEnum):
     PHONE = "phone"
     PHOTO = "photo"
     CONFIRM = "confirm"  # Có / Không -> True / False
+    DOCUMENT = "document"  # a file (a class list): ``accept_document`` turns its bytes into the value
 
 
 class Invalid(Exception):
@@ -174,6 +175,8 @@ class Field:
       refuse it, or return ``Done`` to end the form right there (without ``on_complete``).
     - ``accept_photo(ctx, data, photo)`` (photo kind): bytes -> JSON value (e.g. a Photo id); raise Invalid.
       ``max_photos > 1`` collects several photos until the person taps "Xong" (value: a list).
+    - ``accept_document(ctx, data, document)`` (document kind): bytes -> JSON value; raise Invalid to ask
+      again, or return ``Done`` to end the form there (e.g. a list with errors, sent back annotated).
     - ``show(value, ctx)``: the value in the summary; a sensible default exists per kind.
     - ``default(ctx)``: a suggested answer offered as an option (e.g. "Hôm nay (17/11/2021)").
     - ``empty``: for a required choice whose options are empty: the form ends with this message.
@@ -193,6 +196,7 @@ class Field:
     after: Callable[[FormContext, Any], Done | None] | None = None
     show: Callable[[Any, FormContext], str] | None = None
     accept_photo: Callable[[FormContext, bytes, PhotoInput], Any] | None = None
+    accept_document: Callable[[FormContext, bytes, DocumentInput], Any] | None = None
     min_photos: int = 1
     max_photos: int = 1
     default: Callable[[FormContext], tuple[Any, str] | None] | None = None
@@ -248,6 +252,8 @@ class Form:
     save_label: T | None = None
     aliases: tuple[str, ...] = ()  # older command names that still start this form (``/maketoken``)
     back_to: str | None = None  # "Quay lại" at the first question opens this form (e.g. the /duyet menu)
+    # A document sent outside any form starts this form with the document as its first answer (/nhapds).
+    takes_documents: bool = False
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]

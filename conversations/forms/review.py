@@ -13,6 +13,7 @@ from core.i18n import T
 from core.messages import esc
 from core.vocabulary import Role
 from storage import students
+from storage.errors import RecordError
 from storage.models import Staff, Student
 
 PRINCIPAL = frozenset({Role.PRINCIPAL})
@@ -159,6 +160,24 @@ DECISIONS = [
     Choice("later", T(vi="⏭ Để sau", en="⏭ Later")),
     Choice("stop", T(vi="⏹ Dừng", en="⏹ Stop")),
 ]
+APPROVE_FILE = T(vi="✅ Duyệt cả tệp «{file}» ({n} em)", en="✅ Approve the whole file “{file}” ({n})")
+
+
+def _decisions(ctx: FormContext) -> list[Choice]:
+    """The decisions, plus "approve all from this file" when the entry came from an imported class list."""
+    from storage.models import StudentImport
+
+    s = ctx.session.get(Student, int(ctx.values["student_id"]))
+    if s is None or s.import_id is None:
+        return DECISIONS
+    batch = ctx.session.get(StudentImport, s.import_id)
+    n = students.pending_in_import(ctx.session, school_id=s.school_id, import_id=s.import_id)
+    if batch is None or n < 2:
+        return DECISIONS
+    label = APPROVE_FILE(ctx.lang, file=batch.file_name[:30], n=n)
+    return [DECISIONS[0], Choice("approve_file", label), *DECISIONS[1:]]
+
+
 # To the person who registered the pupil (never to the principal deciding: their reply says it already).
 APPROVED_NOTE = T(
     vi="✅ Hiệu trưởng {principal} đã duyệt đăng ký em <b>{name}</b> (lớp {cls}) mà bạn đã gửi.",
@@ -222,6 +241,8 @@ def _decision(ctx: FormContext, value: str) -> Done | None:
 
 def _review_save(ctx: FormContext) -> Done:
     sid = int(ctx.values["student_id"])
+    if ctx.values["decision"] == "approve_file":
+        return _approve_file(ctx, sid)
     try:
         if ctx.values["decision"] == "approve":
             s = students.approve(ctx.session, actor=ctx.staff, student_id=sid, now=ctx.now)
@@ -243,6 +264,34 @@ def _review_save(ctx: FormContext) -> Done:
     return Done(msg, name=esc(s.full_name), next_form="duyet_dk", next_values={"skip": _skips(ctx)})
 
 
+def _approve_file(ctx: FormContext, sid: int) -> Done:
+    s = ctx.session.get(Student, sid)
+    try:
+        if s is None or s.import_id is None:
+            raise students.NotAllowed("import_missing")
+        done = students.approve_import(ctx.session, actor=ctx.staff, import_id=s.import_id, now=ctx.now)
+    except RecordError as exc:
+        return Done(refusal(exc, ctx.lang), next_form="duyet_dk", next_values={"skip": _skips(ctx) + [sid]})
+    by_teacher: dict[int, int] = {}
+    for st in done:
+        by_teacher[st.registered_by] = by_teacher.get(st.registered_by, 0) + 1
+    for teacher_id, n in by_teacher.items():
+        if teacher_id != ctx.staff.id:
+            ctx.notify(teacher_id, FILE_APPROVED_NOTE, n=n)
+    return Done(
+        T(vi="✅ Đã duyệt {n} em của cả tệp.", en="✅ Approved {n} pupils of the whole file."),
+        n=len(done),
+        next_form="duyet_dk",
+        next_values={"skip": _skips(ctx)},
+    )
+
+
+FILE_APPROVED_NOTE = T(
+    vi="✅ Hiệu trưởng đã duyệt {n} em trong danh sách bạn gửi bằng tệp.",
+    en="✅ The principal approved {n} pupils of the list you sent as a file.",
+)
+
+
 REVIEW_REGISTRATIONS = Form(
     name="duyet_dk",
     title=T(vi="Duyệt đăng ký", en="Review registrations"),
@@ -250,7 +299,7 @@ REVIEW_REGISTRATIONS = Form(
     start=_next_pending,
     fields=[
         choice_field(
-            "decision", _pending_prompt, T(vi="Quyết định", en="Decision"), DECISIONS, columns=2, after=_decision
+            "decision", _pending_prompt, T(vi="Quyết định", en="Decision"), _decisions, columns=2, after=_decision
         ),
         text_field(
             "reason",
