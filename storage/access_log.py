@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import DDL, delete, event, func, insert, select, text
 from sqlmodel import Session, SQLModel
 
-from storage.models import AccessLog, AccessLogPurgeGate, District, School
+from storage.models import AccessLog, AccessLogPurgeGate, District, Province, School
 from storage.scope import Scope
 
 PURGE_SETTING = "fieldbot.access_log_purge"
@@ -86,6 +86,9 @@ def _scope_label(session: Session, scope: Scope | str) -> tuple[str, int | None,
     if scope.school_id is not None:
         school = session.get(School, scope.school_id)
         return f"school:{school.code if school else scope.school_id}", scope.district_id, scope.school_id
+    if scope.district_id is None and scope.province_id is not None:
+        province = session.get(Province, scope.province_id)
+        return f"province:{province.code if province else scope.province_id}", None, None
     district = session.get(District, scope.district_id) if scope.district_id else None
     return f"district:{district.code if district else scope.district_id}", scope.district_id or None, None
 

@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from storage.audit import record
 from storage.models import Staff, WebSession, WebSignIn
 
 LINK_TTL = timedelta(minutes=10)
@@ -127,15 +126,20 @@ def csrf_ok(token: str, sent: str | None) -> bool:
 def record_view(
     session: Session, *, staff_id: int, school_id: int | None, page: str, now: datetime, via: str = "web"
 ) -> None:
-    """Who looked at which school's pupil data, when, on which page. The single place such a view is written
-    (the privacy work's access log can redirect it here)."""
-    record(
-        session,
-        actor_id=staff_id,
-        action="view",
-        entity="school" if school_id is not None else "scope",
-        entity_id=school_id,
-        before=None,
-        after={"page": page[:200], "via": via},
-        now=now,
-    )
+    """Who looked at pupil data on which page, when: one row of the access log (``storage.access_log``), the
+    same record of processing the chat's summaries and exports write; scoped to the school when the page is
+    one school's, else to the person's own scope."""
+    from storage.access_log import record_access
+    from storage.scope import Scope
+
+    staff = session.get(Staff, staff_id)
+    if staff is None:
+        return
+    scope = Scope(district_id=staff.district_id, school_id=school_id) if school_id is not None else None
+    if scope is None:
+        try:
+            scope = Scope.for_staff(staff)
+        except Exception:  # a roster row without a district or school: still logged, by label
+            scope = "none"
+    what = f"{via}:{page.split('?', 1)[0].strip('/').split('/', 1)[0] or 'overview'}"
+    record_access(session, actor=staff, role=staff.role, what=what, scope=scope, pupils=0, now=now)
