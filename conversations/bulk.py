@@ -898,7 +898,7 @@ def example_row(ctx: FormContext) -> dict[str, str]:
         "hardship_reason": "",
         "need": first["need"],
         "guardian_name": "Nguyễn Văn Bình",
-        "guardian_phone": "0913860438",
+        "guardian_phone": "0912345678",
         "note": "",
     }
 

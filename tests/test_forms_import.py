@@ -59,7 +59,7 @@ async def test_template_filled_and_sent_back_is_imported(teacher, principal, sql
     ws = wb["Danh sách"]
     for i, name in enumerate(CLASS):  # the teacher types below the example row, codes as text
         for c, v in enumerate([i + 1, name, "05/09/2012", "4A1", f"01234567{i:02d}", "Nữ", "Hộ cận nghèo", None,
-                               "Cả hai", "Nguyễn Văn Bình", "0913860438"], start=1):  # fmt: skip
+                               "Cả hai", "Nguyễn Văn Bình", "0912345678"], start=1):  # fmt: skip
             ws.cell(5 + i, c, v)
     buf = io.BytesIO()
     wb.save(buf)
@@ -71,7 +71,7 @@ async def test_template_filled_and_sent_back_is_imported(teacher, principal, sql
     saved = _students(sqlite_engine)
     assert [s.full_name for s in saved] == CLASS and {s.status for s in saved} == {"pending"}
     assert {(s.gender, s.category, s.need) for s in saved} == {("female", "near_poor", "both")}
-    assert saved[0].guardian_phone == "+84913860438"
+    assert saved[0].guardian_phone == "+84912345678"
     [note] = teacher.notifications
     assert "gửi danh sách 4 em" in plain(note.text)
 

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="in liên kết đăng nhập một lần cho một người trong danh sách (one-time sign-in link)",
         description="In liên kết đăng nhập dùng một lần, hết hạn sau 10 phút, cho người có số điện thoại PHONE.",
     )
-    link.add_argument("phone", metavar="PHONE", help="số điện thoại trong danh sách nhân sự, ví dụ 0913860438")
+    link.add_argument("phone", metavar="PHONE", help="số điện thoại trong danh sách nhân sự, ví dụ 0912 345 678")
     link.set_defaults(func=cmd_link)
     serve = web_sub.add_parser("serve", help="chỉ chạy trang web (serve the web view only)")
     serve.add_argument("--listen", default=None, help="host:port (mặc định FIELDBOT_WEB_LISTEN hoặc 127.0.0.1:8080)")

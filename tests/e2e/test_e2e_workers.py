@@ -131,6 +131,7 @@ class Front:
 
 # (question the step answers, what the teacher does)
 SCRIPT: list[tuple[str, str, str]] = [
+    ("đã đồng ý chưa", "tap", "Phụ huynh đã đồng ý"),  # the guardian's consent comes first
     ("Họ và tên", "pair", "name"),
     ("Ngày sinh", "pair", "birth"),
     ("Lớp?", "pair", "class"),
@@ -180,9 +181,11 @@ class Teacher:
         for m in reversed(self.tg.messages_to(self.user.id)):
             if question.lower() not in (m.text or "").lower():
                 continue
-            for shown, data in m.buttons:
-                if label.lower() in shown.lower() and data:
-                    return data
+            now = self.tg.current(self.user.id, m.message_id) or {}
+            rows = (now.get("reply_markup") or {}).get("inline_keyboard") or []  # a tapped keyboard is gone
+            for button in (b for row in rows for b in row):
+                if label.lower() in button.get("text", "").lower() and button.get("callback_data"):
+                    return button["callback_data"]
         raise LookupError(label)
 
     async def post(self, update: dict, *, route: int | None = None, tag: str | None = None) -> None:
@@ -221,7 +224,12 @@ class Teacher:
         if kind == "pair":
             await self.pair(self.values[what], k)
         else:
-            await self.post(self.user.tap(self.button(what, question)))
+            try:
+                data = self.button(what, question)
+            except LookupError:  # tapped already, the reply lost with a killed worker: ask for the question
+                await self.post(self.user.send_text("/menu"))
+                return
+            await self.post(self.user.tap(data))
 
     async def strict(self) -> None:
         """Every acknowledged answer must hold: after each step the bot asks exactly the next question."""
@@ -240,6 +248,8 @@ class Teacher:
 
     def where(self) -> int | None:
         shown = self.latest().lower()
+        if SCRIPT[0][0].lower() in shown:  # the consent notice names the later fields: it is asked first
+            return 0
         for k in range(len(SCRIPT) - 1, -1, -1):
             if SCRIPT[k][0].lower() in shown:
                 return k
