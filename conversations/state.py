@@ -153,6 +153,7 @@ _SENDER = (
         _staff.c.role,
         _staff.c.school_id,
         _staff.c.district_id,
+        _staff.c.province_id,
         _staff.c.language,
         _staff.c.active,
         _ident.c.last_seq,
@@ -405,6 +406,7 @@ def _sender_from(row) -> Sender | None:
         role=row.role,
         school_id=row.school_id,
         district_id=row.district_id,
+        province_id=row.province_id,
         language=row.language or "vi",
         school_level=row.level,
     )

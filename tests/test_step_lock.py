@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from storage.models import ChatIdentity, Conversation
 from tests.conftest import require_postgres
-from tests.engine_helpers import Chat, make_engine
+from tests.engine_helpers import CONSENT_LABEL, Chat, make_engine
 
 
 def _conv(db, staff_id: int) -> Conversation | None:
@@ -33,6 +33,7 @@ async def test_an_older_message_arriving_late_is_refused_and_said(db_engine, wor
     teacher = await Chat.linked(worker_a, world.phones["teacher_a"])
     on_b = Chat(worker_b, teacher.user_id)
     await teacher.send(text="/dangky", seq=10)
+    await teacher.tap(CONSENT_LABEL)  # the guardian's consent comes first (a tap: no order)
     assert "Họ và tên" in teacher.text
     await teacher.send(text="Nguyễn Văn An", seq=12)
     assert "Ngày sinh" in teacher.text
@@ -53,6 +54,7 @@ async def test_messages_without_an_order_and_equal_orders_are_applied(db_engine,
     eng = make_engine(db_engine, programme, clock)
     teacher = await Chat.linked(eng, world.phones["teacher_a"])
     await teacher.send(text="/dangky", seq=5)
+    await teacher.tap(CONSENT_LABEL)
     await teacher.send(text="Nguyễn Văn An")  # console/tap style: no order given, never refused
     assert "Ngày sinh" in teacher.text
     await teacher.send(text="05/09/2012", seq=5)  # same order (another id): not older, applied
@@ -93,6 +95,7 @@ async def test_postgres_waits_a_bounded_time_for_the_persons_lock(pg_schema_url,
     eng = make_engine(db, programme, clock, lock_timeout_ms=200)
     teacher = await Chat.linked(eng, world.phones["teacher_a"])
     await teacher.send(text="/dangky", seq=1)
+    await teacher.tap(CONSENT_LABEL)  # the guardian's consent comes first
     hold, held = threading.Event(), threading.Event()
     holder = threading.Thread(target=_lock_holder, args=(db, f"telegram:{teacher.user_id}", hold, held))
     holder.start()
@@ -126,6 +129,7 @@ async def test_the_persons_lock_serialises_two_workers(pg_schema_url, programme,
     worker_b = make_engine(db_b, programme, clock)
     teacher = await Chat.linked(worker_a, world.phones["teacher_a"])
     await teacher.send(text="/dangky", seq=1)
+    await teacher.tap(CONSENT_LABEL)  # the guardian's consent comes first
     on_b = Chat(worker_b, teacher.user_id)
     # Hold the person's lock, let both workers start their step, then let go: they must run one after the
     # other, the second seeing the first's progress.
