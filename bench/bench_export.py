@@ -228,7 +228,7 @@ def seed(url: str, n: int) -> None:
                         "handover_id": i,
                         "school_id": school,
                         "kind": "capture_time",
-                        "detail": "old photo",
+                        "params": {"shot": "01/01/2020", "handed": "20/11/2021", "gap": "690", "max": "30"},
                         "created_at": NOW,
                     }
                 )

@@ -186,7 +186,7 @@ def seed(engine, *, districts: int, schools_per_district: int, pupils: int, prog
                                 "handover_id": hid,
                                 "school_id": s,
                                 "kind": "capture_time",
-                                "detail": "x",
+                                "params": {"shot": "01/01/2020", "handed": "20/11/2021", "gap": "690", "max": "30"},
                                 "created_at": NOW,
                             }
                         )
