@@ -163,7 +163,19 @@ class SchedulerService:
             log.info("removed %d export file(s) older than %d day(s)", removed, days)
         return removed
 
+    async def refresh_statistics(self) -> None:
+        """The lease holder refreshes SQLite's planner statistics (storage.db.refresh_statistics)."""
+        if not await self.hold_lease():
+            return
+        from storage.db import refresh_statistics
+
+        await asyncio.to_thread(refresh_statistics, self.db)
+
     async def _cleanup_job(self) -> None:
+        try:
+            await self.refresh_statistics()
+        except Exception:
+            log.exception("statistics refresh failed")
         try:
             await self.clean_photo_files()
         except Exception:
@@ -197,8 +209,7 @@ class SchedulerService:
             id="deliver",
             **common,
         )
-        if self.photos is not None:
-            sched.add_job(self._cleanup_job, CronTrigger(hour=3, minute=30, timezone=tz), id="photo-cleanup", **common)
+        sched.add_job(self._cleanup_job, CronTrigger(hour=3, minute=30, timezone=tz), id="daily-maintenance", **common)
         sched.start()
         self._scheduler = sched
         # The catch-up after downtime: right now, not one interval from now (and not through APScheduler,

@@ -99,6 +99,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+def refresh_statistics(engine: Engine) -> None:
+    """The query planner's statistics. PostgreSQL's autovacuum keeps them; SQLite has nothing that does, and
+    without them it reads a province's pupils through ix_student_school_status and the table (~190 ms)
+    instead of the covering ix_student_summary (~100 ms). ANALYZE with a sample limit takes milliseconds."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.begin() as conn:
+        conn.execute(text("PRAGMA analysis_limit=1000"))
+        conn.execute(text("ANALYZE"))
+
+
 def create_all(engine: Engine) -> None:
     """Schema straight from the models: for tests and benchmarks that do not test migrations."""
     SQLModel.metadata.create_all(engine)

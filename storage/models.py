@@ -123,6 +123,9 @@ class Student(SQLModel, table=True):
         Index("ix_student_school_status", "school_id", "status"),
         Index("ix_student_school_name_dob", "school_id", "full_name", "birth_date"),
         Index("ix_student_pending_since", "status", "created_at"),
+        # Covers reports.summary's GROUP BY (school, category, need) over the standing statuses: a province's
+        # overview of 200,000 pupils reads this index alone (issue 17: 250 -> ~100 ms).
+        Index("ix_student_summary", "school_id", "category", "need", "status", "consent_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     school_id: int = Field(foreign_key="school.id")

@@ -47,6 +47,8 @@ async def test_start_schedules_jobs_and_catches_up_at_once(sqlite_engine, sqlite
         jobs = {j.id: j.trigger for j in service.jobs}
         assert isinstance(jobs["sweep"], IntervalTrigger) and jobs["sweep"].interval == timedelta(minutes=5)
         assert isinstance(jobs["deliver"], IntervalTrigger) and jobs["deliver"].interval == timedelta(seconds=30)
+        daily = jobs["daily-maintenance"]  # photo and export clean-up, SQLite's planner statistics
+        assert {f.name: str(f) for f in daily.fields if f.name in ("hour", "minute")} == {"hour": "3", "minute": "30"}
         morning = jobs["morning"]
         assert isinstance(morning, CronTrigger) and str(morning.timezone) == "Asia/Ho_Chi_Minh"
         assert {f.name: str(f) for f in morning.fields if f.name in ("hour", "minute")} == {"hour": "7", "minute": "0"}
@@ -109,3 +111,24 @@ async def test_shutdown_mid_delivery_leaves_the_rest_pending(sqlite_engine, sqli
     assert len(tg.sent) == 1  # the message in flight was finished ...
     assert statuses.count(NotificationStatus.SENT) >= 1
     assert NotificationStatus.PENDING in statuses  # ... the others wait in the outbox for the next run
+
+
+async def test_the_daily_job_refreshes_sqlites_planner_statistics(sqlite_engine, sqlite_world, programme):
+    """Without statistics SQLite reads a province's pupils through the wrong index (storage.db.refresh_statistics);
+    the lease holder's daily job keeps them."""
+    from sqlalchemy import inspect, text
+
+    seed(sqlite_engine, programme, sqlite_world)
+    service = build_scheduler(
+        db=sqlite_engine,
+        programme=programme,
+        clock=FixedClock(local(2021, 11, 18, 3, 30)),
+        senders={},
+        mailer=None,
+        holder="test:1",
+    )
+    assert "sqlite_stat1" not in inspect(sqlite_engine).get_table_names()
+    await service._cleanup_job()
+    with sqlite_engine.connect() as conn:
+        tables = {r[0] for r in conn.execute(text("SELECT tbl FROM sqlite_stat1"))}
+    assert {"student", "handover", "school"} <= tables
