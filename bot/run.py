@@ -30,8 +30,11 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
     if settings.telegram_token is not None:
         application = await _start_telegram(app, engine, primary=primary, cleanups=cleanups)
         from bot.telegram_sender import TelegramSender
+        from scheduler.ratelimit import RateLimiter, overall_share
 
-        senders["telegram"] = TelegramSender(application.bot)
+        senders["telegram"] = TelegramSender(
+            application.bot, limiter=RateLimiter(overall_per_second=overall_share(settings.processes))
+        )
         cleanups.append(lambda: _stop_telegram(application))
     fatal: str | None = None  # a channel that cannot work as configured: one line, exit status 2
     config_errors: tuple[type[Exception], ...] = ()
@@ -149,6 +152,7 @@ async def serve_web_only(app: App, *, host: str, port: int) -> None:
 
 async def _start_telegram(app: App, engine, *, primary: bool = True, cleanups: list | None = None):
     from bot.telegram import build_application
+    from scheduler.ratelimit import overall_share
 
     settings = app.settings
     application = build_application(
@@ -156,6 +160,7 @@ async def _start_telegram(app: App, engine, *, primary: bool = True, cleanups: l
         api_url=settings.telegram_api_url,
         handle=engine.handle,
         clock=app.clock,
+        overall_per_second=overall_share(settings.processes),
         web_app_url=f"{settings.web_url}/tg" if settings.web_url and settings.web_listen else None,
     )
     await application.initialize()

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # sets the bot's commands and runs the scheduler (the sweeper lease still guards against two); "worker"
     # processes only answer the updates the proxy sends them.
     role: Literal["primary", "worker"] = "primary"
+    # How many processes send with this bot token (the primary, its workers, a `fieldbot sweep` cron): each
+    # paces Telegram at its share of the bot's 30 messages a second, so together they stay under it.
+    processes: int = Field(default=1, ge=1, le=64)
     # How long a step waits for the same person's step in another process before saying "send it again".
     step_lock_timeout_ms: int = Field(default=5000, ge=50, le=60000)
     # PostgreSQL connections per process: (pool + overflow) x processes must stay below max_connections.

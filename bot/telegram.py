@@ -406,6 +406,7 @@ def build_application(
     handle: Handle,
     clock: Clock | None = None,
     rate_limit: bool = True,
+    overall_per_second: float = 30.0,
     request=None,
     set_my_commands: bool = True,
     web_app_url: str | None = None,
@@ -418,8 +419,9 @@ def build_application(
     else:
         builder = builder.connect_timeout(10).read_timeout(20).write_timeout(30).pool_timeout(10)
     if rate_limit:
-        # Overall 30/s and retries on 429 for replies; reminders have their own per-chat limiter.
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+        # Overall 30/s (this process's share of it: FIELDBOT_PROCESSES) and retries on 429 for replies;
+        # reminders have their own per-chat limiter on top.
+        builder = builder.rate_limiter(AIORateLimiter(overall_max_rate=overall_per_second, max_retries=3))
     if set_my_commands:
         builder = builder.post_init(set_commands)
     application = builder.build()

@@ -38,6 +38,7 @@ from conversations.menu import help_message, menu_message
 from conversations.runner import EDIT, FILL, Outcome, Progress, Runner
 from conversations.state import (
     DEFAULT_LOCK_TIMEOUT_MS,
+    ConnectionLost,
     ConvRow,
     PersonBusy,
     Sender,
@@ -225,6 +226,11 @@ class _Step:
         return ctx
 
 
+# Tries of a step whose pooled connection turns out dead at its first statement. Usually the pool's check
+# on checkout finds the others dead at once; more than one try covers a pool of silently dead connections.
+STEP_ATTEMPTS = 3
+
+
 class ConversationEngine:
     def __init__(
         self,
@@ -396,6 +402,18 @@ class ConversationEngine:
         return next((f for f in registry().forms.values() if f.takes_documents and person.role in f.roles), None)
 
     def _step(self, incoming: Incoming, photo: bytes | None, now: datetime, document: bytes | None = None):
+        for attempt in range(1, STEP_ATTEMPTS + 1):
+            try:
+                return self._step_once(incoming, photo, now, document)
+            except ConnectionLost as exc:
+                # A pooled connection the server ended since its last use (a restart, an idle timeout):
+                # nothing of the step ran and that connection is dropped, so start again on another one.
+                if attempt == STEP_ATTEMPTS:
+                    raise
+                log.warning("database connection lost before the step (%s): trying again", exc)
+        raise AssertionError("unreachable")
+
+    def _step_once(self, incoming: Incoming, photo: bytes | None, now: datetime, document: bytes | None = None):
         with self.db.connect() as conn:
             step = _Step(self, conn, incoming, now)
             trans = conn.begin()

@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Connection, bindparam, delete, func, literal, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from conversations.forms.base import Person
 from storage.models import ChatIdentity, Conversation, ProcessedMessage, School, Staff
@@ -66,6 +66,11 @@ class Sender:
 
 class PersonBusy(Exception):
     """Another process kept this person's step locked longer than the bounded wait."""
+
+
+class ConnectionLost(Exception):
+    """The pooled connection was dead at the step's first statement (the server restarted or ended it since
+    it was last used): nothing ran, so the step can start again on a fresh connection."""
 
 
 DEFAULT_LOCK_TIMEOUT_MS = 5000
@@ -266,16 +271,21 @@ def claim_and_load(
 ) -> tuple[bool, Sender | None]:
     """``_claim_and_load``, then: a person who writes from a chat marked blocked (a delivery gave up on it) is
     reachable there again, so the mark is lifted in this transaction, on every channel (one extra statement,
-    only for a marked chat)."""
-    fresh, sender = _claim_and_load(
-        conn,
-        channel=channel,
-        message_id=message_id,
-        external_id=external_id,
-        now=now,
-        seq=seq,
-        lock_timeout_ms=lock_timeout_ms,
-    )
+    only for a marked chat). ``ConnectionLost`` when the connection turned out dead at the first statement."""
+    try:
+        fresh, sender = _claim_and_load(
+            conn,
+            channel=channel,
+            message_id=message_id,
+            external_id=external_id,
+            now=now,
+            seq=seq,
+            lock_timeout_ms=lock_timeout_ms,
+        )
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise ConnectionLost(str(exc.orig).strip().splitlines()[0] if exc.orig else "connection lost") from exc
+        raise
     if fresh and sender is not None and sender.blocked_identity is not None:
         conn.execute(_UNBLOCK, {"ident_id": sender.blocked_identity})
         sender.blocked_identity = None
@@ -384,9 +394,10 @@ def _pg_pipelined(
             row = cur.fetchone()
     except psycopg.errors.LockNotAvailable:
         raise PersonBusy(f"{channel}:{external_id}") from None
-    except psycopg.OperationalError:
+    except psycopg.OperationalError as exc:
         if raw.broken:  # the server went away: let the pool forget this connection
             conn.invalidate()
+            raise ConnectionLost(str(exc).strip().splitlines()[0] if str(exc) else "connection lost") from exc
         raise
     return row.fresh == 1, (_sender_from(row) if row.id is not None else None)
 

@@ -27,6 +27,16 @@ TELEGRAM_OVERALL_PER_SECOND = 30.0
 # up to 2 extra in a window at the receiving end) never make Telegram see 31. Costs 3% of the throughput.
 DEFAULT_OVERALL_PER_SECOND = TELEGRAM_OVERALL_PER_SECOND - 1
 TELEGRAM_PER_CHAT_INTERVAL = 1.0
+
+
+def overall_share(processes: int) -> float:
+    """One process's pace when ``processes`` send with the same bot (FIELDBOT_PROCESSES): the bot's limit is
+    Telegram's, not the process's, and a 429 would pause every one of them. A static split needs nothing
+    shared between processes; its cost is that a busy process cannot borrow an idle one's share. Whole
+    messages a second: a limiter at 9.67/s can put 10 in one second, and three of them 30."""
+    return max(1.0, float(int(DEFAULT_OVERALL_PER_SECOND // max(1, processes))))
+
+
 _EPSILON = 1e-9
 WINDOW_MARGIN = 0.002
 

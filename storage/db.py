@@ -46,7 +46,34 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5, max_overflo
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     # pre_ping: a restarted PostgreSQL leaves dead pooled connections; replace them instead of failing.
-    return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
+    engine = create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
+    if parsed.get_driver_name() == "psycopg":
+        # The dialect's ping is a SELECT 1: one of a conversation step's four round trips (issue 18). An idle
+        # connection has nothing to read, so looking at its socket tells the same without asking the server.
+        engine.dialect.do_ping = _idle_connection_alive
+    return engine
+
+
+def _idle_connection_alive(dbapi_connection) -> bool:
+    """The pool's liveness check on checkout, without a round trip. A server that restarted or terminated
+    the backend sent its FATAL message and closed the socket, so the socket of an idle connection is
+    readable; anything readable on an idle connection is treated as dead (a fresh one costs a connect, never
+    a wrong answer). Returning False makes SQLAlchemy invalidate the whole pool, as its own ping does. A host
+    that vanished without closing the socket is caught by the step's error handling either way."""
+    import select
+
+    from psycopg.pq import ConnStatus, TransactionStatus
+
+    if dbapi_connection.closed or dbapi_connection.broken:
+        return False
+    pgconn = dbapi_connection.pgconn
+    if pgconn.status != ConnStatus.OK or pgconn.transaction_status != TransactionStatus.IDLE:
+        return False
+    try:
+        readable, _, _ = select.select([pgconn.socket], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from scheduler.ratelimit import WINDOW_MARGIN, RateLimiter
+from scheduler.ratelimit import WINDOW_MARGIN, RateLimiter, overall_share
 
 
 class VirtualTime:
@@ -73,6 +73,40 @@ async def test_overall_limit_30_per_second(vt):
     assert sent[-1] == pytest.approx(299 / 30 + 9 * WINDOW_MARGIN, abs=1e-3)
     assert len(sent) / sent[-1] > 29.9
     assert min(b - a for a, b in zip(sent, sent[1:])) == pytest.approx(1 / 30, abs=1e-5)
+
+
+async def test_three_processes_of_one_bot_stay_under_its_limit_together(vt):
+    """FIELDBOT_PROCESSES=3: each process paces at a third of the bot's rate, so three of them sending flat
+    out (each its own limiter, nothing shared) never put more than 29 in one second on the bot."""
+    limiters = [
+        RateLimiter(overall_per_second=overall_share(3), monotonic=vt.monotonic, sleep=vt.sleep) for _ in range(3)
+    ]
+    sent: list[float] = []
+
+    async def send(limiter: RateLimiter, chat: int) -> None:
+        await limiter.acquire(chat)
+        sent.append(vt.now)
+
+    await vt.run(*(send(limiters[c % 3], c) for c in range(300)))
+    assert max_in_window(sent) <= 29
+    assert len(sent) / sent[-1] > 26  # 3 x 9 a second: most of the bot's budget is used
+    assert [overall_share(n) for n in (1, 2, 3, 4, 40)] == [29.0, 14.0, 9.0, 7.0, 1.0]
+
+
+async def test_the_run_wiring_gives_replies_the_same_share() -> None:
+    """Replies go through python-telegram-bot's limiter: `fieldbot run` builds it with the same share."""
+    from bot.telegram import build_application
+    from tests.telegram_offline import TOKEN, OfflineRequest
+
+    async def handle(_incoming):
+        return []
+
+    request = OfflineRequest()
+    app = build_application(
+        token=TOKEN, api_url="http://127.0.0.1:9", handle=handle, request=request, overall_per_second=overall_share(3)
+    )
+    limiter = app.bot.rate_limiter
+    assert limiter._base_limiter.max_rate == 9.0  # PTB keeps it private; nothing public says it
 
 
 async def test_per_chat_one_per_second_without_holding_up_others(vt):

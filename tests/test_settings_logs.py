@@ -51,6 +51,7 @@ def test_postgres_url_gets_the_psycopg_driver(monkeypatch) -> None:
         ("FIELDBOT_STEP_LOCK_TIMEOUT_MS", "0"),
         ("FIELDBOT_DB_POOL_SIZE", "0"),
         ("FIELDBOT_DB_MAX_OVERFLOW", "-1"),
+        ("FIELDBOT_PROCESSES", "0"),
     ],
 )
 def test_bad_value_names_the_variable(monkeypatch, var: str, value: str) -> None:
