@@ -31,6 +31,8 @@ EXPORT_CLI = "export_cli"  # fieldbot export
 BACKUP = "backup"  # fieldbot backup: the whole database
 ERASE = "erase"  # /xoahs or fieldbot students erase: scope names the code, no other data
 PURGE = "purge"  # fieldbot purge
+SEARCH = "search"  # /bangiao: a teacher searches the school's pupils by name or code
+RESTORE = "restore"  # fieldbot restore: the whole database replaced from a backup
 EXPORTS = (EXPORT, EXPORT_PROTECTED, EXPORT_CLI)
 
 # --- the database guard ----------------------------------------------------------------------------------------

@@ -423,3 +423,17 @@ async def test_the_same_photo_twice_is_counted_once(teacher, seeded, sqlite_engi
     with Session(sqlite_engine) as s:
         [h] = _handovers(sqlite_engine)
         assert len(s.scalars(select(HandoverPhoto).where(HandoverPhoto.handover_id == h.id)).all()) == 2
+
+
+async def test_a_pupil_search_is_one_access_log_row(teacher, seeded, sqlite_engine) -> None:
+    """The search lists pupils other teachers registered: a read of pupil data (issue 19's record of
+    processing), one row per search with the number shown; a search that finds nothing reads nothing."""
+    from storage import access_log
+
+    await teacher.say("/bangiao")
+    await teacher.say("zzz")  # no match: refused, asked again, nothing read
+    await teacher.say("an")
+    assert teacher.labels[:2] == ["Nguyễn Văn An — 5A1 — 0100000001", "Trần Thị Ánh — 5A1 — 0100000002"]
+    with Session(sqlite_engine) as s:
+        rows = [(r.actor, r.role, r.what, r.scope, r.pupils) for r in access_log.entries(s)]
+    assert rows == [("Trần Văn Minh", "teacher", "search", "school:TH-PHUHOA1", 2)]

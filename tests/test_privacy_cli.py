@@ -160,3 +160,14 @@ def test_backup_of_a_database_not_yet_upgraded_still_backs_up_and_says_why_no_lo
     captured = capsys.readouterr()
     assert (tmp_path / "old.bak").is_file() and "Đã sao lưu" in captured.out
     assert "chưa ghi được nhật ký truy cập" in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_a_restore_is_written_in_the_restored_databases_log(env, capsys, tmp_path) -> None:
+    """The restored pupil data is live again: its own access log says who restored it, from which file."""
+    assert main(["backup", "--out", str(tmp_path / "b.bak")]) == 0
+    assert main(["restore", str(tmp_path / "b.bak"), "--yes"]) == 0
+    rows = _log(env)
+    assert rows[-1] == ("restore", "file:b.bak", 10, "operator")
+    capsys.readouterr()
+    assert main(["audit"]) == 0
+    assert "khôi phục từ bản sao lưu" in capsys.readouterr().out

@@ -20,6 +20,8 @@ WHAT = {
     "backup": "sao lưu",
     "erase": "xóa học sinh",
     "purge": "xóa theo thời hạn",
+    "search": "tìm học sinh (/bangiao)",
+    "restore": "khôi phục từ bản sao lưu",
 }
 
 

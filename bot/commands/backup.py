@@ -75,6 +75,29 @@ def _log_backup(settings: Settings) -> None:
         engine.dispose()
 
 
+def _log_restore(engine, file: str) -> None:
+    """The restored database's own access log records that it was restored (by whom, from which file): its
+    pupil data is live again."""
+    from sqlalchemy import func, select
+
+    from bot.commands.purge import operator
+    from storage.access_log import RESTORE, record_access
+    from storage.db import session_scope
+    from storage.models import Student
+
+    with session_scope(engine) as session:
+        pupils = int(session.scalar(select(func.count()).select_from(Student)) or 0)
+        record_access(
+            session,
+            actor=operator(),
+            role="operator",
+            what=RESTORE,
+            scope=f"file:{Path(file).name}",
+            pupils=pupils,
+            now=SystemClock().now(),
+        )
+
+
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     url = settings.database_url
     try:
@@ -100,6 +123,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     engine = make_engine(url)
     try:
         upgrade(engine)  # an older backup is brought to the current schema now, not at the next start
+        _log_restore(engine, args.file)
     finally:
         engine.dispose()
     print(f"Đã khôi phục từ {args.file} (lược đồ {info.revision}).")

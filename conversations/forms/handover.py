@@ -27,7 +27,7 @@ from core.clock import fmt_date
 from core.i18n import T
 from core.messages import PhotoInput, esc
 from core.vocabulary import PhotoKind, Role, flag_text
-from storage import errors, evidence, handovers, receipts
+from storage import access_log, errors, evidence, handovers, receipts
 from storage.models import Batch, Flag, Staff, Student
 from storage.photos import PhotoRejected, PhotoStoreError
 
@@ -93,8 +93,14 @@ def _parse_query(text: str, ctx: FormContext) -> str:
     return query
 
 
-def _new_query(ctx: FormContext, _value: Any) -> None:
+def _new_query(ctx: FormContext, value: Any) -> None:
     ctx.values.pop("student", None)  # a new search asks which student again
+    # The list shows pupils other teachers registered: a read of pupil data, logged like /tonghop's.
+    shown = handovers.students_to_serve(ctx.session, school_id=ctx.staff.school_id, query=value or "", limit=10)
+    access_log.record_access(
+        ctx.session, actor=ctx.staff, role=ctx.staff.role, what=access_log.SEARCH, scope=ctx.scope,
+        pupils=len(shown), now=ctx.now,
+    )  # fmt: skip
     return None
 
 
