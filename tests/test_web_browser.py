@@ -178,21 +178,22 @@ def test_officer_signs_in_and_reads_the_district(sqlite_engine, sqlite_world, cl
         assert page.goto(f"{base}/late").status == 401
         ctx.close()
 
-        # The same link again, in a fresh browser: refused.
-        again = browser.new_context(viewport=PHONE)
+        # The same link again, in a fresh browser set to Vietnamese: refused, in Vietnamese.
+        again = browser.new_context(viewport=PHONE, locale="vi-VN")
         p2 = again.new_page()
         resp = p2.goto(url)
         assert resp.status == 410 and "đã được dùng" in p2.content()
         assert p2.goto(f"{base}/").status == 401
         again.close()
 
-        # An expired link: refused.
+        # An expired link: refused; before sign-in a browser that prefers English (en-US) reads English.
         late_url = sign_in_link(base, link_for(sqlite_engine, sqlite_world.officer, clock))
         clock.advance(timedelta(minutes=11))
-        third = browser.new_context(viewport=PHONE)
+        third = browser.new_context(viewport=PHONE, locale="en-US")
         p3 = third.new_page()
         resp = p3.goto(late_url)
-        assert resp.status == 410 and "hết hạn" in p3.content()
+        assert resp.status == 410 and "has expired" in p3.content()
+        assert p3.get_attribute("html", "lang") == "en"
         third.close()
     for name in ("overview-phone.png", "overview-desk.png", "school-phone.png", "school-desk.png"):
         assert (shots / name).stat().st_size > 5000
