@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from aiohttp import web
+from aiohttp import hdrs, web
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
@@ -208,7 +208,9 @@ async def authenticate(request: web.Request, handler):
     if request.path == "/" or not request.path.startswith(PUBLIC):
         if request.get(STAFF) is None:
             return message(request, tx.NOT_SIGNED_IN, status=401, hint=tx.ASK_AGAIN)
-        if request.method == "POST":
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            # The one protection of a request that changes something: the session's CSRF token. The Mini App's
+            # cookie is SameSite=None over HTTPS, so the browser sends it cross-site; the token it cannot.
             form = await request.post()
             if not websign.csrf_ok(token, form.get("csrf")):
                 return message(request, tx.BAD_FORM, status=403)
@@ -218,10 +220,38 @@ async def authenticate(request: web.Request, handler):
 # --- sign-in and sign-out ---------------------------------------------------------------------------------------
 
 
-def _set_cookie(response: web.StreamResponse, cfg: WebConfig, name: str, value: str, max_age: int) -> None:
-    response.set_cookie(
-        name, value, max_age=max_age, path="/", httponly=True, samesite="Lax", secure=cfg.secure or None
-    )
+COOKIE_VALUE = re.compile(r"[A-Za-z0-9_\-]*")
+
+
+def _set_cookie(
+    response: web.StreamResponse, cfg: WebConfig, name: str, value: str, max_age: int, *, mini_app: bool = False
+) -> None:
+    """One ``Set-Cookie``: host-only, ``Path=/``, ``HttpOnly``, ``Secure`` when the site is served over HTTPS.
+
+    ``SameSite=Lax`` for the link sign-in. The Mini App's cookies (its pre-sign-in secret and its session)
+    are ``SameSite=None; Secure; Partitioned`` when served over HTTPS: in Telegram's web client the pages are a
+    cross-site iframe inside web.telegram.org, where a Lax cookie is neither stored nor sent, so the page after
+    the initData sign-in would have no session. Partitioned (CHIPS) keys the cookie to the top-level site
+    (web.telegram.org), so it is readable only inside that frame, and browsers that block third-party cookies
+    still keep it. A browser refuses ``SameSite=None`` without ``Secure``, so over plain http (a developer's
+    machine) the Mini App keeps Lax. SameSite never protects a POST here: the CSRF token does (``authenticate``).
+
+    Written by hand because Python 3.11's http.cookies does not know ``Partitioned``. ``max_age=0`` deletes,
+    with the same attributes (a partitioned cookie is only deleted by a partitioned Set-Cookie).
+    """
+    if not COOKIE_VALUE.fullmatch(value):
+        raise ValueError("cookie values are urlsafe tokens")
+    parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly"]
+    if max_age == 0:
+        parts.insert(1, "Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    if cfg.secure:
+        parts.append("Secure")
+    parts += ["SameSite=None", "Partitioned"] if mini_app and cfg.secure else ["SameSite=Lax"]
+    response.headers.add(hdrs.SET_COOKIE, "; ".join(parts))
+
+
+def _del_cookie(response: web.StreamResponse, cfg: WebConfig, name: str, *, mini_app: bool = False) -> None:
+    _set_cookie(response, cfg, name, "", 0, mini_app=mini_app)
 
 
 def _pre_token(request: web.Request) -> tuple[str, bool]:
@@ -268,7 +298,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return message(request, tx.LINK_REFUSED[reason], status=410, hint=tx.ASK_AGAIN)
     response = redirect("/")
     _set_cookie(response, cfg, SESSION_COOKIE, cookie, int(websign.SESSION_TTL.total_seconds()))
-    response.del_cookie(PRE_COOKIE, path="/")
+    _del_cookie(response, cfg, PRE_COOKIE)
     return response
 
 
@@ -276,10 +306,10 @@ async def logout(request: web.Request) -> web.StreamResponse:
     cfg: WebConfig = request.app[CFG]
     token = request[TOKEN]
     request[LANG] = lang_of(request)  # the goodbye is in the language of the person leaving
-    await db(request, lambda s: websign.end_session(s, token=token, now=cfg.clock.now()))
+    via = await db(request, lambda s: websign.end_session(s, token=token, now=cfg.clock.now()))
     request[STAFF], request[TOKEN] = None, None
     response = message(request, tx.SIGNED_OUT, status=200, hint=tx.ASK_AGAIN)
-    response.del_cookie(SESSION_COOKIE, path="/")
+    _del_cookie(response, cfg, SESSION_COOKIE, mini_app=via == "telegram")
     return response
 
 
@@ -288,7 +318,7 @@ async def tg_page(request: web.Request) -> web.Response:
     pre, fresh = _pre_token(request)
     response = render(request, "tg.html", pre_csrf=websign.csrf_for(pre))
     if fresh:
-        _set_cookie(response, cfg, PRE_COOKIE, pre, 15 * 60)
+        _set_cookie(response, cfg, PRE_COOKIE, pre, 15 * 60, mini_app=True)
     return response
 
 
@@ -323,8 +353,8 @@ async def tg_login(request: web.Request) -> web.StreamResponse:
     if cookie is None:
         return message(request, tx.TG_UNLINKED, status=403)
     response = redirect("/")
-    _set_cookie(response, cfg, SESSION_COOKIE, cookie, int(websign.SESSION_TTL.total_seconds()))
-    response.del_cookie(PRE_COOKIE, path="/")
+    _set_cookie(response, cfg, SESSION_COOKIE, cookie, int(websign.SESSION_TTL.total_seconds()), mini_app=True)
+    _del_cookie(response, cfg, PRE_COOKIE, mini_app=True)
     return response
 
 
