@@ -162,6 +162,7 @@ async def _start_telegram(app: App, engine, *, primary: bool = True, cleanups: l
         clock=app.clock,
         overall_per_second=overall_share(settings.processes),
         web_app_url=f"{settings.web_url}/tg" if settings.web_url and settings.web_listen else None,
+        language=settings.language,
     )
     await application.initialize()
     if application.post_init and primary:

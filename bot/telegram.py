@@ -39,6 +39,7 @@ from telegram.ext import (
 from telegram.warnings import PTBDeprecationWarning
 
 from core.clock import Clock, SystemClock
+from core.i18n import T
 from core.messages import Contact, DocumentInput, Incoming, Outgoing, PhotoInput
 
 log = logging.getLogger(__name__)
@@ -384,6 +385,9 @@ def register_handlers(application: Application, channel: TelegramChannel) -> Non
     application.add_error_handler(on_error)
 
 
+MINI_APP_BUTTON = T(vi="Tiến độ", en="Progress")  # the menu button that opens the web view as a Mini App
+
+
 async def set_commands(application: Application) -> None:
     from conversations.menu import COMMANDS
 
@@ -394,8 +398,11 @@ async def set_commands(application: Application) -> None:
         # The menu button opens the web view as a Mini App; it signs in by Telegram's signed initData.
         from telegram import MenuButtonWebApp, WebAppInfo
 
+        # One button for every chat (Telegram's default menu button has no per-language form): in the
+        # deployment's language (FIELDBOT_LANGUAGE), Vietnamese by default.
+        text = MINI_APP_BUTTON(application.bot_data.get("language", "vi"))
         await application.bot.set_chat_menu_button(
-            menu_button=MenuButtonWebApp(text="Tiến độ", web_app=WebAppInfo(url=web_app_url))
+            menu_button=MenuButtonWebApp(text=text, web_app=WebAppInfo(url=web_app_url))
         )
 
 
@@ -410,6 +417,7 @@ def build_application(
     request=None,
     set_my_commands: bool = True,
     web_app_url: str | None = None,
+    language: str = "vi",
 ) -> Application:
     builder: ApplicationBuilder = (
         Application.builder().token(token).base_url(f"{api_url}/bot").base_file_url(f"{api_url}/file/bot")
@@ -427,5 +435,6 @@ def build_application(
     application = builder.build()
     if web_app_url and web_app_url.startswith("https://"):  # Telegram opens Mini Apps over HTTPS only
         application.bot_data["web_app_url"] = web_app_url
+    application.bot_data["language"] = language
     register_handlers(application, TelegramChannel(handle, clock=clock))
     return application

@@ -105,13 +105,16 @@ def session_staff(session: Session, *, token: str, now: datetime) -> Staff | Non
     return staff
 
 
-def end_session(session: Session, *, token: str, now: datetime) -> bool:
+def end_session(session: Session, *, token: str, now: datetime) -> str | None:
+    """Sign out: the session ends now. Returns how it was opened (``link`` or ``telegram``: the web view deletes
+    the cookie with the attributes it was set with), or None when no open session had this token."""
+    h = token_hash(token)
     done = session.execute(
-        update(WebSession)
-        .where(WebSession.token_hash == token_hash(token), WebSession.ended_at.is_(None))
-        .values(ended_at=now)
+        update(WebSession).where(WebSession.token_hash == h, WebSession.ended_at.is_(None)).values(ended_at=now)
     )
-    return done.rowcount == 1
+    if done.rowcount != 1:
+        return None
+    return session.execute(select(WebSession.via).where(WebSession.token_hash == h)).scalar_one()
 
 
 def csrf_for(token: str) -> str:

@@ -128,9 +128,14 @@ async def test_province_officer_menu(sqlite_engine, sqlite_world, programme, clo
 
 
 @pytest.mark.parametrize(
-    ("url", "expected"), [("https://tiendo.example.edu.vn/tg", True), ("http://127.0.0.1:8080/tg", False)]
+    ("url", "expected", "language", "caption"),
+    [
+        ("https://tiendo.example.edu.vn/tg", True, "vi", "Tiến độ"),
+        ("https://tiendo.example.edu.vn/tg", True, "en", "Progress"),
+        ("http://127.0.0.1:8080/tg", False, "vi", ""),
+    ],
 )
-async def test_telegram_menu_button_opens_the_mini_app(url: str, expected: bool) -> None:
+async def test_telegram_menu_button_opens_the_mini_app(url: str, expected: bool, language: str, caption: str) -> None:
     from bot.telegram import build_application
     from tests.telegram_offline import TOKEN, OfflineRequest
 
@@ -139,7 +144,13 @@ async def test_telegram_menu_button_opens_the_mini_app(url: str, expected: bool)
 
     request = OfflineRequest()
     app = build_application(
-        token=TOKEN, api_url="http://127.0.0.1:9", handle=handle, rate_limit=False, request=request, web_app_url=url
+        token=TOKEN,
+        api_url="http://127.0.0.1:9",
+        handle=handle,
+        rate_limit=False,
+        request=request,
+        web_app_url=url,
+        language=language,
     )
     await app.initialize()
     try:
@@ -149,6 +160,7 @@ async def test_telegram_menu_button_opens_the_mini_app(url: str, expected: bool)
     buttons = [params for method, params in request.calls if method == "setChatMenuButton"]
     if expected:
         assert len(buttons) == 1 and url in json.dumps(buttons[0], ensure_ascii=False)
+        assert buttons[0]["menu_button"]["text"] == caption
     else:
         assert buttons == []  # Telegram opens Mini Apps over HTTPS only
     assert any(method == "setMyCommands" for method, _ in request.calls)

@@ -296,3 +296,135 @@ async def test_mini_app_without_csrf_is_refused(sqlite_engine, linked_principal,
         assert (await client.post("/tg/login", data={"init_data": raw})).status == 403
     finally:
         await client.close()
+
+
+# --- the cookies' attributes: the link sign-in stays Lax; the Mini App is a cross-site iframe in Telegram's web client --
+
+
+def set_cookies(resp) -> dict[str, dict[str, str]]:
+    """The Set-Cookie headers as sent (Python 3.11's cookie parser drops a cookie it finds ``Partitioned`` on):
+    name -> {"value": ..., attribute (lower case): value, or "" for a flag}."""
+    out = {}
+    for raw in resp.headers.getall("Set-Cookie", []):
+        first, *attrs = [p.strip() for p in raw.split(";")]
+        name, _, value = first.partition("=")
+        out[name] = {"value": value} | {a.partition("=")[0].lower(): a.partition("=")[2] for a in attrs}
+    return out
+
+
+def https_app(engine, programme, clock, media_dir, **kw):
+    from bot.web import build_web_app
+    from tests.web_helpers import web_config
+
+    cfg = web_config(engine, programme, clock, media_dir, **kw)
+    cfg.public_url = "https://fieldbot.example.edu.vn"
+    return build_web_app(cfg)
+
+
+def assert_lax(cookie: dict[str, str], *, secure: bool) -> None:
+    assert cookie["samesite"] == "Lax" and "partitioned" not in cookie
+    assert "httponly" in cookie and cookie["path"] == "/" and "domain" not in cookie
+    assert ("secure" in cookie) == secure
+
+
+def assert_cross_site(cookie: dict[str, str]) -> None:
+    """CHIPS: sent in the web.telegram.org iframe, kept in that top-level site's jar only."""
+    assert cookie["samesite"] == "None" and "secure" in cookie and "partitioned" in cookie
+    assert "httponly" in cookie and cookie["path"] == "/" and "domain" not in cookie
+
+
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+async def test_link_sign_in_cookies_are_lax(sqlite_engine, sqlite_world, clock, programme, tmp_path, https) -> None:
+    build = https_app if https else make_app
+    token = link_for(sqlite_engine, sqlite_world.officer, clock)
+    client = await started(build(sqlite_engine, programme, clock, tmp_path))
+    try:
+        page = await client.get(f"/login/{token}")
+        pre = set_cookies(page)[PRE_COOKIE]
+        assert_lax(pre, secure=https)
+        client.session.cookie_jar.update_cookies({PRE_COOKIE: pre["value"]})  # http client, Secure cookie
+        resp = await client.post("/login", data={"token": token, "csrf": csrf_for(pre["value"])}, allow_redirects=False)
+        assert resp.status == 303
+        cookies = set_cookies(resp)
+        assert_lax(cookies[SESSION_COOKIE], secure=https)
+        assert int(cookies[SESSION_COOKIE]["max-age"]) == 12 * 3600
+        assert_lax(cookies[PRE_COOKIE], secure=https)  # the pre-sign-in secret is deleted, as it was set
+        assert cookies[PRE_COOKIE]["max-age"] == "0" and cookies[PRE_COOKIE]["value"] == ""
+    finally:
+        await client.close()
+
+
+async def _mini_app_raw(client: TestClient, raw: str):
+    """The Mini App's sign-in, with the cookies read from the headers (the test client speaks http)."""
+    page = await client.get("/tg")
+    pre = set_cookies(page)[PRE_COOKIE]
+    client.session.cookie_jar.update_cookies({PRE_COOKIE: pre["value"]})
+    resp = await client.post(
+        "/tg/login", data={"init_data": raw, "csrf": csrf_for(pre["value"])}, allow_redirects=False
+    )
+    return page, resp
+
+
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+async def test_mini_app_cookies(sqlite_engine, linked_principal, clock, programme, tmp_path, https) -> None:
+    build = https_app if https else make_app
+    client = await started(build(sqlite_engine, programme, clock, tmp_path, telegram_token=BOT_TOKEN))
+    try:
+        page, resp = await _mini_app_raw(client, init_data(777, int(clock.now().timestamp())))
+        assert resp.status == 303
+        cookies = set_cookies(resp)
+        for cookie in (set_cookies(page)[PRE_COOKIE], cookies[SESSION_COOKIE], cookies[PRE_COOKIE]):
+            if https:
+                assert_cross_site(cookie)
+            else:  # a browser refuses SameSite=None without Secure: plain http keeps Lax
+                assert_lax(cookie, secure=False)
+        assert int(cookies[SESSION_COOKIE]["max-age"]) == 12 * 3600
+        assert cookies[PRE_COOKIE]["max-age"] == "0"
+    finally:
+        await client.close()
+
+
+async def test_a_mini_app_session_still_needs_the_csrf_token(
+    sqlite_engine, linked_principal, clock, programme, tmp_path
+) -> None:
+    """Its cookie is SameSite=None, so a cross-site form would carry it: the CSRF token is what refuses the POST."""
+    client = await started(https_app(sqlite_engine, programme, clock, tmp_path, telegram_token=BOT_TOKEN))
+    try:
+        _, resp = await _mini_app_raw(client, init_data(777, int(clock.now().timestamp())))
+        session = set_cookies(resp)[SESSION_COOKIE]["value"]
+        client.session.cookie_jar.update_cookies({SESSION_COOKIE: session})
+        assert (await client.get("/late")).status == 200
+        cross_site = {"Origin": "https://attacker.example", "Sec-Fetch-Site": "cross-site"}
+        for form in ({}, {"csrf": ""}, {"csrf": "nope"}, {"csrf": csrf_for("another-session-token")}):
+            refused = await client.post("/logout", data=form, headers=cross_site)
+            assert refused.status == 403, form
+            assert SESSION_COOKIE not in set_cookies(refused)
+        for method in ("PUT", "DELETE", "PATCH"):  # not only POST: anything but a read needs the token
+            assert (await client.request(method, "/logout", headers=cross_site)).status == 403, method
+        assert (await client.get("/late")).status == 200  # still signed in
+        resp = await client.post("/logout", data={"csrf": csrf_for(session)})
+        assert resp.status == 200
+        gone = set_cookies(resp)[SESSION_COOKIE]
+        assert_cross_site(gone)  # a partitioned cookie is deleted only by a partitioned Set-Cookie
+        assert gone["max-age"] == "0" and gone["value"] == ""
+        assert (await client.get("/late")).status == 401
+    finally:
+        await client.close()
+
+
+async def test_signing_out_of_a_link_session_deletes_a_lax_cookie(
+    sqlite_engine, sqlite_world, clock, programme, tmp_path
+) -> None:
+    from tests.web_helpers import session_for
+
+    client = await started(https_app(sqlite_engine, programme, clock, tmp_path))
+    try:
+        session = session_for(sqlite_engine, sqlite_world.officer, clock)
+        client.session.cookie_jar.update_cookies({SESSION_COOKIE: session})
+        resp = await client.post("/logout", data={"csrf": csrf_for(session)})
+        assert resp.status == 200
+        gone = set_cookies(resp)[SESSION_COOKIE]
+        assert_lax(gone, secure=True)
+        assert gone["max-age"] == "0" and gone["value"] == ""
+    finally:
+        await client.close()

@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from aiohttp import web
+from aiohttp import hdrs, web
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from bot.web import texts as tx
+from bot.web.texts import page_language, page_texts
 from core.clock import Clock, fmt_date, fmt_local
 from core.i18n import T
 from core.phones import display_phone
 from core.programme import Programme
-from core.text import fold
-from core.vocabulary import DEVICE_TYPE_LABELS, FlagKind, Need, ReviewStatus, Role, Source
+from core.text import fmt_int, fold
+from core.vocabulary import Role
 from storage import web as websign
 from storage.db import session_scope
 from storage.models import ChatIdentity, District, Province, School, Staff
@@ -39,6 +41,7 @@ _Key = getattr(web, "RequestKey", str)  # aiohttp >= 3.12 has typed request keys
 STAFF = _Key("staff", object) if _Key is not str else "staff"
 TOKEN = _Key("session_token", object) if _Key is not str else "session_token"
 SCOPE = _Key("scope", object) if _Key is not str else "scope"
+LANG = _Key("lang", object) if _Key is not str else "lang"  # set when the page language must outlive the session
 CFG = web.AppKey("cfg", object)
 LIMIT = web.AppKey("limit", object)
 
@@ -53,61 +56,6 @@ CSP = (
 )
 SIGN_IN_LIMIT = 10  # sign-in attempts per client address per minute
 MAX_LATE_ROWS = 500
-
-ROLE_VI = {
-    Role.PROVINCE_OFFICER: "Chuyên viên Sở GD&ĐT",
-    Role.DISTRICT_OFFICER: "Chuyên viên Phòng GD&ĐT",
-    Role.PRINCIPAL: "Hiệu trưởng",
-    Role.TEACHER: "Giáo viên",
-}
-STATUS_VI = {
-    ReviewStatus.PENDING: "Chờ duyệt",
-    ReviewStatus.APPROVED: "Đã duyệt",
-    ReviewStatus.REJECTED: "Không duyệt",
-    ReviewStatus.WITHDRAWN: "Đã rút",
-    ReviewStatus.WITHDRAWING: "Xin rút (chờ HT)",
-}
-NEED_VI = {Need.DEVICE: "Máy tính", Need.INTERNET: "Sóng internet", Need.BOTH: "Cả hai"}
-FLAG_VI = {
-    FlagKind.PHOTO_REUSED: "Ảnh dùng lại",
-    FlagKind.PHOTO_NEAR_DUPLICATE: "Ảnh gần giống ảnh khác",
-    FlagKind.CAPTURE_TIME: "Ngày chụp lạ",
-}
-LATE_KIND_VI = {
-    "csdl": "Chưa cập nhật CSDL ngành",
-    "devices": "Máy chưa bàn giao",
-    "needs_report": "Chưa chốt báo cáo nhu cầu",
-    "review": "Hồ sơ chờ duyệt",
-}
-SOURCE_VI = {Source.PROGRAMME: "Chương trình", Source.OTHER: "Nhà tài trợ khác"}
-
-# Messages in Python are T(vi, en) like every user-visible text; the pages themselves are Vietnamese.
-LINK_REFUSED = {
-    "unknown": T(vi="Liên kết đăng nhập không đúng.", en="This sign-in link is not valid."),
-    "used": T(vi="Liên kết đăng nhập này đã được dùng.", en="This sign-in link has already been used."),
-    "expired": T(vi="Liên kết đăng nhập đã hết hạn (10 phút).", en="This sign-in link has expired (10 minutes)."),
-    "inactive": T(vi="Tài khoản không còn hoạt động.", en="This account is no longer active."),
-}
-ASK_AGAIN = T(vi="Gõ /web trong bot để nhận liên kết mới.", en="Type /web in the bot to get a new link.")
-NOT_SIGNED_IN = T(vi="Bạn chưa đăng nhập.", en="You are not signed in.")
-SIGNED_OUT = T(vi="Bạn đã đăng xuất.", en="You are signed out.")
-NOT_FOUND = T(vi="Không tìm thấy trang này.", en="Page not found.")
-TOO_MANY = T(
-    vi="Bạn thử đăng nhập quá nhiều lần. Vui lòng đợi một phút rồi thử lại.",
-    en="Too many sign-in attempts. Please wait a minute and try again.",
-)
-BAD_FORM = T(
-    vi="Biểu mẫu đã cũ hoặc không hợp lệ. Vui lòng tải lại trang và thử lại.",
-    en="The form is stale or invalid. Please reload the page and try again.",
-)
-TG_REFUSED = T(
-    vi="Không xác thực được tài khoản Telegram. Hãy mở lại từ nút menu của bot.",
-    en="Your Telegram account could not be verified. Open the page again from the bot's menu button.",
-)
-TG_UNLINKED = T(
-    vi="Tài khoản Telegram này chưa liên kết với danh sách nhân sự. Mở bot và chia sẻ số điện thoại trước.",
-    en="This Telegram account is not linked to the roster. Open the bot and share your phone number first.",
-)
 
 
 @dataclass
@@ -157,11 +105,20 @@ def _env() -> jinja2.Environment:
     )
     env.filters["date"] = lambda d: fmt_date(d) if d else ""
     env.filters["phone"] = lambda p: display_phone(p) if p else ""
-    env.filters["num"] = lambda n: f"{int(n or 0):,}".replace(",", ".")
+    # Counts as the reader writes them: 10.000 in Vietnamese, 10,000 in English (``lang`` of the page).
+    env.filters["num"] = jinja2.pass_context(lambda ctx, n: fmt_int(int(n or 0), ctx.get("lang", "vi")))
     return env
 
 
 ENV = _env()
+
+
+def lang_of(request: web.Request) -> str:
+    """The language of this request's pages, files and messages (bot.web.texts.page_language)."""
+    if request.get(LANG):
+        return request[LANG]
+    staff = request.get(STAFF)
+    return page_language(staff.language if staff else None, request.headers.get("Accept-Language"))
 
 
 def render(request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
@@ -169,24 +126,25 @@ def render(request: web.Request, name: str, status: int = 200, **values: Any) ->
     staff = request.get(STAFF)
     token = request.get(TOKEN)
     tz = cfg.programme.tz
+    lang = lang_of(request)
+    texts = page_texts(lang)
     html = ENV.get_template(name).render(
         me=staff,
-        role_vi=ROLE_VI.get(staff.role, staff.role) if staff else "",
+        lang=lang,
+        tx=texts,
+        role=texts["ROLES"].get(staff.role, staff.role) if staff else "",
         csrf=websign.csrf_for(token) if token else "",
         local=lambda at: fmt_local(at, tz) if at else "",
-        STATUS_VI=STATUS_VI,
-        NEED_VI=NEED_VI,
-        FLAG_VI=FLAG_VI,
-        LATE_KIND_VI=LATE_KIND_VI,
-        SOURCE_VI=SOURCE_VI,
-        DEVICE_VI={k: v("vi") for k, v in DEVICE_TYPE_LABELS.items()},
         **values,
     )
-    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+    response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+    response.headers["Content-Language"] = lang
+    return response
 
 
-def message(request: web.Request, text: str, *, status: int, hint: str = "") -> web.Response:
-    return render(request, "message.html", status=status, text=text, hint=hint)
+def message(request: web.Request, text: T, *, status: int, hint: T | None = None) -> web.Response:
+    lang = lang_of(request)
+    return render(request, "message.html", status=status, text=text(lang), hint=hint(lang) if hint else "")
 
 
 async def db(request: web.Request, fn: Callable[..., Any], *args: Any) -> Any:
@@ -218,7 +176,7 @@ async def security_headers(request: web.Request, handler):
     try:
         response = await handler(request)
     except web.HTTPNotFound:
-        response = message(request, NOT_FOUND("vi"), status=404)
+        response = message(request, tx.NOT_FOUND, status=404)
     except web.HTTPException as exc:
         response = exc
     h = response.headers
@@ -249,21 +207,51 @@ async def authenticate(request: web.Request, handler):
             request[STAFF] = None
     if request.path == "/" or not request.path.startswith(PUBLIC):
         if request.get(STAFF) is None:
-            return message(request, NOT_SIGNED_IN("vi"), status=401, hint=ASK_AGAIN("vi"))
-        if request.method == "POST":
+            return message(request, tx.NOT_SIGNED_IN, status=401, hint=tx.ASK_AGAIN)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            # The one protection of a request that changes something: the session's CSRF token. The Mini App's
+            # cookie is SameSite=None over HTTPS, so the browser sends it cross-site; the token it cannot.
             form = await request.post()
             if not websign.csrf_ok(token, form.get("csrf")):
-                return message(request, BAD_FORM("vi"), status=403)
+                return message(request, tx.BAD_FORM, status=403)
     return await handler(request)
 
 
 # --- sign-in and sign-out ---------------------------------------------------------------------------------------
 
 
-def _set_cookie(response: web.StreamResponse, cfg: WebConfig, name: str, value: str, max_age: int) -> None:
-    response.set_cookie(
-        name, value, max_age=max_age, path="/", httponly=True, samesite="Lax", secure=cfg.secure or None
-    )
+COOKIE_VALUE = re.compile(r"[A-Za-z0-9_\-]*")
+
+
+def _set_cookie(
+    response: web.StreamResponse, cfg: WebConfig, name: str, value: str, max_age: int, *, mini_app: bool = False
+) -> None:
+    """One ``Set-Cookie``: host-only, ``Path=/``, ``HttpOnly``, ``Secure`` when the site is served over HTTPS.
+
+    ``SameSite=Lax`` for the link sign-in. The Mini App's cookies (its pre-sign-in secret and its session)
+    are ``SameSite=None; Secure; Partitioned`` when served over HTTPS: in Telegram's web client the pages are a
+    cross-site iframe inside web.telegram.org, where a Lax cookie is neither stored nor sent, so the page after
+    the initData sign-in would have no session. Partitioned (CHIPS) keys the cookie to the top-level site
+    (web.telegram.org), so it is readable only inside that frame, and browsers that block third-party cookies
+    still keep it. A browser refuses ``SameSite=None`` without ``Secure``, so over plain http (a developer's
+    machine) the Mini App keeps Lax. SameSite never protects a POST here: the CSRF token does (``authenticate``).
+
+    Written by hand because Python 3.11's http.cookies does not know ``Partitioned``. ``max_age=0`` deletes,
+    with the same attributes (a partitioned cookie is only deleted by a partitioned Set-Cookie).
+    """
+    if not COOKIE_VALUE.fullmatch(value):
+        raise ValueError("cookie values are urlsafe tokens")
+    parts = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly"]
+    if max_age == 0:
+        parts.insert(1, "Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    if cfg.secure:
+        parts.append("Secure")
+    parts += ["SameSite=None", "Partitioned"] if mini_app and cfg.secure else ["SameSite=Lax"]
+    response.headers.add(hdrs.SET_COOKIE, "; ".join(parts))
+
+
+def _del_cookie(response: web.StreamResponse, cfg: WebConfig, name: str, *, mini_app: bool = False) -> None:
+    _set_cookie(response, cfg, name, "", 0, mini_app=mini_app)
 
 
 def _pre_token(request: web.Request) -> tuple[str, bool]:
@@ -277,11 +265,11 @@ async def login_page(request: web.Request) -> web.Response:
     """GET shows a button; only the POST uses the link, so a chat's link preview cannot use it up."""
     cfg: WebConfig = request.app[CFG]
     if not request.app[LIMIT].allow(client_key(request)):
-        return message(request, TOO_MANY("vi"), status=429)
+        return message(request, tx.TOO_MANY, status=429)
     token = request.match_info["token"]
     state = await db(request, lambda s: websign.check_link(s, token=token, now=cfg.clock.now()))
     if not state.ok:
-        return message(request, LINK_REFUSED[state.reason]("vi"), status=410, hint=ASK_AGAIN("vi"))
+        return message(request, tx.LINK_REFUSED[state.reason], status=410, hint=tx.ASK_AGAIN)
     pre, fresh = _pre_token(request)
     response = render(request, "login.html", token=token, pre_csrf=websign.csrf_for(pre))
     if fresh:
@@ -292,10 +280,10 @@ async def login_page(request: web.Request) -> web.Response:
 async def login_post(request: web.Request) -> web.StreamResponse:
     cfg: WebConfig = request.app[CFG]
     if not request.app[LIMIT].allow(client_key(request)):
-        return message(request, TOO_MANY("vi"), status=429)
+        return message(request, tx.TOO_MANY, status=429)
     form = await request.post()
     if not websign.csrf_ok(request.cookies.get(PRE_COOKIE, ""), form.get("csrf")):
-        return message(request, BAD_FORM("vi"), status=403)
+        return message(request, tx.BAD_FORM, status=403)
     token = str(form.get("token", ""))[:100]
 
     def work(s):
@@ -307,20 +295,21 @@ async def login_post(request: web.Request) -> web.StreamResponse:
 
     cookie, reason = await db(request, work)
     if cookie is None:
-        return message(request, LINK_REFUSED[reason]("vi"), status=410, hint=ASK_AGAIN("vi"))
+        return message(request, tx.LINK_REFUSED[reason], status=410, hint=tx.ASK_AGAIN)
     response = redirect("/")
     _set_cookie(response, cfg, SESSION_COOKIE, cookie, int(websign.SESSION_TTL.total_seconds()))
-    response.del_cookie(PRE_COOKIE, path="/")
+    _del_cookie(response, cfg, PRE_COOKIE)
     return response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     cfg: WebConfig = request.app[CFG]
     token = request[TOKEN]
-    await db(request, lambda s: websign.end_session(s, token=token, now=cfg.clock.now()))
+    request[LANG] = lang_of(request)  # the goodbye is in the language of the person leaving
+    via = await db(request, lambda s: websign.end_session(s, token=token, now=cfg.clock.now()))
     request[STAFF], request[TOKEN] = None, None
-    response = message(request, SIGNED_OUT("vi"), status=200, hint=ASK_AGAIN("vi"))
-    response.del_cookie(SESSION_COOKIE, path="/")
+    response = message(request, tx.SIGNED_OUT, status=200, hint=tx.ASK_AGAIN)
+    _del_cookie(response, cfg, SESSION_COOKIE, mini_app=via == "telegram")
     return response
 
 
@@ -329,7 +318,7 @@ async def tg_page(request: web.Request) -> web.Response:
     pre, fresh = _pre_token(request)
     response = render(request, "tg.html", pre_csrf=websign.csrf_for(pre))
     if fresh:
-        _set_cookie(response, cfg, PRE_COOKIE, pre, 15 * 60)
+        _set_cookie(response, cfg, PRE_COOKIE, pre, 15 * 60, mini_app=True)
     return response
 
 
@@ -338,17 +327,17 @@ async def tg_login(request: web.Request) -> web.StreamResponse:
 
     cfg: WebConfig = request.app[CFG]
     if not request.app[LIMIT].allow(client_key(request)):
-        return message(request, TOO_MANY("vi"), status=429)
+        return message(request, tx.TOO_MANY, status=429)
     form = await request.post()
     if not websign.csrf_ok(request.cookies.get(PRE_COOKIE, ""), form.get("csrf")):
-        return message(request, BAD_FORM("vi"), status=403)
+        return message(request, tx.BAD_FORM, status=403)
     if not cfg.telegram_token:
-        return message(request, TG_REFUSED("vi"), status=403)
+        return message(request, tx.TG_REFUSED, status=403)
     try:
         user = validate_init_data(str(form.get("init_data", "")), bot_token=cfg.telegram_token, now=cfg.clock.now())
     except InitDataError as exc:
         log.info("mini app sign-in refused: %s", exc.reason)
-        return message(request, TG_REFUSED("vi"), status=403)
+        return message(request, tx.TG_REFUSED, status=403)
 
     def work(s):
         staff = s.execute(
@@ -362,10 +351,10 @@ async def tg_login(request: web.Request) -> web.StreamResponse:
 
     cookie = await db(request, work)
     if cookie is None:
-        return message(request, TG_UNLINKED("vi"), status=403)
+        return message(request, tx.TG_UNLINKED, status=403)
     response = redirect("/")
-    _set_cookie(response, cfg, SESSION_COOKIE, cookie, int(websign.SESSION_TTL.total_seconds()))
-    response.del_cookie(PRE_COOKIE, path="/")
+    _set_cookie(response, cfg, SESSION_COOKIE, cookie, int(websign.SESSION_TTL.total_seconds()), mini_app=True)
+    _del_cookie(response, cfg, PRE_COOKIE, mini_app=True)
     return response
 
 
@@ -389,6 +378,13 @@ def school_scope(session, scope: Scope, school_id: int) -> Scope | None:
         return None
     school = session.get(School, school_id)
     return Scope(district_id=school.district_id, school_id=school_id) if school else None
+
+
+def _category_label(programme: Programme, code: str, lang: str) -> str:
+    category = programme.category(code)
+    if category is None:
+        return code
+    return category.label_en if lang == "en" else category.label_vi
 
 
 def _int(request: web.Request, name: str) -> int:
@@ -542,7 +538,7 @@ async def school_page(request: web.Request) -> web.StreamResponse:
         d=detail,
         district=district,
         now=cfg.clock.now(),
-        category=lambda code: cfg.programme.category(code).label_vi if cfg.programme.category(code) else code,
+        category=lambda code: _category_label(cfg.programme, code, lang_of(request)),
         show_district_link=request[SCOPE].school_id is None,
     )
 
@@ -588,7 +584,8 @@ async def _chart(request: web.Request, scope: Scope) -> web.Response:
     from reports.chart import render_chart
 
     cfg: WebConfig = request.app[CFG]
-    png = await db(request, lambda s: render_chart(_summary(s, cfg, scope), lang="vi"))
+    lang = lang_of(request)
+    png = await db(request, lambda s: render_chart(_summary(s, cfg, scope), lang=lang))
     return web.Response(body=png, content_type="image/png")
 
 
@@ -611,10 +608,11 @@ async def _export(request: web.Request, scope: Scope, slug: str, school_id: int 
     folder = cfg.media_dir / "exports"
     out = folder / f"web-{secrets.token_hex(8)}.xlsx"
     staff = request[STAFF]
+    lang = lang_of(request)
 
     def work(s):
         now = cfg.clock.now()
-        write_export(s, scope=scope, out=out, programme=cfg.programme, now=now, lang="vi")
+        write_export(s, scope=scope, out=out, programme=cfg.programme, now=now, lang=lang)
         websign.record_view(s, staff_id=staff.id, school_id=school_id, page=request.path_qs, now=now)
 
     try:
@@ -623,7 +621,7 @@ async def _export(request: web.Request, scope: Scope, slug: str, school_id: int 
     finally:
         out.unlink(missing_ok=True)
     today = cfg.clock.now().astimezone(cfg.programme.tz).strftime("%d-%m-%Y")
-    name = f"tong-hop-{slug}-{today}.xlsx"
+    name = f"{tx.FILE_STEM(lang)}-{slug}-{today}.xlsx"
     return web.Response(
         body=body,
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
