@@ -54,6 +54,7 @@ EXAMPLE_MARK = "Ví dụ"
 
 # Header variants people use, folded (no accents, lower case); text in parentheses is ignored ("Ngày sinh
 # (dd/mm/yyyy)" is "ngay sinh").
+CONSENT = "consent_on"
 ALIASES: dict[str, tuple[str, ...]] = {
     "full_name": ("ho va ten", "ho ten", "ten hoc sinh", "ho va ten hoc sinh", "ho ten hoc sinh", "ho ten hs"),
     "birth_date": ("ngay sinh", "ngay thang nam sinh", "ngay sinh hoc sinh", "sinh ngay"),
@@ -84,6 +85,18 @@ ALIASES: dict[str, tuple[str, ...]] = {
         "dt",
     ),
     "note": ("ghi chu",),
+    # Not a /dangky field: the day the guardian's consent was obtained on paper (issue 19). Optional; a blank
+    # cell leaves the pupil "consent not recorded", completed later with /dongy.
+    CONSENT: (
+        "ngay phu huynh dong y",
+        "phu huynh dong y",
+        "phu huynh dong y ngay",
+        "ngay dong y",
+        "dong y cua phu huynh",
+        "ngay dong y cua phu huynh",
+        "ngay nguoi giam ho dong y",
+        "nguoi giam ho dong y",
+    ),
 }
 _ALIAS_TO_FIELD = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
 _PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
@@ -544,6 +557,18 @@ def _birth_text(value: Any) -> str:
     return _as_text(value, "birth_date")
 
 
+def _consent_day(raw: Any, ctx: FormContext) -> date:
+    """The consent column: a date as the birth date is read (text, a date cell, an Excel serial), today or
+    earlier and not before the programme started."""
+    from conversations.fields import parse_programme_date
+
+    if isinstance(raw, datetime):
+        raw = fmt_date(raw.date())
+    elif isinstance(raw, date):
+        raw = fmt_date(raw)
+    return parse_programme_date(_birth_text(raw), ctx)
+
+
 def _code_text(value: Any) -> str:
     if isinstance(value, bool):
         return str(value)
@@ -623,8 +648,17 @@ def check_sheet(sheet: Sheet, ctx: FormContext) -> Checked:
                 row_ok = False
                 continue
             ctx.values[f.name] = value
+        consent_on = None
+        c = cols.get(CONSENT)
+        raw = cells[c - 1] if c is not None and c - 1 < len(cells) else None
+        if c is not None and not (raw is None or (isinstance(raw, str) and not raw.strip())):
+            try:
+                consent_on = _consent_day(raw, ctx)
+            except Invalid as exc:
+                result.problems.append(Problem(number, c, sheet.headers.get(c, ""), plain_text(exc.text(lang))))
+                row_ok = False
         if row_ok:
-            parsed.append((number, {f.name: ctx.values.get(f.name) for f in fields}))
+            parsed.append((number, {**{f.name: ctx.values.get(f.name) for f in fields}, CONSENT: consent_on}))
     ctx.values = {}
 
     # Duplicates: inside the file, then against the database (a few queries for the whole list).
@@ -876,8 +910,9 @@ TEMPLATE_HEADERS: list[tuple[str | None, str, int]] = [
     ("guardian_name", "Người giám hộ", 22),
     ("guardian_phone", "SĐT người giám hộ", 15),
     ("note", "Ghi chú", 24),
+    (CONSENT, "Ngày phụ huynh đồng ý (dd/mm/yyyy)", 16),
 ]
-TEXT_COLUMNS = ("birth_date", "class_name", "code", "guardian_phone")
+TEXT_COLUMNS = ("birth_date", "class_name", "code", "guardian_phone", CONSENT)
 
 
 def example_row(ctx: FormContext) -> dict[str, str]:
@@ -900,6 +935,7 @@ def example_row(ctx: FormContext) -> dict[str, str]:
         "guardian_name": "Nguyễn Văn Bình",
         "guardian_phone": "0912345678",
         "note": "",
+        CONSENT: fmt_date(today),
     }
 
 
@@ -936,7 +972,7 @@ def write_template(ctx: FormContext, out: Path, *, max_rows: int) -> Path:
         if name in TEXT_COLUMNS:
             for r in range(first_row, min(last_row, first_row + 2000) + 1):
                 ws.cell(r, c).number_format = "@"
-        if name is not None and fields[name].kind == Kind.CHOICE:
+        if name in fields and fields[name].kind == Kind.CHOICE:
             labels = [ch.text("vi") for ch in fields[name].choices(ctx)]
             lists.cell(1, c, header)
             for i, label in enumerate(labels, start=2):

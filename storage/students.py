@@ -9,7 +9,7 @@ change writes an audit event in the same transaction.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import func
@@ -87,6 +87,15 @@ def _local_day(at: datetime) -> date:
     from core.clock import LOCAL_TZ
 
     return at.astimezone(LOCAL_TZ).date()
+
+
+def _consent_at(day: date | None) -> datetime | None:
+    """A class list's consent column gives a day (the paper form's); stored as the start of that local day."""
+    if day is None:
+        return None
+    from core.clock import LOCAL_TZ
+
+    return datetime.combine(day, datetime.min.time(), tzinfo=LOCAL_TZ).astimezone(UTC)
 
 
 def get_student(session: Session, *, actor: Actor, student_id: int) -> Student:
@@ -318,6 +327,7 @@ def import_students(
                     "late": late,
                     "registered_by": actor.id,
                     "import_id": batch.id,
+                    "consent_at": _consent_at(r.get("consent_on")),
                     "created_at": now,
                     "updated_at": now,
                 }

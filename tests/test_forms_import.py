@@ -248,3 +248,41 @@ async def test_row_and_size_limits_come_from_the_programme_file(
     await teacher.document(b"x" * 30_000, "lop.csv")
     assert "Tệp quá lớn (29 KB; tối đa 19 KB)" in teacher.text
     assert _count(sqlite_engine) == 0
+
+
+async def test_the_consent_column_records_each_pupils_consent_day(teacher, principal, sqlite_engine) -> None:
+    """Issue 19 for whole class lists: the paper consent form's day, per pupil, in an optional column (a date
+    cell or dd/mm/yyyy text); a blank cell leaves that pupil "not recorded" for /dongy. A future day or one
+    before the programme is refused by line and column, and nothing is saved."""
+    from datetime import UTC, date, datetime
+
+    from tests.import_files import HEAD
+
+    head = HEAD + ["Ngày phụ huynh đồng ý"]
+    rows = [good_row(i, B=name) + [None] for i, name in enumerate(CLASS, 1)]
+    rows[0][12], rows[1][12], rows[2][12] = "15/11/2021", date(2021, 11, 16), "18/11/2021"
+    await teacher.document(xlsx(rows, head=head), "lop-4a1.xlsx")
+    assert "Dòng" in teacher.text and "cột M (Ngày phụ huynh đồng ý)" in teacher.text and "tương lai" in teacher.text
+    rows[2][12] = "01/01/2020"
+    await teacher.document(xlsx(rows, head=head), "lop-4a1.xlsx")
+    assert "trước khi chương trình" in teacher.text and _count(sqlite_engine) == 0
+    rows[2][12] = None
+    await teacher.document(xlsx(rows, head=head), "lop-4a1.xlsx")
+    assert "4 em hợp lệ" in teacher.text and "2 em có ngày đồng ý; 2 em chưa ghi nhận" in teacher.text
+    await teacher.tap("Lưu")
+    consent = {s.full_name: s.consent_at for s in _students(sqlite_engine)}
+    assert consent == {
+        CLASS[0]: datetime(2021, 11, 14, 17, 0, tzinfo=UTC),  # 15/11 00:00 in Thủ Dầu Một
+        CLASS[1]: datetime(2021, 11, 15, 17, 0, tzinfo=UTC),
+        CLASS[2]: None,
+        CLASS[3]: None,
+    }
+    await principal.say("/tonghop")
+    assert "Hồ sơ chưa ghi nhận đồng ý của phụ huynh: 2" in plain(principal.text)
+
+
+async def test_the_template_carries_the_consent_column(teacher) -> None:
+    await teacher.say("/maunhap")
+    [doc] = teacher.documents
+    ws = load_workbook(doc.document)["Danh sách"]
+    assert "Ngày phụ huynh đồng ý (dd/mm/yyyy)" in [c.value for c in ws[3]]

@@ -192,8 +192,10 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
             )
         except RecordError as exc:
             raise CliError(f"{plain_text(refusal(exc, lang))} Không có em nào được lưu.") from None
+        consented = sum(1 for r in checked.rows if r.get(bulk.CONSENT) is not None)
         print(
             f"Đã lưu {batch.rows} em vào {school.name} (danh sách #{batch.id}, người nhập {actor.full_name}); "
-            "chờ hiệu trưởng duyệt trong /duyet."
+            f"chờ hiệu trưởng duyệt trong /duyet. Đồng ý của phụ huynh: {consented} em có ngày, "
+            f"{batch.rows - consented} em chưa ghi nhận (/dongy)."
         )
     return 0

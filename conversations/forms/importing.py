@@ -55,6 +55,10 @@ VALID = T(
     vi="{file} — {ok} em hợp lệ, 0 dòng có lỗi",
     en="{file} — {ok} valid, 0 rows with errors",
 )
+CONSENT_COUNT = T(
+    vi="🔒 Đồng ý của phụ huynh: {with_} em có ngày đồng ý; {without} em chưa ghi nhận (hoàn tất sau bằng /dongy).",
+    en="🔒 Parent's consent: {with_} with a date; {without} not recorded (complete them later with /dongy).",
+)
 SAVED = T(
     vi="✅ Đã lưu {n} em từ tệp «{file}». Các đăng ký chờ hiệu trưởng duyệt (/duyet, có nút «Duyệt cả tệp»).",
     en="✅ Saved {n} pupils from “{file}”. They wait for the principal's review (/duyet, with “Approve the whole "
@@ -116,6 +120,7 @@ def check_file(ctx: FormContext, data: bytes, document: DocumentInput) -> Any:
         "file": sheet.file_name,
         "sha": bulk.sha256_of(data),
         "ok": len(checked.rows),
+        "consented": sum(1 for r in checked.rows if r.get(bulk.CONSENT) is not None),
         "warn": [w.line(ctx.lang) for w in checked.warnings[:30]]
         + ([f"… +{len(checked.warnings) - 30}"] if len(checked.warnings) > 30 else []),
         "example": sheet.skipped_example,
@@ -125,6 +130,8 @@ def check_file(ctx: FormContext, data: bytes, document: DocumentInput) -> Any:
 
 def _show(value: dict[str, Any], ctx: FormContext) -> str:
     text = ctx.t(VALID, file=value["file"], ok=value["ok"])
+    consented = value.get("consented", 0)
+    text += "\n" + ctx.t(CONSENT_COUNT, with_=consented, without=value["ok"] - consented)
     if value.get("warn"):
         text += "\n" + bulk.WARNINGS_HEAD(ctx.lang) + "\n" + "\n".join(f"• {w}" for w in value["warn"])
     if value.get("example"):
