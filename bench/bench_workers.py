@@ -5,7 +5,11 @@ Reports, per arm: updates/s through the front, p50/p99 of the webhook round trip
 its replies through the fake Bot API, including python-telegram-bot's 30 messages/s limiter per process),
 and p50/p99 of the engine's own step time from the workers' logs. Arms alternate each round.
 
-    .venv/bin/python bench/bench_workers.py [--teachers 200] [--rounds 2] [--quick]
+    .venv/bin/python bench/bench_workers.py [--teachers 200] [--rounds 2] [--quick] [--think 16]
+
+Flat out (the default) measures the machine's ceiling, where latency is only queueing. ``--think`` paces
+each teacher like a person reading and answering, to measure latency at the load a bot really gets: Telegram
+lets one bot send about 30 messages a second, so 200 teachers at ~16 s an answer is a deadline morning.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-async def one_run(workers: int, teachers: int) -> dict[str, float]:
+async def one_run(workers: int, teachers: int, think: float = 0.0) -> dict[str, float]:
     schema = f"bench_w_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_URL)
     with admin.begin() as conn:
@@ -52,7 +56,9 @@ async def one_run(workers: int, teachers: int) -> dict[str, float]:
                         connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=600)
                     ) as http:
                         started = time.perf_counter()
-                        await asyncio.gather(*(Teacher(i, tg, front, http, out).strict() for i in range(teachers)))
+                        await asyncio.gather(
+                            *(Teacher(i, tg, front, http, out, think=think).strict() for i in range(teachers))
+                        )
                         elapsed = time.perf_counter() - started
                 finally:
                     await front.stop()
@@ -85,13 +91,20 @@ async def main() -> None:
     ap.add_argument("--teachers", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="40 teachers, one round")
+    ap.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds each teacher takes per answer (0.5x-1.5x, spread): 0 = flat out (the machine's ceiling); "
+        "~16 with 200 teachers is about the 30 replies/s Telegram allows one bot",
+    )
     args = ap.parse_args()
     if args.quick:
         args.teachers, args.rounds = 40, 1
     results: dict[int, list[dict[str, float]]] = {1: [], 2: []}
     for r in range(args.rounds):
         for workers in (1, 2):
-            res = await one_run(workers, args.teachers)
+            res = await one_run(workers, args.teachers, args.think)
             results[workers].append(res)
             print(
                 f"round {r + 1} {workers} worker(s): {res['rate']:.0f} updates/s, webhook p50 {res['p50']:.0f} ms "
@@ -107,7 +120,11 @@ async def main() -> None:
             f"{workers:>3} worker{'s' if workers > 1 else ' '} {med('rate'):10.0f} {med('p50'):10.0f}ms "
             f"{med('p99'):6.0f}ms {med('step50'):7.1f}ms {med('step99'):7.1f}ms   ({med('rate') / base:.2f}x)"
         )
-    print(f"\n{args.teachers} teachers x a whole /dangky (17 updates each), {args.rounds} round(s), arms alternating")
+    pace = f", {args.think:g} s per answer" if args.think else ", flat out"
+    print(
+        f"\n{args.teachers} teachers x a whole /dangky (17 updates each){pace}, {args.rounds} round(s), "
+        "arms alternating"
+    )
 
 
 if __name__ == "__main__":

@@ -156,8 +156,19 @@ class Outcome:
 
 
 class Teacher:
-    def __init__(self, i: int, tg: FakeTelegram, front: Front, http: aiohttp.ClientSession, out: Outcome) -> None:
+    def __init__(
+        self,
+        i: int,
+        tg: FakeTelegram,
+        front: Front,
+        http: aiohttp.ClientSession,
+        out: Outcome,
+        *,
+        think: float = 0.0,
+    ) -> None:
         self.i = i
+        # Seconds a person takes to read a question and answer it (bench_workers --think): 0 = flat out.
+        self.think = think
         self.tg = tg
         self.user = tg.users.get(700000 + i) or tg.user(700000 + i, f"GV{i}")
         self.front = front
@@ -243,6 +254,8 @@ class Teacher:
                 return
             if k == len(SCRIPT):
                 return
+            if self.think:
+                await asyncio.sleep(self.think * (0.5 + (self.i * 7919 + k * 104729) % 1000 / 1000))
             before = self.inbox_size()
             await self.act(k)
 
