@@ -120,6 +120,16 @@ def receipt_code(batch_id: int) -> str:
     return f"TN{batch_id:06d}"
 
 
+_CODE = re.compile(r"^\s*(BG|TN)(\d{6,})\s*$")
+
+
+def parse_code(text: str) -> tuple[str, int] | None:
+    """``BG000123`` -> ("BG", 123), ``TN000012`` -> ("TN", 12); anything else (another QR code on the page,
+    a phone number) -> None."""
+    m = _CODE.match(text or "")
+    return (m.group(1), int(m.group(2))) if m else None
+
+
 _ADMIN_PREFIX = re.compile(r"^(thành phố|tp\.?|quận|huyện|thị xã)\s+", re.IGNORECASE)
 
 

@@ -150,3 +150,18 @@ def minimal_pdf() -> bytes:
         b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
         b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
     )
+
+
+def sheet_photo(code: str, seed: int = 1, *, size: tuple[int, int] = (2400, 3200), angle: float = 3.0) -> bytes:
+    """A phone photo of a printed minutes sheet: a slightly tilted, noisy page with the sheet's QR code (as
+    reports.minutes prints it, 20 mm wide on A4) in its bottom right corner."""
+    from reports.minutes import qr_png
+
+    rnd = random.Random(seed)
+    page = scene(seed, (size[0] // 4, size[1] // 4), noise=6).resize(size).point(lambda v: 200 + v // 5)
+    qr = Image.open(io.BytesIO(qr_png(code))).convert("RGB")
+    side = int(size[0] * 20 / 210)
+    qr = qr.resize((side, side), Image.Resampling.NEAREST)
+    page.paste(qr, (size[0] - side - int(size[0] * 0.08), size[1] - side - int(size[1] * 0.06) - rnd.randint(0, 20)))
+    tilted = page.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(90, 80, 70))
+    return encode(tilted, "JPEG", quality=85)

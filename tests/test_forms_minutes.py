@@ -238,3 +238,29 @@ async def test_the_same_sheet_twice_for_one_handover_is_refused(teacher, seeded,
     with Session(sqlite_engine) as s:
         kinds = sorted(k for (k,) in s.execute(select(HandoverPhoto.kind).where(HandoverPhoto.handover_id == h.id)))
         assert kinds == ["minutes", "minutes", "scene"] and list(s.scalars(select(Flag))) == []
+
+
+async def test_a_photo_of_another_handovers_sheet_is_caught_by_its_qr_code(teacher, seeded, sqlite_engine) -> None:
+    """Two pupils' sheets on one desk: the photo of Ánh's sheet sent for An's handover is refused, naming
+    whose sheet it is (read from the QR code printed on it); a receipt sheet is refused too; the right
+    sheet is taken. A photo whose code cannot be read is taken as before (test above)."""
+    from tests.photo_factory import sheet_photo
+
+    await _bangiao(teacher, "Nguyễn Văn An", photo_seed=1)
+    an = _handover(sqlite_engine)
+    await _bangiao(teacher, "Trần Thị Ánh", photo_seed=2)
+    anh = _handover(sqlite_engine)
+    await teacher.say("/bienban")
+    await teacher.tap(f"BG{an.id:06d}")
+    await teacher.tap("Gửi ảnh biên bản")
+    await teacher.photo(sheet_photo(f"BG{anh.id:06d}", seed=3))
+    assert f"biên bản BG{anh.id:06d} (học sinh Trần Thị Ánh), không phải BG{an.id:06d}" in teacher.text
+    assert "Chụp rõ cả tờ biên bản" in teacher.text  # asked again
+    await teacher.photo(sheet_photo(f"TN{seeded['hp']:06d}", seed=4))
+    assert f"biên bản nhận máy TN{seeded['hp']:06d}" in teacher.text
+    await teacher.photo(sheet_photo(f"BG{an.id:06d}", seed=5))
+    assert f"Đã nhận ảnh biên bản đã ký của bàn giao BG{an.id:06d}" in teacher.text
+    assert _handover(sqlite_engine).id == anh.id
+    with Session(sqlite_engine) as s:
+        assert s.get(Handover, an.id).minutes_signed_at is not None
+        assert s.get(Handover, anh.id).minutes_signed_at is None

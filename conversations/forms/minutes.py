@@ -72,6 +72,19 @@ NOTIFY_OTHER = T(
     vi="⚠️ Bàn giao #{id} của trường (ngày {day}) bị đánh dấu cần xem lại:\n{lines}",
     en="⚠️ Your school's handover #{id} ({day}) was flagged for review:\n{lines}",
 )
+WRONG_SHEET = T(
+    vi="Ảnh này là biên bản <b>{found}</b>{whose}, không phải {chosen} đã chọn (mã đọc từ mã QR trên tờ giấy). "
+    "Vui lòng gửi ảnh biên bản của {chosen}, hoặc /huy rồi chọn {found}.",
+    en="This photo is minutes <b>{found}</b>{whose}, not {chosen} as chosen (read from the sheet's QR code). "
+    "Please send the photo of {chosen}'s minutes, or /huy and choose {found}.",
+)
+WHOSE = T(vi=" (học sinh {pupil})", en=" ({pupil})")
+RECEIPT_SHEET = T(
+    vi="Ảnh này là biên bản nhận máy <b>{found}</b> (mã QR trên tờ giấy), không phải biên bản bàn giao {chosen}. "
+    "Vui lòng gửi ảnh biên bản bàn giao đã ký.",
+    en="This photo is the receipt minutes <b>{found}</b> (its QR code), not handover {chosen}'s minutes. "
+    "Please send the signed handover minutes.",
+)
 NO_STORE = T(
     vi="Máy chủ chưa được cấu hình nơi lưu ảnh; vui lòng báo quản trị viên.",
     en="The server has no photo storage configured; please tell the administrator.",
@@ -192,7 +205,31 @@ def _accept_minutes_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> d
         ctx.on_rollback(undo)
     else:
         ctx.photos.open_path(stored.path).touch()  # fresh for the orphan sweep while this form holds it
+    _check_sheet_code(ctx, ctx.photos.open_path(stored.path))
     return evidence.stored_photo_to_dict(stored)
+
+
+def _check_sheet_code(ctx: FormContext, path: Any) -> None:
+    """The printed minutes carry their code as a QR code: a photo of another handover's sheet (two pupils'
+    sheets side by side on the desk) is caught here instead of being filed under the wrong pupil. A photo
+    whose code cannot be read is taken as before."""
+    from reports.minutes import parse_code
+    from storage.imaging import read_qr_codes
+    from storage.models import Student
+
+    chosen, _ = _chosen(ctx)
+    codes = [c for c in (parse_code(text) for text in read_qr_codes(path)) if c is not None]
+    if not codes or any(kind == "BG" and ref == chosen.id for kind, ref in codes):
+        return
+    kind, ref = codes[0]
+    if kind == "TN":
+        raise Invalid(RECEIPT_SHEET, found=f"TN{ref:06d}", chosen=handover_code(chosen.id))
+    other = ctx.session.get(Handover, ref)
+    whose = ""
+    if other is not None and other.school_id == ctx.staff.school_id:  # never another school's pupil's name
+        pupil = ctx.session.get(Student, other.student_id)
+        whose = ctx.t(WHOSE, pupil=esc(pupil.full_name)) if pupil is not None else ""
+    raise Invalid(WRONG_SHEET, found=handover_code(ref), whose=whose, chosen=handover_code(chosen.id))
 
 
 def _lines(flags: list[Flag], lang: str) -> str:
