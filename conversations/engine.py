@@ -110,8 +110,10 @@ UNSUPPORTED = T(
 )
 STALE_MENU = T(vi="Lựa chọn này đã hết hạn (nút của một tin nhắn cũ).", en="That choice has expired (an old button).")
 NO_PHOTO_WANTED = T(
-    vi="Hiện bạn không điền mục nào cần ảnh. Ảnh bàn giao được gửi trong lệnh /bangiao.",
-    en="No open form needs a photo right now. Handover photos go with /bangiao.",
+    vi="Hiện bạn không điền mục nào cần ảnh. Ảnh bàn giao được gửi trong lệnh /bangiao; ảnh biên bản đã ký "
+    "gửi thẳng vào đây (bot đọc mã QR trên tờ biên bản) hoặc qua /bienban.",
+    en="No open form needs a photo right now. Handover photos go with /bangiao; a photo of signed minutes can be "
+    "sent straight here (the bot reads the sheet's QR code) or with /bienban.",
 )
 PHOTO_TOO_BIG = T(
     vi="Ảnh quá lớn (tối đa 20 MB). Vui lòng gửi ảnh nhỏ hơn.",
@@ -341,7 +343,11 @@ class ConversationEngine:
         """Download a photo only when the person's current question asks for one (read-only peek)."""
         with self.db.connect() as conn:
             sender = load_sender(conn, channel=incoming.channel, external_id=incoming.user_id)
-        if sender is None or not sender.active or not self._wants_photo(sender, incoming.channel):
+        if sender is None or not sender.active:
+            return None
+        if not self._wants_photo(sender, incoming.channel) and not (
+            sender.conversation is None and self._photo_forms(sender.person)
+        ):
             return None
         lang = self._lang(sender.person)
         assert incoming.photo is not None
@@ -396,6 +402,22 @@ class ConversationEngine:
         if len(data) > limit:
             return Outgoing(text=DOCUMENT_TOO_BIG(lang, size=_size(len(data)), max=_size(limit)))
         return data
+
+    @staticmethod
+    def _photo_forms(person: Person) -> list[Form]:
+        """Forms that may recognise a photo sent outside any form (``Form.photo_start``)."""
+        return [f for f in registry().forms.values() if f.photo_start is not None and person.role in f.roles]
+
+    def _start_from_photo(self, step: _Step, person: Person, lang: str, photo: bytes) -> list[Outgoing] | None:
+        """A photo with no form open: the first form that recognises it starts with the answers it implies
+        and the photo as the answer to its photo question. None when no form knows the photo."""
+        assert step.incoming.photo is not None
+        for form in self._photo_forms(person):
+            ctx = step.ctx(person, lang, {})
+            values = form.photo_start(ctx, photo, step.incoming.photo)
+            if values is not None:
+                return self._start(step, person, lang, form, values=values, pick=False, chain=0, photo=photo)
+        return None
 
     @staticmethod
     def _document_form(person: Person) -> Form | None:
@@ -557,6 +579,9 @@ class ConversationEngine:
         if incoming.choice is not None:
             return [menu_message(person, lang, note=STALE_MENU(lang))]
         if incoming.photo is not None:
+            started = self._start_from_photo(step, person, lang, photo) if photo is not None else None
+            if started is not None:
+                return started
             return [menu_message(person, lang, note=NO_PHOTO_WANTED(lang))]
         return [menu_message(person, lang, greeting=True)]
 
@@ -601,6 +626,7 @@ class ConversationEngine:
         args: str = "",
         chain: int,
         document: bytes | None = None,
+        photo: bytes | None = None,
     ) -> list[Outgoing]:
         progress = Progress(form=form.name, values=dict(values or {}))
         ctx = step.ctx(person, lang, progress.values)
@@ -620,6 +646,11 @@ class ConversationEngine:
             if f is not None and f.kind == Kind.DOCUMENT:
                 replies = []  # the file answers the first question: no need to ask for it
                 outcome = runner.answer(step.incoming, document=document)
+        if photo is not None and outcome.done is None:
+            f = form.field(progress.step)
+            if f is not None and f.kind == Kind.PHOTO:
+                replies = []  # the photo that started the form answers its photo question
+                outcome = runner.answer(step.incoming, photo)
         return self._conclude(step, person, lang, runner, outcome, replies, chain=chain)
 
     def _answer(

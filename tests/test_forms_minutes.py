@@ -264,3 +264,21 @@ async def test_a_photo_of_another_handovers_sheet_is_caught_by_its_qr_code(teach
     with Session(sqlite_engine) as s:
         assert s.get(Handover, an.id).minutes_signed_at is not None
         assert s.get(Handover, anh.id).minutes_signed_at is None
+
+
+async def test_a_signed_sheet_sent_without_a_command_files_itself(teacher, principal, seeded, sqlite_engine, store):
+    """The teacher just sends the photo of the signed sheet: its QR code says which handover, so it is recorded
+    with nothing to choose. A photo without a code of this school is answered as before and leaves no file."""
+    from tests.photo_factory import sheet_photo
+
+    await _bangiao(teacher, "Nguyễn Văn An", photo_seed=1)
+    an = _handover(sqlite_engine)
+    await teacher.photo(sheet_photo(f"BG{an.id:06d}", seed=6))
+    assert f"Đã nhận ảnh biên bản đã ký của bàn giao BG{an.id:06d}" in teacher.text
+    assert _handover(sqlite_engine).minutes_signed_at is not None
+    files = {p.name for p in store.media_dir.rglob("*.jpg")}
+    await teacher.photo(phone_jpeg(77))  # a photo with no code
+    assert "Hiện bạn không điền mục nào cần ảnh" in teacher.text and "mã QR" in teacher.text
+    await teacher.photo(sheet_photo("BG999999", seed=8))  # no such handover in this school
+    assert "Đã nhận ảnh biên bản" not in teacher.text
+    assert {p.name for p in store.media_dir.rglob("*.jpg")} == files  # nothing left behind

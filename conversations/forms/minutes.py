@@ -290,6 +290,42 @@ def _save(ctx: FormContext) -> Done:
     return Done(text)
 
 
+def _recognise_sheet(ctx: FormContext, data: bytes, photo: PhotoInput) -> dict[str, Any] | None:
+    """A photo sent with no form open: if it shows one of this school's handover minutes (its QR code), it is
+    that handover's signed copy; /bienban starts on it with nothing to choose. Anything else is not ours."""
+    from reports.minutes import parse_code
+    from storage.imaging import read_qr_codes
+
+    if ctx.photos is None or data[:5] == b"%PDF-":
+        return None
+    try:
+        stored = ctx.photos.ingest(data, mime_type=photo.mime_type, file_name=photo.file_name)
+    except (PhotoRejected, PhotoStoreError):
+        return None  # not an image we take: the usual "no photo expected here" answers it
+    handover_id = next(
+        (
+            ref
+            for kind, ref in (c for c in map(parse_code, read_qr_codes(ctx.photos.open_path(stored.path))) if c)
+            if kind == "BG"
+        ),
+        None,
+    )
+    h = ctx.session.get(Handover, handover_id) if handover_id is not None else None
+    if h is None or h.school_id != ctx.staff.school_id:  # another school's sheet says nothing to this person
+        if stored.is_new:
+            evidence.discard_unreferenced(ctx.session, store=ctx.photos, photos=[stored])
+        return None
+    if stored.is_new:  # the form's photo question takes the same file; if the step fails, it goes
+        store, engine = ctx.photos, ctx.session.get_bind()
+
+        def undo() -> None:
+            with Session(engine) as fresh:
+                evidence.discard_unreferenced(fresh, store=store, photos=[stored])
+
+        ctx.on_rollback(undo)
+    return {"handover": h.id, "action": "photo"}
+
+
 BIENBAN = Form(
     name="bienban",
     command="bienban",
@@ -323,6 +359,7 @@ BIENBAN = Form(
     ],
     on_complete=_save,
     summary=False,
+    photo_start=_recognise_sheet,
 )
 
 FORMS = [BIENBAN]
