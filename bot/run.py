@@ -30,11 +30,8 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
     if settings.telegram_token is not None:
         application = await _start_telegram(app, engine, primary=primary, cleanups=cleanups)
         from bot.telegram_sender import TelegramSender
-        from scheduler.ratelimit import RateLimiter, overall_share
 
-        senders["telegram"] = TelegramSender(
-            application.bot, limiter=RateLimiter(overall_per_second=overall_share(settings.processes))
-        )
+        senders["telegram"] = TelegramSender.sharing(application.bot, processes=settings.processes)
         cleanups.append(lambda: _stop_telegram(application))
     fatal: str | None = None  # a channel that cannot work as configured: one line, exit status 2
     config_errors: tuple[type[Exception], ...] = ()

@@ -21,7 +21,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, InvalidToken, Ne
 from bot.telegram import retry_after_seconds, send_outgoing
 from core.messages import Outgoing
 from core.ports import DeliveryError, RetryLater, Unreachable
-from scheduler.ratelimit import RateLimiter
+from scheduler.ratelimit import RateLimiter, overall_share
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,11 @@ class TelegramSender:
         self.bot = bot
         self.limiter = limiter or RateLimiter()
         self._paced = _PacedBot(bot, self.limiter)
+
+    @classmethod
+    def sharing(cls, bot: Bot, *, processes: int) -> TelegramSender:
+        """The sender of one of ``processes`` processes using the same bot (FIELDBOT_PROCESSES)."""
+        return cls(bot, limiter=RateLimiter(overall_per_second=overall_share(processes)))
 
     async def send(self, chat_id: str, message: Outgoing) -> None:
         try:

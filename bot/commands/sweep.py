@@ -135,11 +135,7 @@ async def _senders(settings: Settings):
                 "(Telegram unreachable: its messages wait in the outbox.)"
             )
         else:
-            from scheduler.ratelimit import RateLimiter, overall_share
-
-            senders["telegram"] = TelegramSender(
-                bot, limiter=RateLimiter(overall_per_second=overall_share(settings.processes))
-            )
+            senders["telegram"] = TelegramSender.sharing(bot, processes=settings.processes)
             closers.append(bot.shutdown)
     if settings.zalo_token is not None:
         from bot.zalo.sender import ZaloSender
