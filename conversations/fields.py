@@ -561,6 +561,7 @@ def store_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> int:
     and remove a newly written file again if the step's transaction fails. Returns the Photo id."""
     from sqlmodel import select
 
+    from conversations.refusals import refusal
     from storage.models import Photo
     from storage.photos import PhotoRejected, PhotoStoreError
 
@@ -573,10 +574,8 @@ def store_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> int:
         )
     try:
         stored = ctx.photos.ingest(data, mime_type=photo.mime_type, file_name=photo.file_name)
-    except PhotoRejected as exc:
-        raise Invalid(exc.message_vi if ctx.lang == "vi" else exc.message_en) from None
-    except PhotoStoreError as exc:
-        raise Invalid(exc.message_vi if ctx.lang == "vi" else exc.message_en) from None
+    except (PhotoRejected, PhotoStoreError) as exc:
+        raise Invalid(refusal(exc, ctx.lang)) from None
     row = ctx.session.exec(select(Photo).where(Photo.sha256 == stored.sha256)).first()
     if row is None:
         row = Photo(

@@ -9,7 +9,58 @@ from core.messages import esc
 from core.text import fmt_int
 from storage.errors import RecordError
 
+ACCEPTED = "JPEG, PNG, WebP hoặc HEIC"
+ACCEPTED_EN = "JPEG, PNG, WebP or HEIC"
+
 REFUSALS: dict[str, T] = {
+    # Photos (storage.imaging.PhotoRejected, storage.photos.PhotoStoreError).
+    "not_image": T(
+        vi=f"Tệp này không phải là ảnh. Vui lòng gửi ảnh {ACCEPTED}.",
+        en=f"This file is not a photo. Please send a {ACCEPTED_EN} image.",
+    ),
+    "corrupt": T(
+        vi="Ảnh bị hỏng hoặc chưa được gửi hết nên không mở được. Vui lòng chụp hoặc gửi lại ảnh.",
+        en="The photo is damaged or incomplete and cannot be opened. Please take or send it again.",
+    ),
+    "truncated": T(
+        vi="Ảnh bị hỏng hoặc chưa được gửi hết nên không mở được. Vui lòng chụp hoặc gửi lại ảnh.",
+        en="The photo is damaged or incomplete and cannot be opened. Please take or send it again.",
+    ),
+    "bomb": T(
+        vi="Ảnh có kích thước quá lớn ({w} x {h} điểm ảnh). Vui lòng gửi ảnh chụp bình thường từ điện thoại.",
+        en="The image dimensions are too large ({w} x {h} pixels). Please send a normal photo from a phone.",
+    ),
+    "bomb_unmeasured": T(
+        vi="Ảnh có kích thước quá lớn. Vui lòng gửi ảnh chụp bình thường từ điện thoại.",
+        en="The image dimensions are too large. Please send a normal photo from a phone.",
+    ),
+    "too_large": T(
+        vi="Ảnh quá lớn ({mb} MB). Vui lòng gửi ảnh nhỏ hơn {limit} MB.",
+        en="The photo is too large ({mb} MB). Please send a photo under {limit} MB.",
+    ),
+    "unsupported_format": T(
+        vi=f"Chưa hỗ trợ ảnh định dạng {{fmt}}. Vui lòng gửi ảnh {ACCEPTED}.",
+        en=f"{{fmt}} images are not supported. Please send a {ACCEPTED_EN} image.",
+    ),
+    "too_small": T(
+        vi="Ảnh quá nhỏ ({w} x {h} điểm ảnh) để làm minh chứng. Vui lòng gửi ảnh chụp rõ, cạnh ngắn ít nhất "
+        "{min_side} điểm ảnh.",
+        en="The photo is too small ({w} x {h} pixels) to serve as evidence. Please send a clear photo, at least "
+        "{min_side} pixels on the short side.",
+    ),
+    "photo_storage": T(
+        vi="Không lưu được ảnh do lỗi lưu trữ máy chủ. Vui lòng thử lại sau.",
+        en="The photo could not be saved because of a server storage error. Please try again later.",
+    ),
+    # Pupils' data (storage.erasure, storage.consent).
+    "erase_missing": T(
+        vi="Không tìm thấy hồ sơ này (có thể đã được xóa).", en="This record was not found (it may have been erased)."
+    ),
+    "consent_missing": T(vi="Không tìm thấy hồ sơ này.", en="This record was not found."),
+    "consent_not_yours": T(
+        vi="Bạn chỉ ghi nhận được cho hồ sơ do chính bạn đăng ký.",
+        en="You can only record it for entries you registered yourself.",
+    ),
     "future_date": T(
         vi="Ngày {day} ở trong tương lai. Hôm nay là {today}.",
         en="{day} is in the future. Today is {today}.",

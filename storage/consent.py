@@ -19,6 +19,7 @@ from sqlmodel import Session
 from core.programme import Programme
 from core.vocabulary import ReviewStatus, Role
 from storage import audit
+from storage.errors import RecordError
 from storage.models import Student
 from storage.scope import Scope
 
@@ -26,10 +27,8 @@ from storage.scope import Scope
 STANDING = (ReviewStatus.PENDING, ReviewStatus.APPROVED, ReviewStatus.WITHDRAWING)
 
 
-class ConsentError(Exception):
-    def __init__(self, message_vi: str) -> None:
-        super().__init__(message_vi)
-        self.message_vi = message_vi
+class ConsentError(RecordError):
+    """``consent_missing`` or ``consent_not_yours``, worded in conversations/refusals.py."""
 
 
 def notice(programme: Programme, lang: str = "vi") -> str:
@@ -43,9 +42,9 @@ def record_consent(session: Session, *, actor, student_id: int, now: datetime) -
     principal of the school, or the teacher who registered the pupil."""
     student = session.get(Student, student_id)
     if student is None or actor.role not in (Role.PRINCIPAL, Role.TEACHER) or actor.school_id != student.school_id:
-        raise ConsentError("Không tìm thấy hồ sơ này.")
+        raise ConsentError("consent_missing")
     if actor.role == Role.TEACHER and student.registered_by != actor.id:
-        raise ConsentError("Bạn chỉ ghi nhận được cho hồ sơ do chính bạn đăng ký.")
+        raise ConsentError("consent_not_yours")
     if student.consent_at is not None:
         return student
     student.consent_at, student.updated_at = now, now

@@ -27,6 +27,7 @@ from sqlmodel import Session
 from core.messages import esc
 from core.vocabulary import Role
 from storage import access_log
+from storage.errors import RecordError
 from storage.models import (
     AuditEvent,
     Conversation,
@@ -42,10 +43,8 @@ from storage.models import (
 ERASED_NOTE = "(học sinh liên quan đã được xóa theo yêu cầu)"
 
 
-class ErasureError(Exception):
-    def __init__(self, message_vi: str) -> None:
-        super().__init__(message_vi)
-        self.message_vi = message_vi
+class ErasureError(RecordError):
+    """The pupil to erase is not there (any more): ``erase_missing``, worded in conversations/refusals.py."""
 
 
 @dataclass
@@ -147,7 +146,7 @@ def erase(
     Database rows go in the caller's transaction; files are deleted at the end (after the rows are flushed)."""
     student = session.get(Student, student_id)
     if student is None:
-        raise ErasureError("Không tìm thấy hồ sơ này (có thể đã được xóa).")
+        raise ErasureError("erase_missing")
     p = plan(session, student=student)
     report = ErasureReport(code=p.code, handovers=len(p.handover_ids), photos=len(p.photo_ids))
     needles = tuple({p.full_name, esc(p.full_name), p.code})

@@ -24,53 +24,35 @@ import pillow_heif
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from core.clock import LOCAL_TZ
+from storage.errors import RecordError
 
 log = logging.getLogger(__name__)
 
 # Adds the HEIF opener (iPhone photos). Registration only adds a format; it changes nothing else in Pillow.
 pillow_heif.register_heif_opener()
 
-ACCEPTED = "JPEG, PNG, WebP hoặc HEIC"
-ACCEPTED_EN = "JPEG, PNG, WebP or HEIC"
 
 # Decoders raise a zoo of types on hostile input; all of them mean "this file is broken".
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError, KeyError)
 
 
-class PhotoRejected(Exception):
-    """The upload is not a usable photo. ``message_vi`` is shown to the teacher as is."""
-
-    def __init__(self, code: str, message_vi: str, message_en: str) -> None:
-        super().__init__(f"{code}: {message_en}")
-        self.code = code
-        self.message_vi = message_vi
-        self.message_en = message_en
+class PhotoRejected(RecordError):
+    """The upload is not a usable photo: ``code`` says why, with the values that explain it (sizes, the
+    format); ``conversations/refusals.py`` words it for the teacher, as for every other refusal."""
 
 
 def _not_image() -> PhotoRejected:
-    return PhotoRejected(
-        "not_image",
-        f"Tệp này không phải là ảnh. Vui lòng gửi ảnh {ACCEPTED}.",
-        f"This file is not a photo. Please send a {ACCEPTED_EN} image.",
-    )
+    return PhotoRejected("not_image")
 
 
 def _broken(code: str) -> PhotoRejected:
-    return PhotoRejected(
-        code,
-        "Ảnh bị hỏng hoặc chưa được gửi hết nên không mở được. Vui lòng chụp hoặc gửi lại ảnh.",
-        "The photo is damaged or incomplete and cannot be opened. Please take or send it again.",
-    )
+    return PhotoRejected(code)  # "truncated" (cut off on the way) or "corrupt"
 
 
 def _bomb(size: tuple[int, int] | None) -> PhotoRejected:
-    dims_vi = f" ({size[0]} x {size[1]} điểm ảnh)" if size else ""
-    dims_en = f" ({size[0]} x {size[1]} pixels)" if size else ""
-    return PhotoRejected(
-        "bomb",
-        f"Ảnh có kích thước quá lớn{dims_vi}. Vui lòng gửi ảnh chụp bình thường từ điện thoại.",
-        f"The image dimensions are too large{dims_en}. Please send a normal photo from a phone.",
-    )
+    if size is None:  # Pillow's own limit, before the header told the size
+        return PhotoRejected("bomb_unmeasured")
+    return PhotoRejected("bomb", w=str(size[0]), h=str(size[1]))
 
 
 # --- format sniffing: from the bytes, never from the file name or the MIME type the client claims --------
@@ -267,21 +249,13 @@ def normalise(
         raise _not_image()
     if len(data) > max_bytes:
         mb, limit = len(data) / 1024 / 1024, max_bytes // 1024 // 1024
-        raise PhotoRejected(
-            "too_large",
-            f"Ảnh quá lớn ({mb:.1f} MB). Vui lòng gửi ảnh nhỏ hơn {limit} MB.",
-            f"The photo is too large ({mb:.1f} MB). Please send a photo under {limit} MB.",
-        )
+        raise PhotoRejected("too_large", mb=f"{mb:.1f}", limit=limit)
     fmt = sniff_format(data[:32])
     if fmt is None:
         other = _other_image_kind(data[:32])
         if other is None:
             raise _not_image()
-        raise PhotoRejected(
-            "unsupported_format",
-            f"Chưa hỗ trợ ảnh định dạng {other}. Vui lòng gửi ảnh {ACCEPTED}.",
-            f"{other} images are not supported. Please send a {ACCEPTED_EN} image.",
-        )
+        raise PhotoRejected("unsupported_format", fmt=other)
 
     try:
         # Only the header is read here. Pillow's own bomb guard (2x Image.MAX_IMAGE_PIXELS, read, never
@@ -298,13 +272,7 @@ def normalise(
         if w * h > max_pixels:
             raise _bomb((w, h))
         if min(w, h) < min_side:
-            raise PhotoRejected(
-                "too_small",
-                f"Ảnh quá nhỏ ({w} x {h} điểm ảnh) để làm minh chứng. "
-                f"Vui lòng gửi ảnh chụp rõ, cạnh ngắn ít nhất {min_side} điểm ảnh.",
-                f"The photo is too small ({w} x {h} pixels) to serve as evidence. "
-                f"Please send a clear photo, at least {min_side} pixels on the short side.",
-            )
+            raise PhotoRejected("too_small", w=str(w), h=str(h), min_side=str(min_side))
         target = fit((w, h), max_side)
         if fmt == "JPEG" and target != (w, h):
             # Decode at 1/2, 1/4 or 1/8 scale inside libjpeg. Ask with the photo's OWN aspect: Pillow picks the

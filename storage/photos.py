@@ -25,6 +25,7 @@ from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
+from storage.errors import RecordError
 from storage.imaging import LOCAL_TZ, PhotoRejected, normalise, sniff_format
 
 __all__ = [
@@ -51,12 +52,16 @@ _MASK64 = (1 << 64) - 1
 _FILE_MODE = 0o640  # children's photos: owner and group (the web server) only
 
 
-class PhotoStoreError(Exception):
-    """The server could not store a valid photo (disk full, read-only media dir...). Not the teacher's fault."""
+class PhotoStoreError(RecordError):
+    """The server could not store a valid photo (disk full, read-only media dir...). Not the teacher's fault:
+    ``photo_storage``, worded in ``conversations/refusals.py``; the cause is logged, never shown."""
 
-    code = "storage"
-    message_vi = "Không lưu được ảnh do lỗi lưu trữ máy chủ. Vui lòng thử lại sau."
-    message_en = "The photo could not be saved because of a server storage error. Please try again later."
+    def __init__(self, cause: str = "") -> None:
+        super().__init__("photo_storage")
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return f"photo_storage: {self.cause}" if self.cause else "photo_storage"
 
 
 @dataclass(frozen=True)

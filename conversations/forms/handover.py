@@ -182,7 +182,7 @@ def _accept_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> dict[str,
     try:
         stored = ctx.photos.ingest(data, mime_type=photo.mime_type, file_name=photo.file_name)
     except (PhotoRejected, PhotoStoreError) as exc:
-        raise Invalid(exc.message_en if ctx.lang == "en" else exc.message_vi) from None
+        raise Invalid(refusal(exc, ctx.lang)) from None
     scene = {d.get("sha256") for d in _as_list(ctx.values.get("photos"))}
     if ctx.values.get("photos") is not None and stored.sha256 in scene:
         raise Invalid(

@@ -194,7 +194,7 @@ def _accept_minutes_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> d
     try:
         stored = ctx.photos.ingest(data, mime_type=photo.mime_type, file_name=photo.file_name)
     except (PhotoRejected, PhotoStoreError) as exc:
-        raise Invalid(exc.message_en if ctx.lang == "en" else exc.message_vi) from None
+        raise Invalid(refusal(exc, ctx.lang)) from None
     if stored.is_new:
         store, engine = ctx.photos, ctx.session.get_bind()
 

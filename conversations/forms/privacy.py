@@ -7,6 +7,7 @@ from __future__ import annotations
 from conversations.fields import choice_field, confirm_field, parse_student_code, text_field
 from conversations.forms.base import Choice, Done, Form, FormContext, Invalid
 from conversations.forms.register import CONSENT_ASK
+from conversations.refusals import refusal
 from core.i18n import T
 from core.messages import esc
 from core.vocabulary import Role
@@ -44,7 +45,7 @@ def _record(ctx: FormContext) -> Done:
     try:
         s = consent.record_consent(ctx.session, actor=ctx.staff, student_id=int(ctx.values["student"]), now=ctx.now)
     except consent.ConsentError as exc:
-        return Done(exc.message_vi)
+        return Done(refusal(exc, ctx.lang))
     left = len(consent.without_consent(ctx.session, actor=ctx.staff))
     return Done(
         T(
@@ -131,9 +132,17 @@ def _erase(ctx: FormContext) -> Done:
     if student is None:
         return Done(T(vi="Không tìm thấy học sinh này (có thể đã được xóa).", en="Pupil not found (already erased?)."))
     name = student.full_name
-    report = erasure.erase(
-        ctx.session, actor=ctx.staff, role=ctx.staff.role, student_id=student.id, now=ctx.now, media_dir=ctx.media_dir
-    )
+    try:
+        report = erasure.erase(
+            ctx.session,
+            actor=ctx.staff,
+            role=ctx.staff.role,
+            student_id=student.id,
+            now=ctx.now,
+            media_dir=ctx.media_dir,
+        )
+    except erasure.ErasureError as exc:  # erased by someone else meanwhile
+        return Done(refusal(exc, ctx.lang))
     return Done(
         T(
             vi="🗑 Đã xóa mọi dữ liệu của em {name} (mã {code}): {h} bàn giao, {p} ảnh, {f} tệp, {n} thông báo.",
