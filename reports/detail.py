@@ -38,8 +38,15 @@ class HandoverRow:
     handed_over_on: date
     csdl_due_at: datetime
     csdl_updated_at: datetime | None
+    minutes_signed_at: datetime | None = None  # the photo of the signed minutes (biên bản) came
     photo_ids: list[int] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # FlagKind values, open ones
+
+    @property
+    def code(self) -> str:
+        from reports.minutes import handover_code
+
+        return handover_code(self.id)
 
 
 @dataclass
@@ -88,6 +95,7 @@ def school_detail(
             Handover.handed_over_on,
             Handover.csdl_due_at,
             Handover.csdl_updated_at,
+            Handover.minutes_signed_at,
             Student.full_name,
             Student.class_name,
         )
@@ -96,7 +104,7 @@ def school_detail(
         .order_by(Handover.handed_over_on.desc(), Handover.id.desc())
     ).all():
         handovers[h.id] = HandoverRow(
-            h.id, h.full_name, h.class_name, h.handed_over_on, h.csdl_due_at, h.csdl_updated_at
+            h.id, h.full_name, h.class_name, h.handed_over_on, h.csdl_due_at, h.csdl_updated_at, h.minutes_signed_at
         )
         served[h.student_id] = h.handed_over_on
     for hid, pid in session.execute(

@@ -403,9 +403,10 @@ SORTS = {
     "received": lambda s: s.received,
     "handed": lambda s: s.handed_over,
     "late": lambda s: s.late_csdl,
+    "minutes": lambda s: s.unsigned_minutes,
     "report": lambda s: s.needs_report_submitted_at is not None,
 }
-FILTERS = ("all", "late", "no_report", "flags")
+FILTERS = ("all", "late", "no_report", "flags", "minutes")
 
 
 def _rows(summary, request: web.Request):
@@ -424,6 +425,8 @@ def _rows(summary, request: web.Request):
         rows = [s for s in rows if s.needs_report_submitted_at is None]
     elif flt == "flags":
         rows = [s for s in rows if s.open_flags]
+    elif flt == "minutes":
+        rows = [s for s in rows if s.unsigned_minutes]
     if q:
         rows = [s for s in rows if q in fold(s.name) or q in fold(s.code)]
     rows.sort(key=SORTS[sort], reverse=desc)

@@ -68,6 +68,7 @@ SORT_KEYS = {  # the options of "sort by", in the order offered
     "approved": T(vi="Đã duyệt", en="Approved"),
     "received": T(vi="Nhận máy", en="Received"),
     "handed": T(vi="Bàn giao", en="Handed over"),
+    "minutes": T(vi="Thiếu biên bản ký", en="Unsigned minutes"),
     "report": T(vi="Báo cáo", en="Report"),
 }
 SHOW_OPTIONS = {  # the options of "show", in the order offered
@@ -75,6 +76,7 @@ SHOW_OPTIONS = {  # the options of "show", in the order offered
     "late": T(vi="Trễ CSDL ngành", en="Late in the sector database"),
     "no_report": T(vi="Chưa chốt báo cáo", en="Needs report not closed"),
     "flags": T(vi="Ảnh bị gắn cờ", en="Flagged photos"),
+    "minutes": T(vi="Thiếu biên bản đã ký", en="Signed minutes missing"),
 }
 
 # --- column headers (also the labels of a row shown as a card on a phone) ---------------------------------------------
@@ -88,6 +90,9 @@ COL_HANDED = T(vi="Bàn giao", en="Handed over")
 COL_LATE = T(vi="Trễ CSDL", en="Late (database)")
 COL_LATE_CONFIRMED = T(vi="CSDL muộn (đã cập nhật)", en="Database entered late")
 COL_REPORT = T(vi="Báo cáo", en="Report")
+COL_MINUTES = T(vi="Biên bản đã ký", en="Signed minutes")
+MINUTES_SIGNED = T(vi="Biên bản {code}: đã ký", en="Minutes {code}: signed")
+MINUTES_UNSIGNED = T(vi="Biên bản {code}: chưa có bản ký", en="Minutes {code}: no signed copy yet")
 COL_CALL = T(vi="Cần gọi", en="Call")
 COL_LATE_SCHOOLS = T(vi="Trường trễ", en="Late schools")
 COL_REPORTS_CLOSED = T(vi="Đã chốt báo cáo", en="Reports closed")
