@@ -91,7 +91,9 @@ def zalo_env(tmp_path, tg: FakeTelegram, zalo: FakeZaloApi, **extra: str) -> dic
     programme.write_text(  # the needs report is due tomorrow, no quiet hours: principals are reminded at once
         DEFAULT_PROGRAMME.read_text(encoding="utf-8")
         .replace('needs_report = "20/11/2021"', f'needs_report = "{today + timedelta(days=1):%d/%m/%Y}"')
-        .replace('quiet_hours = "21:00-06:30"', 'quiet_hours = "00:00-00:00"'),
+        .replace('quiet_hours = "21:00-06:30"', 'quiet_hours = "00:00-00:00"')
+        # Reminders at midnight: at 00:30 local a 07:00 morning is still to come (whatever time the test runs).
+        .replace('morning = "07:00"', 'morning = "00:00"'),
         encoding="utf-8",
     )
     return bot_env(
