@@ -211,9 +211,9 @@ def seed(engine, n: dict[str, int]) -> dict[str, float]:
         ("analyze", "ANALYZE handover"),  # inside the transaction: the UPDATE below needs real row counts
         (
             "batch counts",
-            f"UPDATE batch b SET handed_over = c.n, quantity = c.n + CASE WHEN b.id % 2 = 0 AND b.school_id % 100 = 0 "
-            f"THEN 3 ELSE 0 END FROM (SELECT batch_id, count(*) AS n FROM handover WHERE status = 'active' "
-            f"GROUP BY batch_id) c WHERE c.batch_id = b.id",
+            "UPDATE batch b SET handed_over = c.n, quantity = c.n + CASE WHEN b.id % 2 = 0 AND b.school_id % 100 = 0 "
+            "THEN 3 ELSE 0 END FROM (SELECT batch_id, count(*) AS n FROM handover WHERE status = 'active' "
+            "GROUP BY batch_id) c WHERE c.batch_id = b.id",
         ),
         ("empty batches", "UPDATE batch SET quantity = 1, handed_over = 1 WHERE quantity = 0"),
         (
@@ -434,7 +434,9 @@ def measure_digests(engine, programme, repeat: int) -> dict:
 
     def province():
         with Session(engine) as s:
-            build_province_digest(SweepContext(session=s, programme=programme, now=NOW, rule_title=title), province_id=1)
+            build_province_digest(
+                SweepContext(session=s, programme=programme, now=NOW, rule_title=title), province_id=1
+            )
 
     return {"district": timed(district, repeat), "province": timed(province, repeat)}
 

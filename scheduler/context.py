@@ -122,6 +122,7 @@ class SweepContext:
     _principals: dict[int, list[Person]] = field(default_factory=dict)
     _people: dict[int, Person] = field(default_factory=dict)
     _contacts: dict[int, Recipient | None] = field(default_factory=dict)
+    _province_officers: dict[int, list[Recipient]] = field(default_factory=dict)
     _districts: dict[int, District] | None = None
 
     # --- time, in the programme's zone -------------------------------------------------------------------
@@ -186,6 +187,8 @@ class SweepContext:
             for r in rows:
                 self._schools[r.id] = SchoolInfo(r.id, r.code, r.name, r.district_id, r.needs_report_submitted_at)
         self._load_principals(missing)
+        # Every rule that loads schools may escalate to their districts' contacts: one query for all of them.
+        self.load_district_contacts({self._schools[i].district_id for i in missing if i in self._schools})
 
     def school(self, school_id: int) -> SchoolInfo:
         if school_id not in self._schools:
@@ -258,55 +261,80 @@ class SweepContext:
         """Who gets escalations for a district: the programme's named contact for that district (matched to
         the roster by phone so they also get chat messages, always e-mailed), else the district officer in
         the roster, else the programme's first contact (by e-mail)."""
-        if district_id in self._contacts:
-            return self._contacts[district_id]
-        district = self.districts().get(district_id)
-        code = district.code if district else None
-        contact = next((c for c in self.programme.contacts if c.district_code == code), None)
-        officers = (
-            self.session.execute(
+        if district_id not in self._contacts:
+            self.load_district_contacts([district_id])
+        return self._contacts[district_id]
+
+    def load_district_contacts(self, district_ids: Iterable[int]) -> None:
+        """``district_contact`` for many districts at once: their officers in one query (per 500 districts) and
+        the chosen people in one more, instead of three queries a district (700 districts nationally)."""
+        missing = sorted({d for d in district_ids if d not in self._contacts})
+        if not missing:
+            return
+        officers: dict[int, list[Staff]] = defaultdict(list)
+        for chunk in _chunks(missing, 500):
+            for o in self.session.execute(
                 select(Staff)
-                .where(Staff.district_id == district_id, Staff.role == Role.DISTRICT_OFFICER, Staff.active)
+                .where(Staff.district_id.in_(chunk), Staff.role == Role.DISTRICT_OFFICER, Staff.active)
                 .order_by(Staff.id)
-            )
-            .scalars()
-            .all()
-        )
-        result: Recipient | None
-        if contact is not None:
-            match = next((o for o in officers if o.phone == contact.phone_e164), None)
-            result = Recipient(
-                staff_id=match.id if match else None,
-                email=contact.email,
-                name=contact.name,
-                language=(match.language if match else None) or "vi",
-            )
-        elif officers:
-            o = officers[0]
-            result = Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi")
-        else:
-            c = self.programme.contacts[0]
-            result = Recipient(staff_id=None, email=c.email, name=c.name)
-        if result is not None and result.staff_id is not None:
-            self.load_people([result.staff_id])
-        self._contacts[district_id] = result
-        return result
+            ).scalars():
+                officers[o.district_id].append(o)
+        districts = self.districts()
+        people = []
+        for district_id in missing:
+            district = districts.get(district_id)
+            code = district.code if district else None
+            contact = next((c for c in self.programme.contacts if c.district_code == code), None)
+            theirs = officers.get(district_id, [])
+            result: Recipient | None
+            if contact is not None:
+                match = next((o for o in theirs if o.phone == contact.phone_e164), None)
+                result = Recipient(
+                    staff_id=match.id if match else None,
+                    email=contact.email,
+                    name=contact.name,
+                    language=(match.language if match else None) or "vi",
+                )
+            elif theirs:
+                o = theirs[0]
+                result = Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi")
+            else:
+                c = self.programme.contacts[0]
+                result = Recipient(staff_id=None, email=c.email, name=c.name)
+            if result is not None and result.staff_id is not None:
+                people.append(result.staff_id)
+            self._contacts[district_id] = result
+        self.load_people(people)
 
     def province_officers(self, province_id: int) -> list[Recipient]:
         """The active province officers (Sở GD&ĐT) of a province: they get the province's escalations and digest."""
-        officers = (
-            self.session.execute(
-                select(Staff)
-                .where(Staff.province_id == province_id, Staff.role == Role.PROVINCE_OFFICER, Staff.active)
-                .order_by(Staff.id)
+        if province_id not in self._province_officers:
+            self.load_province_officers([province_id])
+        return list(self._province_officers[province_id])
+
+    def load_province_officers(self, province_ids: Iterable[int]) -> None:
+        """``province_officers`` for many provinces at once (63 nationally): one query, and one for the people."""
+        missing = sorted({p for p in province_ids if p not in self._province_officers})
+        if not missing:
+            return
+        for p in missing:
+            self._province_officers[p] = []
+        officers = []
+        for chunk in _chunks(missing, 500):
+            officers += (
+                self.session.execute(
+                    select(Staff)
+                    .where(Staff.province_id.in_(chunk), Staff.role == Role.PROVINCE_OFFICER, Staff.active)
+                    .order_by(Staff.id)
+                )
+                .scalars()
+                .all()
             )
-            .scalars()
-            .all()
-        )
         self.load_people([o.id for o in officers])
-        return [
-            Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi") for o in officers
-        ]
+        for o in officers:
+            self._province_officers[o.province_id].append(
+                Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi")
+            )
 
 
 def _chunks(items: list, size: int):
