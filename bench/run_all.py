@@ -20,6 +20,7 @@ ORDER = [
     "bench_memory.py",
     "bench_web.py",
     "bench_privacy.py",
+    "bench_national.py",
 ]
 
 

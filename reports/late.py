@@ -12,16 +12,19 @@ Every query goes through ``Scope.filter``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select, true
 from sqlmodel import Session
 
 from core.clock import local_midnight_utc
 from core.programme import Programme
 from core.vocabulary import HandoverStatus, ReviewStatus
-from storage.models import Batch, Handover, School, Student
+from storage import batching
+from storage.models import Batch, District, Handover, School, Student
 from storage.scope import Scope
 
 KINDS = ("csdl", "devices", "needs_report", "review")
@@ -47,58 +50,108 @@ def late_items(
     session: Session, *, scope: Scope, programme: Programme, now: datetime, limit: int | None = None
 ) -> list[LateItem]:
     """Every late item in ``scope`` at ``now``, oldest first (``limit``: the oldest ones only)."""
+    return _late(session, in_scope=scope.filter, programme=programme, now=now, limit=limit)
+
+
+def late_in_provinces(
+    session: Session, *, programme: Programme, now: datetime, older_than: timedelta
+) -> list[LateItem]:
+    """The items of every district that has a province, late for at least ``older_than`` at ``now``, oldest first
+    (the province escalation): ``late_items`` of each district, in five queries for the whole country that read
+    only items late enough, instead of five queries a district (700 nationally) every sweep."""
+    return _late(
+        session,
+        in_scope=lambda _school_id: true(),  # only late rows are read: the schools are filtered when looked up
+        school_filter=School.district_id.in_(select(District.id).where(District.province_id.is_not(None))),
+        programme=programme,
+        now=now,
+        since_before=now - older_than,
+    )
+
+
+def _late(
+    session: Session,
+    *,
+    in_scope: Callable[[Any], ColumnElement[bool]],
+    programme: Programme,
+    now: datetime,
+    limit: int | None = None,
+    since_before: datetime | None = None,
+    school_filter: ColumnElement[bool] | None = None,
+) -> list[LateItem]:
+    """``in_scope(column)``: the WHERE clause for a school id column; ``since_before``: only items late since then
+    or earlier; ``school_filter``: a further condition on the schools. Late rows are read first and only the
+    (active) schools they name are looked up, so the cost follows what is late, not the number of schools."""
     d = programme.deadlines
     tz = programme.tz
-    schools = {
-        r.id: r
-        for r in session.execute(
-            select(School.id, School.name, School.district_id, School.needs_report_submitted_at).where(
-                scope.filter(School.id), School.active
-            )
-        ).all()
-    }
-    out: list[LateItem] = []
-
-    def item(kind: str, sid: int, since: datetime, subject: int, **kw) -> None:
-        s = schools.get(sid)
-        if s is not None:
-            out.append(LateItem(kind, sid, s.name, s.district_id, since, subject, **kw))
-
-    late_before = now - timedelta(hours=d.handover_update_grace_hours)
+    latest = since_before if since_before is not None else now
     grace = timedelta(hours=d.handover_update_grace_hours)
+    # (kind, school id, since, subject id, extra) before the schools are known
+    found: list[tuple[str, int, datetime, int, dict]] = []
+
     for r in session.execute(
         select(Handover.id, Handover.school_id, Handover.csdl_due_at, Student.full_name, Student.class_name)
         .join(Student, Student.id == Handover.student_id)
         .where(
             Handover.csdl_updated_at.is_(None),
             Handover.status == HandoverStatus.ACTIVE,
-            Handover.csdl_due_at <= late_before,
-            scope.filter(Handover.school_id),
+            Handover.csdl_due_at <= min(now, latest) - grace,  # late since due + grace
+            in_scope(Handover.school_id),
         )
     ).all():
-        item("csdl", r.school_id, r.csdl_due_at + grace, r.id, student=r.full_name, class_name=r.class_name)
+        found.append(
+            ("csdl", r.school_id, r.csdl_due_at + grace, r.id, {"student": r.full_name, "class_name": r.class_name})
+        )
 
-    today = now.astimezone(tz).date()
+    # late since local midnight of received_on + n days
     n = timedelta(days=d.devices_waiting_days)
+    received_by = min(now.astimezone(tz).date(), latest.astimezone(tz).date()) - n
     for r in session.execute(
         select(Batch.id, Batch.school_id, Batch.received_on, Batch.quantity, Batch.handed_over).where(
-            Batch.handed_over < Batch.quantity, Batch.received_on <= today - n, scope.filter(Batch.school_id)
+            Batch.handed_over < Batch.quantity, Batch.received_on <= received_by, in_scope(Batch.school_id)
         )
     ).all():
-        item("devices", r.school_id, local_midnight_utc(r.received_on + n, tz), r.id, left=r.quantity - r.handed_over)
+        found.append(
+            (
+                "devices",
+                r.school_id,
+                local_midnight_utc(r.received_on + n, tz),
+                r.id,
+                {"left": r.quantity - r.handed_over},
+            )
+        )
 
-    if now >= programme.needs_report_due:
-        for s in schools.values():
-            if s.needs_report_submitted_at is None:
-                item("needs_report", s.id, programme.needs_report_due, s.id)
+    if now >= programme.needs_report_due and programme.needs_report_due <= latest:
+        for sid in session.execute(
+            select(School.id).where(in_scope(School.id), School.active, School.needs_report_submitted_at.is_(None))
+        ).scalars():
+            found.append(("needs_report", sid, programme.needs_report_due, sid, {}))
 
     wait = timedelta(days=d.pending_review_days)
     for r in session.execute(
         select(Student.id, Student.school_id, Student.full_name, Student.class_name, Student.created_at).where(
-            Student.status == ReviewStatus.PENDING, Student.created_at <= now - wait, scope.filter(Student.school_id)
+            Student.status == ReviewStatus.PENDING,
+            Student.created_at <= min(now, latest) - wait,  # late since created + wait
+            in_scope(Student.school_id),
         )
     ).all():
-        item("review", r.school_id, r.created_at + wait, r.id, student=r.full_name, class_name=r.class_name)
+        found.append(
+            ("review", r.school_id, r.created_at + wait, r.id, {"student": r.full_name, "class_name": r.class_name})
+        )
 
+    ids = sorted({f[1] for f in found})
+    schools = {}
+    for chunk in batching.chunks(session, ids):
+        q = select(School.id, School.name, School.district_id).where(
+            batching.any_of(session, School.id, chunk), School.active
+        )
+        if school_filter is not None:
+            q = q.where(school_filter)
+        schools.update({r.id: r for r in session.execute(q).all()})
+    out: list[LateItem] = []
+    for kind, sid, since, subject, extra in found:
+        s = schools.get(sid)
+        if s is not None:
+            out.append(LateItem(kind, sid, s.name, s.district_id, since, subject, **extra))
     out.sort(key=lambda i: (i.since, i.school_name, i.kind, i.subject_id))
     return out[:limit] if limit is not None else out

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -21,6 +22,7 @@ from core.clock import UTC
 from core.phones import display_phone
 from core.programme import Programme
 from core.vocabulary import NotificationStatus, Role
+from storage.batching import any_of, chunks
 from storage.models import ChatIdentity, District, School, Staff
 
 
@@ -98,7 +100,7 @@ class Person:
 
     @property
     def phone_display(self) -> str:
-        return display_phone(self.phone)
+        return _display_phone(self.phone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,7 @@ class SweepContext:
     _principals: dict[int, list[Person]] = field(default_factory=dict)
     _people: dict[int, Person] = field(default_factory=dict)
     _contacts: dict[int, Recipient | None] = field(default_factory=dict)
+    _province_officers: dict[int, list[Recipient]] = field(default_factory=dict)
     _districts: dict[int, District] | None = None
 
     # --- time, in the programme's zone -------------------------------------------------------------------
@@ -177,15 +180,17 @@ class SweepContext:
 
     def load_schools(self, ids: Iterable[int]) -> None:
         missing = {i for i in ids if i not in self._schools}
-        for chunk in _chunks(sorted(missing), 500):
+        for chunk in chunks(self.session, sorted(missing)):
             rows = self.session.execute(
                 select(School.id, School.code, School.name, School.district_id, School.needs_report_submitted_at).where(
-                    School.id.in_(chunk)
+                    any_of(self.session, School.id, chunk)
                 )
             ).all()
             for r in rows:
                 self._schools[r.id] = SchoolInfo(r.id, r.code, r.name, r.district_id, r.needs_report_submitted_at)
         self._load_principals(missing)
+        # Every rule that loads schools may escalate to their districts' contacts: one query for all of them.
+        self.load_district_contacts({self._schools[i].district_id for i in missing if i in self._schools})
 
     def school(self, school_id: int) -> SchoolInfo:
         if school_id not in self._schools:
@@ -204,8 +209,8 @@ class SweepContext:
 
     def load_people(self, ids: Iterable[int]) -> None:
         missing = sorted({i for i in ids if i not in self._people})
-        for chunk in _chunks(missing, 500):
-            staff = self.session.execute(select(Staff).where(Staff.id.in_(chunk))).scalars().all()
+        for chunk in chunks(self.session, missing):
+            staff = self.session.execute(select(*_PERSON).where(any_of(self.session, Staff.id, chunk))).all()
             self._add_people(staff)
 
     def _load_principals(self, school_ids: set[int]) -> None:
@@ -213,26 +218,25 @@ class SweepContext:
             return
         for sid in school_ids:
             self._principals.setdefault(sid, [])
-        for chunk in _chunks(sorted(school_ids), 500):
-            staff = (
-                self.session.execute(
-                    select(Staff)
-                    .where(Staff.school_id.in_(chunk), Staff.role == Role.PRINCIPAL, Staff.active)
-                    .order_by(Staff.id)
-                )
-                .scalars()
-                .all()
-            )
+        for chunk in chunks(self.session, sorted(school_ids)):
+            staff = self.session.execute(
+                select(*_PERSON)
+                .where(any_of(self.session, Staff.school_id, chunk), Staff.role == Role.PRINCIPAL, Staff.active)
+                .order_by(Staff.id)
+            ).all()
             for p in self._add_people(staff):
                 self._principals[p.school_id].append(p)
 
-    def _add_people(self, staff: list[Staff]) -> list[Person]:
+    def _add_people(self, staff: list) -> list[Person]:
+        """``staff``: rows of ``_PERSON`` (plain rows: loading ORM objects cost 40 ms a national sweep)."""
         if not staff:
             return []
         ids = [s.id for s in staff]
         with_chat = set(
             self.session.execute(
-                select(ChatIdentity.staff_id).where(ChatIdentity.staff_id.in_(ids), ChatIdentity.blocked_at.is_(None))
+                select(ChatIdentity.staff_id).where(
+                    any_of(self.session, ChatIdentity.staff_id, ids), ChatIdentity.blocked_at.is_(None)
+                )
             ).scalars()
         )
         people = []
@@ -258,60 +262,99 @@ class SweepContext:
         """Who gets escalations for a district: the programme's named contact for that district (matched to
         the roster by phone so they also get chat messages, always e-mailed), else the district officer in
         the roster, else the programme's first contact (by e-mail)."""
-        if district_id in self._contacts:
-            return self._contacts[district_id]
-        district = self.districts().get(district_id)
-        code = district.code if district else None
-        contact = next((c for c in self.programme.contacts if c.district_code == code), None)
-        officers = (
-            self.session.execute(
-                select(Staff)
-                .where(Staff.district_id == district_id, Staff.role == Role.DISTRICT_OFFICER, Staff.active)
+        if district_id not in self._contacts:
+            self.load_district_contacts([district_id])
+        return self._contacts[district_id]
+
+    def load_district_contacts(self, district_ids: Iterable[int]) -> None:
+        """``district_contact`` for many districts at once: their officers in one query (per 500 districts) and
+        the chosen people in one more, instead of three queries a district (700 districts nationally)."""
+        missing = sorted({d for d in district_ids if d not in self._contacts})
+        if not missing:
+            return
+        officers: dict[int, list] = defaultdict(list)
+        for chunk in chunks(self.session, missing):
+            for o in self.session.execute(
+                select(*_PERSON)
+                .where(
+                    any_of(self.session, Staff.district_id, chunk), Staff.role == Role.DISTRICT_OFFICER, Staff.active
+                )
                 .order_by(Staff.id)
-            )
-            .scalars()
-            .all()
-        )
-        result: Recipient | None
-        if contact is not None:
-            match = next((o for o in officers if o.phone == contact.phone_e164), None)
-            result = Recipient(
-                staff_id=match.id if match else None,
-                email=contact.email,
-                name=contact.name,
-                language=(match.language if match else None) or "vi",
-            )
-        elif officers:
-            o = officers[0]
-            result = Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi")
-        else:
-            c = self.programme.contacts[0]
-            result = Recipient(staff_id=None, email=c.email, name=c.name)
-        if result is not None and result.staff_id is not None:
-            self.load_people([result.staff_id])
-        self._contacts[district_id] = result
-        return result
+            ):
+                officers[o.district_id].append(o)
+        districts = self.districts()
+        people = []
+        for district_id in missing:
+            district = districts.get(district_id)
+            code = district.code if district else None
+            contact = next((c for c in self.programme.contacts if c.district_code == code), None)
+            theirs = officers.get(district_id, [])
+            result: Recipient | None
+            if contact is not None:
+                match = next((o for o in theirs if o.phone == contact.phone_e164), None)
+                result = Recipient(
+                    staff_id=match.id if match else None,
+                    email=contact.email,
+                    name=contact.name,
+                    language=(match.language if match else None) or "vi",
+                )
+            elif theirs:
+                o = theirs[0]
+                result = Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi")
+            else:
+                c = self.programme.contacts[0]
+                result = Recipient(staff_id=None, email=c.email, name=c.name)
+            if result is not None and result.staff_id is not None:
+                people.append(result.staff_id)
+            self._contacts[district_id] = result
+        self.load_people(people)
 
     def province_officers(self, province_id: int) -> list[Recipient]:
         """The active province officers (Sở GD&ĐT) of a province: they get the province's escalations and digest."""
-        officers = (
-            self.session.execute(
-                select(Staff)
-                .where(Staff.province_id == province_id, Staff.role == Role.PROVINCE_OFFICER, Staff.active)
+        if province_id not in self._province_officers:
+            self.load_province_officers([province_id])
+        return list(self._province_officers[province_id])
+
+    def load_province_officers(self, province_ids: Iterable[int]) -> None:
+        """``province_officers`` for many provinces at once (63 nationally): one query, and one for the people."""
+        missing = sorted({p for p in province_ids if p not in self._province_officers})
+        if not missing:
+            return
+        for p in missing:
+            self._province_officers[p] = []
+        officers = []
+        for chunk in chunks(self.session, missing):
+            officers += self.session.execute(
+                select(*_PERSON)
+                .where(
+                    any_of(self.session, Staff.province_id, chunk), Staff.role == Role.PROVINCE_OFFICER, Staff.active
+                )
                 .order_by(Staff.id)
-            )
-            .scalars()
-            .all()
-        )
+            ).all()
         self.load_people([o.id for o in officers])
-        return [
-            Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi") for o in officers
-        ]
+        for o in officers:
+            self._province_officers[o.province_id].append(
+                Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi")
+            )
 
 
-def _chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+# What the sweep reads of a person (``_add_people``, ``district_contact``, ``province_officers``).
+_PERSON = (
+    Staff.id,
+    Staff.full_name,
+    Staff.phone,
+    Staff.email,
+    Staff.role,
+    Staff.school_id,
+    Staff.district_id,
+    Staff.province_id,
+    Staff.language,
+    Staff.active,
+)
+
+# Parsing with phonenumbers costs ~50 µs a number; a steady sweep names the same principals every tick (1,400
+# nationally when 1% of the schools are late): remembered for the life of the scheduler process.
+_display_phone = lru_cache(maxsize=65_536)(display_phone)
 
 
 def group_by(items: Iterable, key) -> dict:

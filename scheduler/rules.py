@@ -506,24 +506,26 @@ def find_province(ctx: SweepContext) -> Iterable[Candidate]:
     province_escalation_days``, the same late items as the web view's late list). One message per district and
     episode: the stage names the day the oldest such item became late, so a district that stays late is reported
     once, and again only when a different item becomes the oldest."""
-    from reports.late import late_items
-    from storage.scope import Scope
+    from reports.late import late_in_provinces
 
     n = ctx.programme.deadlines.province_escalation_days
     if ctx.now < ctx.morning(ctx.today):
         return []
     out: list[Candidate] = []
     by_province = group_by([d for d in ctx.districts().values() if d.province_id is not None], lambda d: d.province_id)
+    ctx.load_province_officers(by_province)
+    # Every district's items late N days or more, in one pass for the whole country (oldest first).
+    late = group_by(
+        late_in_provinces(ctx.session, programme=ctx.programme, now=ctx.now, older_than=timedelta(days=n)),
+        lambda i: i.district_id,
+    )
+    ctx.load_district_contacts(late)
     for province_id, districts in sorted(by_province.items()):
         officers = ctx.province_officers(province_id)
         if not officers:
             continue
         for d in sorted(districts, key=lambda d: d.id):
-            items = [
-                i
-                for i in late_items(ctx.session, scope=Scope(district_id=d.id), programme=ctx.programme, now=ctx.now)
-                if ctx.now - i.since >= timedelta(days=n)
-            ]
+            items = late.get(d.id)
             if not items:
                 continue
             oldest = items[0]

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from core.vocabulary import NotificationStatus
+from storage import batching
 from storage.models import Notification
 
 CHUNK = 500
@@ -31,8 +32,10 @@ def _chunks(items: Sequence, size: int = CHUNK):
 def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
     keys = sorted(set(keys))
     found: set[str] = set()
-    for chunk in _chunks(keys):
-        found.update(session.execute(select(Notification.key).where(Notification.key.in_(chunk))).scalars())
+    for chunk in batching.chunks(session, keys):
+        found.update(
+            session.execute(select(Notification.key).where(batching.any_of(session, Notification.key, chunk))).scalars()
+        )
     return found
 
 
