@@ -380,6 +380,8 @@ async def start_workers(tmp_path: Path, tg: FakeTelegram, db_url: str, n: int, *
             FIELDBOT_TELEGRAM_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
             FIELDBOT_ROLE="primary" if k == 0 else "worker",
             FIELDBOT_FLOOD_LIMIT_PER_MINUTE="100000",
+            # The processes share one bot: together they keep to its 29 messages a second, as deployed.
+            FIELDBOT_PROCESSES=str(workers),
             **extra,
         )
         procs.append(BotProcess(env, cwd=tmp_path))
