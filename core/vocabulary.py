@@ -99,6 +99,23 @@ class NotificationStatus(StrEnum):
     SKIPPED = "skipped"  # superseded (a later stage) or no longer due
 
 
+NEED_LABELS: dict[str, T] = {
+    Need.DEVICE: T(vi="Máy tính", en="Computer"),
+    Need.INTERNET: T(vi="Sóng internet", en="Internet access"),
+    Need.BOTH: T(vi="Cả hai", en="Both"),
+}
+# A registration's state as a list or a workbook shows it ("Từ chối", as /duyet's button says).
+REVIEW_STATUS_LABELS: dict[str, T] = {
+    ReviewStatus.PENDING: T(vi="Chờ duyệt", en="Waiting for review"),
+    ReviewStatus.APPROVED: T(vi="Đã duyệt", en="Approved"),
+    ReviewStatus.REJECTED: T(vi="Từ chối", en="Rejected"),
+    ReviewStatus.WITHDRAWN: T(vi="Đã rút", en="Withdrawn"),
+    ReviewStatus.WITHDRAWING: T(vi="Đã duyệt (đang xin rút)", en="Approved (withdrawal requested)"),
+}
+SOURCE_LABELS: dict[str, T] = {
+    Source.PROGRAMME: T(vi="Chương trình", en="Programme"),
+    Source.OTHER: T(vi="Nhà tài trợ khác", en="Other sponsor"),
+}
 DEVICE_TYPE_LABELS: dict[str, T] = {
     DeviceType.LAPTOP: T(vi="Máy tính xách tay (laptop)", en="Laptop"),
     DeviceType.DESKTOP: T(vi="Máy tính để bàn", en="Desktop computer"),
@@ -158,6 +175,8 @@ ROLE_LABELS: dict[str, T] = {
 }
 
 
-def role_label(role: str, lang: str = "vi") -> str:
+def role_label(role: str, lang: str = "vi", *, title: bool = False) -> str:
+    """``title``: as a heading or a table cell ("Hiệu trưởng"), not inside a sentence ("hiệu trưởng")."""
     label = ROLE_LABELS.get(role)
-    return label(lang) if label is not None else role
+    text = label(lang) if label is not None else role
+    return text[:1].upper() + text[1:] if title else text

@@ -41,15 +41,16 @@ from core.phones import display_phone
 from core.programme import Programme
 from core.vocabulary import (
     DEVICE_TYPE_LABELS,
+    NEED_LABELS,
+    REVIEW_STATUS_LABELS,
+    SOURCE_LABELS,
     FlagKind,
     Gender,
     HandoverStatus,
     PhotoKind,
-    ReviewStatus,
     SchoolLevel,
-    Source,
 )
-from reports.summary import NEED_LABELS, Summary, build_summary
+from reports.summary import Summary, build_summary
 from storage.models import Batch, Device, Flag, Handover, HandoverPhoto, Photo, School, Sponsor, Staff, Student
 from storage.scope import Scope
 
@@ -95,17 +96,6 @@ SHEET_HANDOVERS = T(vi="Bàn giao", en="Handovers")
 SHEET_SUMMARY = T(vi="Tổng hợp", en="Summary")
 
 GENDER_LABELS = {Gender.MALE: T(vi="Nam", en="Male"), Gender.FEMALE: T(vi="Nữ", en="Female")}
-STATUS_LABELS = {
-    ReviewStatus.PENDING: T(vi="Chờ duyệt", en="Waiting for review"),
-    ReviewStatus.APPROVED: T(vi="Đã duyệt", en="Approved"),
-    ReviewStatus.REJECTED: T(vi="Từ chối", en="Rejected"),
-    ReviewStatus.WITHDRAWN: T(vi="Đã rút", en="Withdrawn"),
-    ReviewStatus.WITHDRAWING: T(vi="Đã duyệt (đang xin rút)", en="Approved (withdrawal requested)"),
-}
-SOURCE_LABELS = {
-    Source.PROGRAMME: T(vi="Chương trình", en="Programme"),
-    Source.OTHER: T(vi="Nhà tài trợ khác", en="Other sponsor"),
-}
 HANDOVER_STATUS_LABELS = {
     HandoverStatus.ACTIVE: T(vi="Đã bàn giao", en="Handed over"),
     HandoverStatus.WITHDRAWN: T(vi="Đã thu hồi", en="Withdrawn"),
@@ -346,7 +336,7 @@ def _write_needs(session: Session, sheet: _Sheet, *, scope: Scope, programme: Pr
     categories = {c.code: (c.label_en if lang == "en" else c.label_vi) for c in programme.categories}
     genders = {k: v(lang) for k, v in GENDER_LABELS.items()}
     needs = {k: v(lang) for k, v in NEED_LABELS.items()}
-    statuses = {k: v(lang) for k, v in STATUS_LABELS.items()}
+    statuses = {k: v(lang) for k, v in REVIEW_STATUS_LABELS.items()}
     stmt = (
         select(
             Student.code,

@@ -31,19 +31,13 @@ from core.i18n import T
 from core.messages import esc
 from core.programme import Programme
 from core.text import fmt_int
-from core.vocabulary import REPORTED, STANDING, HandoverStatus, Need, Role, Source
+from core.vocabulary import NEED_LABELS, REPORTED, STANDING, HandoverStatus, Need, Role, Source
 from storage import handovers
 from storage.models import Batch, District, Flag, Handover, Province, School, Staff, Student
 from storage.scope import Scope
 
 # Telegram's limit is 4,096 characters; keep a margin for the adapter (and Zalo splits at 2,000 anyway).
 MAX_TEXT = 4000
-
-NEED_LABELS: dict[str, T] = {
-    Need.DEVICE: T(vi="Máy tính", en="Computer"),
-    Need.INTERNET: T(vi="Sóng internet", en="Internet access"),
-    Need.BOTH: T(vi="Cả hai", en="Both"),
-}
 
 
 @dataclass

@@ -30,7 +30,7 @@ from core.i18n import T
 from core.phones import display_phone
 from core.programme import Programme
 from core.text import fmt_int, fold
-from core.vocabulary import Role
+from core.vocabulary import Role, role_label
 from storage import web as websign
 from storage.db import session_scope
 from storage.models import ChatIdentity, District, Province, School, Staff
@@ -132,7 +132,7 @@ def render(request: web.Request, name: str, status: int = 200, **values: Any) ->
         me=staff,
         lang=lang,
         tx=texts,
-        role=texts["ROLES"].get(staff.role, staff.role) if staff else "",
+        role=role_label(staff.role, lang, title=True) if staff else "",
         csrf=websign.csrf_for(token) if token else "",
         local=lambda at: fmt_local(at, tz) if at else "",
         **values,

@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 from core.i18n import LANGUAGES, T
-from core.vocabulary import DEVICE_TYPE_LABELS, FlagKind, Need, ReviewStatus, Role, Source
+from core.vocabulary import DEVICE_TYPE_LABELS, NEED_LABELS, REVIEW_STATUS_LABELS, SOURCE_LABELS, FlagKind
 
 # --- the frame of every page --------------------------------------------------------------------------------------
 
@@ -155,33 +155,15 @@ NO_PUPILS = T(vi="Chưa có học sinh nào đăng ký.", en="No pupils register
 
 # --- label tables -----------------------------------------------------------------------------------------------------------
 
-ROLES = {
-    Role.PROVINCE_OFFICER: T(vi="Chuyên viên Sở GD&ĐT", en="Provincial education officer"),
-    Role.DISTRICT_OFFICER: T(vi="Chuyên viên Phòng GD&ĐT", en="District education officer"),
-    Role.PRINCIPAL: T(vi="Hiệu trưởng", en="Principal"),
-    Role.TEACHER: T(vi="Giáo viên", en="Teacher"),
-}
-STATUS = {
-    ReviewStatus.PENDING: T(vi="Chờ duyệt", en="Waiting for review"),
-    ReviewStatus.APPROVED: T(vi="Đã duyệt", en="Approved"),
-    ReviewStatus.REJECTED: T(vi="Không duyệt", en="Not approved"),
-    ReviewStatus.WITHDRAWN: T(vi="Đã rút", en="Withdrawn"),
-    ReviewStatus.WITHDRAWING: T(vi="Xin rút (chờ HT)", en="Withdrawal asked (waiting for the principal)"),
-}
-NEED = {
-    Need.DEVICE: T(vi="Máy tính", en="Computer"),
-    Need.INTERNET: T(vi="Sóng internet", en="Internet access"),
-    Need.BOTH: T(vi="Cả hai", en="Both"),
-}
 FLAGS = {
     FlagKind.PHOTO_REUSED: T(vi="Ảnh dùng lại", en="Photo used again"),
     FlagKind.PHOTO_NEAR_DUPLICATE: T(vi="Ảnh gần giống ảnh khác", en="Photo close to another one"),
     FlagKind.CAPTURE_TIME: T(vi="Ngày chụp lạ", en="Odd capture date"),
 }
-SOURCES = {
-    Source.PROGRAMME: T(vi="Chương trình", en="Programme"),
-    Source.OTHER: T(vi="Nhà tài trợ khác", en="Other sponsor"),
-}
+# The rest is the chat's and the workbook's own wording (core.vocabulary): one table each.
+STATUS = REVIEW_STATUS_LABELS
+NEED = NEED_LABELS
+SOURCES = SOURCE_LABELS
 DEVICES = DEVICE_TYPE_LABELS
 
 # --- sign-in and the Mini App -------------------------------------------------------------------------------------------

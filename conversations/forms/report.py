@@ -9,15 +9,9 @@ from conversations.refusals import refusal
 from core.clock import fmt_date, fmt_local
 from core.i18n import T
 from core.text import fmt_int
-from core.vocabulary import Role
+from core.vocabulary import NEED_LABELS, Role
 from storage import students
 from storage.models import School
-
-NEED_LABELS = {
-    "device": T(vi="Máy tính", en="Computer"),
-    "internet": T(vi="Sóng internet", en="Internet"),
-    "both": T(vi="Cả hai", en="Both"),
-}
 
 
 def _already(ctx: FormContext) -> Done | None:
