@@ -562,10 +562,6 @@ def _consent_day(raw: Any, ctx: FormContext) -> date:
     earlier and not before the programme started."""
     from conversations.fields import parse_programme_date
 
-    if isinstance(raw, datetime):
-        raw = fmt_date(raw.date())
-    elif isinstance(raw, date):
-        raw = fmt_date(raw)
     return parse_programme_date(_birth_text(raw), ctx)
 
 

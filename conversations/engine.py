@@ -410,13 +410,13 @@ class ConversationEngine:
 
     def _start_from_photo(self, step: _Step, person: Person, lang: str, photo: bytes) -> list[Outgoing] | None:
         """A photo with no form open: the first form that recognises it starts with the answers it implies
-        and the photo as the answer to its photo question. None when no form knows the photo."""
+        (the stored photo among them). None when no form knows the photo."""
         assert step.incoming.photo is not None
         for form in self._photo_forms(person):
             ctx = step.ctx(person, lang, {})
             values = form.photo_start(ctx, photo, step.incoming.photo)
             if values is not None:
-                return self._start(step, person, lang, form, values=values, pick=False, chain=0, photo=photo)
+                return self._start(step, person, lang, form, values=values, pick=False, chain=0)
         return None
 
     @staticmethod
@@ -626,7 +626,6 @@ class ConversationEngine:
         args: str = "",
         chain: int,
         document: bytes | None = None,
-        photo: bytes | None = None,
     ) -> list[Outgoing]:
         progress = Progress(form=form.name, values=dict(values or {}))
         ctx = step.ctx(person, lang, progress.values)
@@ -646,11 +645,6 @@ class ConversationEngine:
             if f is not None and f.kind == Kind.DOCUMENT:
                 replies = []  # the file answers the first question: no need to ask for it
                 outcome = runner.answer(step.incoming, document=document)
-        if photo is not None and outcome.done is None:
-            f = form.field(progress.step)
-            if f is not None and f.kind == Kind.PHOTO:
-                replies = []  # the photo that started the form answers its photo question
-                outcome = runner.answer(step.incoming, photo)
         return self._conclude(step, person, lang, runner, outcome, replies, chain=chain)
 
     def _answer(

@@ -11,6 +11,10 @@ from storage.errors import RecordError
 
 ACCEPTED = "JPEG, PNG, WebP hoặc HEIC"
 ACCEPTED_EN = "JPEG, PNG, WebP or HEIC"
+BROKEN_PHOTO = T(
+    vi="Ảnh bị hỏng hoặc chưa được gửi hết nên không mở được. Vui lòng chụp hoặc gửi lại ảnh.",
+    en="The photo is damaged or incomplete and cannot be opened. Please take or send it again.",
+)
 
 REFUSALS: dict[str, T] = {
     # Photos (storage.imaging.PhotoRejected, storage.photos.PhotoStoreError).
@@ -18,14 +22,8 @@ REFUSALS: dict[str, T] = {
         vi=f"Tệp này không phải là ảnh. Vui lòng gửi ảnh {ACCEPTED}.",
         en=f"This file is not a photo. Please send a {ACCEPTED_EN} image.",
     ),
-    "corrupt": T(
-        vi="Ảnh bị hỏng hoặc chưa được gửi hết nên không mở được. Vui lòng chụp hoặc gửi lại ảnh.",
-        en="The photo is damaged or incomplete and cannot be opened. Please take or send it again.",
-    ),
-    "truncated": T(
-        vi="Ảnh bị hỏng hoặc chưa được gửi hết nên không mở được. Vui lòng chụp hoặc gửi lại ảnh.",
-        en="The photo is damaged or incomplete and cannot be opened. Please take or send it again.",
-    ),
+    "corrupt": BROKEN_PHOTO,
+    "truncated": BROKEN_PHOTO,  # cut off on the way: the person reads the same
     "bomb": T(
         vi="Ảnh có kích thước quá lớn ({w} x {h} điểm ảnh). Vui lòng gửi ảnh chụp bình thường từ điện thoại.",
         en="The image dimensions are too large ({w} x {h} pixels). Please send a normal photo from a phone.",

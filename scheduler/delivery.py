@@ -21,7 +21,7 @@ from core.ports import ChannelSender, DeliveryError, Mailer, RetryLater, Unreach
 from core.programme import Programme
 from core.vocabulary import NotificationStatus
 from scheduler.rules import MAX_ITEMS_PER_MESSAGE, RULES_BY_NAME, compose, stage_kind, subject_line
-from storage import outbox
+from storage import batching, outbox
 from storage.db import session_scope
 from storage.models import ChatIdentity, Conversation, Notification, Staff
 
@@ -484,17 +484,20 @@ def recipients(session: Session, rows: list[Notification]) -> tuple[dict[int, St
     ids = sorted({r.recipient_id for r in rows if r.recipient_id is not None})
     people: dict[int, Staff] = {}
     identities: dict[int, list[ChatIdentity]] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        people.update({s.id: s for s in session.execute(select(Staff).where(Staff.id.in_(chunk))).scalars()})
+    for chunk in batching.chunks(session, ids):
+        people.update(
+            {s.id: s for s in session.execute(select(Staff).where(batching.any_of(session, Staff.id, chunk))).scalars()}
+        )
         busy = dict(
             session.execute(
-                select(Conversation.staff_id, Conversation.channel).where(Conversation.staff_id.in_(chunk))
+                select(Conversation.staff_id, Conversation.channel).where(
+                    batching.any_of(session, Conversation.staff_id, chunk)
+                )
             ).all()
         )
         for ident in session.execute(
             select(ChatIdentity)
-            .where(ChatIdentity.staff_id.in_(chunk), ChatIdentity.blocked_at.is_(None))
+            .where(batching.any_of(session, ChatIdentity.staff_id, chunk), ChatIdentity.blocked_at.is_(None))
             .order_by(ChatIdentity.linked_at.desc(), ChatIdentity.id.desc())  # the latest linked chat first
         ).scalars():
             identities.setdefault(ident.staff_id, []).append(ident)

@@ -18,6 +18,7 @@ from core.clock import LOCAL_TZ, fmt_date
 from core.phones import normalize_phone
 from core.text import fmt_int, fold
 from core.vocabulary import DeviceType, Source, SponsorKind
+from storage import batching
 from storage.access import audit_write, check_not_future, require_principal
 from storage.errors import (
     NotAllowed,
@@ -151,13 +152,12 @@ def taken_serials(session: Session, serials: Iterable[str]) -> list[tuple[str, B
     """Serials of ``serials`` already in the database, with the batch and school that hold them."""
     wanted = list(dict.fromkeys(serials))
     found: list[tuple[str, Batch, School]] = []
-    for start in range(0, len(wanted), 500):  # stay far below any driver's bound-parameter limit
-        chunk = wanted[start : start + 500]
+    for chunk in batching.chunks(session, wanted):
         rows = session.execute(
             select(Device.serial, Batch, School)
             .join(Batch, Batch.id == Device.batch_id)
             .join(School, School.id == Batch.school_id)
-            .where(Device.serial.in_(chunk))
+            .where(batching.any_of(session, Device.serial, chunk))
         ).all()
         found.extend((r[0], r[1], r[2]) for r in rows)
     order = {s: i for i, s in enumerate(wanted)}

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.vocabulary import REPORTED, HandoverStatus, ReviewStatus, Role
-from storage import audit
+from storage import audit, batching
 from storage.errors import NotAllowed, RecordError
 from storage.models import Handover, School, Staff, Student, StudentImport
 from storage.scope import Scope
@@ -224,8 +224,6 @@ def register_student(
 
 # --- class lists (spreadsheets) ------------------------------------------------------------------------------
 
-IMPORT_CHUNK = 500  # codes per IN (...) query: well under every database's parameter limit
-
 
 def check_import_scope(session: Session, *, actor: Actor, school_id: int) -> School:
     """The school a list may be imported into: a teacher's or principal's own school; a district officer: a
@@ -247,13 +245,11 @@ def check_import_scope(session: Session, *, actor: Actor, school_id: int) -> Sch
 def code_owners(session: Session, *, codes: list[str]) -> dict[str, tuple[str, date]]:
     """For the codes already registered anywhere: code -> (school name, day registered), in a few queries."""
     out: dict[str, tuple[str, date]] = {}
-    unique = sorted(set(codes))
-    for i in range(0, len(unique), IMPORT_CHUNK):
-        chunk = unique[i : i + IMPORT_CHUNK]
+    for chunk in batching.chunks(session, sorted(set(codes))):
         q = (
             select(Student.code, School.name, Student.created_at)
             .join(School, School.id == Student.school_id)
-            .where(Student.code.in_(chunk))
+            .where(batching.any_of(session, Student.code, chunk))
         )
         for code, school_name, created_at in session.execute(q).all():
             out[code] = (school_name, _local_day(created_at))
@@ -269,10 +265,10 @@ def same_name_and_birth_many(
     births = sorted({b for _, b in people})
     wanted = {(fold(n), b) for n, b in people}
     out: dict[tuple[str, date], Student] = {}
-    for i in range(0, len(births), IMPORT_CHUNK):
+    for chunk in batching.chunks(session, births):
         q = select(Student).where(
             Student.school_id == school_id,
-            Student.birth_date.in_(births[i : i + IMPORT_CHUNK]),
+            batching.any_of(session, Student.birth_date, chunk),
             Student.status.in_([ReviewStatus.PENDING, *REPORTED]),
         )
         for st in session.exec(q.order_by(Student.id)).all():

@@ -54,20 +54,14 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 def _log_backup(settings: Settings) -> None:
     """A backup holds every pupil: one access-log row (after the copy, so the copy does not hold it). Needs
     only the database: a backup works whatever the programme file or the media folder say."""
-    from sqlalchemy import func, select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.commands.purge import operator
-    from storage.access_log import BACKUP, record_access
-    from storage.db import make_engine, session_scope
-    from storage.models import Student
+    from storage.access_log import BACKUP
+    from storage.db import make_engine
 
     engine = make_engine(settings.database_url)
     try:
-        with session_scope(engine) as session:
-            pupils = int(session.scalar(select(func.count()).select_from(Student)) or 0)
-            now = SystemClock().now()
-            record_access(session, actor=operator(), role="operator", what=BACKUP, scope="all", pupils=pupils, now=now)
+        _log_whole_database(engine, what=BACKUP, scope="all")
     except SQLAlchemyError as exc:  # a database not yet upgraded (no access_log): the backup itself is done
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         print(f"Lưu ý: chưa ghi được nhật ký truy cập ({reason}); chạy fieldbot db upgrade.", file=sys.stderr)
@@ -75,26 +69,19 @@ def _log_backup(settings: Settings) -> None:
         engine.dispose()
 
 
-def _log_restore(engine, file: str) -> None:
-    """The restored database's own access log records that it was restored (by whom, from which file): its
-    pupil data is live again."""
+def _log_whole_database(engine, *, what: str, scope: str) -> None:
+    """One access-log row for the operator's read of every pupil at once (a backup, a restore)."""
     from sqlalchemy import func, select
 
     from bot.commands.purge import operator
-    from storage.access_log import RESTORE, record_access
+    from storage.access_log import record_access
     from storage.db import session_scope
     from storage.models import Student
 
     with session_scope(engine) as session:
         pupils = int(session.scalar(select(func.count()).select_from(Student)) or 0)
         record_access(
-            session,
-            actor=operator(),
-            role="operator",
-            what=RESTORE,
-            scope=f"file:{Path(file).name}",
-            pupils=pupils,
-            now=SystemClock().now(),
+            session, actor=operator(), role="operator", what=what, scope=scope, pupils=pupils, now=SystemClock().now()
         )
 
 
@@ -118,12 +105,14 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(str(exc)) from None
     if result.saved_to is not None:
         print(f"Dữ liệu trước khi khôi phục đã lưu ở {result.saved_to} (hoàn tác: fieldbot restore {result.saved_to}).")
+    from storage.access_log import RESTORE
     from storage.db import make_engine, upgrade
 
     engine = make_engine(url)
     try:
         upgrade(engine)  # an older backup is brought to the current schema now, not at the next start
-        _log_restore(engine, args.file)
+        # The restored pupil data is live again: its own access log says who restored it, from which file.
+        _log_whole_database(engine, what=RESTORE, scope=f"file:{Path(args.file).name}")
     finally:
         engine.dispose()
     print(f"Đã khôi phục từ {args.file} (lược đồ {info.revision}).")

@@ -406,7 +406,13 @@ SORTS = {
     "minutes": lambda s: s.unsigned_minutes,
     "report": lambda s: s.needs_report_submitted_at is not None,
 }
-FILTERS = ("all", "late", "no_report", "flags", "minutes")
+FILTERS = {  # the "show" options (texts.SHOW_OPTIONS words them)
+    "all": lambda s: True,
+    "late": lambda s: s.late_csdl,
+    "no_report": lambda s: s.needs_report_submitted_at is None,
+    "flags": lambda s: s.open_flags,
+    "minutes": lambda s: s.unsigned_minutes,
+}
 
 
 def _rows(summary, request: web.Request):
@@ -418,15 +424,7 @@ def _rows(summary, request: web.Request):
     if flt not in FILTERS:
         flt = "all"
     q = fold(request.query.get("q", "").strip())[:100]
-    rows = list(summary.schools)
-    if flt == "late":
-        rows = [s for s in rows if s.late_csdl]
-    elif flt == "no_report":
-        rows = [s for s in rows if s.needs_report_submitted_at is None]
-    elif flt == "flags":
-        rows = [s for s in rows if s.open_flags]
-    elif flt == "minutes":
-        rows = [s for s in rows if s.unsigned_minutes]
+    rows = [s for s in summary.schools if FILTERS[flt](s)]
     if q:
         rows = [s for s in rows if q in fold(s.name) or q in fold(s.code)]
     rows.sort(key=SORTS[sort], reverse=desc)

@@ -255,8 +255,8 @@ class Form:
     # A document sent outside any form starts this form with the document as its first answer (/nhapds).
     takes_documents: bool = False
     # A photo sent outside any form: this hook may recognise it (a signed minutes sheet by its QR code) and
-    # return the answers it implies; the form then starts with them and the photo answers its photo question.
-    # None: not this form's photo (the person gets the menu and the usual "no photo expected" note).
+    # return the answers it implies, the stored photo among them; the form then starts with them and asks
+    # only what is left. None: not this form's photo (the menu and the usual "no photo expected" note).
     photo_start: Callable[[FormContext, bytes, PhotoInput], dict[str, Any] | None] | None = None
 
     def __post_init__(self) -> None:

@@ -209,16 +209,22 @@ def _accept_minutes_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> d
     return evidence.stored_photo_to_dict(stored)
 
 
+def _sheet_codes(path: Any) -> list[tuple[str, int]]:
+    """The minutes codes readable on a stored photo: ("BG", handover id) or ("TN", batch id)."""
+    from reports.minutes import parse_code
+    from storage.imaging import read_qr_codes
+
+    return [c for c in map(parse_code, read_qr_codes(path)) if c is not None]
+
+
 def _check_sheet_code(ctx: FormContext, path: Any) -> None:
     """The printed minutes carry their code as a QR code: a photo of another handover's sheet (two pupils'
     sheets side by side on the desk) is caught here instead of being filed under the wrong pupil. A photo
     whose code cannot be read is taken as before."""
-    from reports.minutes import parse_code
-    from storage.imaging import read_qr_codes
     from storage.models import Student
 
     chosen, _ = _chosen(ctx)
-    codes = [c for c in (parse_code(text) for text in read_qr_codes(path)) if c is not None]
+    codes = _sheet_codes(path)
     if not codes or any(kind == "BG" and ref == chosen.id for kind, ref in codes):
         return
     kind, ref = codes[0]
@@ -292,30 +298,22 @@ def _save(ctx: FormContext) -> Done:
 
 def _recognise_sheet(ctx: FormContext, data: bytes, photo: PhotoInput) -> dict[str, Any] | None:
     """A photo sent with no form open: if it shows one of this school's handover minutes (its QR code), it is
-    that handover's signed copy; /bienban starts on it with nothing to choose. Anything else is not ours."""
-    from reports.minutes import parse_code
-    from storage.imaging import read_qr_codes
-
+    that handover's signed copy, and every answer of /bienban is known (the handover, "photo", the photo
+    itself): the form saves at once. Anything else is not ours, and leaves no file behind."""
     if ctx.photos is None or data[:5] == b"%PDF-":
         return None
     try:
         stored = ctx.photos.ingest(data, mime_type=photo.mime_type, file_name=photo.file_name)
     except (PhotoRejected, PhotoStoreError):
         return None  # not an image we take: the usual "no photo expected here" answers it
-    handover_id = next(
-        (
-            ref
-            for kind, ref in (c for c in map(parse_code, read_qr_codes(ctx.photos.open_path(stored.path))) if c)
-            if kind == "BG"
-        ),
-        None,
-    )
+    path = ctx.photos.open_path(stored.path)
+    handover_id = next((ref for kind, ref in _sheet_codes(path) if kind == "BG"), None)
     h = ctx.session.get(Handover, handover_id) if handover_id is not None else None
     if h is None or h.school_id != ctx.staff.school_id:  # another school's sheet says nothing to this person
         if stored.is_new:
             evidence.discard_unreferenced(ctx.session, store=ctx.photos, photos=[stored])
         return None
-    if stored.is_new:  # the form's photo question takes the same file; if the step fails, it goes
+    if stored.is_new:  # if the step fails, the file goes
         store, engine = ctx.photos, ctx.session.get_bind()
 
         def undo() -> None:
@@ -323,7 +321,9 @@ def _recognise_sheet(ctx: FormContext, data: bytes, photo: PhotoInput) -> dict[s
                 evidence.discard_unreferenced(fresh, store=store, photos=[stored])
 
         ctx.on_rollback(undo)
-    return {"handover": h.id, "action": "photo"}
+    else:
+        path.touch()  # fresh for the orphan sweep, as the photo question does
+    return {"handover": h.id, "action": "photo", "photo": evidence.stored_photo_to_dict(stored)}
 
 
 BIENBAN = Form(
