@@ -30,7 +30,7 @@ from storage.scope import Scope
 KINDS = ("csdl", "devices", "needs_report", "review")
 
 
-@dataclass
+@dataclass(slots=True)
 class LateItem:
     kind: str
     school_id: int
@@ -84,12 +84,13 @@ def _late(
     (active) schools they name are looked up, so the cost follows what is late, not the number of schools."""
     d = programme.deadlines
     tz = programme.tz
+    read = session.connection().execute  # plain rows: no ORM work per row (a national sweep reads thousands)
     latest = since_before if since_before is not None else now
     grace = timedelta(hours=d.handover_update_grace_hours)
     # (kind, school id, since, subject id, extra) before the schools are known
     found: list[tuple[str, int, datetime, int, dict]] = []
 
-    for r in session.execute(
+    for r in read(
         select(Handover.id, Handover.school_id, Handover.csdl_due_at, Student.full_name, Student.class_name)
         .join(Student, Student.id == Handover.student_id)
         .where(
@@ -106,7 +107,7 @@ def _late(
     # late since local midnight of received_on + n days
     n = timedelta(days=d.devices_waiting_days)
     received_by = min(now.astimezone(tz).date(), latest.astimezone(tz).date()) - n
-    for r in session.execute(
+    for r in read(
         select(Batch.id, Batch.school_id, Batch.received_on, Batch.quantity, Batch.handed_over).where(
             Batch.handed_over < Batch.quantity, Batch.received_on <= received_by, in_scope(Batch.school_id)
         )
@@ -122,13 +123,13 @@ def _late(
         )
 
     if now >= programme.needs_report_due and programme.needs_report_due <= latest:
-        for sid in session.execute(
+        for sid in read(
             select(School.id).where(in_scope(School.id), School.active, School.needs_report_submitted_at.is_(None))
         ).scalars():
             found.append(("needs_report", sid, programme.needs_report_due, sid, {}))
 
     wait = timedelta(days=d.pending_review_days)
-    for r in session.execute(
+    for r in read(
         select(Student.id, Student.school_id, Student.full_name, Student.class_name, Student.created_at).where(
             Student.status == ReviewStatus.PENDING,
             Student.created_at <= min(now, latest) - wait,  # late since created + wait
@@ -147,7 +148,7 @@ def _late(
         )
         if school_filter is not None:
             q = q.where(school_filter)
-        schools.update({r.id: r for r in session.execute(q).all()})
+        schools.update({r.id: r for r in read(q).all()})
     out: list[LateItem] = []
     for kind, sid, since, subject, extra in found:
         s = schools.get(sid)

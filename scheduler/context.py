@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -48,14 +49,18 @@ class Recipient:
 class Candidate:
     """One notification a rule says is due now. ``line`` is this item's text (HTML-lite, user values
     escaped); the rule's header and footer are added when it is sent, so items of the same rule and stage
-    for the same person go out as one message."""
+    for the same person go out as one message.
+
+    A rule may give the text as a function (``body``): most of what is due each tick was recorded by an
+    earlier tick, and the sweep renders only the candidates it records (``rendered``), so a steady tick
+    neither formats thousands of lines nor loads the people they name."""
 
     rule: str
     subject: str  # "school:12", "handover:55", "batch:3", "student:9", "district:1"
     recipient: Recipient
     stage: str  # "d-3", "remind", "late", "late:2021-11-22", "2021-11-22" ...
     at: datetime  # when this stage became due (UTC)
-    line: str
+    body: str | Callable[[], str]
     escalation: bool = False
     # When it stops being worth sending (None: until the subject is resolved). A morning reminder is worth
     # its day: one that could only go out tomorrow (bot down, quiet hours) is dropped for the next stage.
@@ -64,6 +69,14 @@ class Candidate:
     @property
     def key(self) -> str:
         return f"{self.rule}:{self.subject}:{self.recipient.key}:{self.stage}"
+
+    @property
+    def line(self) -> str:
+        return self.body() if callable(self.body) else self.body
+
+    def rendered(self) -> Candidate:
+        """This candidate with its text formatted (within the sweep's transaction: the text may read)."""
+        return self if isinstance(self.body, str) else replace(self, body=self.body())
 
     def row(self, *, now: datetime, deliver_at: datetime) -> dict:
         """The outbox row recording this notification (``storage.outbox.insert_ignoring_duplicates``)."""
@@ -125,7 +138,13 @@ class SweepContext:
     _people: dict[int, Person] = field(default_factory=dict)
     _contacts: dict[int, Recipient | None] = field(default_factory=dict)
     _province_officers: dict[int, list[Recipient]] = field(default_factory=dict)
-    _districts: dict[int, District] | None = None
+    _districts: dict[int, Any] | None = None  # rows of id, code, name, province_id
+    _moments: dict[tuple[date, time], datetime] = field(default_factory=dict)
+
+    def read(self, statement):
+        """Run a read on the session's connection (SQLAlchemy Core): the sweep reads plain rows, and the ORM's
+        per-statement and per-row work was a tenth of a national tick."""
+        return self.session.connection().execute(statement)
 
     # --- time, in the programme's zone -------------------------------------------------------------------
 
@@ -141,7 +160,12 @@ class SweepContext:
         return at.astimezone(self.tz).date()
 
     def at_local(self, day: date, moment: time) -> datetime:
-        return datetime.combine(day, moment, tzinfo=self.tz).astimezone(UTC)
+        # Remembered: a tick asks for the same few days' mornings thousands of times.
+        key = (day, moment)
+        at = self._moments.get(key)
+        if at is None:
+            at = self._moments[key] = datetime.combine(day, moment, tzinfo=self.tz).astimezone(UTC)
+        return at
 
     def end_of_day(self, day: date) -> datetime:
         return self.at_local(day + timedelta(days=1), time.min)
@@ -173,33 +197,38 @@ class SweepContext:
 
     # --- schools and people ---------------------------------------------------------------------------
 
-    def districts(self) -> dict[int, District]:
+    def districts(self) -> dict[int, Any]:
         if self._districts is None:
-            self._districts = {d.id: d for d in self.session.execute(select(District)).scalars()}
+            columns = (District.id, District.code, District.name, District.province_id)
+            self._districts = {d.id: d for d in self.read(select(*columns))}
         return self._districts
 
-    def load_schools(self, ids: Iterable[int]) -> None:
+    def load_schools(self, ids: Iterable[int], *, principals: bool) -> None:
+        """Schools and their districts' contacts, in bulk; with ``principals`` their principals too (a rule
+        that reminds them). Without, principals are read only if a text that names them is rendered
+        (``principals``), once for every school loaded so far."""
         missing = {i for i in ids if i not in self._schools}
         for chunk in chunks(self.session, sorted(missing)):
-            rows = self.session.execute(
+            rows = self.read(
                 select(School.id, School.code, School.name, School.district_id, School.needs_report_submitted_at).where(
                     any_of(self.session, School.id, chunk)
                 )
             ).all()
             for r in rows:
                 self._schools[r.id] = SchoolInfo(r.id, r.code, r.name, r.district_id, r.needs_report_submitted_at)
-        self._load_principals(missing)
+        if principals:
+            self.load_principals(ids)
         # Every rule that loads schools may escalate to their districts' contacts: one query for all of them.
         self.load_district_contacts({self._schools[i].district_id for i in missing if i in self._schools})
 
     def school(self, school_id: int) -> SchoolInfo:
         if school_id not in self._schools:
-            self.load_schools([school_id])
+            self.load_schools([school_id], principals=False)
         return self._schools[school_id]
 
     def principals(self, school_id: int) -> list[Person]:
         if school_id not in self._principals:
-            self._load_principals({school_id})
+            self.load_principals({school_id, *self._schools})
         return self._principals.get(school_id, [])
 
     def person(self, staff_id: int) -> Person | None:
@@ -210,16 +239,17 @@ class SweepContext:
     def load_people(self, ids: Iterable[int]) -> None:
         missing = sorted({i for i in ids if i not in self._people})
         for chunk in chunks(self.session, missing):
-            staff = self.session.execute(select(*_PERSON).where(any_of(self.session, Staff.id, chunk))).all()
+            staff = self.read(select(*_PERSON).where(any_of(self.session, Staff.id, chunk))).all()
             self._add_people(staff)
 
-    def _load_principals(self, school_ids: set[int]) -> None:
+    def load_principals(self, ids: Iterable[int]) -> None:
+        school_ids = {i for i in ids if i not in self._principals}
         if not school_ids:
             return
         for sid in school_ids:
             self._principals.setdefault(sid, [])
         for chunk in chunks(self.session, sorted(school_ids)):
-            staff = self.session.execute(
+            staff = self.read(
                 select(*_PERSON)
                 .where(any_of(self.session, Staff.school_id, chunk), Staff.role == Role.PRINCIPAL, Staff.active)
                 .order_by(Staff.id)
@@ -227,18 +257,8 @@ class SweepContext:
             for p in self._add_people(staff):
                 self._principals[p.school_id].append(p)
 
-    def _add_people(self, staff: list) -> list[Person]:
+    def _add_people(self, staff: Iterable) -> list[Person]:
         """``staff``: rows of ``_PERSON`` (plain rows: loading ORM objects cost 40 ms a national sweep)."""
-        if not staff:
-            return []
-        ids = [s.id for s in staff]
-        with_chat = set(
-            self.session.execute(
-                select(ChatIdentity.staff_id).where(
-                    any_of(self.session, ChatIdentity.staff_id, ids), ChatIdentity.blocked_at.is_(None)
-                )
-            ).scalars()
-        )
         people = []
         for s in staff:
             p = Person(
@@ -251,7 +271,7 @@ class SweepContext:
                 district_id=s.district_id,
                 language=s.language or "vi",
                 active=s.active,
-                reachable=s.id in with_chat or bool(s.email),
+                reachable=s.chat or bool(s.email),
             )
             self._people[s.id] = p
             if s.active:
@@ -274,16 +294,19 @@ class SweepContext:
             return
         officers: dict[int, list] = defaultdict(list)
         for chunk in chunks(self.session, missing):
-            for o in self.session.execute(
-                select(*_PERSON)
-                .where(
-                    any_of(self.session, Staff.district_id, chunk), Staff.role == Role.DISTRICT_OFFICER, Staff.active
+            for o in self._add_people(
+                self.read(
+                    select(*_PERSON)
+                    .where(
+                        any_of(self.session, Staff.district_id, chunk),
+                        Staff.role == Role.DISTRICT_OFFICER,
+                        Staff.active,
+                    )
+                    .order_by(Staff.id)
                 )
-                .order_by(Staff.id)
             ):
                 officers[o.district_id].append(o)
         districts = self.districts()
-        people = []
         for district_id in missing:
             district = districts.get(district_id)
             code = district.code if district else None
@@ -304,10 +327,7 @@ class SweepContext:
             else:
                 c = self.programme.contacts[0]
                 result = Recipient(staff_id=None, email=c.email, name=c.name)
-            if result is not None and result.staff_id is not None:
-                people.append(result.staff_id)
             self._contacts[district_id] = result
-        self.load_people(people)
 
     def province_officers(self, province_id: int) -> list[Recipient]:
         """The active province officers (Sở GD&ĐT) of a province: they get the province's escalations and digest."""
@@ -322,20 +342,19 @@ class SweepContext:
             return
         for p in missing:
             self._province_officers[p] = []
-        officers = []
         for chunk in chunks(self.session, missing):
-            officers += self.session.execute(
-                select(*_PERSON)
+            rows = self.read(
+                select(*_PERSON, Staff.province_id)
                 .where(
                     any_of(self.session, Staff.province_id, chunk), Staff.role == Role.PROVINCE_OFFICER, Staff.active
                 )
                 .order_by(Staff.id)
             ).all()
-        self.load_people([o.id for o in officers])
-        for o in officers:
-            self._province_officers[o.province_id].append(
-                Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi")
-            )
+            self._add_people(rows)
+            for o in rows:
+                self._province_officers[o.province_id].append(
+                    Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi")
+                )
 
 
 # What the sweep reads of a person (``_add_people``, ``district_contact``, ``province_officers``).
@@ -347,9 +366,13 @@ _PERSON = (
     Staff.role,
     Staff.school_id,
     Staff.district_id,
-    Staff.province_id,
     Staff.language,
     Staff.active,
+    # Reachable by chat: a chat account that has not blocked the bot (read with the person, not in a query more).
+    select(ChatIdentity.id)
+    .where(ChatIdentity.staff_id == Staff.id, ChatIdentity.blocked_at.is_(None))
+    .exists()
+    .label("chat"),
 )
 
 # Parsing with phonenumbers costs ~50 µs a number; a steady sweep names the same principals every tick (1,400

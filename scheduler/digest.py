@@ -9,8 +9,7 @@ it cost one key lookup.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Iterable
 from datetime import timedelta
 from functools import partial
 
@@ -22,8 +21,8 @@ from core.messages import esc
 from core.text import fmt_int
 from core.vocabulary import ROLE_LABELS, STANDING, FlagKind, HandoverStatus, NotificationStatus, ReviewStatus
 from scheduler.context import Candidate, SweepContext
-from storage import handovers, outbox
-from storage.models import Batch, Flag, Handover, Notification, School, Staff, Student
+from storage import handovers
+from storage.models import Batch, District, Flag, Handover, Notification, School, Staff, Student
 
 MAX_LISTED = 10
 FLAG_LABEL = {
@@ -93,44 +92,44 @@ def find_digest(ctx: SweepContext) -> Iterable[Candidate]:
     if ctx.now < morning or ctx.deliver_from(ctx.now) >= until:
         return []
     stage = f"day:{ctx.today.isoformat()}"
-    district_ids = ctx.session.execute(select(School.district_id).where(School.active).distinct()).scalars().all()
+    # Districts with a school (an index probe a district, not a pass over every school).
+    district_ids = (
+        ctx.read(
+            select(District.id)
+            .where(select(School.id).where(School.district_id == District.id, School.active).exists())
+            .order_by(District.id)
+        )
+        .scalars()
+        .all()
+    )
     ctx.load_district_contacts(district_ids)
     province_ids = sorted({d.province_id for d in ctx.districts().values() if d.province_id is not None})
     ctx.load_province_officers(province_ids)
-    # Every digest due today, then which are recorded already, in one look-up by key (not a query a district:
-    # 700 districts nationally, every tick); the counts are read only for those not recorded yet.
-    due: list[tuple[Candidate, Callable[[], str]]] = []
-    for district_id in sorted(district_ids):
+    # Every digest due today; the sweep asks which are recorded already in its one look-up by key (not a query a
+    # district: 700 districts nationally, every tick), and only those not recorded yet read their counts.
+    due: list[Candidate] = []
+    for district_id in district_ids:
         contact = ctx.district_contact(district_id)
         if contact is None:
             continue
+        build = partial(
+            build_digest,
+            ctx,
+            district_id=district_id,
+            lang=contact.language,
+            contact_email=contact.email,
+            contact_staff_id=contact.staff_id,
+        )
         due.append(
-            (
-                Candidate(
-                    "digest", f"district:{district_id}", contact, stage, morning, "", escalation=True, until=until
-                ),
-                partial(
-                    build_digest,
-                    ctx,
-                    district_id=district_id,
-                    lang=contact.language,
-                    contact_email=contact.email,
-                    contact_staff_id=contact.staff_id,
-                ),
-            )
+            Candidate("digest", f"district:{district_id}", contact, stage, morning, build, escalation=True, until=until)
         )
     for province_id in province_ids:
         for rec in ctx.province_officers(province_id):
+            build = partial(build_province_digest, ctx, province_id=province_id, lang=rec.language)
             due.append(
-                (
-                    Candidate(
-                        "digest", f"province:{province_id}", rec, stage, morning, "", escalation=True, until=until
-                    ),
-                    partial(build_province_digest, ctx, province_id=province_id, lang=rec.language),
-                )
+                Candidate("digest", f"province:{province_id}", rec, stage, morning, build, escalation=True, until=until)
             )
-    recorded = outbox.existing_keys(ctx.session, [c.key for c, _ in due])
-    return [c if c.key in recorded else replace(c, line=build()) for c, build in due]
+    return due
 
 
 PROVINCE_HEAD = T(vi="📋 <b>Bản tin ngày {day} — {province}</b>", en="📋 <b>Digest for {day} — {province}</b>")
@@ -402,10 +401,10 @@ def _counted(by_status: dict[str, int]) -> int:
 
 def _flags(ctx: SweepContext, school_ids: list[int], names: dict[int, str], lang: str) -> list[str]:
     where = (Flag.school_id.in_(school_ids), Flag.resolved_at.is_(None))
-    n = ctx.session.execute(select(func.count()).select_from(Flag).where(*where)).scalar_one()
+    n = ctx.read(select(func.count()).select_from(Flag).where(*where)).scalar_one()
     if not n:
         return []
-    rows = ctx.session.execute(
+    rows = ctx.read(
         select(Flag.school_id, Flag.handover_id, Flag.kind)
         .where(*where)
         .order_by(Flag.created_at, Flag.id)
@@ -442,10 +441,10 @@ def _failed(
         .where(Notification.status == NotificationStatus.FAILED, Notification.next_attempt_at >= since, mine)
         .order_by(Notification.next_attempt_at.desc(), Notification.id.desc())
     )
-    rows = ctx.session.execute(query.limit(MAX_LISTED + 1)).all()
+    rows = ctx.read(query.limit(MAX_LISTED + 1)).all()
     if not rows:
         return []
-    total = ctx.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    total = ctx.read(select(func.count()).select_from(query.subquery())).scalar_one()
     out = ["", FAILED(lang, n=total)]
     for r in rows[:MAX_LISTED]:
         if r.full_name:

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import partial
 
 from sqlalchemy import func, select
 
@@ -109,6 +110,27 @@ def school_recipients(ctx: SweepContext, school_id: int) -> tuple[list[Recipient
     return ([contact] if contact else []), True
 
 
+def later(
+    template: T,
+    lang: str,
+    values: Callable[[], dict],
+    *,
+    no_principal: bool = False,
+    principal_of: tuple[SweepContext, int] | None = None,
+) -> Callable[[], str]:
+    """A candidate's text (``Candidate.body``), formatted only if the sweep records it: the values, and the
+    principal it names (``principal_of``: read then), are not looked at on a tick where it is recorded already."""
+
+    def body() -> str:
+        kw = values()
+        if principal_of is not None:
+            kw["principal"] = principal_text(*principal_of, lang)
+        text = template(lang, **kw)
+        return NO_PRINCIPAL_PREFIX(lang) + text if no_principal else text
+
+    return body
+
+
 def _current(stages: list[tuple[str, datetime]], now: datetime) -> tuple[str, datetime] | None:
     """The latest stage whose moment has passed (stages sorted by moment)."""
     current = None
@@ -159,19 +181,18 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
         return []
     stage, at = current
     rows = (
-        ctx.session.execute(
-            select(School.id).where(School.active, School.needs_report_submitted_at.is_(None)).order_by(School.id)
-        )
+        ctx.read(select(School.id).where(School.active, School.needs_report_submitted_at.is_(None)).order_by(School.id))
         .scalars()
         .all()
     )
     if not rows:
         return []
-    ctx.load_schools(rows)
+    reminding = stage.startswith("remind:")
+    ctx.load_schools(rows, principals=reminding)
     deadline = fmt_date(ctx.programme.deadlines.needs_report)
     until = ctx.end_of_day(ctx.local_date(at))  # each stage is worth its own day; then the next one takes over
     out: list[Candidate] = []
-    if stage.startswith("remind:"):
+    if reminding:
         days_left = int(stage.split(":")[1])
         counts = _registration_counts(ctx, rows)
         for sid in rows:
@@ -179,16 +200,10 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
             total, pending = counts.get(sid, (0, 0))
             for r in recipients:
                 left = LEFT_TODAY(r.language) if days_left == 0 else LEFT_DAYS(r.language, n=days_left)
-                line = NEEDS_REMIND(
-                    r.language,
-                    school=esc(ctx.school(sid).name),
-                    deadline=deadline,
-                    left=left,
-                    total=total,
-                    pending=pending,
+                values = dict(
+                    school=esc(ctx.school(sid).name), deadline=deadline, left=left, total=total, pending=pending
                 )
-                if no_principal:
-                    line = NO_PRINCIPAL_PREFIX(r.language) + line
+                line = later(NEEDS_REMIND, r.language, partial(dict, values), no_principal=no_principal)
                 out.append(Candidate("needs_report", f"school:{sid}", r, stage, at, line, until=until))
         return out
     by_district = group_by(rows, lambda sid: ctx.school(sid).district_id)
@@ -198,35 +213,28 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
             continue
         lang = contact.language
         if stage == "late":
-            lines = [NEEDS_LATE_LIST(lang, deadline=deadline, n=len(sids))]
-            lines += [
-                NEEDS_LATE_ITEM(lang, school=esc(ctx.school(s).name), principal=principal_text(ctx, s, lang))
-                for s in sids
-            ]
-            out.append(
-                Candidate(
-                    "needs_report",
-                    f"district:{district_id}",
-                    contact,
-                    stage,
-                    at,
-                    "\n".join(lines),
-                    escalation=True,
-                    until=until,
-                )
-            )
+            listing = partial(_needs_late_listing, ctx, sids, lang, deadline)
+            district = f"district:{district_id}"
+            out.append(Candidate("needs_report", district, contact, stage, at, listing, escalation=True, until=until))
             continue
         days_late = (ctx.local_date(at) - ctx.programme.deadlines.needs_report).days
         for s in sids:
-            line = NEEDS_LATE_DAY(
-                lang,
-                school=esc(ctx.school(s).name),
-                days=days_late,
-                deadline=deadline,
-                principal=principal_text(ctx, s, lang),
-            )
+            values = partial(_school_name, ctx, s, days=days_late, deadline=deadline)
+            line = later(NEEDS_LATE_DAY, lang, values, principal_of=(ctx, s))
             out.append(Candidate("needs_report", f"school:{s}", contact, stage, at, line, escalation=True, until=until))
     return out
+
+
+def _school_name(ctx: SweepContext, school_id: int, **values) -> dict:
+    return dict(values, school=esc(ctx.school(school_id).name))
+
+
+def _needs_late_listing(ctx: SweepContext, sids: list[int], lang: str, deadline: str) -> str:
+    lines = [NEEDS_LATE_LIST(lang, deadline=deadline, n=len(sids))]
+    lines += [
+        NEEDS_LATE_ITEM(lang, school=esc(ctx.school(s).name), principal=principal_text(ctx, s, lang)) for s in sids
+    ]
+    return "\n".join(lines)
 
 
 # Registrations that count towards a school's needs: all but rejected and withdrawn ones (an approved entry
@@ -235,7 +243,7 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
 
 def _registration_counts(ctx: SweepContext, school_ids: list[int]) -> dict[int, tuple[int, int]]:
     counted = STANDING
-    rows = ctx.session.execute(
+    rows = ctx.read(
         select(Student.school_id, Student.status, func.count())
         .where(Student.school_id.in_(school_ids), Student.status.in_(counted))
         .group_by(Student.school_id, Student.status)
@@ -264,7 +272,7 @@ def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
     (ix_handover_csdl_open), so it reads only open handovers due within a day, whatever the table size."""
     grace = timedelta(hours=ctx.programme.deadlines.handover_update_grace_hours)
     horizon = ctx.now + timedelta(days=1)  # a reminder's moment is the morning of the due day: < 24 h before
-    rows = ctx.session.execute(
+    rows = ctx.read(
         select(
             Handover.id,
             Handover.school_id,
@@ -284,29 +292,21 @@ def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
     ).all()
     if not rows:
         return []
-    ctx.load_schools({r.school_id for r in rows})
-    ctx.load_people({r.recorded_by for r in rows})
+    late = [r for r in rows if ctx.now >= r.csdl_due_at + grace]
+    reminded = [r for r in rows if ctx.now < r.csdl_due_at + grace]
+    ctx.load_schools({r.school_id for r in rows}, principals=False)
+    ctx.load_principals({r.school_id for r in reminded})
+    ctx.load_people({r.recorded_by for r in reminded})
     out: list[Candidate] = []
-    for r in rows:
-        due_day = ctx.local_date(r.csdl_due_at - timedelta(microseconds=1))  # the last day that counts
-        school = ctx.school(r.school_id)
-        values = dict(
-            school=esc(school.name),
-            student=esc(r.full_name),
-            class_name=esc(r.class_name),
-            handed=fmt_date(r.handed_over_on),
-            due=fmt_date(due_day),
-        )
-        late_at = r.csdl_due_at + grace
-        if ctx.now >= late_at:
-            contact = ctx.district_contact(school.district_id)
-            if contact is not None:
-                line = CSDL_LATE(
-                    contact.language, principal=principal_text(ctx, r.school_id, contact.language), **values
-                )
-                out.append(Candidate("csdl", f"handover:{r.id}", contact, "late", late_at, line, escalation=True))
-            continue
-        remind_at = ctx.morning(due_day)
+    for r in late:
+        contact = ctx.district_contact(ctx.school(r.school_id).district_id)
+        if contact is not None:
+            line = later(CSDL_LATE, contact.language, partial(_csdl_values, ctx, r), principal_of=(ctx, r.school_id))
+            out.append(
+                Candidate("csdl", f"handover:{r.id}", contact, "late", r.csdl_due_at + grace, line, escalation=True)
+            )
+    for r in reminded:
+        remind_at = ctx.morning(_csdl_due_day(ctx, r))
         if ctx.now < remind_at:
             continue
         recipients, no_principal = school_recipients(ctx, r.school_id)
@@ -314,11 +314,25 @@ def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
         if recorder is not None and recorder.active and recorder.role != Role.PRINCIPAL:
             recipients.append(recorder.recipient())
         for rec in recipients:
-            line = CSDL_REMIND(rec.language, **values)
-            if no_principal and rec.staff_id != r.recorded_by:
-                line = NO_PRINCIPAL_PREFIX(rec.language) + line
+            prefixed = no_principal and rec.staff_id != r.recorded_by
+            line = later(CSDL_REMIND, rec.language, partial(_csdl_values, ctx, r), no_principal=prefixed)
+            late_at = r.csdl_due_at + grace
             out.append(Candidate("csdl", f"handover:{r.id}", rec, "remind", remind_at, line, until=late_at))
     return out
+
+
+def _csdl_due_day(ctx: SweepContext, r) -> date:
+    return ctx.local_date(r.csdl_due_at - timedelta(microseconds=1))  # the last day that counts
+
+
+def _csdl_values(ctx: SweepContext, r) -> dict:
+    return dict(
+        school=esc(ctx.school(r.school_id).name),
+        student=esc(r.full_name),
+        class_name=esc(r.class_name),
+        handed=fmt_date(r.handed_over_on),
+        due=fmt_date(_csdl_due_day(ctx, r)),
+    )
 
 
 # --- devices received but not handed over (máy chưa bàn giao) -------------------------------------------------
@@ -341,7 +355,7 @@ def find_devices_waiting(ctx: SweepContext) -> Iterable[Candidate]:
     n = ctx.programme.deadlines.devices_waiting_days
     # The reminder goes out the morning N days after receipt: by today's morning, received_on <= today - N.
     latest = ctx.today - timedelta(days=n)
-    rows = ctx.session.execute(
+    rows = ctx.read(
         select(
             Batch.id,
             Batch.school_id,
@@ -356,39 +370,45 @@ def find_devices_waiting(ctx: SweepContext) -> Iterable[Candidate]:
     ).all()
     if not rows:
         return []
-    ctx.load_schools({r.school_id for r in rows})
+
+    def late_at(r) -> datetime:
+        return ctx.morning(r.received_on + timedelta(days=2 * n))
+
+    ctx.load_schools({r.school_id for r in rows}, principals=False)
+    ctx.load_principals({r.school_id for r in rows if ctx.now < late_at(r)})
     out: list[Candidate] = []
     for r in rows:
         school = ctx.school(r.school_id)
         remind_at = ctx.morning(r.received_on + timedelta(days=n))
-        late_at = ctx.morning(r.received_on + timedelta(days=2 * n))
         if ctx.now < remind_at:
             continue
-        escalate = ctx.now >= late_at
-        waited = (ctx.today - r.received_on).days
-        if escalate:
+        if ctx.now >= late_at(r):
             contact = ctx.district_contact(school.district_id)
-            recipients, no_principal = ([contact] if contact else []), False
-        else:
-            recipients, no_principal = school_recipients(ctx, r.school_id)
+            if contact is not None:
+                values = partial(_devices_values, ctx, r, contact.language)
+                line = later(DEVICES_LATE, contact.language, values, principal_of=(ctx, r.school_id))
+                out.append(
+                    Candidate("devices_waiting", f"batch:{r.id}", contact, "late", late_at(r), line, escalation=True)
+                )
+            continue
+        recipients, no_principal = school_recipients(ctx, r.school_id)
         for rec in recipients:
-            lang = rec.language
-            values = dict(
-                school=esc(school.name),
-                quantity=r.quantity,
-                model=esc(r.brand_model),
-                device=DEVICE_LABEL.get(r.device_type, T(vi=r.device_type, en=r.device_type))(lang),
-                received=fmt_date(r.received_on),
-                left=r.quantity - r.handed_over,
-                days=waited,
-            )
-            if escalate:
-                line = DEVICES_LATE(lang, principal=principal_text(ctx, r.school_id, lang), **values)
-                out.append(Candidate("devices_waiting", f"batch:{r.id}", rec, "late", late_at, line, escalation=True))
-            else:
-                line = (NO_PRINCIPAL_PREFIX(lang) if no_principal else "") + DEVICES_REMIND(lang, **values)
-                out.append(Candidate("devices_waiting", f"batch:{r.id}", rec, "remind", remind_at, line, until=late_at))
+            values = partial(_devices_values, ctx, r, rec.language)
+            line = later(DEVICES_REMIND, rec.language, values, no_principal=no_principal)
+            out.append(Candidate("devices_waiting", f"batch:{r.id}", rec, "remind", remind_at, line, until=late_at(r)))
     return out
+
+
+def _devices_values(ctx: SweepContext, r, lang: str) -> dict:
+    return dict(
+        school=esc(ctx.school(r.school_id).name),
+        quantity=r.quantity,
+        model=esc(r.brand_model),
+        device=DEVICE_LABEL.get(r.device_type, T(vi=r.device_type, en=r.device_type))(lang),
+        received=fmt_date(r.received_on),
+        left=r.quantity - r.handed_over,
+        days=(ctx.today - r.received_on).days,
+    )
 
 
 # --- registrations waiting for the principal (hồ sơ chờ duyệt) ------------------------------------------------
@@ -401,14 +421,14 @@ REVIEW_REMIND = T(
 
 def find_pending_review(ctx: SweepContext) -> Iterable[Candidate]:
     n = timedelta(days=ctx.programme.deadlines.pending_review_days)
-    rows = ctx.session.execute(
+    rows = ctx.read(
         select(Student.id, Student.school_id, Student.full_name, Student.class_name, Student.created_at)
         .where(Student.status == ReviewStatus.PENDING, Student.created_at <= ctx.now - n)
         .order_by(Student.created_at, Student.id)
     ).all()
     if not rows:
         return []
-    ctx.load_schools({r.school_id for r in rows})
+    ctx.load_schools({r.school_id for r in rows}, principals=True)
     out: list[Candidate] = []
     for r in rows:
         at = ctx.first_morning_from(r.created_at + n)
@@ -416,17 +436,18 @@ def find_pending_review(ctx: SweepContext) -> Iterable[Candidate]:
             continue
         recipients, no_principal = school_recipients(ctx, r.school_id)
         for rec in recipients:
-            line = REVIEW_REMIND(
-                rec.language,
-                school=esc(ctx.school(r.school_id).name),
-                student=esc(r.full_name),
-                class_name=esc(r.class_name),
-                created=fmt_date(ctx.local_date(r.created_at)),
-            )
-            if no_principal:
-                line = NO_PRINCIPAL_PREFIX(rec.language) + line
+            line = later(REVIEW_REMIND, rec.language, partial(_review_values, ctx, r), no_principal=no_principal)
             out.append(Candidate("pending_review", f"student:{r.id}", rec, "remind", at, line))
     return out
+
+
+def _review_values(ctx: SweepContext, r) -> dict:
+    return dict(
+        school=esc(ctx.school(r.school_id).name),
+        student=esc(r.full_name),
+        class_name=esc(r.class_name),
+        created=fmt_date(ctx.local_date(r.created_at)),
+    )
 
 
 # --- handovers without signed minutes (biên bản đã ký) --------------------------------------------------------
@@ -445,7 +466,7 @@ def find_minutes(ctx: SweepContext) -> Iterable[Candidate]:
     (ix_handover_minutes_open) on a window of handover days, so it does not grow with the table."""
     n = ctx.programme.deadlines.minutes_signed_days
     latest = ctx.today - timedelta(days=n)
-    rows = ctx.session.execute(
+    rows = ctx.read(
         select(
             Handover.id,
             Handover.school_id,
@@ -464,7 +485,7 @@ def find_minutes(ctx: SweepContext) -> Iterable[Candidate]:
     ).all()
     if not rows:
         return []
-    ctx.load_schools({r.school_id for r in rows})
+    ctx.load_schools({r.school_id for r in rows}, principals=True)
     out: list[Candidate] = []
     for r in rows:
         at = ctx.morning(r.handed_over_on + timedelta(days=n))
@@ -473,18 +494,19 @@ def find_minutes(ctx: SweepContext) -> Iterable[Candidate]:
         until = ctx.morning(r.handed_over_on + timedelta(days=n + MINUTES_WORTH_DAYS))
         recipients, no_principal = school_recipients(ctx, r.school_id)
         for rec in recipients:
-            line = MINUTES_REMIND(
-                rec.language,
-                school=esc(ctx.school(r.school_id).name),
-                student=esc(r.full_name),
-                class_name=esc(r.class_name),
-                id=r.id,
-                handed=fmt_date(r.handed_over_on),
-            )
-            if no_principal:
-                line = NO_PRINCIPAL_PREFIX(rec.language) + line
+            line = later(MINUTES_REMIND, rec.language, partial(_minutes_values, ctx, r), no_principal=no_principal)
             out.append(Candidate("minutes", f"handover:{r.id}", rec, "remind", at, line, until=until))
     return out
+
+
+def _minutes_values(ctx: SweepContext, r) -> dict:
+    return dict(
+        school=esc(ctx.school(r.school_id).name),
+        student=esc(r.full_name),
+        class_name=esc(r.class_name),
+        id=r.id,
+        handed=fmt_date(r.handed_over_on),
+    )
 
 
 # --- districts that stay late: escalation to the province (báo cáo vượt cấp lên Sở) ---------------------------
@@ -531,20 +553,24 @@ def find_province(ctx: SweepContext) -> Iterable[Candidate]:
             oldest = items[0]
             contact = ctx.district_contact(d.id)
             at = ctx.morning(ctx.today)
+            stage = f"late:{ctx.local_date(oldest.since).isoformat()}"
             for rec in officers:
-                lang = rec.language
-                line = PROVINCE_LATE(
-                    lang,
-                    district=esc(d.name),
-                    n=len(items),
-                    days=n,
-                    oldest=fmt_date(ctx.local_date(oldest.since)),
-                    what=LATE_WHAT[oldest.kind](lang) + f" ({esc(oldest.school_name)})",
-                    contact=esc(contact.name) if contact else "-",
-                )
-                stage = f"late:{ctx.local_date(oldest.since).isoformat()}"
+                values = partial(_province_values, ctx, d, items, rec.language, contact=contact, days=n)
+                line = later(PROVINCE_LATE, rec.language, values)
                 out.append(Candidate("province", f"district:{d.id}", rec, stage, at, line, escalation=True))
     return out
+
+
+def _province_values(ctx: SweepContext, d, items: list, lang: str, *, contact: Recipient | None, days: int) -> dict:
+    oldest = items[0]
+    return dict(
+        district=esc(d.name),
+        n=len(items),
+        days=days,
+        oldest=fmt_date(ctx.local_date(oldest.since)),
+        what=LATE_WHAT[oldest.kind](lang) + f" ({esc(oldest.school_name)})",
+        contact=esc(contact.name) if contact else "-",
+    )
 
 
 # --- the table ------------------------------------------------------------------------------------------------

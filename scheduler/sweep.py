@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from core.programme import Programme
@@ -37,6 +38,10 @@ def run_sweep(
 ) -> SweepResult:
     """Within the caller's transaction."""
     started = time.perf_counter()
+    if session.get_bind().dialect.name == "postgresql":
+        # Each of the sweep's queries reads at most a few thousand rows: starting a parallel worker for one costs
+        # more than it saves (10 ms of a 17 ms query at national size), and steals a core from the bot.
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     ctx = SweepContext(session=session, programme=programme, now=now, rule_title=title)
     by_key: dict[str, Candidate] = {}
     swept = []
@@ -48,14 +53,17 @@ def run_sweep(
             by_key.setdefault(c.key, c)  # a principal who also recorded the handover: one notification
     # Current = still worth sending by the time it can go out (after quiet hours).
     deliver_at = ctx.deliver_from(now)
-    found = [c for c in by_key.values() if c.until is None or deliver_at < c.until]
-    by_key = {c.key: c for c in found}
-    existing = outbox.existing_keys(session, by_key)
-    new = [c for c in found if c.key not in existing]
+    current = {key: c for key, c in by_key.items() if c.until is None or deliver_at < c.until}
+    found = list(current.values())
+    known = outbox.reconcile(session, keys=current, rules=swept)
+    # Only what is recorded now is rendered: its text may read the people it names (``Candidate.body``).
+    new = [c.rendered() for key, c in current.items() if key in known.new]
     if not dry_run and new:
         # Quiet hours: recorded now, delivered from the morning.
         outbox.insert_ignoring_duplicates(session, [c.row(now=now, deliver_at=deliver_at) for c in new])
-    superseded = outbox.skip_stale(session, rules=swept, current_keys=set(by_key), dry_run=dry_run)
+    if not dry_run and known.stale:
+        outbox.skip(session, [row_id for row_id, _ in known.stale])
+    superseded = [key for _, key in known.stale]
     result = SweepResult(
         now=now,
         found=found,

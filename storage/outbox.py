@@ -9,10 +9,12 @@ rows, so a process killed between finding and delivering loses nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -29,16 +31,6 @@ def _chunks(items: Sequence, size: int = CHUNK):
         yield items[i : i + size]
 
 
-def existing_keys(session: Session, keys: Iterable[str]) -> set[str]:
-    keys = sorted(set(keys))
-    found: set[str] = set()
-    for chunk in batching.chunks(session, keys):
-        found.update(
-            session.execute(select(Notification.key).where(batching.any_of(session, Notification.key, chunk))).scalars()
-        )
-    return found
-
-
 def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
     """INSERT ... ON CONFLICT (key) DO NOTHING on SQLite and PostgreSQL; returns how many were new."""
     if not rows:
@@ -53,23 +45,55 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
     return inserted
 
 
-def skip_stale(session: Session, *, rules: Iterable[str], current_keys: set[str], dry_run: bool = False) -> list[str]:
-    """Pending rows of ``rules`` that no rule asks for any more (resolved, or superseded by a later stage):
-    marked skipped, so a stale reminder is never sent late. Only pending rows are read: a handful."""
-    rows = session.execute(
-        select(Notification.id, Notification.key).where(
-            Notification.status == NotificationStatus.PENDING, Notification.rule.in_(list(rules))
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    new: set[str]  # keys asked for that are not recorded yet
+    stale: list[tuple[int, str]]  # (id, key) of pending rows of the rules that nothing asks for any more
+
+
+# What a sweep asks the outbox, in one statement: which of the keys due now are new, and which pending rows of
+# the swept rules are no longer due. The comparison runs in the database, so a tick where everything is recorded
+# already (every tick but the first of the day) reads back nothing instead of every key twice.
+_RECONCILE = """
+WITH current_keys(k) AS ({keys})
+SELECT NULL AS id, c.k AS key FROM current_keys c
+ WHERE NOT EXISTS (SELECT 1 FROM notification n WHERE n.key = c.k)
+UNION ALL
+SELECT n.id, n.key FROM notification n
+ WHERE n.status = :pending AND n.rule IN ({rules}) AND n.key NOT IN (SELECT k FROM current_keys)
+"""
+# The lists go as one string: lines split by PostgreSQL (a text parameter is sent as it is, where an array of
+# 4,000 keys costs psycopg a regular-expression check a key), a JSON array on SQLite. Keys never hold a line
+# break (``rule:subject:recipient:stage``). ``NOT IN (SELECT ...)`` is a hash of the keys on both (PostgreSQL's
+# hashed subplan, SQLite's temporary index) whatever the statistics say.
+_RECONCILE_SQL = {
+    "postgresql": _RECONCILE.format(
+        keys="SELECT unnest(string_to_array(CAST(:keys AS text), chr(10)))",
+        rules="SELECT unnest(string_to_array(CAST(:rules AS text), chr(10)))",
+    ),
+    "sqlite": _RECONCILE.format(keys="SELECT value FROM json_each(:keys)", rules="SELECT value FROM json_each(:rules)"),
+}
+
+
+def reconcile(session: Session, *, keys: Collection[str], rules: Iterable[str]) -> Reconciled:
+    """Compare what is due now (``keys``, from ``rules``) with what the outbox holds."""
+    dialect = session.get_bind().dialect.name
+    pack = "\n".join if dialect == "postgresql" else json.dumps
+    params = {"keys": pack(sorted(set(keys))), "rules": pack(sorted(set(rules))), "pending": NotificationStatus.PENDING}
+    rows = session.execute(text(_RECONCILE_SQL[dialect]), params).all()
+    return Reconciled(
+        new={r.key for r in rows if r.id is None}, stale=[(r.id, r.key) for r in rows if r.id is not None]
+    )
+
+
+def skip(session: Session, ids: Sequence[int]) -> None:
+    """Mark pending rows skipped as superseded (``Reconciled.stale``): a stale reminder is never sent late."""
+    for chunk in batching.chunks(session, ids):
+        session.execute(
+            update(Notification)
+            .where(batching.any_of(session, Notification.id, chunk), Notification.status == NotificationStatus.PENDING)
+            .values(status=NotificationStatus.SKIPPED, last_error=SUPERSEDED)
         )
-    ).all()
-    stale = [r for r in rows if r.key not in current_keys]
-    if stale and not dry_run:
-        for chunk in _chunks([r.id for r in stale]):
-            session.execute(
-                update(Notification)
-                .where(Notification.id.in_(chunk), Notification.status == NotificationStatus.PENDING)
-                .values(status=NotificationStatus.SKIPPED, last_error=SUPERSEDED)
-            )
-    return [r.key for r in stale]
 
 
 def _unclaimed(real_now: datetime | None):
