@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, true
@@ -66,6 +67,7 @@ def late_in_provinces(
         programme=programme,
         now=now,
         since_before=now - older_than,
+        pupils=False,  # the escalation names districts and schools: no look-up of a thousand pupils' names
     )
 
 
@@ -78,55 +80,59 @@ def _late(
     limit: int | None = None,
     since_before: datetime | None = None,
     school_filter: ColumnElement[bool] | None = None,
+    pupils: bool = True,
 ) -> list[LateItem]:
     """``in_scope(column)``: the WHERE clause for a school id column; ``since_before``: only items late since then
-    or earlier; ``school_filter``: a further condition on the schools. Late rows are read first and only the
-    (active) schools they name are looked up, so the cost follows what is late, not the number of schools."""
+    or earlier; ``school_filter``: a further condition on the schools; ``pupils``: read the pupil's name and class
+    of a late handover (None without). Late rows are read first and only the (active) schools they name are
+    looked up, so the cost follows what is late, not the number of schools."""
     d = programme.deadlines
     tz = programme.tz
     read = session.connection().execute  # plain rows: no ORM work per row (a national sweep reads thousands)
     latest = since_before if since_before is not None else now
     grace = timedelta(hours=d.handover_update_grace_hours)
-    # (kind, school id, since, subject id, extra) before the schools are known
-    found: list[tuple[str, int, datetime, int, dict]] = []
+    # LateItem's fields but the school's name and district, before the schools are known:
+    # (kind, school id, since, subject id, student, class name, left)
+    found: list[tuple] = []
 
+    handovers = select(Handover.id, Handover.school_id, Handover.csdl_due_at)
+    if pupils:
+        handovers = handovers.add_columns(Student.full_name, Student.class_name).join(
+            Student, Student.id == Handover.student_id
+        )
     for r in read(
-        select(Handover.id, Handover.school_id, Handover.csdl_due_at, Student.full_name, Student.class_name)
-        .join(Student, Student.id == Handover.student_id)
-        .where(
+        handovers.where(
             Handover.csdl_updated_at.is_(None),
             Handover.status == HandoverStatus.ACTIVE,
             Handover.csdl_due_at <= min(now, latest) - grace,  # late since due + grace
             in_scope(Handover.school_id),
         )
     ).all():
-        found.append(
-            ("csdl", r.school_id, r.csdl_due_at + grace, r.id, {"student": r.full_name, "class_name": r.class_name})
-        )
+        pupil = (r.full_name, r.class_name) if pupils else (None, None)
+        found.append(("csdl", r.school_id, r.csdl_due_at + grace, r.id, *pupil, None))
 
     # late since local midnight of received_on + n days
     n = timedelta(days=d.devices_waiting_days)
     received_by = min(now.astimezone(tz).date(), latest.astimezone(tz).date()) - n
+    midnight = cache(lambda day: local_midnight_utc(day, tz))  # batches share a few receipt days
     for r in read(
         select(Batch.id, Batch.school_id, Batch.received_on, Batch.quantity, Batch.handed_over).where(
             Batch.handed_over < Batch.quantity, Batch.received_on <= received_by, in_scope(Batch.school_id)
         )
     ).all():
         found.append(
-            (
-                "devices",
-                r.school_id,
-                local_midnight_utc(r.received_on + n, tz),
-                r.id,
-                {"left": r.quantity - r.handed_over},
-            )
+            ("devices", r.school_id, midnight(r.received_on + n), r.id, None, None, r.quantity - r.handed_over)
         )
 
     if now >= programme.needs_report_due and programme.needs_report_due <= latest:
-        for sid in read(
-            select(School.id).where(in_scope(School.id), School.active, School.needs_report_submitted_at.is_(None))
-        ).scalars():
-            found.append(("needs_report", sid, programme.needs_report_due, sid, {}))
+        for sid in (
+            read(
+                select(School.id).where(in_scope(School.id), School.active, School.needs_report_submitted_at.is_(None))
+            )
+            .scalars()
+            .all()
+        ):
+            found.append(("needs_report", sid, programme.needs_report_due, sid, None, None, None))
 
     wait = timedelta(days=d.pending_review_days)
     for r in read(
@@ -136,9 +142,7 @@ def _late(
             in_scope(Student.school_id),
         )
     ).all():
-        found.append(
-            ("review", r.school_id, r.created_at + wait, r.id, {"student": r.full_name, "class_name": r.class_name})
-        )
+        found.append(("review", r.school_id, r.created_at + wait, r.id, r.full_name, r.class_name, None))
 
     ids = sorted({f[1] for f in found})
     schools = {}
@@ -149,10 +153,10 @@ def _late(
         if school_filter is not None:
             q = q.where(school_filter)
         schools.update({r.id: r for r in read(q).all()})
-    out: list[LateItem] = []
-    for kind, sid, since, subject, extra in found:
-        s = schools.get(sid)
-        if s is not None:
-            out.append(LateItem(kind, sid, s.name, s.district_id, since, subject, **extra))
+    out = [
+        LateItem(kind, sid, school.name, school.district_id, since, subject, student, class_name, left)
+        for kind, sid, since, subject, student, class_name, left in found
+        if (school := schools.get(sid)) is not None
+    ]
     out.sort(key=lambda i: (i.since, i.school_name, i.kind, i.subject_id))
     return out[:limit] if limit is not None else out

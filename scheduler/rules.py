@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import partial
+from functools import cache, partial
 
 from sqlalchemy import func, select
 
@@ -46,6 +46,7 @@ from core.vocabulary import STANDING, HandoverStatus, ReviewStatus, Role
 from scheduler.context import Candidate, Recipient, SweepContext, group_by
 from scheduler.digest import digest_chart, find_digest
 from storage import outbox
+from storage.batching import any_of, chunks
 from storage.models import Batch, Handover, School, Student
 
 Finder = Callable[[SweepContext], Iterable[Candidate]]
@@ -129,6 +130,27 @@ def later(
         return NO_PRINCIPAL_PREFIX(lang) + text if no_principal else text
 
     return body
+
+
+def pupils_of(ctx: SweepContext, handover_ids: list[int]) -> Callable[[], dict]:
+    """The pupil (``full_name``, ``class_name``) of each handover, read for all of them when a text first needs one:
+    only texts name pupils, so a tick that records nothing new reads no pupil (a thousand index probes nationally)."""
+
+    @cache
+    def load() -> dict:
+        found = {}
+        for chunk in chunks(ctx.session, handover_ids):
+            found.update(
+                (r.id, r)
+                for r in ctx.read(
+                    select(Handover.id, Student.full_name, Student.class_name)
+                    .join(Student, Student.id == Handover.student_id)
+                    .where(any_of(ctx.session, Handover.id, chunk))
+                ).all()
+            )
+        return found
+
+    return load
 
 
 def _current(stages: list[tuple[str, datetime]], now: datetime) -> tuple[str, datetime] | None:
@@ -279,10 +301,7 @@ def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
             Handover.recorded_by,
             Handover.handed_over_on,
             Handover.csdl_due_at,
-            Student.full_name,
-            Student.class_name,
         )
-        .join(Student, Student.id == Handover.student_id)
         .where(
             Handover.csdl_updated_at.is_(None),
             Handover.status == HandoverStatus.ACTIVE,
@@ -297,11 +316,14 @@ def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
     ctx.load_schools({r.school_id for r in rows}, principals=False)
     ctx.load_principals({r.school_id for r in reminded})
     ctx.load_people({r.recorded_by for r in reminded})
+    pupils = pupils_of(ctx, [r.id for r in rows])
     out: list[Candidate] = []
     for r in late:
         contact = ctx.district_contact(ctx.school(r.school_id).district_id)
         if contact is not None:
-            line = later(CSDL_LATE, contact.language, partial(_csdl_values, ctx, r), principal_of=(ctx, r.school_id))
+            line = later(
+                CSDL_LATE, contact.language, partial(_csdl_values, ctx, r, pupils), principal_of=(ctx, r.school_id)
+            )
             out.append(
                 Candidate("csdl", f"handover:{r.id}", contact, "late", r.csdl_due_at + grace, line, escalation=True)
             )
@@ -315,7 +337,7 @@ def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
             recipients.append(recorder.recipient())
         for rec in recipients:
             prefixed = no_principal and rec.staff_id != r.recorded_by
-            line = later(CSDL_REMIND, rec.language, partial(_csdl_values, ctx, r), no_principal=prefixed)
+            line = later(CSDL_REMIND, rec.language, partial(_csdl_values, ctx, r, pupils), no_principal=prefixed)
             late_at = r.csdl_due_at + grace
             out.append(Candidate("csdl", f"handover:{r.id}", rec, "remind", remind_at, line, until=late_at))
     return out
@@ -325,11 +347,12 @@ def _csdl_due_day(ctx: SweepContext, r) -> date:
     return ctx.local_date(r.csdl_due_at - timedelta(microseconds=1))  # the last day that counts
 
 
-def _csdl_values(ctx: SweepContext, r) -> dict:
+def _csdl_values(ctx: SweepContext, r, pupils: Callable[[], dict]) -> dict:
+    pupil = pupils()[r.id]
     return dict(
         school=esc(ctx.school(r.school_id).name),
-        student=esc(r.full_name),
-        class_name=esc(r.class_name),
+        student=esc(pupil.full_name),
+        class_name=esc(pupil.class_name),
         handed=fmt_date(r.handed_over_on),
         due=fmt_date(_csdl_due_day(ctx, r)),
     )
@@ -471,10 +494,7 @@ def find_minutes(ctx: SweepContext) -> Iterable[Candidate]:
             Handover.id,
             Handover.school_id,
             Handover.handed_over_on,
-            Student.full_name,
-            Student.class_name,
         )
-        .join(Student, Student.id == Handover.student_id)
         .where(
             Handover.minutes_signed_at.is_(None),
             Handover.status == HandoverStatus.ACTIVE,
@@ -486,6 +506,7 @@ def find_minutes(ctx: SweepContext) -> Iterable[Candidate]:
     if not rows:
         return []
     ctx.load_schools({r.school_id for r in rows}, principals=True)
+    pupils = pupils_of(ctx, [r.id for r in rows])
     out: list[Candidate] = []
     for r in rows:
         at = ctx.morning(r.handed_over_on + timedelta(days=n))
@@ -494,16 +515,19 @@ def find_minutes(ctx: SweepContext) -> Iterable[Candidate]:
         until = ctx.morning(r.handed_over_on + timedelta(days=n + MINUTES_WORTH_DAYS))
         recipients, no_principal = school_recipients(ctx, r.school_id)
         for rec in recipients:
-            line = later(MINUTES_REMIND, rec.language, partial(_minutes_values, ctx, r), no_principal=no_principal)
+            line = later(
+                MINUTES_REMIND, rec.language, partial(_minutes_values, ctx, r, pupils), no_principal=no_principal
+            )
             out.append(Candidate("minutes", f"handover:{r.id}", rec, "remind", at, line, until=until))
     return out
 
 
-def _minutes_values(ctx: SweepContext, r) -> dict:
+def _minutes_values(ctx: SweepContext, r, pupils: Callable[[], dict]) -> dict:
+    pupil = pupils()[r.id]
     return dict(
         school=esc(ctx.school(r.school_id).name),
-        student=esc(r.full_name),
-        class_name=esc(r.class_name),
+        student=esc(pupil.full_name),
+        class_name=esc(pupil.class_name),
         id=r.id,
         handed=fmt_date(r.handed_over_on),
     )
