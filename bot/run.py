@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -14,9 +15,17 @@ from bot.app import App
 log = logging.getLogger(__name__)
 
 
-async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None = None, primary: bool = True) -> None:
+async def serve(
+    app: App,
+    *,
+    scheduler: bool = True,
+    stop: asyncio.Event | None = None,
+    primary: bool = True,
+    freeze: bool = False,
+) -> None:
     """``primary``: this process registers the Telegram webhook and the bot's commands (a worker only answers
-    what the proxy sends it; docs/deploy.md)."""
+    what the proxy sends it; docs/deploy.md). ``freeze``: this process is the bot (``fieldbot run``), so what
+    start-up made lives as long as it does (``gc.freeze``)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -88,6 +97,13 @@ async def serve(app: App, *, scheduler: bool = True, stop: asyncio.Event | None 
         )
         await sched.start()
         cleanups.append(sched.shutdown)
+    if fatal is None and freeze:
+        # Everything made so far (modules, the application, the ORM's metadata: ~150,000 objects) lives as long
+        # as the process: moved out of the collector's view, so the full collections that the scheduler's ticks
+        # and busy hours trigger scan only what the work allocated (a full pass over the start-up objects took
+        # ~100 ms, inside one national sweep in two).
+        gc.collect()
+        gc.freeze()
     if fatal is None:
         log.info(
             "fieldbot is running (channels: %s; role: %s)",

@@ -52,5 +52,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             "FIELDBOT_ROLE=worker cần FIELDBOT_TELEGRAM_WEBHOOK_URL (a worker serves the webhook behind a proxy)"
         )
     app = build_app(settings)
-    asyncio.run(serve(app, scheduler=not args.no_scheduler and role == "primary", primary=role == "primary"))
+    scheduler = not args.no_scheduler and role == "primary"
+    asyncio.run(serve(app, scheduler=scheduler, primary=role == "primary", freeze=True))
     return 0
