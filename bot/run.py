@@ -56,7 +56,8 @@ async def serve(
         zalo = ZaloService(settings=settings, engine=engine, clock=app.clock, memory=memory)
         cleanups.append(zalo.close)
         try:
-            await zalo.start()  # webhook mode: listening, setWebhook, its verification read; before "running"
+            # Webhook mode: listening, then (the primary only) setWebhook and its verification; before "running".
+            await zalo.start(register=primary)
         except ZaloConfigError as exc:
             fatal = str(exc)
         else:

@@ -235,6 +235,41 @@ async def test_webhook_start_up_answers_the_verification_then_serves(tg, zalo_fa
     assert HOOK_SECRET not in bot.text and TOKEN not in bot.text
 
 
+async def test_a_worker_serves_zalos_webhook_without_registering_it(tg, zalo_fake, tmp_path) -> None:
+    """Several processes behind one proxy (docs/deploy.md): only the primary calls setWebhook; a worker serves the
+    same webhook, secret checked; a worker without a webhook (it would poll) is refused with one line."""
+    port = free_port()
+    env = zalo_env(
+        tmp_path,
+        tg,
+        zalo_fake,
+        FIELDBOT_ZALO_WEBHOOK_URL="https://bot.truong.test/zalo/hook",
+        FIELDBOT_ZALO_WEBHOOK_SECRET=HOOK_SECRET,
+        FIELDBOT_ZALO_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
+    )
+    del env["FIELDBOT_TELEGRAM_TOKEN"]  # Zalo only: a Telegram worker needs its own webhook settings
+    zalo_fake.webhook_target = f"http://127.0.0.1:{port}"
+    # As the primary left it: the platform posts to the registered URL, through the proxy, to this worker.
+    zalo_fake.webhook = {"url": "https://bot.truong.test/zalo/hook", "secret_token": HOOK_SECRET}
+    bot = BotProcess(env, cwd=tmp_path)
+    await bot.start("--role", "worker")
+    try:
+        assert not zalo_fake.method_calls("setWebhook") and zalo_fake.verifications == []
+        assert "the primary registers it" in bot.text
+        assert await zalo_fake.deliver_webhook(zalo_fake.bare(zalo_fake.text_update("xin chào", user_id="z-w"))) == 200
+        await zalo_fake.wait_sent(1, timeout=30)
+        assert "gõ số điện thoại" in zalo_fake.texts("z-w")[0].lower()
+        assert await zalo_fake.deliver_webhook(zalo_fake.text_update("x", user_id="z-w"), secret="wrong") == 403
+    finally:
+        assert await bot.stop() == 0
+
+    polling = {k: v for k, v in env.items() if not k.startswith("FIELDBOT_ZALO_WEBHOOK")}
+    out = await BotProcess(polling, cwd=tmp_path).acli("run", "--role", "worker", check=False)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert one_error_line(out.stderr).startswith("Lỗi: FIELDBOT_ROLE=worker cần FIELDBOT_ZALO_WEBHOOK_URL")
+    assert not zalo_fake.method_calls("getUpdates") and not zalo_fake.method_calls("setWebhook")
+
+
 async def test_failed_verification_and_a_webhook_left_set_stop_with_one_line(tg, zalo_fake, tmp_path) -> None:
     port = free_port()
     zalo_fake.webhook_target = f"http://127.0.0.1:{free_port()}"  # the proxy forwards somewhere else

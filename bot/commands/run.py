@@ -51,6 +51,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(
             "FIELDBOT_ROLE=worker cần FIELDBOT_TELEGRAM_WEBHOOK_URL (a worker serves the webhook behind a proxy)"
         )
+    if role == "worker" and settings.zalo_token is not None and not settings.zalo_webhook_url:
+        # Polling is one process's job (two would share out the updates): workers serve the primary's webhook.
+        raise CliError(
+            "FIELDBOT_ROLE=worker cần FIELDBOT_ZALO_WEBHOOK_URL (a worker serves Zalo's webhook behind the proxy)"
+        )
     app = build_app(settings)
     scheduler = not args.no_scheduler and role == "primary"
     asyncio.run(serve(app, scheduler=scheduler, primary=role == "primary", freeze=True))

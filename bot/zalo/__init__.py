@@ -90,7 +90,9 @@ class ZaloService:
         self.poll_timeout = poll_timeout
         self.web: ZaloWebServer | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, register: bool = True) -> None:
+        """``register``: this process calls ``setWebhook`` (the primary); a worker behind the same proxy only
+        serves the webhook the primary registered (docs/deploy.md)."""
         try:
             me = await self.api.get_me()
             log.info(
@@ -117,8 +119,10 @@ class ZaloService:
             await self.web.start()
             if self.media is not None:
                 self.media.prune()
-        if self.webhook is not None:
+        if self.webhook is not None and register:
             await self._set_webhook(gate)
+        elif self.webhook is not None:
+            log.info("zalo webhook served on %s; the primary registers it", self.settings.zalo_webhook_listen)
 
     async def _set_webhook(self, gate: WebhookGate) -> None:
         url, secret = self.webhook  # type: ignore[misc]
