@@ -13,7 +13,7 @@ from storage import batching
 from storage.db import session_scope
 from storage.models import District, Province, School
 from storage.scope import Scope
-from tests.factories import add_handover, add_student, local
+from tests.factories import add_batch, add_handover, add_student, local
 
 
 def test_any_of_finds_the_same_rows_as_in_on_both_databases(db_engine, world):
@@ -61,6 +61,14 @@ def test_late_in_provinces_is_every_district_late_items_old_enough(db_engine, wo
     add_student(
         db_engine, school_id=w.school_b, registered_by=w.teacher_b, created_at=local(2021, 11, 25), status="pending"
     )
+    # Computers waiting since 10/11 at school B (late 2 * devices_waiting_days after receipt).
+    add_batch(
+        db_engine,
+        school_id=w.school_b,
+        recorded_by=w.principal_b,
+        received_on=date(2021, 11, 10),
+        created_at=local(2021, 11, 10),
+    )
     older_than = timedelta(days=3)
     with session_scope(db_engine) as s:
         expected = [
@@ -73,6 +81,11 @@ def test_late_in_provinces_is_every_district_late_items_old_enough(db_engine, wo
     assert [(i.kind, i.subject_id, i.since, i.school_name) for i in got] == [
         (i.kind, i.subject_id, i.since, i.school_name) for i in expected
     ]
-    assert {i.kind for i in got} >= {"csdl", "needs_report", "review"}  # the other district's item is not there
+    assert {i.kind for i in got} >= {
+        "csdl",
+        "devices",
+        "needs_report",
+        "review",
+    }  # the other district's item is not there
     assert all(i.district_id == w.district_id for i in got)
     assert len(got) < len(everything)  # the handover of 24/11 and the registration of 25/11 are not old enough
