@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import timedelta
 
@@ -106,6 +107,17 @@ def zalo_env(tmp_path, tg: FakeTelegram, zalo: FakeZaloApi, **extra: str) -> dic
     )
 
 
+async def recorded(tmp_path, staff: int, rule: str, timeout: float = 10.0) -> tuple:
+    """(status, channels_done) of a person's notification of ``rule`` once the deliverer has recorded it."""
+    statement = "SELECT status, channels_done FROM notification WHERE recipient_id = :s AND rule = :r"
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        [(status, channels)] = sql(tmp_path, statement, s=staff, r=rule)
+        if status != "pending" or asyncio.get_running_loop().time() > deadline:
+            return status, channels
+        await asyncio.sleep(0.05)
+
+
 def sql(tmp_path, statement: str, **params):
     db = make_engine(sqlite_url(tmp_path))
     try:
@@ -155,12 +167,8 @@ async def test_zalo_through_fieldbot_run_survives_403s_and_lifts_blocked_marks(t
         refused = [c for c in zalo.method_calls("sendMessage") if c.params.get("chat_id") == "z-lan"]
         assert len(refused) >= 3  # two answered 403, then delivered
         assert blocked_at(tmp_path, "z-lan") is None
-        [(status, channels)] = sql(
-            tmp_path,
-            "SELECT status, channels_done FROM notification WHERE recipient_id = :s AND rule = 'needs_report'",
-            s=staff_id(tmp_path, LAN),
-        )
-        assert (status, channels) == ("sent", "zalo")
+        # The outcome is recorded once the send has returned: moments after the message is seen, not before.
+        assert await recorded(tmp_path, staff_id(tmp_path, LAN), "needs_report") == ("sent", "zalo")
 
         # 2. The teacher writes: his blocked mark goes; the reply meets two 403s and still comes, once.
         zalo.fail_next("sendMessage", status=403, count=2, chat_id="z-minh")
