@@ -23,6 +23,7 @@ from core.clock import UTC
 from core.phones import display_phone
 from core.programme import Programme
 from core.vocabulary import NotificationStatus, Role
+from reports.late import ReadAlready
 from storage.batching import any_of, chunks
 from storage.models import ChatIdentity, District, School, Staff
 
@@ -123,6 +124,7 @@ class SchoolInfo:
     name: str
     district_id: int
     needs_report_submitted_at: datetime | None
+    active: bool
 
 
 @dataclass
@@ -139,6 +141,9 @@ class SweepContext:
     _contacts: dict[int, Recipient | None] = field(default_factory=dict)
     _province_officers: dict[int, list[Recipient]] = field(default_factory=dict)
     _districts: dict[int, Any] | None = None  # rows of id, code, name, province_id
+    # Rows a finder read that a later one needs again in the same tick, by name ("handovers": the open handovers
+    # find_csdl read, ...): the province escalation takes its late items from them (``reports.late.ReadAlready``).
+    shared_rows: dict[str, list] = field(default_factory=dict)
     _moments: dict[tuple[date, time], datetime] = field(default_factory=dict)
 
     def read(self, statement):
@@ -209,13 +214,9 @@ class SweepContext:
         (``principals``), once for every school loaded so far."""
         missing = {i for i in ids if i not in self._schools}
         for chunk in chunks(self.session, sorted(missing)):
-            rows = self.read(
-                select(School.id, School.code, School.name, School.district_id, School.needs_report_submitted_at).where(
-                    any_of(self.session, School.id, chunk)
-                )
-            ).all()
+            rows = self.read(select(*_SCHOOL).where(any_of(self.session, School.id, chunk))).all()
             for r in rows:
-                self._schools[r.id] = SchoolInfo(r.id, r.code, r.name, r.district_id, r.needs_report_submitted_at)
+                self._schools[r.id] = SchoolInfo(*r)
         if principals:
             self.load_principals(ids)
         # Every rule that loads schools may escalate to their districts' contacts: one query for all of them.
@@ -225,6 +226,28 @@ class SweepContext:
         if school_id not in self._schools:
             self.load_schools([school_id], principals=False)
         return self._schools[school_id]
+
+    def late_rows(self) -> ReadAlready | None:
+        """What the finders read this tick that holds every late item (``reports.late.ReadAlready``), if they all
+        ran (every sweep; not a finder run alone)."""
+        shared = self.shared_rows
+        if not {"handovers", "batches", "pending"} <= shared.keys():
+            return None
+        return ReadAlready(
+            handovers=shared["handovers"],
+            batches=shared["batches"],
+            pending=shared["pending"],
+            unreported=shared.get("unreported"),
+            school=self.school_in_a_province,
+        )
+
+    def school_in_a_province(self, school_id: int) -> tuple[str, int] | None:
+        """(name, district id) of an active school whose district has a province; None otherwise."""
+        school = self.school(school_id)
+        district = self.districts().get(school.district_id)
+        if not school.active or district is None or district.province_id is None:
+            return None
+        return school.name, school.district_id
 
     def principals(self, school_id: int) -> list[Person]:
         if school_id not in self._principals:
@@ -356,6 +379,8 @@ class SweepContext:
                     Recipient(staff_id=o.id, email=o.email, name=o.full_name, language=o.language or "vi")
                 )
 
+
+_SCHOOL = (School.id, School.code, School.name, School.district_id, School.needs_report_submitted_at, School.active)
 
 # What the sweep reads of a person (``_add_people``, ``district_contact``, ``province_officers``).
 _PERSON = (

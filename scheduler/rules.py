@@ -207,6 +207,7 @@ def find_needs_report(ctx: SweepContext) -> Iterable[Candidate]:
         .scalars()
         .all()
     )
+    ctx.shared_rows["unreported"] = rows
     if not rows:
         return []
     reminding = stage.startswith("remind:")
@@ -309,6 +310,7 @@ def find_csdl(ctx: SweepContext) -> Iterable[Candidate]:
         )
         .order_by(Handover.csdl_due_at, Handover.id)
     ).all()
+    ctx.shared_rows["handovers"] = rows
     if not rows:
         return []
     late = [r for r in rows if ctx.now >= r.csdl_due_at + grace]
@@ -391,6 +393,7 @@ def find_devices_waiting(ctx: SweepContext) -> Iterable[Candidate]:
         .where(Batch.handed_over < Batch.quantity, Batch.received_on <= latest)
         .order_by(Batch.received_on, Batch.id)
     ).all()
+    ctx.shared_rows["batches"] = rows
     if not rows:
         return []
 
@@ -449,6 +452,7 @@ def find_pending_review(ctx: SweepContext) -> Iterable[Candidate]:
         .where(Student.status == ReviewStatus.PENDING, Student.created_at <= ctx.now - n)
         .order_by(Student.created_at, Student.id)
     ).all()
+    ctx.shared_rows["pending"] = rows
     if not rows:
         return []
     ctx.load_schools({r.school_id for r in rows}, principals=True)
@@ -552,7 +556,7 @@ def find_province(ctx: SweepContext) -> Iterable[Candidate]:
     province_escalation_days``, the same late items as the web view's late list). One message per district and
     episode: the stage names the day the oldest such item became late, so a district that stays late is reported
     once, and again only when a different item becomes the oldest."""
-    from reports.late import late_in_provinces
+    from reports.late import late_in_provinces, oldest_late_in_provinces
 
     n = ctx.programme.deadlines.province_escalation_days
     if ctx.now < ctx.morning(ctx.today):
@@ -560,33 +564,39 @@ def find_province(ctx: SweepContext) -> Iterable[Candidate]:
     out: list[Candidate] = []
     by_province = group_by([d for d in ctx.districts().values() if d.province_id is not None], lambda d: d.province_id)
     ctx.load_province_officers(by_province)
-    # Every district's items late N days or more, in one pass for the whole country (oldest first).
-    late = group_by(
-        late_in_provinces(ctx.session, programme=ctx.programme, now=ctx.now, older_than=timedelta(days=n)),
-        lambda i: i.district_id,
+    # Which districts have items late N days or more, and since when the oldest (the stage): from the rows the other
+    # finders read this tick when they all ran (every sweep), else read here. The items themselves are made only
+    # to word an escalation that is new.
+    older_than, rows = timedelta(days=n), ctx.late_rows()
+    since = oldest_late_in_provinces(
+        ctx.session, programme=ctx.programme, now=ctx.now, older_than=older_than, read_already=rows
     )
-    ctx.load_district_contacts(late)
+
+    @cache
+    def late() -> dict[int, list]:
+        items = late_in_provinces(
+            ctx.session, programme=ctx.programme, now=ctx.now, older_than=older_than, read_already=rows
+        )
+        return group_by(items, lambda i: i.district_id)
+
+    at = ctx.morning(ctx.today)
     for province_id, districts in sorted(by_province.items()):
         officers = ctx.province_officers(province_id)
         if not officers:
             continue
         for d in sorted(districts, key=lambda d: d.id):
-            items = late.get(d.id)
-            if not items:
+            if d.id not in since:
                 continue
-            oldest = items[0]
-            contact = ctx.district_contact(d.id)
-            at = ctx.morning(ctx.today)
-            stage = f"late:{ctx.local_date(oldest.since).isoformat()}"
+            stage = f"late:{ctx.local_date(since[d.id]).isoformat()}"
             for rec in officers:
-                values = partial(_province_values, ctx, d, items, rec.language, contact=contact, days=n)
-                line = later(PROVINCE_LATE, rec.language, values)
+                line = later(PROVINCE_LATE, rec.language, partial(_province_values, ctx, d, late, rec.language, days=n))
                 out.append(Candidate("province", f"district:{d.id}", rec, stage, at, line, escalation=True))
     return out
 
 
-def _province_values(ctx: SweepContext, d, items: list, lang: str, *, contact: Recipient | None, days: int) -> dict:
-    oldest = items[0]
+def _province_values(ctx: SweepContext, d, late: Callable[[], dict[int, list]], lang: str, *, days: int) -> dict:
+    items = late()[d.id]
+    oldest, contact = items[0], ctx.district_contact(d.id)
     return dict(
         district=esc(d.name),
         n=len(items),

@@ -1,6 +1,7 @@
 """What the national sweep relies on (bench/bench_national.py): many ids as one array parameter on PostgreSQL and
 as chunks on SQLite (``storage.batching``), and the province escalation's country-wide late items
-(``late_in_provinces``) being exactly each district's ``late_items`` that are old enough."""
+(``late_in_provinces``) being exactly each district's ``late_items`` that are old enough, whether read or taken
+from the rows the sweep's other finders read."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from reports.late import late_in_provinces, late_items
+from reports.late import late_in_provinces, late_items, oldest_late_in_provinces
+from scheduler.context import SweepContext
+from scheduler.rules import find_csdl, find_devices_waiting, find_needs_report, find_pending_review
 from storage import batching
 from storage.db import session_scope
 from storage.models import District, Province, School
@@ -89,3 +92,30 @@ def test_late_in_provinces_is_every_district_late_items_old_enough(db_engine, wo
     }  # the other district's item is not there
     assert all(i.district_id == w.district_id for i in got)
     assert len(got) < len(everything)  # the handover of 24/11 and the registration of 25/11 are not old enough
+
+    # In a sweep the province escalation takes the same items from the rows the other finders read this tick.
+    for at in (now, local(2021, 11, 19, 9), local(2021, 12, 20, 9)):  # late, before the report is, much later
+        for days in (0, 3, 30):
+            with session_scope(db_engine) as s:
+                ctx = SweepContext(session=s, programme=programme, now=at)
+                for find in (find_needs_report, find_csdl, find_devices_waiting, find_pending_review):
+                    list(find(ctx))
+                shared = late_in_provinces(
+                    s, programme=programme, now=at, older_than=timedelta(days=days), read_already=ctx.late_rows()
+                )
+                read = late_in_provinces(s, programme=programme, now=at, older_than=timedelta(days=days))
+                # ... and learns each district's oldest item (its stage) without making the items, either way.
+                oldest = [
+                    oldest_late_in_provinces(
+                        s, programme=programme, now=at, older_than=timedelta(days=days), read_already=rows
+                    )
+                    for rows in (ctx.late_rows(), None)
+                ]
+            assert ctx.late_rows() is not None
+            assert [(i.kind, i.subject_id, i.since, i.school_name, i.district_id) for i in shared] == [
+                (i.kind, i.subject_id, i.since, i.school_name, i.district_id) for i in read
+            ], (at, days)
+            first: dict = {}
+            for i in read:
+                first.setdefault(i.district_id, i.since)
+            assert oldest == [first, first], (at, days)
