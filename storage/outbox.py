@@ -76,7 +76,7 @@ def reconcile(session: Session, *, keys: Collection[str], rules: Iterable[str]) 
     """Compare what is due now (``keys``, from ``rules``) with what the outbox holds."""
     dialect = session.get_bind().dialect.name
     pack = "\n".join if dialect == "postgresql" else json.dumps
-    params = {"keys": pack(sorted(set(keys))), "rules": pack(sorted(set(rules))), "pending": NotificationStatus.PENDING}
+    params = {"keys": pack(list(keys)), "rules": pack(sorted(set(rules))), "pending": NotificationStatus.PENDING}
     rows = session.execute(text(_RECONCILE_SQL[dialect]), params).all()
     return Reconciled(
         new={r.key for r in rows if r.id is None}, stale=[(r.id, r.key) for r in rows if r.id is not None]
