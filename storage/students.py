@@ -9,10 +9,11 @@ change writes an audit event in the same transaction.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import Integer, bindparam, cast, func, literal, null, union_all
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -134,7 +135,16 @@ _SAME_BIRTH = (
     )
     .order_by(_student.c.id)
 )
-_REPORT_SUBMITTED = core_select(_school.c.needs_report_submitted_at).where(_school.c.id == bindparam("school_id"))
+_NO_STUDENT = cast(null(), Integer)  # typed: PostgreSQL resolves a bare NULL in a UNION as text
+# A save's three checks in one round trip: the school's report state (kind 0), the code's owner (1), pupils of
+# the school born that day (2). The first member's columns type the rest (UTCDateTime reads both times).
+_SAVE_CHECKS = union_all(
+    core_select(
+        literal(0).label("kind"), _NO_STUDENT.label("id"), null().label("name"), _school.c.needs_report_submitted_at
+    ).where(_school.c.id == bindparam("school_id")),
+    _CODE_OWNER.with_only_columns(literal(1), _NO_STUDENT, _school.c.name, _student.c.created_at),
+    _SAME_BIRTH.with_only_columns(literal(2), _student.c.id, _student.c.full_name, null()).order_by(None),
+)
 _NEW_STUDENT = {
     # ON CONFLICT DO NOTHING instead of a savepoint around the INSERT: a code registered concurrently returns no
     # id, and the transaction goes on (two round trips fewer than SAVEPOINT, INSERT, RELEASE).
@@ -155,15 +165,19 @@ def find_same_name_and_birth(
 ) -> Student | None:
     """Same birth date and the same name once accents are set aside ("Le Thi Hoa" typed without a Vietnamese
     keyboard is still "Lê Thị Hoa")."""
-    from core.text import fold
-
     # Columns, not entities: this runs while a teacher types, and usually finds nothing.
     rows = session.execute(
         _SAME_BIRTH, {"school_id": school_id, "birth_date": birth_date, "exclude_id": exclude_id or _NO_ID}
     ).all()
-    wanted = fold(full_name)
-    match = next((sid for sid, name in rows if fold(name) == wanted), None)
+    match = _same_name(rows, full_name)
     return session.get(Student, match) if match is not None else None
+
+
+def _same_name(rows: Iterable[tuple[int, str]], full_name: str) -> int | None:
+    from core.text import fold
+
+    wanted = fold(full_name)
+    return next((sid for sid, name in sorted(rows) if fold(name) == wanted), None)
 
 
 def _duplicate_code_error(session: Session, code: str, exclude_id: int | None = None) -> DuplicateCode | None:
@@ -197,14 +211,17 @@ def register_student(
     a separate, deliberate step). Late if the school already submitted its needs report."""
     if actor.role not in (Role.TEACHER, Role.PRINCIPAL) or actor.school_id is None:
         raise NotAllowed("register_role")
-    submitted_at = session.execute(_REPORT_SUBMITTED, {"school_id": actor.school_id}).scalar_one()
-    dup = _duplicate_code_error(session, code)
-    if dup is not None:
-        raise dup
+    rows = session.execute(
+        _SAVE_CHECKS, {"school_id": actor.school_id, "code": code, "birth_date": birth_date, "exclude_id": _NO_ID}
+    ).all()
+    (submitted_at,) = [at for kind, _, _, at in rows if kind == 0]
+    owner = next(((name, at) for kind, _, name, at in rows if kind == 1), None)
+    if owner is not None:
+        raise DuplicateCode(code=code, school_name=owner[0], registered_on=_local_day(owner[1]))
     if not confirm_same_name:
-        same = find_same_name_and_birth(session, school_id=actor.school_id, full_name=full_name, birth_date=birth_date)
+        same = _same_name([(sid, name) for kind, sid, name, _ in rows if kind == 2], full_name)
         if same is not None:
-            raise SameNameAndBirth(same)
+            raise SameNameAndBirth(session.get(Student, same))
     student = Student(
         school_id=actor.school_id,
         code=code,
