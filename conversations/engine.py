@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from conversations import linking
@@ -43,12 +44,9 @@ from conversations.state import (
     PersonBusy,
     Sender,
     claim_and_load,
-    commit_with_progress,
-    delete_conversation,
+    commit_step,
     load_sender,
     prune_processed,
-    require_durable_commit,
-    save_conversation,
 )
 from core.clock import Clock
 from core.i18n import LANGUAGES, T
@@ -169,6 +167,8 @@ class _Step:
         self.now = now
         self._session: Session | None = None
         self.pending_save: dict[str, Any] | None = None
+        self.pending_delete: int | None = None  # the staff id whose finished form's progress goes at commit
+        self.durable = False  # the step wrote a record: its commit waits for the disk
         self.rollback_hooks: list[Callable[[], None]] = []
         self.contexts: list[FormContext] = []
         self.after_commit: list[Callable[[], Awaitable[list[Outgoing]]]] = []
@@ -183,25 +183,37 @@ class _Step:
         """An ORM session on the step's own connection and transaction: flushes land in the same commit as
         the dedupe record and the form state (it never commits or closes that transaction itself)."""
         if self._session is None:
-            # Progress-only steps commit without waiting for the disk on PostgreSQL (a crash can lose at
-            # most the last answer); a step that opens the ORM session may write a record: fully durable.
-            require_durable_commit(self.conn)
+            # Progress-only steps commit without waiting for the disk on PostgreSQL (a crash can lose at most
+            # the last answer). Forms open the session to check answers too (a student code already taken),
+            # so opening it is not writing: what the connection runs from now on decides.
+            event.listen(self.conn, "before_cursor_execute", self._note_statement)
             self._session = Session(bind=self.conn, expire_on_commit=False)
         return self._session
+
+    def _note_statement(self, _conn, _cursor, statement: str, *_rest) -> None:
+        """Anything but a SELECT (an INSERT, UPDATE, DELETE, a savepoint around one) makes the commit
+        durable: a record, its audit line or an outbox row must survive a crash once the person was told."""
+        if not self.durable and statement.lstrip()[:6].upper() != "SELECT":
+            self.durable = True
 
     def flush(self) -> None:
         if self._session is not None:
             self._session.flush()
 
     def delete_progress(self, staff_id: int) -> None:
-        self.pending_save = None
-        delete_conversation(self.conn, staff_id=staff_id)
+        """The form ended: its progress row goes with the commit (nothing in the step reads it back)."""
+        self.pending_save, self.pending_delete = None, staff_id
 
     def commit(self, trans: sqlalchemy.RootTransaction) -> None:
-        """The form's progress row, then COMMIT: sent together on PostgreSQL (``commit_with_progress``)."""
+        """The form's progress (saved or deleted), the durable setting when a record was written, then
+        COMMIT: sent together on PostgreSQL (``commit_step``)."""
         save, self.pending_save = self.pending_save, None
-        if save is not None and not commit_with_progress(self.conn, save):
-            save_conversation(self.conn, **save)
+        commit_step(
+            self.conn,
+            save=save,
+            delete_staff_id=self.pending_delete if save is None else None,
+            durable=self.durable,
+        )
         trans.commit()
 
     def close(self) -> None:

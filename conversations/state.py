@@ -305,7 +305,8 @@ def _claim_and_load(
     """Lock the chat account's step (see the module doc), record the message (False: already processed) and
     read its sender with the order of the newest message applied before this one, moving it to ``seq``.
     On PostgreSQL the transaction is left with ``synchronous_commit`` off: a step that writes records must
-    call ``require_durable_commit`` (the engine does when a form opens an ORM session)."""
+    commit durably (``commit_step(durable=True)`` or ``require_durable_commit``; the engine does when a
+    statement other than a SELECT ran through a form's ORM session)."""
     if conn.dialect.name == "postgresql" and message_id and conn.dialect.driver == "psycopg":
         return _pg_pipelined(
             conn,
@@ -402,10 +403,13 @@ def _pg_pipelined(
     return row.fresh == 1, (_sender_from(row) if row.id is not None else None)
 
 
+_DURABLE = "SET LOCAL synchronous_commit TO ON"
+
+
 def require_durable_commit(conn: Connection) -> None:
-    """Undo ``claim_and_load``'s relaxed commit for this transaction: it is about to write a record."""
+    """Undo ``claim_and_load``'s relaxed commit for this transaction: it wrote a record."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL synchronous_commit TO ON")
+        conn.exec_driver_sql(_DURABLE)
 
 
 def _sender_from(row) -> Sender | None:
@@ -445,18 +449,27 @@ def save_conversation(
     answers hold, so the daily clean-up (``storage.evidence``) keeps them without reading form state."""
     conn.execute(
         _upsert_stmt(conn),
-        {
-            "staff_id": staff_id,
-            "channel": channel,
-            "chat_id": chat_id,
-            "form": form,
-            "step": step[:64],
-            "data": data,
-            "files": sorted(set(held_files(data))),
-            "now": now,
-            "now2": now,
-        },
+        _upsert_params(
+            dict(staff_id=staff_id, channel=channel, chat_id=chat_id, form=form, step=step, data=data, now=now)
+        ),
     )
+
+
+def _upsert_params(save: dict[str, Any], json: Any = None) -> dict[str, Any]:
+    """``json``: psycopg's ``Json`` when the parameters go to the driver directly (no SQLAlchemy type to
+    encode the JSON columns)."""
+    wrap = json or (lambda value: value)
+    return {
+        "staff_id": save["staff_id"],
+        "channel": save["channel"],
+        "chat_id": save["chat_id"],
+        "form": save["form"],
+        "step": save["step"][:64],
+        "data": wrap(save["data"]),
+        "files": wrap(sorted(set(held_files(save["data"])))),
+        "now": save["now"],
+        "now2": save["now"],
+    }
 
 
 def held_files(data: Any) -> Iterator[str]:
@@ -473,45 +486,49 @@ def held_files(data: Any) -> Iterator[str]:
             yield from held_files(value)
 
 
-def commit_with_progress(conn: Connection, save: dict[str, Any]) -> bool:
-    """PostgreSQL with psycopg: the progress upsert and COMMIT in one pipeline (one wait for the server
-    instead of two); the caller's SQLAlchemy commit that follows finds nothing left to do. False elsewhere:
-    the caller saves and commits as usual."""
-    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
-        return False
-    from psycopg.types.json import Json
-
-    if "upsert" not in _PG_SQL:
-        compiled = _upsert_stmt(conn).compile(dialect=conn.dialect)
-        _PG_SQL["upsert"] = (compiled.string, compiled)
-    sql, compiled = _PG_SQL["upsert"]
-    params = compiled.construct_params(
-        {
-            "staff_id": save["staff_id"],
-            "channel": save["channel"],
-            "chat_id": save["chat_id"],
-            "form": save["form"],
-            "step": save["step"][:64],
-            "data": Json(save["data"]),
-            "files": Json(sorted(set(held_files(save["data"])))),
-            "now": save["now"],
-            "now2": save["now"],
-        }
-    )
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur, raw.pipeline():
-        cur.execute(sql, params)
-        # COMMIT as a statement in the same batch (``raw.commit()`` would sync the pipeline on its own);
-        # psycopg reads the transaction state from the server's answer, so it knows the transaction ended.
-        cur.execute("COMMIT")
-    return True
-
-
 _DELETE_CONV = delete(_conv).where(_conv.c.staff_id == bindparam("staff_id"))
 
 
 def delete_conversation(conn: Connection, *, staff_id: int) -> None:
     conn.execute(_DELETE_CONV, {"staff_id": staff_id})
+
+
+def commit_step(conn: Connection, *, save: dict[str, Any] | None, delete_staff_id: int | None, durable: bool) -> None:
+    """What the step left to write — the progress upsert, or the finished form's delete — and, when the step
+    wrote a record, a durable commit. PostgreSQL with psycopg: all of it and COMMIT in one pipeline (one wait
+    for the server instead of up to three), so the caller's SQLAlchemy commit that follows finds nothing left
+    to do; elsewhere one statement at a time, and the caller's commit commits.
+
+    ``synchronous_commit`` is read by the server when the transaction commits, so setting it just before
+    COMMIT makes that commit wait for the disk exactly as setting it earlier in the step would."""
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        if durable:
+            require_durable_commit(conn)
+        if save is not None:
+            save_conversation(conn, **save)
+        elif delete_staff_id is not None:
+            delete_conversation(conn, staff_id=delete_staff_id)
+        return
+    from psycopg.types.json import Json
+
+    if "upsert" not in _PG_SQL:
+        compiled = _upsert_stmt(conn).compile(dialect=conn.dialect)
+        _PG_SQL["upsert"] = (compiled.string, compiled)
+        compiled = _DELETE_CONV.compile(dialect=conn.dialect)
+        _PG_SQL["delete"] = (compiled.string, compiled)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, raw.pipeline():
+        if durable:
+            cur.execute(_DURABLE)
+        if save is not None:
+            sql, compiled = _PG_SQL["upsert"]
+            cur.execute(sql, compiled.construct_params(_upsert_params(save, json=Json)))
+        elif delete_staff_id is not None:
+            sql, compiled = _PG_SQL["delete"]
+            cur.execute(sql, compiled.construct_params({"staff_id": delete_staff_id}))
+        # COMMIT as a statement in the same batch (``raw.commit()`` would sync the pipeline on its own);
+        # psycopg reads the transaction state from the server's answer, so it knows the transaction ended.
+        cur.execute("COMMIT")
 
 
 # --- JSON for form values: dates survive the round trip -------------------------------------------------

@@ -23,6 +23,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+_INSERT = AuditEvent.__table__.insert()
+
+
 def record(
     session: Session,
     *,
@@ -33,19 +36,22 @@ def record(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
     now: datetime,
-) -> AuditEvent:
-    event = AuditEvent(
-        at=now,
-        actor_id=actor_id,
-        action=action[:32],
-        entity=entity[:32],
-        entity_id=entity_id,
-        before=_jsonable(before) if before is not None else None,
-        after=_jsonable(after) if after is not None else None,
+) -> None:
+    """One event, written at once in the session's transaction. A plain INSERT, not an ORM object: no caller
+    uses the event, and the ORM's flush of one object cost ~0.5 ms of Python on every saved registration."""
+    session.flush()  # the change being audited is written first, as before
+    session.connection().execute(
+        _INSERT,
+        {
+            "at": now,
+            "actor_id": actor_id,
+            "action": action[:32],
+            "entity": entity[:32],
+            "entity_id": entity_id,
+            "before": _jsonable(before) if before is not None else None,
+            "after": _jsonable(after) if after is not None else None,
+        },
     )
-    session.add(event)
-    session.flush()
-    return event
 
 
 def history(session: Session, *, entity: str, entity_id: int) -> list[AuditEvent]:

@@ -393,6 +393,32 @@ async def test_fast_path_on_both_databases(db_engine, world, programme, clock) -
     assert _count(db_engine, Student) == 1 and _conv(db_engine, world.teacher_a) is None
 
 
+async def test_only_steps_that_write_a_record_wait_for_the_disk(
+    db_engine, world, programme, clock, monkeypatch
+) -> None:
+    """Checking an answer against the database (a student code already taken) opens the form's session but
+    writes nothing: that step commits relaxed like any progress step; the step that saves the record (and its
+    audit line) commits durably."""
+    import conversations.engine as engine_module
+
+    durable: list[bool] = []
+    real = engine_module.commit_step
+
+    def spy(conn, **kw):
+        durable.append(kw["durable"])
+        return real(conn, **kw)
+
+    eng = make_engine(db_engine, programme, clock)
+    teacher = await Chat.linked(eng, world.phones["teacher_a"])
+    monkeypatch.setattr(engine_module, "commit_step", spy)
+    await fill(teacher, *FIRST_ANSWERS, "0123456789", "tap:Nam", "tap:Hộ nghèo", "tap:Máy tính")
+    await fill(teacher, "tap:Bỏ qua", "tap:Bỏ qua", "tap:Bỏ qua")
+    assert durable == [False] * 12  # the code step read the student table; nothing was written
+    await teacher.tap("Lưu")
+    assert "Đã lưu" in teacher.text and durable[-1] is True
+    assert _count(db_engine, Student) == 1 and _conv(db_engine, world.teacher_a) is None
+
+
 async def test_one_log_line_per_update_without_personal_data(eng, sqlite_world, caplog) -> None:
     chat = Chat(eng, "4242")
     with caplog.at_level(logging.INFO, logger="conversations.engine"):

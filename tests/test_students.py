@@ -41,6 +41,28 @@ def test_register_and_duplicate_code_anywhere(db_engine, world, clock) -> None:
         assert len(events) == 1 and events[0].after["code"] == "0123456789"
 
 
+def test_a_code_registered_meanwhile_is_refused_clearly(db_engine, world, clock, monkeypatch) -> None:
+    """Between a registration's checks and its INSERT a colleague saves the same code: the refusal names them
+    (ON CONFLICT DO NOTHING, no savepoint) and the transaction stays usable."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer: another registration cannot land between the checks and the INSERT")
+    now = clock.now()
+    real = students._insert_new
+
+    def colleague_first(session, student):
+        monkeypatch.setattr(students, "_insert_new", real)  # the colleague's own save goes straight through
+        with session_scope(db_engine) as other:
+            _register(other, _staff(other, world.teacher_b), now, name="Lê Văn Bình", birth=date(2008, 1, 1))
+        return real(session, student)
+
+    monkeypatch.setattr(students, "_insert_new", colleague_first)
+    with session_scope(db_engine) as s:
+        with pytest.raises(students.DuplicateCode) as exc:
+            _register(s, _staff(s, world.teacher_a), now)
+        assert "Trường" in refusal(exc.value)
+        assert len(s.exec(select(Student)).all()) == 1  # the colleague's; this transaction still answers
+
+
 def test_same_name_and_birth_needs_confirmation(db_engine, world, clock) -> None:
     now = clock.now()
     with session_scope(db_engine) as s:

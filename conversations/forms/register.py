@@ -55,9 +55,9 @@ def _reason_required(ctx: FormContext) -> bool:
 
 def _parse_code(text: str, ctx: FormContext) -> str:
     code = parse_student_code(text, ctx)
-    owner = students.find_code_owner(ctx.session, code=code, exclude_id=ctx.values.get("student_id"))
+    owner = students.code_owner(ctx.session, code=code, exclude_id=ctx.values.get("student_id"))
     if owner is not None:
-        student, school = owner
+        school_name, registered_at = owner
         raise Invalid(
             T(
                 vi="Mã định danh {code} đã được đăng ký tại {school} ngày {day}. Mỗi em chỉ đăng ký "
@@ -65,8 +65,8 @@ def _parse_code(text: str, ctx: FormContext) -> str:
                 en="Student code {code} was already registered at {school} on {day}.",
             ),
             code=code,
-            school=esc(school.name),
-            day=fmt_date(student.created_at.astimezone(ctx.programme.tz).date()),
+            school=esc(school_name),
+            day=fmt_date(registered_at.astimezone(ctx.programme.tz).date()),
         )
     return code
 
