@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from conversations import engine as engine_module
+from conversations import state as state_module
 from core.vocabulary import DeviceType, ReviewStatus, Source
 from storage import evidence, receipts
 from storage.db import session_scope
@@ -324,16 +324,16 @@ async def test_no_orphan_file_when_a_photo_step_fails_or_the_form_is_cancelled(
     teacher, seeded, sqlite_engine, store, clock, monkeypatch
 ) -> None:
     await _to_photos(teacher)
-    real_save = engine_module.save_conversation
+    real_save = state_module.save_conversation  # the step's progress, written as it commits (commit_step)
 
     def disk_full(*args, **kwargs):
         raise OSError("database or disk is full")
 
-    monkeypatch.setattr(engine_module, "save_conversation", disk_full)
+    monkeypatch.setattr(state_module, "save_conversation", disk_full)
     await teacher.photo(phone_jpeg(51))
     assert "hệ thống gặp lỗi" in teacher.text
     assert _files(store) == set()  # the step failed: the file it wrote went with it
-    monkeypatch.setattr(engine_module, "save_conversation", real_save)
+    monkeypatch.setattr(state_module, "save_conversation", real_save)
     await teacher.resend()  # the same photo again, now the step commits
     assert "Đã nhận 1 ảnh" in teacher.text and len(_files(store)) == 2
     await teacher.say("/huy")
