@@ -350,13 +350,18 @@ def _csdl_due_day(ctx: SweepContext, r) -> date:
 
 
 def _csdl_values(ctx: SweepContext, r, pupils: Callable[[], dict]) -> dict:
+    return _handover_values(ctx, r, pupils, due=fmt_date(_csdl_due_day(ctx, r)))
+
+
+def _handover_values(ctx: SweepContext, r, pupils: Callable[[], dict], **more) -> dict:
+    """What a line about a handover names: the school, the pupil and class (``pupils_of``), the handover day."""
     pupil = pupils()[r.id]
     return dict(
         school=esc(ctx.school(r.school_id).name),
         student=esc(pupil.full_name),
         class_name=esc(pupil.class_name),
         handed=fmt_date(r.handed_over_on),
-        due=fmt_date(_csdl_due_day(ctx, r)),
+        **more,
     )
 
 
@@ -527,14 +532,7 @@ def find_minutes(ctx: SweepContext) -> Iterable[Candidate]:
 
 
 def _minutes_values(ctx: SweepContext, r, pupils: Callable[[], dict]) -> dict:
-    pupil = pupils()[r.id]
-    return dict(
-        school=esc(ctx.school(r.school_id).name),
-        student=esc(pupil.full_name),
-        class_name=esc(pupil.class_name),
-        id=r.id,
-        handed=fmt_date(r.handed_over_on),
-    )
+    return _handover_values(ctx, r, pupils, id=r.id)
 
 
 # --- districts that stay late: escalation to the province (báo cáo vượt cấp lên Sở) ---------------------------

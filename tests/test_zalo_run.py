@@ -35,6 +35,7 @@ pytestmark = pytest.mark.slow
 NUMBERED = re.compile(r"^(\d+)\. (.+)$", re.MULTILINE)
 LAN, MINH, HA = "+84901000001", "+84901000002", "+84901000003"  # principal, teachers of Phú Hòa 1
 HOOK_SECRET = "zalo-hook-Secret-42"
+HOOK_URL = "https://bot.truong.test/zalo/hook"
 
 
 @pytest.fixture
@@ -116,6 +117,18 @@ async def recorded(tmp_path, staff: int, rule: str, timeout: float = 10.0) -> tu
         if status != "pending" or asyncio.get_running_loop().time() > deadline:
             return status, channels
         await asyncio.sleep(0.05)
+
+
+def webhook_env(tmp_path, tg: FakeTelegram, zalo: FakeZaloApi, port: int) -> dict[str, str]:
+    """Zalo in webhook mode, listening on ``port`` behind the (fake) proxy at the registered public URL."""
+    return zalo_env(
+        tmp_path,
+        tg,
+        zalo,
+        FIELDBOT_ZALO_WEBHOOK_URL=HOOK_URL,
+        FIELDBOT_ZALO_WEBHOOK_SECRET=HOOK_SECRET,
+        FIELDBOT_ZALO_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
+    )
 
 
 def sql(tmp_path, statement: str, **params):
@@ -218,14 +231,7 @@ async def test_zalo_through_fieldbot_run_survives_403s_and_lifts_blocked_marks(t
 async def test_webhook_start_up_answers_the_verification_then_serves(tg, zalo_fake, tmp_path) -> None:
     port = free_port()
     zalo_fake.webhook_target = f"http://127.0.0.1:{port}"  # the reverse proxy in front of the bot
-    env = zalo_env(
-        tmp_path,
-        tg,
-        zalo_fake,
-        FIELDBOT_ZALO_WEBHOOK_URL="https://bot.truong.test/zalo/hook",
-        FIELDBOT_ZALO_WEBHOOK_SECRET=HOOK_SECRET,
-        FIELDBOT_ZALO_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
-    )
+    env = webhook_env(tmp_path, tg, zalo_fake, port)
     bot = BotProcess(env, cwd=tmp_path)
     await bot.start("--no-scheduler")
     try:
@@ -247,14 +253,7 @@ async def test_a_worker_serves_zalos_webhook_without_registering_it(tg, zalo_fak
     """Several processes behind one proxy (docs/deploy.md): only the primary calls setWebhook; a worker serves the
     same webhook, secret checked; a worker without a webhook (it would poll) is refused with one line."""
     port = free_port()
-    env = zalo_env(
-        tmp_path,
-        tg,
-        zalo_fake,
-        FIELDBOT_ZALO_WEBHOOK_URL="https://bot.truong.test/zalo/hook",
-        FIELDBOT_ZALO_WEBHOOK_SECRET=HOOK_SECRET,
-        FIELDBOT_ZALO_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
-    )
+    env = webhook_env(tmp_path, tg, zalo_fake, port)
     del env["FIELDBOT_TELEGRAM_TOKEN"]  # Zalo only: a Telegram worker needs its own webhook settings
     zalo_fake.webhook_target = f"http://127.0.0.1:{port}"
     # As the primary left it: the platform posts to the registered URL, through the proxy, to this worker.
@@ -281,14 +280,7 @@ async def test_a_worker_serves_zalos_webhook_without_registering_it(tg, zalo_fak
 async def test_failed_verification_and_a_webhook_left_set_stop_with_one_line(tg, zalo_fake, tmp_path) -> None:
     port = free_port()
     zalo_fake.webhook_target = f"http://127.0.0.1:{free_port()}"  # the proxy forwards somewhere else
-    env = zalo_env(
-        tmp_path,
-        tg,
-        zalo_fake,
-        FIELDBOT_ZALO_WEBHOOK_URL="https://bot.truong.test/zalo/hook",
-        FIELDBOT_ZALO_WEBHOOK_SECRET=HOOK_SECRET,
-        FIELDBOT_ZALO_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
-    )
+    env = webhook_env(tmp_path, tg, zalo_fake, port)
     bot = BotProcess(env, cwd=tmp_path)
     out = await bot.acli("run", "--no-scheduler", check=False)
     assert out.returncode == 2, out.stdout + out.stderr
