@@ -352,3 +352,22 @@ class FormContext:
     def on_rollback(self, hook: Callable[[], None]) -> None:
         """Undo a side effect outside the database (a photo file written) if the step fails."""
         self.rollback_hooks.append(hook)
+
+    def hold_photo(self, stored: Any) -> None:
+        """A photo this step stored for the form (``PhotoStore.ingest``): a new file is deleted if the step's
+        transaction rolls back and no committed row uses it; one already on disk (sent before) is marked fresh,
+        so the orphan sweep cannot take it from the form holding it."""
+        if not stored.is_new:
+            self.photos.open_path(stored.path).touch()
+            return
+        from sqlmodel import Session
+
+        from storage import evidence
+
+        store, engine = self.photos, self.session.get_bind()
+
+        def undo() -> None:
+            with Session(engine) as fresh:
+                evidence.discard_unreferenced(fresh, store=store, photos=[stored])
+
+        self.on_rollback(undo)

@@ -193,23 +193,8 @@ def _accept_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> dict[str,
                 "skip if you have none.",
             )
         )
-    if stored.is_new:
-        _discard_if_step_fails(ctx, [stored])
-    else:
-        # Already on disk (sent before): mark it fresh so the orphan sweep cannot take it from this form.
-        ctx.photos.open_path(stored.path).touch()
+    ctx.hold_photo(stored)
     return evidence.stored_photo_to_dict(stored)
-
-
-def _discard_if_step_fails(ctx: FormContext, photos: list) -> None:
-    """If this step's transaction rolls back, delete the files it wrote that no committed row uses."""
-    store, engine = ctx.photos, ctx.session.get_bind()
-
-    def undo() -> None:
-        with Session(engine) as fresh:
-            evidence.discard_unreferenced(fresh, store=store, photos=photos)
-
-    ctx.on_rollback(undo)
 
 
 # --- save ---------------------------------------------------------------------------------------------------

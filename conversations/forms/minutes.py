@@ -12,8 +12,6 @@ import logging
 import secrets
 from typing import Any
 
-from sqlmodel import Session
-
 from conversations.fields import choice_field, photo_field
 from conversations.forms.base import Choice, Done, Form, FormContext, Invalid
 from conversations.refusals import refusal
@@ -195,16 +193,7 @@ def _accept_minutes_photo(ctx: FormContext, data: bytes, photo: PhotoInput) -> d
         stored = ctx.photos.ingest(data, mime_type=photo.mime_type, file_name=photo.file_name)
     except (PhotoRejected, PhotoStoreError) as exc:
         raise Invalid(refusal(exc, ctx.lang)) from None
-    if stored.is_new:
-        store, engine = ctx.photos, ctx.session.get_bind()
-
-        def undo() -> None:
-            with Session(engine) as fresh:
-                evidence.discard_unreferenced(fresh, store=store, photos=[stored])
-
-        ctx.on_rollback(undo)
-    else:
-        ctx.photos.open_path(stored.path).touch()  # fresh for the orphan sweep while this form holds it
+    ctx.hold_photo(stored)
     _check_sheet_code(ctx, ctx.photos.open_path(stored.path))
     return evidence.stored_photo_to_dict(stored)
 
@@ -313,16 +302,7 @@ def _recognise_sheet(ctx: FormContext, data: bytes, photo: PhotoInput) -> dict[s
         if stored.is_new:
             evidence.discard_unreferenced(ctx.session, store=ctx.photos, photos=[stored])
         return None
-    if stored.is_new:  # if the step fails, the file goes
-        store, engine = ctx.photos, ctx.session.get_bind()
-
-        def undo() -> None:
-            with Session(engine) as fresh:
-                evidence.discard_unreferenced(fresh, store=store, photos=[stored])
-
-        ctx.on_rollback(undo)
-    else:
-        path.touch()  # fresh for the orphan sweep, as the photo question does
+    ctx.hold_photo(stored)
     return {"handover": h.id, "action": "photo", "photo": evidence.stored_photo_to_dict(stored)}
 
 
